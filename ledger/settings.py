@@ -1,0 +1,66 @@
+"""The one place that reads the environment (DESIGN.md, Settings)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from ledger.domain.errors import InvalidCommand
+from ledger.domain.policy import Policy
+
+DEFAULT_SQLITE_PATH = Path("var/ledger.db")
+DEFAULT_SIGNING_KEY_PATH = Path("var/signing-key.pem")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    signing_key_path: Path = DEFAULT_SIGNING_KEY_PATH
+    policy: Policy = field(default_factory=Policy)
+    log_level: str = "INFO"
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.database_url) and str(self.database_url).startswith(
+            ("postgresql://", "postgres://")
+        )
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.database_url and self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return DEFAULT_SQLITE_PATH
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Policy defaults (DOMAIN.md section 9) overridden by a TOML file's [policy] table."""
+    if path is None:
+        return Policy()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidCommand("LEDGER_POLICY", f"cannot read policy file: {exc}") from None
+    table = data.get("policy", data)
+    known = {f.name: f.type for f in fields(Policy)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise InvalidCommand("LEDGER_POLICY", f"unknown policy keys: {', '.join(unknown)}")
+    return replace(Policy(), **table)
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    url = env.get("LEDGER_DATABASE_URL") or None
+    if url and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise InvalidCommand(
+            "LEDGER_DATABASE_URL", "must start with postgresql:// or sqlite:/// (or be unset)"
+        )
+    policy_path = env.get("LEDGER_POLICY")
+    return Settings(
+        database_url=url,
+        signing_key_path=Path(env.get("LEDGER_SIGNING_KEY") or DEFAULT_SIGNING_KEY_PATH),
+        policy=load_policy(Path(policy_path) if policy_path else None),
+        log_level=env.get("LEDGER_LOG_LEVEL", "INFO").upper(),
+    )
