@@ -17,5 +17,3 @@ class Policy:
     return_window_holiday_extension: bool = False
     # 7D art. 15: coupons come back on a no-reason return unless agreed otherwise.
     coupons_restored_on_no_reason_return: bool = True
-    # 7D art. 14: refund within 7 days of receiving the returned goods.
-    refund_due_days: int = 7

@@ -1,0 +1,151 @@
+"""Accounts (6.1, 6.2): restriction or termination blocks new orders; for open orders the
+seller decides, per order, to close or continue (6.2). Non-quality refusals are counted
+here so 6.1(5) ("short period, several refusals") is checked against the record."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.context import Ctx
+from ledger.domain.errors import RuleViolation
+from ledger.domain.ids import account_id
+from ledger.domain.topics import topic
+
+RESTRICTION_GROUNDS = tuple(f"6.1({n})" for n in range(1, 9))
+DISPOSITIONS = ("close", "continue")
+
+
+@topic("account/Event")
+class AccountEvent(Aggregate.Event):
+    class_version = 1
+    command_id: str
+
+
+@topic("account/Registered")
+class AccountRegistered(AccountEvent, Aggregate.Created):
+    account_no: str
+
+    def apply(self, agg: Any) -> None:
+        agg.account_no = self.account_no
+        agg.refusals = []
+        agg.restricted_ground = None
+        agg.terminated = False
+        agg.dispositions = {}
+
+
+@topic("account/NonQualityRefusalRecorded")
+class NonQualityRefusalRecorded(AccountEvent):
+    order_no: str
+
+    def apply(self, agg: Any) -> None:
+        agg.refusals.append(self.timestamp)
+
+
+@topic("account/Restricted")
+class AccountRestricted(AccountEvent):
+    ground: str
+    evidence: dict[str, Any]
+
+    def apply(self, agg: Any) -> None:
+        agg.restricted_ground = self.ground
+
+
+@topic("account/Terminated")
+class AccountTerminated(AccountEvent):
+    ground: str
+
+    def apply(self, agg: Any) -> None:
+        agg.terminated = True
+
+
+@topic("account/OpenOrderDispositionDecided")
+class OpenOrderDispositionDecided(AccountEvent):
+    order_no: str
+    disposition: str
+
+    def apply(self, agg: Any) -> None:
+        agg.dispositions[self.order_no] = self.disposition
+
+
+class Account(Aggregate):
+    TOPIC = "mall-ledger/account"
+    Event = AccountEvent
+    Created = AccountRegistered
+
+    if TYPE_CHECKING:
+        account_no: str
+        refusals: list[datetime]
+        restricted_ground: str | None
+        terminated: bool
+        dispositions: dict[str, str]
+
+    @classmethod
+    def register(cls, ctx: Ctx, account_no: str) -> Account:
+        """Accounts are registered on the first event that concerns them."""
+        return cls._create(
+            AccountRegistered,
+            id=account_id(account_no),
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            account_no=account_no,
+        )
+
+    def _emit(self, event_class: Any, ctx: Ctx, **fields: Any) -> None:
+        self.trigger_event(event_class, timestamp=ctx.at, command_id=ctx.command_id, **fields)
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.restricted_ground is not None or self.terminated
+
+    def check_may_order(self) -> None:
+        if self.is_blocked:
+            raise RuleViolation(
+                "ACCOUNT_RESTRICTED",
+                "6.2" if self.terminated else "6.1",
+                f"account {self.account_no} may not place orders",
+            )
+
+    def record_non_quality_refusal(self, ctx: Ctx, order_no: str) -> None:
+        self._emit(NonQualityRefusalRecorded, ctx, order_no=order_no)
+
+    def refusals_within(self, at: datetime, window_days: int) -> int:
+        since = at - timedelta(days=window_days)
+        return sum(1 for moment in self.refusals if moment > since)
+
+    def restrict(
+        self, ctx: Ctx, ground: str, evidence: dict[str, Any], threshold: int, window_days: int
+    ) -> None:
+        if self.is_blocked:
+            raise RuleViolation("ACCOUNT_ALREADY_RESTRICTED", "6.1", f"account {self.account_no}")
+        if ground == "6.1(5)" and self.refusals_within(ctx.at, window_days) < threshold:
+            raise RuleViolation(
+                "REFUSAL_THRESHOLD_NOT_MET",
+                "6.1(5)",
+                f"account {self.account_no}: {self.refusals_within(ctx.at, window_days)} "
+                f"non-quality refusals in {window_days} days, {threshold} needed",
+            )
+        self._emit(AccountRestricted, ctx, ground=ground, evidence=evidence)
+
+    def terminate(self, ctx: Ctx, ground: str) -> None:
+        if self.terminated:
+            raise RuleViolation("ACCOUNT_ALREADY_TERMINATED", "6.2", f"account {self.account_no}")
+        self._emit(AccountTerminated, ctx, ground=ground)
+
+    def decide_open_order(self, ctx: Ctx, order_no: str, disposition: str) -> None:
+        """6.2: the seller decides for each open order whether it is closed or goes on."""
+        if not self.is_blocked:
+            raise RuleViolation(
+                "ACCOUNT_NOT_RESTRICTED", "6.2", f"account {self.account_no} is in good standing"
+            )
+        self._emit(OpenOrderDispositionDecided, ctx, order_no=order_no, disposition=disposition)
+
+    def check_disposition_close(self, order_no: str) -> None:
+        if self.dispositions.get(order_no) != "close":
+            raise RuleViolation(
+                "DISPOSITION_NOT_CLOSE",
+                "6.2",
+                f"order {order_no}: the seller has not decided to close it",
+            )

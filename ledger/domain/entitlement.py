@@ -1,0 +1,163 @@
+"""F-codes and coupons (3.1.11): each used once; forfeited when its order is cancelled or
+closed for any reason; only a coupon may come back, and only under a named rule.
+
+The agreement's exception ("如小米商城有特殊规则") speaks of coupons alone, so an F-code
+(a purchase qualification) is never restored: DOMAIN.md's wider wording is not followed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.context import Ctx
+from ledger.domain.errors import RuleViolation
+from ledger.domain.ids import entitlement_id
+from ledger.domain.topics import topic
+
+KINDS = ("f_code", "coupon")
+
+
+@topic("entitlement/Event")
+class EntitlementEvent(Aggregate.Event):
+    class_version = 1
+    command_id: str
+
+
+@topic("entitlement/Issued")
+class EntitlementIssued(EntitlementEvent, Aggregate.Created):
+    code: str
+    kind: str
+    campaign: str
+    sku: str | None
+    value_fen: int
+    holder_account: str | None
+    valid_until: datetime | None
+
+    def apply(self, agg: Any) -> None:
+        agg.code = self.code
+        agg.kind = self.kind
+        agg.campaign = self.campaign
+        agg.sku = self.sku
+        agg.holder_account = self.holder_account
+        agg.valid_until = self.valid_until
+        agg.consumed_by = None
+        agg.forfeited = False
+
+
+@topic("entitlement/Consumed")
+class EntitlementConsumed(EntitlementEvent):
+    order_no: str
+    account_no: str
+
+    def apply(self, agg: Any) -> None:
+        agg.consumed_by = self.order_no
+        agg.forfeited = False
+
+
+@topic("entitlement/Forfeited")
+class EntitlementForfeited(EntitlementEvent):
+    order_no: str
+    ground: str
+
+    def apply(self, agg: Any) -> None:
+        agg.forfeited = True
+
+
+@topic("entitlement/Restored")
+class EntitlementRestored(EntitlementEvent):
+    order_no: str
+    rule: str
+
+    def apply(self, agg: Any) -> None:
+        agg.consumed_by = None
+        agg.forfeited = False
+
+
+class Entitlement(Aggregate):
+    TOPIC = "mall-ledger/entitlement"
+    Event = EntitlementEvent
+    Created = EntitlementIssued
+
+    if TYPE_CHECKING:  # state set by the events; no class annotations (they make a dataclass)
+        code: str
+        kind: str
+        sku: str | None
+        holder_account: str | None
+        valid_until: datetime | None
+        consumed_by: str | None
+        forfeited: bool
+
+    @classmethod
+    def issue(cls, ctx: Ctx, **fields: Any) -> Entitlement:
+        return cls._create(
+            EntitlementIssued,
+            id=entitlement_id(fields["code"]),
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            **fields,
+        )
+
+    def check_consumable(self, ctx: Ctx, account_no: str, skus: set[str]) -> None:
+        if self.consumed_by is not None:
+            raise RuleViolation(
+                "ENTITLEMENT_ALREADY_CONSUMED",
+                "3.1.11",
+                f"{self.kind} {self.code} was used by order {self.consumed_by}",
+            )
+        if self.valid_until is not None and ctx.at > self.valid_until:
+            raise RuleViolation("ENTITLEMENT_EXPIRED", "3.1.11", f"{self.kind} {self.code}")
+        if self.holder_account is not None and self.holder_account != account_no:
+            raise RuleViolation(
+                "ENTITLEMENT_NOT_HELD", "3.1.11", f"{self.kind} {self.code} is another account's"
+            )
+        if self.kind == "f_code" and self.sku not in skus:
+            raise RuleViolation(
+                "F_CODE_WRONG_SKU", "3.1.11", f"F-code {self.code} is for another product"
+            )
+
+    def consume(self, ctx: Ctx, order_no: str, account_no: str) -> None:
+        self.trigger_event(
+            EntitlementConsumed,
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            order_no=order_no,
+            account_no=account_no,
+        )
+
+    def forfeit(self, ctx: Ctx, order_no: str, ground: str) -> None:
+        """Cancelled or closed for any reason: the code stays used (3.1.11)."""
+        assert self.consumed_by == order_no, "only the consuming order forfeits a code"
+        self.trigger_event(
+            EntitlementForfeited,
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            order_no=order_no,
+            ground=ground,
+        )
+
+    def check_restorable(self, rule: str) -> None:
+        if self.kind != "coupon":
+            raise RuleViolation(
+                "F_CODE_NOT_RESTORABLE",
+                "3.1.11",
+                f"F-code {self.code}: the agreement's special rules reach coupons only",
+            )
+        if not rule.strip():
+            raise RuleViolation(
+                "RESTORE_RULE_REQUIRED", "3.1.11", f"coupon {self.code}: name the special rule"
+            )
+        if self.consumed_by is None:
+            raise RuleViolation("ENTITLEMENT_NOT_CONSUMED", "3.1.11", f"coupon {self.code}")
+
+    def restore(self, ctx: Ctx, rule: str) -> None:
+        self.check_restorable(rule)
+        self.trigger_event(
+            EntitlementRestored,
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            order_no=self.consumed_by,
+            rule=rule,
+        )

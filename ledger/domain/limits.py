@@ -1,0 +1,167 @@
+"""Purchase limits as data (3.1.5): a limit per SKU and period, counted per account or
+across accounts linked by address, order IP, phone or recipient.
+
+Each counter is a stream (SKU, rule version, period, signal), so two orders racing for
+the last unit clash on the counter's version and one of them loses. A counter links
+accounts directly (one shared signal); transitive groups are the projection's work.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.context import Ctx
+from ledger.domain.errors import RuleViolation
+from ledger.domain.ids import limit_counter_id, limit_rule_id
+from ledger.domain.topics import topic
+
+LINKAGE_KINDS = ("address", "ip", "phone", "recipient")
+
+
+@topic("limit/Event")
+class LimitEvent(Aggregate.Event):
+    class_version = 1
+    command_id: str
+
+
+@topic("limit/RuleDefined")
+class LimitRuleDefined(LimitEvent, Aggregate.Created):
+    sku: str
+    limit_qty: int
+    period_days: int
+    per_account: bool
+    valid_from: datetime
+
+    def apply(self, agg: Any) -> None:
+        agg.sku = self.sku
+        agg.limit_qty = self.limit_qty
+        agg.period_days = self.period_days
+        agg.per_account = self.per_account
+        agg.valid_from = self.valid_from
+        agg.rule_version = 1
+
+
+@topic("limit/RuleRevised")
+class LimitRuleRevised(LimitEvent):
+    limit_qty: int
+    period_days: int
+    per_account: bool
+    valid_from: datetime
+
+    def apply(self, agg: Any) -> None:
+        agg.limit_qty = self.limit_qty
+        agg.period_days = self.period_days
+        agg.per_account = self.per_account
+        agg.valid_from = self.valid_from
+        agg.rule_version += 1
+
+
+class PurchaseLimitRule(Aggregate):
+    TOPIC = "mall-ledger/limit-rule"
+    Event = LimitEvent
+    Created = LimitRuleDefined
+
+    if TYPE_CHECKING:
+        sku: str
+        limit_qty: int
+        period_days: int
+        per_account: bool
+        valid_from: datetime
+        rule_version: int
+
+    @classmethod
+    def define(cls, ctx: Ctx, **fields: Any) -> PurchaseLimitRule:
+        return cls._create(
+            LimitRuleDefined,
+            id=limit_rule_id(fields["sku"]),
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            **fields,
+        )
+
+    def revise(self, ctx: Ctx, **fields: Any) -> None:
+        self.trigger_event(LimitRuleRevised, timestamp=ctx.at, command_id=ctx.command_id, **fields)
+
+    def period_index(self, at: datetime) -> int | None:
+        """Which period ``at`` falls in, or None before the rule applies."""
+        if at < self.valid_from:
+            return None
+        return (at - self.valid_from).days // self.period_days
+
+    def signals(self, account_no: str, linkage: dict[str, str]) -> list[str]:
+        """What the limit counts by: the account alone, or every linkage signal too."""
+        found = [f"account:{account_no}"]
+        if not self.per_account:
+            found += [f"{kind}:{linkage[kind]}" for kind in LINKAGE_KINDS if kind in linkage]
+        return found
+
+    def counter_id(self, period: int, signal: str) -> Any:
+        return limit_counter_id(self.sku, self.rule_version, period, signal)
+
+
+@topic("limit/CounterOpened")
+class LimitCounterOpened(LimitEvent, Aggregate.Created):
+    sku: str
+    rule_version: int
+    period_index: int
+    signal: str
+
+    def apply(self, agg: Any) -> None:
+        agg.sku = self.sku
+        agg.signal = self.signal
+        agg.quantity = 0
+
+
+@topic("limit/PurchaseCounted")
+class PurchaseCounted(LimitEvent):
+    order_no: str
+    quantity: int
+
+    def apply(self, agg: Any) -> None:
+        agg.quantity += self.quantity
+
+
+class LimitCounter(Aggregate):
+    TOPIC = "mall-ledger/limit-counter"
+    Event = LimitEvent
+    Created = LimitCounterOpened
+
+    if TYPE_CHECKING:
+        sku: str
+        signal: str
+        quantity: int
+
+    @classmethod
+    def open(cls, ctx: Ctx, rule: PurchaseLimitRule, period: int, signal: str) -> LimitCounter:
+        return cls._create(
+            LimitCounterOpened,
+            id=rule.counter_id(period, signal),
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            sku=rule.sku,
+            rule_version=rule.rule_version,
+            period_index=period,
+            signal=signal,
+        )
+
+    def check_room(self, order_no: str, quantity: int, limit_qty: int) -> None:
+        if self.quantity + quantity > limit_qty:
+            kind = self.signal.split(":", 1)[0]
+            raise RuleViolation(
+                "PURCHASE_LIMIT_EXCEEDED",
+                "3.1.5",
+                f"order {order_no}: {self.sku} limited to {limit_qty} per period; "
+                f"{self.quantity} already bought by accounts sharing this {kind}",
+            )
+
+    def count(self, ctx: Ctx, order_no: str, quantity: int) -> None:
+        self.trigger_event(
+            PurchaseCounted,
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            order_no=order_no,
+            quantity=quantity,
+        )

@@ -1,0 +1,85 @@
+"""Abnormal / resale orders (3.1.6): a flag records criterion, evidence and whether it was
+automated; a person may refuse a decision made solely by automation (PIPL 24), so an
+automated flag closes nothing until a person has confirmed it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.domain.context import Ctx
+from ledger.domain.errors import RuleViolation
+from ledger.domain.order import events as ev
+from ledger.domain.order.base import OrderBase
+
+CRITERIA = {
+    1: "same user, several accounts, same product",
+    2: "bulk purchase with the same or similar address, recipient, payment account or IP",
+    3: "orders left unpaid or on delayed shipping to hold stock",
+    4: "repeated refusals of delivery without good reason",
+    5: "other orders judged abnormal by the platform's rules",
+}
+OUTCOMES = ("confirmed", "dismissed")
+
+
+class AbnormalOrderRules(OrderBase):
+    def raise_flag(
+        self, ctx: Ctx, flag_id: str, criterion: int, evidence: dict[str, Any], automated: bool
+    ) -> None:
+        self.check_open()
+        if criterion not in CRITERIA:
+            raise RuleViolation(
+                "UNKNOWN_CRITERION", "3.1.6", f"order {self.order_no}: criterion {criterion}"
+            )
+        if flag_id in self.flags:
+            raise RuleViolation(
+                "FLAG_EXISTS", "3.1.6", f"order {self.order_no}: flag {flag_id} exists"
+            )
+        if not evidence.get("orders") and not evidence.get("signals"):
+            raise RuleViolation(
+                "EVIDENCE_REQUIRED", "3.1.6", f"order {self.order_no}: a flag needs its evidence"
+            )
+        self.emit(
+            ev.AbnormalOrderFlagRaised,
+            ctx,
+            flag_id=flag_id,
+            criterion=criterion,
+            evidence=evidence,
+            automated=automated,
+        )
+
+    def review_flag(
+        self, ctx: Ctx, flag_id: str, reviewer_id: str, outcome: str, note: str
+    ) -> None:
+        """The human review PIPL art. 24 gives the user a right to."""
+        flag = self.flags.get(flag_id)
+        if flag is None:
+            raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: {flag_id}")
+        if flag["outcome"] is not None:
+            raise RuleViolation(
+                "FLAG_ALREADY_REVIEWED", "PIPL 24", f"order {self.order_no}: {flag_id} reviewed"
+            )
+        self.emit(
+            ev.AbnormalOrderFlagReviewed,
+            ctx,
+            flag_id=flag_id,
+            reviewer_id=reviewer_id,
+            outcome=outcome,
+            note=note,
+        )
+
+    def check_flag_allows_close(self, flag_id: str) -> None:
+        flag = self.flags.get(flag_id)
+        if flag is None:
+            raise RuleViolation(
+                "FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no flag {flag_id!r}"
+            )
+        if flag["outcome"] == "dismissed":
+            raise RuleViolation(
+                "FLAG_DISMISSED", "3.1.6", f"order {self.order_no}: {flag_id} was dismissed"
+            )
+        if flag["automated"] and flag["outcome"] != "confirmed":
+            raise RuleViolation(
+                "FLAG_NOT_REVIEWED",
+                "PIPL 24",
+                f"order {self.order_no}: automated flag {flag_id} needs a person's review",
+            )

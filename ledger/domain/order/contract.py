@@ -1,0 +1,117 @@
+"""Contract formation and payment (3.1.2, 3.1.3), user cancel and mutual termination."""
+
+from __future__ import annotations
+
+from ledger.domain.context import Ctx
+from ledger.domain.errors import RuleViolation
+from ledger.domain.order import events as ev
+from ledger.domain.order.base import OrderBase
+
+
+class ContractRules(OrderBase):
+    def check_payment_acceptable(self, ctx: Ctx, amount_fen: int) -> None:
+        self.check_open()
+        outstanding_fen = self.total_due_fen - self.paid_total_fen
+        if outstanding_fen == 0:
+            raise RuleViolation(
+                "ALREADY_PAID", "3.1.2", f"order {self.order_no} is already paid in full"
+            )
+        if not self.contract_formed and ctx.at > self.payment_deadline:
+            raise RuleViolation(
+                "PAYMENT_DEADLINE_PASSED",
+                "3.1.3",
+                f"order {self.order_no}: payment after the deadline forms no contract",
+            )
+        if amount_fen > outstanding_fen:
+            raise RuleViolation(
+                "OVERPAYMENT",
+                "3.1.3",
+                f"order {self.order_no}: {amount_fen} fen offered, {outstanding_fen} fen due",
+            )
+
+    def receive_payment(
+        self, ctx: Ctx, payment_id: str, method: str, payer_account: str, amount_fen: int
+    ) -> None:
+        """Only payment in full forms the contract (3.1.2); a part payment forms nothing."""
+        self.check_payment_acceptable(ctx, amount_fen)
+        self.emit(
+            ev.PaymentReceived,
+            ctx,
+            payment_id=payment_id,
+            method=method,
+            payer_account=payer_account,
+            amount_fen=amount_fen,
+        )
+        if not self.contract_formed and self.paid_total_fen == self.total_due_fen:
+            self.emit(ev.ContractFormed, ctx, paid_total_fen=self.paid_total_fen)
+
+    def check_cancel_allowed(self) -> None:
+        self.check_open()
+        if self.contract_formed and not self.shortage_open:
+            raise RuleViolation(
+                "CONTRACT_ALREADY_FORMED",
+                "3.1.2",
+                f"order {self.order_no} is paid in full: ask the seller for mutual termination",
+            )
+
+    def cancel_by_user(self, ctx: Ctx, reason: str) -> None:
+        """Before formation the user may cancel (3.1.2); on a shortage, also after (3.1.4)."""
+        self.check_cancel_allowed()
+        ground = "stock_shortage" if self.shortage_open else "user_cancel"
+        self.emit(ev.CancelledByUser, ctx, reason=reason)
+        self.close(ctx, ground, {})
+
+    def lapse_payment_deadline(self, ctx: Ctx) -> None:
+        """Unpaid at the deadline: closed, the contract never formed (3.1.3)."""
+        self.check_open()
+        if self.contract_formed:
+            raise RuleViolation(
+                "CONTRACT_ALREADY_FORMED", "3.1.3", f"order {self.order_no} was paid in time"
+            )
+        if ctx.at < self.payment_deadline:
+            raise RuleViolation(
+                "DEADLINE_NOT_REACHED",
+                "3.1.3",
+                f"order {self.order_no}: the payment deadline has not passed",
+            )
+        self.emit(ev.PaymentDeadlineLapsed, ctx, deadline=self.payment_deadline)
+        self.close(ctx, "payment_deadline", {})
+
+    def check_termination_can_be_requested(self) -> None:
+        self.check_open()
+        if not self.contract_formed:
+            raise RuleViolation(
+                "CONTRACT_NOT_FORMED",
+                "3.1.2",
+                f"order {self.order_no} is not paid in full: the user may simply cancel",
+            )
+        self.check_not_delivered("3.1.2")
+        if self.termination_requested:
+            raise RuleViolation(
+                "TERMINATION_ALREADY_REQUESTED",
+                "3.1.2",
+                f"order {self.order_no} already has a termination request open",
+            )
+
+    def request_mutual_termination(self, ctx: Ctx, requested_by: str, reason: str) -> None:
+        """After formation a cancel is a request the seller may accept or decline (CC 562)."""
+        self.check_termination_can_be_requested()
+        self.emit(ev.MutualTerminationRequested, ctx, requested_by=requested_by, reason=reason)
+
+    def check_termination_requested(self) -> None:
+        self.check_open()
+        if not self.termination_requested:
+            raise RuleViolation(
+                "TERMINATION_NOT_REQUESTED",
+                "3.1.2",
+                f"order {self.order_no} has no open termination request",
+            )
+
+    def accept_mutual_termination(self, ctx: Ctx) -> None:
+        self.check_termination_requested()
+        self.emit(ev.MutualTerminationAccepted, ctx)
+        self.close(ctx, "mutual_termination", {})
+
+    def decline_mutual_termination(self, ctx: Ctx, reason: str) -> None:
+        self.check_termination_requested()
+        self.emit(ev.MutualTerminationDeclined, ctx, reason=reason)

@@ -1,0 +1,96 @@
+"""Delivery (3.2): ship only a formed, fully paid contract (3.1.3); attempts, calls,
+refusals; delivered = signed by the user, family, a designated recipient or an agent (3.2.3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ledger.domain.china_time import end_of_day_after
+from ledger.domain.context import Ctx
+from ledger.domain.errors import RuleViolation
+from ledger.domain.order import events as ev
+from ledger.domain.order.base import OrderBase
+
+FAILURE_REASONS = ("bad_address", "no_answer", "nobody_to_sign", "force_majeure")
+SIGNER_RELATIONS = ("self", "family", "designated_recipient", "agent")
+
+
+class DeliveryRules(OrderBase):
+    def check_can_ship(self) -> None:
+        self.check_open()
+        if not self.contract_formed or self.paid_total_fen < self.total_due_fen:
+            raise RuleViolation(
+                "NOT_PAID", "3.1.3", f"order {self.order_no} is not paid in full: no shipping"
+            )
+        if self.shipped:
+            raise RuleViolation("ALREADY_SHIPPED", "3.2", f"order {self.order_no} has shipped")
+        if self.shortage_open:
+            raise RuleViolation(
+                "SHORTAGE_UNRESOLVED", "3.1.4", f"order {self.order_no}: shortage not resolved"
+            )
+
+    def ship(
+        self,
+        ctx: Ctx,
+        carrier: str,
+        tracking_no: str,
+        estimated_delivery: datetime | None,
+        promised_delivery: datetime | None,
+    ) -> None:
+        """A shown delivery time is an estimate, not a promise (3.2.2): kept apart."""
+        self.check_can_ship()
+        self.emit(
+            ev.Shipped,
+            ctx,
+            carrier=carrier,
+            tracking_no=tracking_no,
+            estimated_delivery=estimated_delivery,
+            promised_delivery=promised_delivery,
+        )
+
+    def check_in_transit(self, clause: str) -> None:
+        self.check_open()
+        if not self.shipped:
+            raise RuleViolation("NOT_SHIPPED", clause, f"order {self.order_no} has not shipped")
+        self.check_not_delivered(clause)
+        if self.refusals:
+            raise RuleViolation(
+                "DELIVERY_REFUSED", clause, f"order {self.order_no}: the user refused delivery"
+            )
+
+    def record_delivery_failure(self, ctx: Ctx, reason: str) -> None:
+        self.check_in_transit("3.2.4")
+        self.emit(ev.DeliveryAttemptFailed, ctx, reason=reason)
+
+    def record_contact_call(self, ctx: Ctx, answered: bool) -> None:
+        """3.2.4(2): two unanswered calls to the reserved phone allow a closure."""
+        self.check_in_transit("3.2.4(2)")
+        self.emit(ev.ContactCallAttempted, ctx, answered=answered)
+
+    def refuse_delivery(self, ctx: Ctx, quality_reason: bool, reason: str) -> None:
+        """Non-quality refusals count toward 6.1(5) and resale criterion 3.1.6(4)."""
+        self.check_in_transit("3.2.3")
+        self.emit(ev.DeliveryRefused, ctx, quality_reason=quality_reason, reason=reason)
+
+    def deliver(self, ctx: Ctx, signer_relation: str, return_window_days: int) -> None:
+        """Signing accepts the goods' appearance (3.2.3) and starts the no-reason window
+        (CPL 25), except for enterprise/government group purchases (3.3.2)."""
+        self.check_in_transit("3.2.3")
+        if signer_relation not in SIGNER_RELATIONS:
+            raise RuleViolation(
+                "SIGNER_NOT_AUTHORISED",
+                "3.2.3",
+                f"order {self.order_no}: a {signer_relation!r} cannot sign for the user",
+            )
+        deadline = (
+            end_of_day_after(ctx.at, return_window_days)
+            if self.purchase_type == "consumer"
+            else None
+        )
+        self.emit(
+            ev.Delivered,
+            ctx,
+            signer_relation=signer_relation,
+            appearance_accepted=True,
+            return_deadline=deadline,
+        )

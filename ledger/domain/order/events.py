@@ -1,0 +1,363 @@
+"""Order events: what happened to an order, in the past tense; each applies itself to state.
+
+Guards live in the command mixins (``check_*``); an event, once stored, is a fact and its
+``apply`` never refuses. Personal fields are sealed tokens, linkage signals are HMAC digests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.topics import topic
+
+Json = dict[str, Any]
+
+
+@topic("order/Event")
+class OrderEvent(Aggregate.Event):
+    class_version = 1
+    command_id: str
+
+
+@topic("order/Submitted")
+class OrderSubmitted(OrderEvent, Aggregate.Created):
+    order_no: str
+    account_no: str
+    lines: list[Json]
+    gifts: list[Json]
+    promotions: list[Json]
+    f_codes: list[str]
+    coupons: list[str]
+    purchase_type: str
+    seller_id: str
+    seller_kind: str
+    shipping_region: str
+    payment_deadline: datetime
+    total_due_fen: int
+    contact: dict[str, str]
+    linkage: dict[str, str]
+
+    def apply(self, agg: Any) -> None:
+        agg.order_no = self.order_no
+        agg.account_no = self.account_no
+        agg.lines = self.lines
+        agg.gifts = self.gifts
+        agg.f_codes = self.f_codes
+        agg.coupons = self.coupons
+        agg.purchase_type = self.purchase_type
+        agg.shipping_region = self.shipping_region
+        agg.payment_deadline = self.payment_deadline
+        agg.total_due_fen = self.total_due_fen
+        agg.status = "awaiting_payment"
+        agg.contract_formed = False
+        agg.paid_fen = {}
+        agg.refunded_fen = {}
+        agg.pending_refunds = {}
+        agg.refund_consents = set()
+        agg.closed_ground = None
+        agg.closed_clause = None
+        agg.closed_at = None
+        agg.shortage_open = False
+        agg.termination_requested = False
+        agg.price_error_open = False
+        agg.shipped = False
+        agg.delivered_at = None
+        agg.return_deadline = None
+        agg.failed_attempts = []
+        agg.unanswered_calls = 0
+        agg.refusals = []
+        agg.open_return = None
+        agg.returns_done = 0
+        agg.flags = {}
+        agg.after_sales_ended_at = None
+        agg.completed_at = None
+        agg.next_refund_no = 1
+
+
+@topic("order/PaymentReceived")
+class PaymentReceived(OrderEvent):
+    payment_id: str
+    method: str
+    payer_account: str
+    amount_fen: int
+
+    def apply(self, agg: Any) -> None:
+        agg.paid_fen[self.method] = agg.paid_fen.get(self.method, 0) + self.amount_fen
+
+
+@topic("order/ContractFormed")
+class ContractFormed(OrderEvent):
+    paid_total_fen: int
+
+    def apply(self, agg: Any) -> None:
+        agg.contract_formed = True
+        agg.status = "paid"
+
+
+@topic("order/CancelledByUser")
+class CancelledByUser(OrderEvent):
+    reason: str
+
+    def apply(self, agg: Any) -> None:
+        pass
+
+
+@topic("order/PaymentDeadlineLapsed")
+class PaymentDeadlineLapsed(OrderEvent):
+    deadline: datetime
+
+    def apply(self, agg: Any) -> None:
+        pass
+
+
+@topic("order/StockShortageDeclared")
+class StockShortageDeclared(OrderEvent):
+    skus: list[str]
+
+    def apply(self, agg: Any) -> None:
+        agg.shortage_open = True
+
+
+@topic("order/StockShortageResolved")
+class StockShortageResolved(OrderEvent):
+    resolution: str
+    exchange_sku: str | None
+
+    def apply(self, agg: Any) -> None:
+        agg.shortage_open = False
+
+
+@topic("order/MutualTerminationRequested")
+class MutualTerminationRequested(OrderEvent):
+    requested_by: str
+    reason: str
+
+    def apply(self, agg: Any) -> None:
+        agg.termination_requested = True
+
+
+@topic("order/MutualTerminationAccepted")
+class MutualTerminationAccepted(OrderEvent):
+    def apply(self, agg: Any) -> None:
+        agg.termination_requested = False
+
+
+@topic("order/MutualTerminationDeclined")
+class MutualTerminationDeclined(OrderEvent):
+    reason: str
+
+    def apply(self, agg: Any) -> None:
+        agg.termination_requested = False
+
+
+@topic("order/Closed")
+class OrderClosed(OrderEvent):
+    ground: str
+    clause: str
+    contract_formed: bool
+    evidence: Json
+
+    def apply(self, agg: Any) -> None:
+        agg.status = "closed"
+        agg.closed_ground = self.ground
+        agg.closed_clause = self.clause
+        agg.closed_at = self.timestamp
+
+
+@topic("order/UserNotified")
+class UserNotified(OrderEvent):
+    subject: str
+    clause: str
+
+    def apply(self, agg: Any) -> None:
+        pass
+
+
+@topic("order/RefundConsentRecorded")
+class RefundConsentRecorded(OrderEvent):
+    consent_id: str
+    method: str
+    destination_account: str
+
+    def apply(self, agg: Any) -> None:
+        agg.refund_consents.add(self.consent_id)
+
+
+@topic("order/RefundInitiated")
+class RefundInitiated(OrderEvent):
+    refund_id: str
+    method: str
+    amount_fen: int
+    destination: str
+    consent_id: str | None
+    due_by: datetime | None
+
+    def apply(self, agg: Any) -> None:
+        agg.pending_refunds[self.refund_id] = {"method": self.method, "amount_fen": self.amount_fen}
+        agg.next_refund_no += 1
+
+
+@topic("order/RefundCompleted")
+class RefundCompleted(OrderEvent):
+    refund_id: str
+    method: str
+    amount_fen: int
+
+    def apply(self, agg: Any) -> None:
+        del agg.pending_refunds[self.refund_id]
+        agg.refunded_fen[self.method] = agg.refunded_fen.get(self.method, 0) + self.amount_fen
+        agg.after_sales_ended_at = self.timestamp
+
+
+@topic("order/PriceErrorDetected")
+class PriceErrorDetected(OrderEvent):
+    sku: str
+    displayed_price_fen: int
+    correct_price_fen: int
+    cause: str
+
+    def apply(self, agg: Any) -> None:
+        agg.price_error_open = True
+
+
+@topic("order/PriceErrorResolved")
+class PriceErrorResolved(OrderEvent):
+    resolution: str
+    user_consented: bool
+    adjusted_total_fen: int | None
+
+    def apply(self, agg: Any) -> None:
+        agg.price_error_open = False
+        if self.adjusted_total_fen is not None:
+            agg.total_due_fen = self.adjusted_total_fen
+
+
+@topic("order/Shipped")
+class Shipped(OrderEvent):
+    carrier: str
+    tracking_no: str
+    estimated_delivery: datetime | None
+    promised_delivery: datetime | None
+
+    def apply(self, agg: Any) -> None:
+        agg.shipped = True
+        agg.status = "shipped"
+
+
+@topic("order/DeliveryAttemptFailed")
+class DeliveryAttemptFailed(OrderEvent):
+    reason: str
+
+    def apply(self, agg: Any) -> None:
+        agg.failed_attempts.append(self.reason)
+
+
+@topic("order/ContactCallAttempted")
+class ContactCallAttempted(OrderEvent):
+    answered: bool
+
+    def apply(self, agg: Any) -> None:
+        if not self.answered:
+            agg.unanswered_calls += 1
+
+
+@topic("order/DeliveryRefused")
+class DeliveryRefused(OrderEvent):
+    quality_reason: bool
+    reason: str
+
+    def apply(self, agg: Any) -> None:
+        agg.refusals.append(self.quality_reason)
+        agg.status = "delivery_refused"
+
+
+@topic("order/Delivered")
+class Delivered(OrderEvent):
+    signer_relation: str
+    appearance_accepted: bool
+    return_deadline: datetime | None
+
+    def apply(self, agg: Any) -> None:
+        agg.delivered_at = self.timestamp
+        agg.return_deadline = self.return_deadline
+        agg.status = "delivered"
+
+
+@topic("order/ReturnRequested")
+class ReturnRequested(OrderEvent):
+    return_id: str
+    kind: str
+    service_region: str
+    visible_damage_claimed: bool
+    appearance_accepted_at_signing: bool
+    shipping_paid_by: str
+
+    def apply(self, agg: Any) -> None:
+        agg.open_return = {"return_id": self.return_id, "kind": self.kind, "received": False}
+        agg.status = "return_requested"
+
+
+@topic("order/ReturnReceived")
+class ReturnReceived(OrderEvent):
+    return_id: str
+    refund_due_by: datetime
+
+    def apply(self, agg: Any) -> None:
+        agg.open_return["received"] = True
+        agg.open_return["refund_due_by"] = self.refund_due_by
+
+
+@topic("order/ReturnInspected")
+class ReturnInspected(OrderEvent):
+    return_id: str
+    gifts_returned: list[str]
+    gifts_missing: list[str]
+    coupon_policy: str
+
+    def apply(self, agg: Any) -> None:
+        agg.open_return = None
+        agg.returns_done += 1
+        agg.status = "returned"
+
+
+@topic("order/GiftPriceCharged")
+class GiftPriceCharged(OrderEvent):
+    gift_id: str
+    price_fen: int
+
+    def apply(self, agg: Any) -> None:
+        pass
+
+
+@topic("order/AbnormalOrderFlagRaised")
+class AbnormalOrderFlagRaised(OrderEvent):
+    flag_id: str
+    criterion: int
+    evidence: Json
+    automated: bool
+
+    def apply(self, agg: Any) -> None:
+        agg.flags[self.flag_id] = {"automated": self.automated, "outcome": None}
+
+
+@topic("order/AbnormalOrderFlagReviewed")
+class AbnormalOrderFlagReviewed(OrderEvent):
+    flag_id: str
+    reviewer_id: str
+    outcome: str
+    note: str
+
+    def apply(self, agg: Any) -> None:
+        agg.flags[self.flag_id]["outcome"] = self.outcome
+
+
+@topic("order/TransactionCompleted")
+class TransactionCompleted(OrderEvent):
+    completed_at: datetime
+    retain_until: datetime
+
+    def apply(self, agg: Any) -> None:
+        agg.completed_at = self.completed_at

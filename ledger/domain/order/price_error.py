@@ -1,0 +1,73 @@
+"""Price errors (3.1.7): honoured, adjusted with the user's consent, or ended by agreement.
+
+The agreement lets the platform "communicate and handle" an error; it gives no right to
+close unilaterally, so every outcome other than honouring the price needs the user's yes.
+"""
+
+from __future__ import annotations
+
+from ledger.domain.context import Ctx
+from ledger.domain.errors import RuleViolation
+from ledger.domain.order import events as ev
+from ledger.domain.order.base import OrderBase
+
+RESOLUTIONS = ("honoured", "adjusted", "terminated")
+
+
+class PriceErrorRules(OrderBase):
+    def detect_price_error(
+        self, ctx: Ctx, sku: str, displayed_price_fen: int, correct_price_fen: int, cause: str
+    ) -> None:
+        self.check_open()
+        self.check_not_delivered("3.1.7")
+        if sku not in {line["sku"] for line in self.lines}:
+            raise RuleViolation("SKU_NOT_IN_ORDER", "3.1.7", f"order {self.order_no}: {sku}")
+        self.emit(
+            ev.PriceErrorDetected,
+            ctx,
+            sku=sku,
+            displayed_price_fen=displayed_price_fen,
+            correct_price_fen=correct_price_fen,
+            cause=cause,
+        )
+
+    def check_price_resolution(
+        self, resolution: str, user_consented: bool, adjusted_total_fen: int | None
+    ) -> None:
+        self.check_open()
+        if not self.price_error_open:
+            raise RuleViolation(
+                "NO_OPEN_PRICE_ERROR", "3.1.7", f"order {self.order_no} has no open price error"
+            )
+        if resolution != "honoured" and not user_consented:
+            raise RuleViolation(
+                "USER_CONSENT_REQUIRED",
+                "3.1.7",
+                f"order {self.order_no}: a price error is {resolution} only with the user's consent",
+            )
+        if resolution == "adjusted" and (
+            adjusted_total_fen is None or adjusted_total_fen < self.paid_total_fen
+        ):
+            raise RuleViolation(
+                "ADJUSTED_TOTAL_INVALID",
+                "3.1.7",
+                f"order {self.order_no}: the adjusted total must be given and not below what was paid",
+            )
+
+    def resolve_price_error(
+        self,
+        ctx: Ctx,
+        resolution: str,
+        user_consented: bool,
+        adjusted_total_fen: int | None = None,
+    ) -> None:
+        self.check_price_resolution(resolution, user_consented, adjusted_total_fen)
+        self.emit(
+            ev.PriceErrorResolved,
+            ctx,
+            resolution=resolution,
+            user_consented=user_consented,
+            adjusted_total_fen=adjusted_total_fen if resolution == "adjusted" else None,
+        )
+        if resolution == "terminated":
+            self.close(ctx, "price_error_terminated", {})

@@ -1,0 +1,131 @@
+"""Returns and after-sales: seven-day no-reason returns (CPL 25, 7D), group purchases
+(3.3.2), mainland only (3.3.3), gifts back or paid for (3.1.8), refund within 7 days of
+receipt (7D art. 14), coupons back per policy (7D art. 15)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ledger.domain.context import Ctx
+from ledger.domain.errors import RuleViolation
+from ledger.domain.order import events as ev
+from ledger.domain.order.base import OrderBase
+from ledger.domain.order.refunds import REFUND_DUE_DAYS
+from ledger.domain.regions import is_mainland
+
+RETURN_KINDS = ("no_reason", "quality")
+
+
+class ReturnRules(OrderBase):
+    def check_return_allowed(self, ctx: Ctx, kind: str, service_region: str) -> None:
+        self.check_open()
+        self.check_not_completed()
+        if not self.is_delivered:
+            raise RuleViolation(
+                "NOT_DELIVERED", "CPL 25", f"order {self.order_no} has not been delivered"
+            )
+        if not is_mainland(service_region):
+            raise RuleViolation(
+                "OUTSIDE_MAINLAND",
+                "3.3.3",
+                f"order {self.order_no}: after-sales service is for mainland China only",
+            )
+        if self.open_return is not None or self.returns_done:
+            raise RuleViolation(
+                "RETURN_ALREADY_OPEN", "3.3.1", f"order {self.order_no} already has a return"
+            )
+        if kind == "no_reason":
+            self.check_no_reason_return(ctx)
+
+    def check_no_reason_return(self, ctx: Ctx) -> None:
+        if self.purchase_type != "consumer":
+            raise RuleViolation(
+                "GROUP_PURCHASE_NO_REASON_RETURN",
+                "3.3.2",
+                f"order {self.order_no} is a group purchase: no seven-day no-reason return",
+            )
+        excluded = sorted({ln["sku"] for ln in self.lines if ln.get("no_reason_exclusion")})
+        if excluded:
+            raise RuleViolation(
+                "GOODS_EXCLUDED_FROM_NO_REASON_RETURN",
+                "CPL 25",
+                f"order {self.order_no}: excluded goods {excluded}",
+            )
+        assert self.return_deadline is not None, "consumer deliveries always set the window"
+        if ctx.at >= self.return_deadline:
+            raise RuleViolation(
+                "RETURN_WINDOW_CLOSED",
+                "CPL 25",
+                f"order {self.order_no}: the seven-day window ended "
+                f"{self.return_deadline.isoformat()}",
+            )
+
+    def request_return(
+        self,
+        ctx: Ctx,
+        return_id: str,
+        kind: str,
+        service_region: str,
+        visible_damage_claimed: bool,
+    ) -> None:
+        """A quality return stays open after signing (CPL 24, CC 497); a claim of visible
+        damage is recorded with the fact that the appearance was accepted (3.2.3)."""
+        self.check_return_allowed(ctx, kind, service_region)
+        self.emit(
+            ev.ReturnRequested,
+            ctx,
+            return_id=return_id,
+            kind=kind,
+            service_region=service_region,
+            visible_damage_claimed=visible_damage_claimed,
+            appearance_accepted_at_signing=True,
+            shipping_paid_by="seller" if kind == "quality" else "user",
+        )
+
+    def check_open_return(self, return_id: str) -> dict[str, object]:
+        self.check_open()
+        current = self.open_return
+        if current is None or current["return_id"] != return_id:
+            raise RuleViolation(
+                "NO_OPEN_RETURN", "3.3.1", f"order {self.order_no}: no open return {return_id}"
+            )
+        return current
+
+    def receive_return(self, ctx: Ctx, return_id: str) -> None:
+        if self.check_open_return(return_id)["received"]:
+            raise RuleViolation(
+                "RETURN_ALREADY_RECEIVED", "3.3.1", f"order {self.order_no}: already received"
+            )
+        due = ctx.at + timedelta(days=REFUND_DUE_DAYS)
+        self.emit(ev.ReturnReceived, ctx, return_id=return_id, refund_due_by=due)
+
+    def inspect_return(
+        self, ctx: Ctx, return_id: str, gifts_returned: list[str], coupon_policy: str
+    ) -> None:
+        """A gift not returned is paid for at its stated price (3.1.8), kept from the refund."""
+        current = self.check_open_return(return_id)
+        if not current["received"]:
+            raise RuleViolation(
+                "RETURN_NOT_RECEIVED", "3.3.1", f"order {self.order_no}: goods not received"
+            )
+        gift_ids = [g["gift_id"] for g in self.gifts]
+        unknown = sorted(set(gifts_returned) - set(gift_ids))
+        if unknown:
+            raise RuleViolation(
+                "GIFT_NOT_IN_ORDER", "3.1.8", f"order {self.order_no}: unknown gifts {unknown}"
+            )
+        missing = [g for g in self.gifts if g["gift_id"] not in set(gifts_returned)]
+        self.emit(
+            ev.ReturnInspected,
+            ctx,
+            return_id=return_id,
+            gifts_returned=sorted(gifts_returned),
+            gifts_missing=[g["gift_id"] for g in missing],
+            coupon_policy=coupon_policy,
+        )
+        for gift in missing:
+            self.emit(
+                ev.GiftPriceCharged, ctx, gift_id=gift["gift_id"], price_fen=gift["price_fen"]
+            )
+        withheld_fen = sum(g["price_fen"] for g in missing)
+        self.refund_everything(ctx, withheld_fen=withheld_fen, due_by=current["refund_due_by"])

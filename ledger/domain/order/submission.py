@@ -1,0 +1,39 @@
+"""What an order can check about itself at submission (3.1.2, 3.3.3, 3.3.2, 3.1.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.domain.errors import RuleViolation
+from ledger.domain.regions import is_mainland
+
+PURCHASE_TYPES = ("consumer", "enterprise_group")
+SELLER_KINDS = ("self_operated", "third_party")
+
+
+def line_total_fen(line: dict[str, Any]) -> int:
+    return int(line["quantity"]) * int(line["unit_price_fen"]) - int(line["discount_fen"])
+
+
+def check_submission(order_no: str, fields: dict[str, Any]) -> int:
+    """Refuse what no clause allows; return the amount due in fen."""
+    if not is_mainland(fields["shipping_region"]):
+        raise RuleViolation(
+            "OUTSIDE_MAINLAND",
+            "3.3.3",
+            f"order {order_no}: goods are sold and serviced in mainland China only",
+        )
+    for line in fields["lines"]:
+        if line["discount_fen"] > line["quantity"] * line["unit_price_fen"]:
+            raise RuleViolation(
+                "DISCOUNT_EXCEEDS_PRICE",
+                "3.1.10",
+                f"order {order_no}: discount on {line['sku']} exceeds its price",
+            )
+    gift_ids = [g["gift_id"] for g in fields["gifts"]]
+    if len(set(gift_ids)) != len(gift_ids):
+        raise RuleViolation("DUPLICATE_GIFT", "3.1.8", f"order {order_no}: gift ids repeat")
+    total_fen = sum(line_total_fen(line) for line in fields["lines"])
+    if total_fen <= 0:
+        raise RuleViolation("NOTHING_TO_PAY", "3.1.3", f"order {order_no}: total is {total_fen}")
+    return total_fen
