@@ -21,18 +21,6 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     log_level: str = "INFO"
 
-    @property
-    def is_postgres(self) -> bool:
-        return bool(self.database_url) and str(self.database_url).startswith(
-            ("postgresql://", "postgres://")
-        )
-
-    @property
-    def sqlite_path(self) -> Path:
-        if self.database_url and self.database_url.startswith("sqlite:///"):
-            return Path(self.database_url.removeprefix("sqlite:///"))
-        return DEFAULT_SQLITE_PATH
-
 
 def load_policy(path: Path | None) -> Policy:
     """Policy defaults (DOMAIN.md section 9) overridden by a TOML file's [policy] table."""
@@ -43,11 +31,24 @@ def load_policy(path: Path | None) -> Policy:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InvalidCommand("LEDGER_POLICY", f"cannot read policy file: {exc}") from None
     table = data.get("policy", data)
-    known = {f.name: f.type for f in fields(Policy)}
-    unknown = sorted(set(table) - set(known))
+    defaults = Policy()
+    known = {f.name for f in fields(Policy)}
+    unknown = sorted(set(table) - known)
     if unknown:
         raise InvalidCommand("LEDGER_POLICY", f"unknown policy keys: {', '.join(unknown)}")
-    return replace(Policy(), **table)
+    for key, value in table.items():
+        expected = type(getattr(defaults, key))
+        if type(value) is not expected or (expected is int and value <= 0):
+            rule = "must be true or false" if expected is bool else "must be a positive integer"
+            raise InvalidCommand(f"LEDGER_POLICY.{key}", rule)
+    policy = replace(Policy(), **table)
+    if policy.return_window_holiday_extension:
+        # DOMAIN.md section 9 keeps this off; turning it on needs a holiday calendar we lack.
+        raise InvalidCommand(
+            "LEDGER_POLICY",
+            "return_window_holiday_extension: no holiday calendar is configured; only false works",
+        )
+    return policy
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

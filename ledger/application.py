@@ -1,0 +1,235 @@
+"""The ledger application: commands in, events out, one transaction per command.
+
+``Ledger`` is the service layer every entry point uses (CLI, HTTP, importer, demo). It
+parses a command, checks idempotency, runs the handler, records the command and saves
+every changed stream in one atomic ``save``; library errors are translated here.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+
+from ledger.clock import Clock, SystemClock
+from ledger.commands import Command, parse_command
+from ledger.domain.command_record import CommandRecord
+from ledger.domain.context import Ctx
+from ledger.domain.errors import Conflict, LedgerError, NotFound
+from ledger.domain.ids import command_record_id, order_id
+from ledger.domain.order.aggregate import Order
+from ledger.domain.policy import Policy
+from ledger.handlers import HANDLERS
+from ledger.keystore import KeyStore, open_keystore
+from ledger.sealing import Sealer
+from ledger.storage import APPLICATION_NAME, library_env, sqlite_path_of
+from ledger.transcoder import OrjsonTranscoder
+from ledger.unit_of_work import UnitOfWork
+
+
+class LedgerApplication(Application[UUID]):
+    name = APPLICATION_NAME
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command_id: str
+    command_type: str
+    position: int | None
+    events: list[str]
+    result: dict[str, Any] = field(default_factory=dict)
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "command_id": self.command_id,
+            "type": self.command_type,
+            "position": self.position,
+            "events": self.events,
+            "result": self.result,
+            "duplicate": self.duplicate,
+        }
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A command run into a unit of work, not yet saved; ``event_refs`` identify its events."""
+
+    command: Command
+    record: CommandRecord
+    event_refs: list[int]
+
+    def result(self, positions: dict[int, int], duplicate: bool = False) -> CommandResult:
+        """The position is the last of the command's events in the log (read-your-writes)."""
+        written = [positions[ref] for ref in self.event_refs if ref in positions]
+        return CommandResult(
+            command_id=self.command.command_id,
+            command_type=self.record.command_type,
+            position=max(written) if written else None,
+            events=list(self.record.outcome["events"]),
+            result=dict(self.record.outcome["result"]),
+            duplicate=duplicate,
+        )
+
+
+class Ledger:
+    def __init__(
+        self,
+        app: LedgerApplication,
+        keystore: KeyStore,
+        clock: Clock,
+        policy: Policy,
+    ) -> None:
+        self.app = app
+        self.keystore = keystore
+        self.sealer = Sealer(keystore)
+        self.clock = clock
+        self.policy = policy
+
+    # -- commands -------------------------------------------------------------------------
+    def execute(self, data: Any, at: datetime | None = None) -> CommandResult:
+        """Run one command; a refusal raises and writes nothing. ``at`` replaces the clock
+        for commands that carry their own time (an import of history)."""
+        command = parse_command(data)
+        uow = self.unit_of_work()
+        staged = self.stage(uow, command, at)
+        if isinstance(staged, CommandResult):
+            return staged
+        try:
+            recordings = self.app.save(*uow.touched())
+        except IntegrityError:
+            return self.after_conflict(command, at)
+        return staged.result(self.positions(recordings))
+
+    def execute_batch(
+        self, items: list[tuple[Any, datetime | None]]
+    ) -> list[CommandResult | LedgerError]:
+        """Many commands, one transaction: each refused command is left out, the rest are
+        saved together. If the batch cannot be saved whole (a concurrent writer, or a
+        command that failed half-way), every command is run again on its own."""
+        uow = self.unit_of_work()
+        staged: list[Staged | CommandResult | LedgerError] = []
+        for data, at in items:
+            mark = uow.mark()
+            try:
+                command = parse_command(data)
+                staged.append(self.stage(uow, command, at))
+            except LedgerError as refusal:
+                if uow.since(mark):
+                    return [self.execute_or_error(d, t) for d, t in items]
+                staged.append(refusal)
+        try:
+            recordings = self.app.save(*uow.touched())
+        except IntegrityError:
+            return [self.execute_or_error(d, t) for d, t in items]
+        positions = self.positions(recordings)
+        return [s.result(positions) if isinstance(s, Staged) else s for s in staged]
+
+    def execute_or_error(self, data: Any, at: datetime | None) -> CommandResult | LedgerError:
+        try:
+            return self.execute(data, at)
+        except LedgerError as refusal:
+            return refusal
+
+    def stage(
+        self, uow: UnitOfWork, command: Command, at: datetime | None
+    ) -> CommandResult | Staged:
+        """Run the handler into the unit of work and add the command's record; or return
+        the earlier outcome of the same command."""
+        digest = self.payload_digest(command)
+        uow.begin(Ctx(command.command_id, at or self.clock.now()))
+        earlier = self.earlier_outcome(uow, command, digest)
+        if earlier is not None:
+            return earlier
+        mark = uow.mark()
+        HANDLERS[command.type](command, uow)  # type: ignore[attr-defined]
+        written = uow.since(mark)
+        topics = [type(e).TOPIC.removeprefix("mall-ledger/") for e in written]
+        outcome = {"events": topics, "result": dict(uow.result)}
+        record = CommandRecord.record(uow.now, command.type, digest, outcome)  # type: ignore[attr-defined]
+        uow.add(record)
+        return Staged(command, record, [id(e) for e in [*written, *record.pending_events]])
+
+    @staticmethod
+    def positions(recordings: list[Recording[UUID]]) -> dict[int, int]:
+        """Log position of each saved event object, by the object's identity."""
+        return {id(r.domain_event): r.notification.id for r in recordings}
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.app.repository, self.sealer, self.policy)
+
+    def payload_digest(self, command: Command) -> str:
+        """Keyed, so a stored digest of a payload with personal data reveals nothing."""
+        payload = command.model_dump(mode="json", exclude={"command_id"})
+        canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        return hmac.new(self.keystore.linkage_key(), canonical, sha256).hexdigest()
+
+    def earlier_outcome(
+        self, uow: UnitOfWork, command: Command, digest: str
+    ) -> CommandResult | None:
+        record = uow.get(CommandRecord, command_record_id(command.command_id))
+        if record is None:
+            return None
+        record.check_same_payload(command.command_id, digest)
+        return Staged(command, record, []).result({}, duplicate=True)
+
+    def after_conflict(self, command: Command, at: datetime | None) -> CommandResult:
+        """Lost a race: if the winner was this same command, return its outcome."""
+        uow = self.unit_of_work()
+        digest = self.payload_digest(command)
+        uow.begin(Ctx(command.command_id, at or self.clock.now()))
+        earlier = self.earlier_outcome(uow, command, digest)
+        if earlier is not None:
+            return earlier
+        raise Conflict(
+            f"{command.type} {command.command_id}: another command changed the same records "
+            "first; nothing was written, read again and retry"
+        ) from None
+
+    # -- queries ----------------------------------------------------------------------------
+    def order(self, order_no: str) -> Order:
+        uow = self.unit_of_work()
+        found = uow.get(Order, order_id(order_no))
+        if found is None:
+            raise NotFound(f"no order {order_no}")
+        return found
+
+    def reveal(self, token: str, field_name: str) -> str:
+        """Plaintext of a sealed field for a role allowed to see it, or the erased marker."""
+        return self.sealer.unseal(token, field_name)
+
+    def head_position(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        self.app.close()
+        self.keystore.close()
+
+
+def open_ledger(
+    database_url: str | None,
+    *,
+    clock: Clock | None = None,
+    policy: Policy | None = None,
+    sqlite_path: Path | None = None,
+) -> Ledger:
+    """Open the ledger on SQLite (URL unset or sqlite:///) or PostgreSQL (postgresql://)."""
+    path = sqlite_path or sqlite_path_of(database_url)
+    app = LedgerApplication(env=library_env(database_url, path))
+    try:
+        keystore = open_keystore(database_url, path)
+    except LedgerError:
+        app.close()
+        raise
+    return Ledger(app, keystore, clock or SystemClock(), policy or Policy())

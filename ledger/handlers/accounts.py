@@ -1,0 +1,46 @@
+"""Account restriction and termination (6.1) and the 6.2 decision on open orders."""
+
+from __future__ import annotations
+
+from ledger import commands as c
+from ledger.domain.account import Account
+from ledger.domain.ids import account_id
+from ledger.unit_of_work import UnitOfWork
+
+
+def account_for(account_no: str, uow: UnitOfWork) -> Account:
+    """The account's stream, or a new one; the caller adds it once its command succeeded."""
+    existing = uow.get(Account, account_id(account_no))
+    return existing or Account.register(uow.now, account_no)
+
+
+def restrict_account(cmd: c.RestrictAccount, uow: UnitOfWork) -> None:
+    account = account_for(cmd.account_no, uow)
+    policy = uow.policy
+    account.restrict(
+        uow.now,
+        cmd.ground,
+        cmd.evidence.model_dump(exclude_none=True),
+        policy.refusal_threshold,
+        policy.refusal_window_days,
+    )
+    uow.add(account)
+
+
+def terminate_account(cmd: c.TerminateAccount, uow: UnitOfWork) -> None:
+    account = account_for(cmd.account_no, uow)
+    account.terminate(uow.now, cmd.ground)
+    uow.add(account)
+
+
+def decide_open_order(cmd: c.DecideOpenOrder, uow: UnitOfWork) -> None:
+    account = account_for(cmd.account_no, uow)
+    account.decide_open_order(uow.now, cmd.order_no, cmd.disposition)
+    uow.add(account)
+
+
+HANDLERS = {
+    "restrict_account": restrict_account,
+    "terminate_account": terminate_account,
+    "decide_open_order": decide_open_order,
+}

@@ -1,0 +1,55 @@
+"""Entitlements, promotions and purchase-limit rules: rules kept as data, not code."""
+
+from __future__ import annotations
+
+from ledger import commands as c
+from ledger.domain.entitlement import Entitlement
+from ledger.domain.errors import NotFound, RuleViolation
+from ledger.domain.ids import entitlement_id, limit_rule_id, promotion_id
+from ledger.domain.limits import PurchaseLimitRule
+from ledger.domain.promotion import Promotion
+from ledger.unit_of_work import UnitOfWork
+
+
+def issue_entitlement(cmd: c.IssueEntitlement, uow: UnitOfWork) -> None:
+    if uow.get(Entitlement, entitlement_id(cmd.code)) is not None:
+        raise RuleViolation("ENTITLEMENT_EXISTS", "3.1.11", f"code {cmd.code} was already issued")
+    if cmd.kind == "f_code" and cmd.sku is None:
+        raise RuleViolation("F_CODE_NEEDS_SKU", "3.1.11", f"F-code {cmd.code}: name its SKU")
+    fields = cmd.model_dump(exclude={"type", "command_id"})
+    uow.add(Entitlement.issue(uow.now, **fields))
+
+
+def restore_entitlement(cmd: c.RestoreEntitlement, uow: UnitOfWork) -> None:
+    entitlement = uow.get(Entitlement, entitlement_id(cmd.code))
+    if entitlement is None:
+        raise NotFound(f"no code {cmd.code}")
+    entitlement.restore(uow.now, cmd.rule)
+
+
+def define_promotion(cmd: c.DefinePromotion, uow: UnitOfWork) -> None:
+    """A second definition of the same promotion is a revision: its rule version goes up."""
+    promotion = uow.get(Promotion, promotion_id(cmd.promotion_no))
+    if promotion is None:
+        fields = cmd.model_dump(exclude={"type", "command_id"})
+        uow.add(Promotion.define(uow.now, **fields))
+    else:
+        promotion.revise(uow.now, cmd.valid_from, cmd.valid_until, cmd.description)
+
+
+def define_purchase_limit(cmd: c.DefinePurchaseLimit, uow: UnitOfWork) -> None:
+    fields = cmd.model_dump(exclude={"type", "command_id"})
+    rule = uow.get(PurchaseLimitRule, limit_rule_id(cmd.sku))
+    if rule is None:
+        uow.add(PurchaseLimitRule.define(uow.now, **fields))
+    else:
+        del fields["sku"]
+        rule.revise(uow.now, **fields)
+
+
+HANDLERS = {
+    "issue_entitlement": issue_entitlement,
+    "restore_entitlement": restore_entitlement,
+    "define_promotion": define_promotion,
+    "define_purchase_limit": define_purchase_limit,
+}

@@ -1,0 +1,131 @@
+"""Submitting an order: the checks that reach beyond the order's own stream.
+
+Account standing (6.1), promotions in their window (3.1.10), F-codes and coupons unused
+(3.1.11), purchase limits across linked accounts (3.1.5); then the order, the consumed
+codes and the limit counters are written in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from ledger.commands import SubmitOrder
+from ledger.domain.account import Account
+from ledger.domain.entitlement import Entitlement
+from ledger.domain.errors import RuleViolation
+from ledger.domain.ids import account_id, entitlement_id, limit_rule_id, order_id, promotion_id
+from ledger.domain.limits import LimitCounter, PurchaseLimitRule
+from ledger.domain.order.aggregate import Order
+from ledger.domain.order.submission import check_submission
+from ledger.domain.promotion import Promotion
+from ledger.unit_of_work import UnitOfWork
+
+PERSONAL_FIELDS = ("recipient_name", "phone", "address", "ip")
+LINKAGE_OF = {"address": "address", "ip": "ip", "phone": "phone", "recipient": "recipient_name"}
+
+
+def submit_order(cmd: SubmitOrder, uow: UnitOfWork) -> None:
+    ctx = uow.now
+    if uow.get(Order, order_id(cmd.order_no)) is not None:
+        raise RuleViolation("ORDER_EXISTS", "3.1.2", f"order {cmd.order_no} was already submitted")
+    account = uow.get(Account, account_id(cmd.account_no))
+    if account is not None:
+        account.check_may_order()
+    promotions = _active_promotions(cmd, uow)
+    entitlements = _consumable_entitlements(cmd, uow)
+    linkage = _linkage(cmd, uow)
+    counters = _limit_counters(cmd, uow, linkage)
+    fields = _order_fields(cmd, uow, promotions, linkage)
+    fields["total_due_fen"] = check_submission(cmd.order_no, fields)
+    # Every check passed: from here on only changes.
+    uow.add(Order.submit(ctx, **fields))
+    for entitlement in entitlements:
+        entitlement.consume(ctx, cmd.order_no, cmd.account_no)
+    for counter, quantity in counters:
+        counter.count(ctx, cmd.order_no, quantity)
+        uow.add(counter)
+
+
+def _active_promotions(cmd: SubmitOrder, uow: UnitOfWork) -> list[dict[str, Any]]:
+    found = []
+    for promotion_no in cmd.promotion_nos:
+        promotion = uow.get(Promotion, promotion_id(promotion_no))
+        if promotion is None:
+            raise RuleViolation("PROMOTION_NOT_FOUND", "3.1.10", f"promotion {promotion_no}")
+        promotion.check_active(uow.now.at)
+        found.append({"promotion_no": promotion_no, "rule_version": promotion.rule_version})
+    return found
+
+
+def _consumable_entitlements(cmd: SubmitOrder, uow: UnitOfWork) -> list[Entitlement]:
+    codes = [*cmd.f_codes, *cmd.coupons]
+    if len(set(codes)) != len(codes):
+        raise RuleViolation(
+            "ENTITLEMENT_ALREADY_CONSUMED", "3.1.11", f"order {cmd.order_no} uses a code twice"
+        )
+    skus = {line.sku for line in cmd.lines}
+    found = []
+    for code, kind in [*((c, "f_code") for c in cmd.f_codes), *((c, "coupon") for c in cmd.coupons)]:
+        entitlement = uow.get(Entitlement, entitlement_id(code))
+        if entitlement is None or entitlement.kind != kind:
+            raise RuleViolation("ENTITLEMENT_NOT_FOUND", "3.1.11", f"no {kind} {code}")
+        entitlement.check_consumable(uow.now, cmd.account_no, skus)
+        found.append(entitlement)
+    return found
+
+
+def _linkage(cmd: SubmitOrder, uow: UnitOfWork) -> dict[str, str]:
+    """Keyed hashes of the normalised signals 3.1.5 links accounts by."""
+    contact = cmd.contact.model_dump()
+    return {kind: uow.sealer.link_hash(kind, contact[name]) for kind, name in LINKAGE_OF.items()}
+
+
+def _limit_counters(
+    cmd: SubmitOrder, uow: UnitOfWork, linkage: dict[str, str]
+) -> list[tuple[LimitCounter, int]]:
+    quantities: Counter[str] = Counter()
+    for line in cmd.lines:
+        quantities[line.sku] += line.quantity
+    counters = []
+    for sku, quantity in sorted(quantities.items()):
+        rule = uow.get(PurchaseLimitRule, limit_rule_id(sku))
+        period = rule.period_index(uow.now.at) if rule is not None else None
+        if rule is None or period is None:
+            continue
+        for signal in rule.signals(cmd.account_no, linkage):
+            counter = uow.get(LimitCounter, rule.counter_id(period, signal))
+            if counter is None:
+                counter = LimitCounter.open(uow.now, rule, period, signal)
+            counter.check_room(cmd.order_no, quantity, rule.limit_qty)
+            counters.append((counter, quantity))
+    return counters
+
+
+def _order_fields(
+    cmd: SubmitOrder,
+    uow: UnitOfWork,
+    promotions: list[dict[str, Any]],
+    linkage: dict[str, str],
+) -> dict[str, Any]:
+    contact = cmd.contact.model_dump()
+    sealed = {
+        name: uow.sealer.seal(cmd.account_no, name, contact[name]) for name in PERSONAL_FIELDS
+    }
+    return {
+        "order_no": cmd.order_no,
+        "account_no": cmd.account_no,
+        "lines": [line.model_dump() for line in cmd.lines],
+        "gifts": [gift.model_dump() for gift in cmd.gifts],
+        "promotions": promotions,
+        "f_codes": list(cmd.f_codes),
+        "coupons": list(cmd.coupons),
+        "purchase_type": cmd.purchase_type,
+        "seller_id": cmd.seller_id,
+        "seller_kind": cmd.seller_kind,
+        "shipping_region": cmd.shipping_region,
+        "payment_deadline": uow.now.at + timedelta(minutes=uow.policy.payment_deadline_min),
+        "contact": sealed,
+        "linkage": linkage,
+    }

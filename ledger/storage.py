@@ -1,0 +1,51 @@
+"""Storage chosen by one setting: LEDGER_DATABASE_URL unset → SQLite file; postgresql:// →
+PostgreSQL. Translates it to the eventsourcing library's environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ledger.settings import DEFAULT_SQLITE_PATH
+
+APPLICATION_NAME = "ledger"
+
+
+def is_postgres(database_url: str | None) -> bool:
+    return bool(database_url) and str(database_url).startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path_of(database_url: str | None, default: Path = DEFAULT_SQLITE_PATH) -> Path:
+    if database_url and database_url.startswith("sqlite:///"):
+        return Path(database_url.removeprefix("sqlite:///"))
+    return default
+
+
+def library_env(database_url: str | None, sqlite_path: Path | None = None) -> dict[str, str]:
+    """The eventsourcing settings for our URL. Database functions stay off (they are reported
+    to misbehave with several applications in one database)."""
+    if is_postgres(database_url):
+        assert database_url is not None
+        parts = urlsplit(database_url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "5",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "CREATE_TABLE": "y",
+        }
+    path = sqlite_path or sqlite_path_of(database_url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+        "CREATE_TABLE": "y",
+    }

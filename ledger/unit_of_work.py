@@ -1,0 +1,71 @@
+"""The aggregates one command (or one import batch) reads and changes, saved together."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Repository
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.context import Ctx
+from ledger.domain.policy import Policy
+from ledger.sealing import Sealer
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class UnitOfWork:
+    """Loads each stream once, remembers it, and hands every touched aggregate to save().
+
+    An aggregate is added to ``touched`` only when a command calls ``add`` or loads it,
+    so a new stream that a refused command made and dropped is never written.
+    """
+
+    def __init__(self, repository: Repository[UUID], sealer: Sealer, policy: Policy) -> None:
+        self.repository = repository
+        self.sealer = sealer
+        self.policy = policy
+        self.ctx: Ctx | None = None
+        self._loaded: dict[UUID, Aggregate | None] = {}
+        self.result: dict[str, Any] = {}
+
+    def begin(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.result = {}
+
+    @property
+    def now(self) -> Ctx:
+        assert self.ctx is not None, "begin() a command first"
+        return self.ctx
+
+    def get(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        if aggregate_id not in self._loaded:
+            try:
+                self._loaded[aggregate_id] = self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                self._loaded[aggregate_id] = None
+        found = self._loaded[aggregate_id]
+        assert found is None or isinstance(found, cls), f"{aggregate_id} is not a {cls.__name__}"
+        return found
+
+    def add(self, aggregate: Aggregate) -> None:
+        self._loaded[aggregate.id] = aggregate
+
+    def mark(self) -> dict[UUID, int]:
+        """How many pending events each stream has now; ``since`` gives what came after."""
+        return {i: len(a.pending_events) for i, a in self._loaded.items() if a is not None}
+
+    def since(self, mark: dict[UUID, int]) -> list[Any]:
+        return [
+            event
+            for i, a in self._loaded.items()
+            if a is not None
+            for event in a.pending_events[mark.get(i, 0) :]
+        ]
+
+    def touched(self) -> list[Aggregate]:
+        return [a for a in self._loaded.values() if a is not None and a.pending_events]
+
+    def forget(self) -> None:
+        self._loaded.clear()
