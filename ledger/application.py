@@ -153,11 +153,11 @@ class Ledger:
         if earlier is not None:
             return earlier
         mark = uow.mark()
-        HANDLERS[command.type](command, uow)  # type: ignore[attr-defined]
+        HANDLERS[command.type](command, uow)
         written = uow.since(mark)
         topics = [type(e).TOPIC.removeprefix("mall-ledger/") for e in written]
         outcome = {"events": topics, "result": dict(uow.result)}
-        record = CommandRecord.record(uow.now, command.type, digest, outcome)  # type: ignore[attr-defined]
+        record = CommandRecord.record(uow.now, command.type, digest, outcome)
         uow.add(record)
         return Staged(command, record, [id(e) for e in [*written, *record.pending_events]])
 

@@ -39,6 +39,7 @@ class Model(BaseModel):
 
 
 class Command(Model):
+    type: str
     command_id: Key
 
 

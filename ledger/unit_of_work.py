@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -69,3 +70,7 @@ class UnitOfWork:
 
     def forget(self) -> None:
         self._loaded.clear()
+
+
+# A command handler: runs every check, then changes the aggregates it loaded or added.
+Handler = Callable[[Any, UnitOfWork], None]

@@ -5,13 +5,8 @@ Each handler runs every check before it changes anything, so a refusal writes no
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from ledger.handlers import accounts, catalogue, orders, submission
-from ledger.unit_of_work import UnitOfWork
-
-Handler = Callable[[Any, UnitOfWork], None]
+from ledger.unit_of_work import Handler
 
 HANDLERS: dict[str, Handler] = {
     "submit_order": submission.submit_order,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ledger import commands as c
 from ledger.domain.account import Account
 from ledger.domain.ids import account_id
-from ledger.unit_of_work import UnitOfWork
+from ledger.unit_of_work import Handler, UnitOfWork
 
 
 def account_for(account_no: str, uow: UnitOfWork) -> Account:
@@ -39,7 +39,7 @@ def decide_open_order(cmd: c.DecideOpenOrder, uow: UnitOfWork) -> None:
     uow.add(account)
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "restrict_account": restrict_account,
     "terminate_account": terminate_account,
     "decide_open_order": decide_open_order,

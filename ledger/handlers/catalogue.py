@@ -8,7 +8,7 @@ from ledger.domain.errors import NotFound, RuleViolation
 from ledger.domain.ids import entitlement_id, limit_rule_id, promotion_id
 from ledger.domain.limits import PurchaseLimitRule
 from ledger.domain.promotion import Promotion
-from ledger.unit_of_work import UnitOfWork
+from ledger.unit_of_work import Handler, UnitOfWork
 
 
 def issue_entitlement(cmd: c.IssueEntitlement, uow: UnitOfWork) -> None:
@@ -47,7 +47,7 @@ def define_purchase_limit(cmd: c.DefinePurchaseLimit, uow: UnitOfWork) -> None:
         rule.revise(uow.now, **fields)
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "issue_entitlement": issue_entitlement,
     "restore_entitlement": restore_entitlement,
     "define_promotion": define_promotion,

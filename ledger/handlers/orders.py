@@ -8,12 +8,12 @@ from typing import Any
 
 from ledger import commands as c
 from ledger.domain.account import Account
-from ledger.handlers.accounts import account_for
 from ledger.domain.entitlement import Entitlement
 from ledger.domain.errors import NotFound, RuleViolation
 from ledger.domain.ids import account_id, entitlement_id, order_id
 from ledger.domain.order.aggregate import Order
-from ledger.unit_of_work import UnitOfWork
+from ledger.handlers.accounts import account_for
+from ledger.unit_of_work import Handler, UnitOfWork
 
 ACCOUNT_GROUNDS = ("account_restricted", "account_terminated")
 NO_REASON_COUPON_RULE = "7D art. 15"
@@ -35,7 +35,10 @@ def forfeit_entitlements(order: Order, uow: UnitOfWork) -> None:
             entitlement.forfeit(uow.now, order.order_no, str(order.closed_ground))
 
 
-def order_command(run: Callable[[Order, Any, UnitOfWork], None]) -> Callable[[Any, UnitOfWork], None]:
+OrderRun = Callable[[Order, Any, UnitOfWork], None]
+
+
+def order_command(run: OrderRun) -> Callable[[Any, UnitOfWork], None]:
     def handle(cmd: Any, uow: UnitOfWork) -> None:
         order = load_order(cmd.order_no, uow)
         was_closed = order.is_closed
@@ -106,7 +109,7 @@ def _evidence(cmd: Any) -> dict[str, Any]:
 
 
 # type -> what the command does to the order; everything else is loading and forfeiting.
-_RUNS: dict[str, Callable[[Order, Any, UnitOfWork], None]] = {
+_RUNS: dict[str, OrderRun] = {
     "receive_payment": _receive_payment,
     "cancel_order": lambda o, cmd, u: o.cancel_by_user(u.now, cmd.reason),
     "lapse_payment_deadline": lambda o, cmd, u: o.lapse_payment_deadline(u.now),
@@ -118,9 +121,7 @@ _RUNS: dict[str, Callable[[Order, Any, UnitOfWork], None]] = {
         u.now, cmd.requested_by, cmd.reason
     ),
     "accept_mutual_termination": lambda o, cmd, u: o.accept_mutual_termination(u.now),
-    "decline_mutual_termination": lambda o, cmd, u: o.decline_mutual_termination(
-        u.now, cmd.reason
-    ),
+    "decline_mutual_termination": lambda o, cmd, u: o.decline_mutual_termination(u.now, cmd.reason),
     "close_order": _close_order,
     "notify_user": lambda o, cmd, u: o.notify_user(u.now, cmd.subject, cmd.clause),
     "record_refund_consent": _record_refund_consent,
@@ -153,4 +154,4 @@ _RUNS: dict[str, Callable[[Order, Any, UnitOfWork], None]] = {
     "complete_transaction": lambda o, cmd, u: o.complete_transaction(u.now),
 }
 
-HANDLERS = {name: order_command(run) for name, run in _RUNS.items()}
+HANDLERS: dict[str, Handler] = {name: order_command(run) for name, run in _RUNS.items()}

@@ -67,7 +67,8 @@ def _consumable_entitlements(cmd: SubmitOrder, uow: UnitOfWork) -> list[Entitlem
         )
     skus = {line.sku for line in cmd.lines}
     found = []
-    for code, kind in [*((c, "f_code") for c in cmd.f_codes), *((c, "coupon") for c in cmd.coupons)]:
+    wanted = [(code, "f_code") for code in cmd.f_codes] + [(code, "coupon") for code in cmd.coupons]
+    for code, kind in wanted:
         entitlement = uow.get(Entitlement, entitlement_id(code))
         if entitlement is None or entitlement.kind != kind:
             raise RuleViolation("ENTITLEMENT_NOT_FOUND", "3.1.11", f"no {kind} {code}")

@@ -43,7 +43,7 @@ class PriceErrorRules(OrderBase):
             raise RuleViolation(
                 "USER_CONSENT_REQUIRED",
                 "3.1.7",
-                f"order {self.order_no}: a price error is {resolution} only with the user's consent",
+                f"order {self.order_no}: {resolution} only with the user's consent",
             )
         if resolution == "adjusted" and (
             adjusted_total_fen is None or adjusted_total_fen < self.paid_total_fen
@@ -51,7 +51,7 @@ class PriceErrorRules(OrderBase):
             raise RuleViolation(
                 "ADJUSTED_TOTAL_INVALID",
                 "3.1.7",
-                f"order {self.order_no}: the adjusted total must be given and not below what was paid",
+                f"order {self.order_no}: adjusted total missing or below what was paid",
             )
 
     def resolve_price_error(

@@ -5,6 +5,7 @@ receipt (7D art. 14), coupons back per policy (7D art. 15)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
@@ -82,7 +83,7 @@ class ReturnRules(OrderBase):
             shipping_paid_by="seller" if kind == "quality" else "user",
         )
 
-    def check_open_return(self, return_id: str) -> dict[str, object]:
+    def check_open_return(self, return_id: str) -> dict[str, Any]:
         self.check_open()
         current = self.open_return
         if current is None or current["return_id"] != return_id:
