@@ -1,0 +1,207 @@
+"""Sealing personal fields under their subject's key, and keyed linkage hashes (DESIGN.md, Events).
+
+A sealed value is a compact ASCII token ``s1:<subject_id>:<base64url(nonce + ciphertext + tag)>``,
+AES-256-GCM under the subject's key with associated data ``<subject_id>|<field>``: a token cannot be
+moved to another subject or another field without failing authentication. Once the subject's key
+is destroyed every token of that subject unseals to ``ERASED``.
+
+Linkage hashes let rules link orders that share an address, phone, recipient or IP without storing
+the value: HMAC-SHA256 under one application-wide key (kept in the key store, not in the log) over
+the kind and the normalised value, so equal values in different subjects hash alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import os
+import re
+import unicodedata
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ledger.domain.errors import InvalidCommand, LedgerError
+from ledger.keystore import KeyStore, validate_subject_id
+
+ERASED = "[erased]"
+TOKEN_VERSION = "s1"
+NONCE_SIZE_BYTES = 12
+TAG_SIZE_BYTES = 16
+MAX_FIELD_CHARS = 64
+
+# Field names are code-defined identifiers; no '|' keeps the associated data unambiguous.
+_FIELD_RE = re.compile(rf"[A-Za-z_][A-Za-z0-9_.-]{{0,{MAX_FIELD_CHARS - 1}}}")
+_BASE64URL_RE = re.compile(r"[A-Za-z0-9_-]+")
+_MAINLAND_MOBILE_WITH_CC_RE = re.compile(r"(?:0086|86)(1[3-9]\d{9})", re.ASCII)
+_NON_DIGIT_RE = re.compile(r"\D", re.ASCII)
+
+
+class SealInvalid(LedgerError):
+    """A sealed token that is malformed or fails authentication (tampered, wrong field)."""
+
+    code = "SEAL_INVALID"
+
+
+class SubjectErased(LedgerError):
+    """Personal data cannot be sealed for a subject whose key was destroyed."""
+
+    code = "SUBJECT_ERASED"
+
+
+# Normalisers --------------------------------------------------------------------------------
+
+
+def normalise_phone(value: str) -> str:
+    """Digits only; a +86 / 86 / 0086 prefix dropped in front of an 11-digit mainland mobile."""
+    digits = _NON_DIGIT_RE.sub("", unicodedata.normalize("NFKC", value))
+    match = _MAINLAND_MOBILE_WITH_CC_RE.fullmatch(digits)
+    return match.group(1) if match else digits
+
+
+def normalise_address(value: str) -> str:
+    """NFKC, casefolded, without whitespace, punctuation (Chinese too) or control characters."""
+    text = unicodedata.normalize("NFKC", value).casefold()
+    return "".join(ch for ch in text if not _is_address_noise(ch))
+
+
+def _is_address_noise(ch: str) -> bool:
+    # P*: punctuation incl. ，。、（）-#; Z*: separators; C*: controls and format characters.
+    return ch.isspace() or unicodedata.category(ch)[0] in "PZC"
+
+
+def normalise_name(value: str) -> str:
+    """NFKC, every whitespace character removed, casefolded."""
+    text = unicodedata.normalize("NFKC", value)
+    return "".join(ch for ch in text if not ch.isspace()).casefold()
+
+
+def normalise_ip(value: str) -> str:
+    """Canonical text of an IP address; an IPv4-mapped IPv6 address becomes its IPv4 form."""
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise InvalidCommand("ip", "not an IP address") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.compressed
+    return address.compressed
+
+
+NORMALISERS: dict[str, Callable[[str], str]] = {
+    "address": normalise_address,
+    "ip": normalise_ip,
+    "phone": normalise_phone,
+    "recipient": normalise_name,
+}
+
+
+# Sealer -------------------------------------------------------------------------------------
+
+
+class Sealer:
+    """Seals and unseals personal fields with per-subject keys; computes linkage hashes."""
+
+    def __init__(self, keystore: KeyStore) -> None:
+        self._keystore = keystore
+        self._linkage_key: bytes | None = None
+
+    def seal(self, subject_id: str, field: str, plaintext: str) -> str:
+        return self.seal_many(subject_id, {field: plaintext})[field]
+
+    def seal_many(self, subject_id: str, fields: dict[str, str]) -> dict[str, str]:
+        """Seal several fields of one subject with one key lookup."""
+        validate_subject_id(subject_id)
+        for field in fields:
+            _validate_field(field)
+        key = self._keystore.key_for(subject_id)
+        if key is None:
+            raise SubjectErased(f"subject {subject_id} is erased: its personal data is gone")
+        aead = AESGCM(key)
+        return {
+            field: _token(subject_id, field, aead, plaintext) for field, plaintext in fields.items()
+        }
+
+    def unseal(self, token: str, field: str) -> str:
+        """The plaintext, or ERASED if the subject's key was destroyed."""
+        _validate_field(field)
+        subject_id, blob = _parse(token)
+        key = self._keystore.existing_key(subject_id)
+        if key is None:
+            if self._keystore.is_destroyed(subject_id):
+                return ERASED
+            # A token for a subject that never had a key was not made by us.
+            raise SealInvalid(f"sealed {field} has no key to open it")
+        nonce, ciphertext = blob[:NONCE_SIZE_BYTES], blob[NONCE_SIZE_BYTES:]
+        try:
+            plaintext = AESGCM(key).decrypt(nonce, ciphertext, _associated_data(subject_id, field))
+        except InvalidTag:
+            raise SealInvalid(f"sealed {field} failed authentication") from None
+        try:
+            return plaintext.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SealInvalid(f"sealed {field} is not text") from None
+
+    def subject_of(self, token: str) -> str:
+        """The subject a token was sealed for (no key needed)."""
+        return _parse(token)[0]
+
+    def link_hash(self, kind: str, value: str) -> str:
+        """Lowercase hex HMAC-SHA256 of ``kind|normalised value`` under the linkage key."""
+        normaliser = NORMALISERS.get(kind)
+        if normaliser is None:
+            raise InvalidCommand("kind", f"must be one of {', '.join(sorted(NORMALISERS))}")
+        normalised = normaliser(value)
+        if not normalised:
+            # An empty value would link every order that lacks it.
+            raise InvalidCommand(kind, "empty after normalisation")
+        mac = hmac.HMAC(self._linkage(), hashes.SHA256())
+        mac.update(f"{kind}|{normalised}".encode())
+        return mac.finalize().hex()
+
+    def _linkage(self) -> bytes:
+        if self._linkage_key is None:
+            self._linkage_key = self._keystore.linkage_key()
+        return self._linkage_key
+
+
+def _validate_field(field: str) -> None:
+    if not isinstance(field, str) or _FIELD_RE.fullmatch(field) is None:
+        raise InvalidCommand("field", f"must be an identifier of 1..{MAX_FIELD_CHARS} characters")
+
+
+def _associated_data(subject_id: str, field: str) -> bytes:
+    return f"{subject_id}|{field}".encode()
+
+
+def _token(subject_id: str, field: str, aead: AESGCM, plaintext: str) -> str:
+    nonce = os.urandom(NONCE_SIZE_BYTES)
+    sealed = aead.encrypt(nonce, plaintext.encode("utf-8"), _associated_data(subject_id, field))
+    body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
+    return f"{TOKEN_VERSION}:{subject_id}:{body}"
+
+
+def _parse(token: str) -> tuple[str, bytes]:
+    """(subject_id, nonce + ciphertext + tag) of a well-formed token, else SealInvalid."""
+    # Messages name what is wrong, never the token: it may be quoted in logs.
+    if not isinstance(token, str):
+        raise SealInvalid("sealed value is not text")
+    parts = token.split(":")
+    if len(parts) != 3 or parts[0] != TOKEN_VERSION:
+        raise SealInvalid("sealed value is malformed")
+    subject_id, body = parts[1], parts[2]
+    try:
+        validate_subject_id(subject_id)
+    except InvalidCommand:
+        raise SealInvalid("sealed value names an invalid subject") from None
+    if _BASE64URL_RE.fullmatch(body) is None:
+        raise SealInvalid("sealed value is malformed")
+    try:
+        blob = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError):
+        raise SealInvalid("sealed value is malformed") from None
+    if len(blob) < NONCE_SIZE_BYTES + TAG_SIZE_BYTES:
+        raise SealInvalid("sealed value is too short")
+    return subject_id, blob

@@ -1,0 +1,312 @@
+"""Sealing personal fields and linkage hashes (DOMAIN.md section 7), on an in-memory key store."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from ledger.domain.errors import InvalidCommand
+from ledger.keystore import LINKAGE_KEY_ID, KeyStore, new_key
+from ledger.sealing import (
+    ERASED,
+    NONCE_SIZE_BYTES,
+    Sealer,
+    SealInvalid,
+    SubjectErased,
+    normalise_address,
+    normalise_ip,
+    normalise_name,
+    normalise_phone,
+)
+
+AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+TOKEN_RE = re.compile(r"s1:[\x21-\x39\x3b-\x7e]+:[A-Za-z0-9_-]+")
+
+
+class MemoryKeyStore(KeyStore):
+    """The storage primitives over a dict: enough to test the rules the base class holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, bytes | None] = {}
+        self.destroyed: set[str] = set()
+        self.linkage_loads = 0
+
+    def _load_or_create(self, subject_ids: Sequence[str], now: datetime) -> dict[str, bytes | None]:
+        if LINKAGE_KEY_ID in subject_ids:
+            self.linkage_loads += 1
+        for subject_id in subject_ids:
+            self.rows.setdefault(subject_id, new_key())
+        return {subject_id: self.rows[subject_id] for subject_id in subject_ids}
+
+    def _load(self, subject_ids: Sequence[str]) -> dict[str, bytes | None]:
+        return {s: self.rows[s] for s in subject_ids if s in self.rows}
+
+    def _shred(self, subject_id: str, at: datetime) -> bool:
+        was_live = self.rows.get(subject_id) is not None
+        self.rows[subject_id] = None
+        self.destroyed.add(subject_id)
+        return was_live
+
+    def _destroyed(self, subject_id: str) -> bool:
+        return subject_id in self.destroyed
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def keystore() -> MemoryKeyStore:
+    return MemoryKeyStore()
+
+
+@pytest.fixture
+def sealer(keystore: MemoryKeyStore) -> Sealer:
+    return Sealer(keystore)
+
+
+def _body(token: str) -> bytes:
+    body = token.split(":")[2]
+    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+
+
+def _flip_last_char(token: str) -> str:
+    last = token[-1]
+    return token[:-1] + ("A" if last != "A" else "B")
+
+
+# Normalisers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("138 1234 5678", "13812345678"),
+        ("+86 138-1234-5678", "13812345678"),
+        ("86 13812345678", "13812345678"),
+        ("0086-138-1234-5678", "13812345678"),
+        ("(+86) 138.1234.5678", "13812345678"),
+        ("＋８６ １３８１２３４５６７８", "13812345678"),  # full-width digits and plus
+        ("+86 10 6552 9988", "861065529988"),  # a Beijing landline keeps its country code
+        ("8612345678901", "8612345678901"),  # 12… is no mainland mobile prefix
+        ("+1 (415) 555-0100", "14155550100"),
+    ],
+)
+def test_normalise_phone(raw: str, expected: str) -> None:
+    assert normalise_phone(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("北京市 朝阳区，建国路（88号）-1#", "北京市朝阳区建国路88号1"),
+        ("北京市朝阳区建国路88号1", "北京市朝阳区建国路88号1"),
+        ("上海市、浦东新区。世纪大道 100 号", "上海市浦东新区世纪大道100号"),
+        ("Room 5B, 12 Nanjing Rd.", "room5b12nanjingrd"),
+        ("ＲＯＯＭ　５Ｂ", "room5b"),  # full-width letters and ideographic space
+        ("“成都”·武侯区【A座】\t\n", "成都武侯区a座"),
+    ],
+)
+def test_normalise_address(raw: str, expected: str) -> None:
+    assert normalise_address(raw) == expected
+
+
+def test_normalise_address_equates_formatting_variants() -> None:
+    variants = [
+        "广州市天河区 体育西路（1号）",
+        "广州市天河区体育西路1号",
+        "广州市 天河区, 体育西路-1号",
+    ]
+    assert len({normalise_address(v) for v in variants}) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (" 张 三 ", "张三"),
+        ("张\u3000三", "张三"),
+        ("John  SMITH", "johnsmith"),
+        ("Ｊｏｈｎ", "john"),
+        ("阿卜杜·热合曼", "阿卜杜·热合曼"),  # the middle dot is part of the name
+    ],
+)
+def test_normalise_name(raw: str, expected: str) -> None:
+    assert normalise_name(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        (" 192.0.2.1 ", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("2001:0DB8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
+    ],
+)
+def test_normalise_ip(raw: str, expected: str) -> None:
+    assert normalise_ip(raw) == expected
+
+
+def test_normalise_ip_refuses_garbage() -> None:
+    with pytest.raises(InvalidCommand):
+        normalise_ip("999.1.1.1")
+
+
+# Seal / unseal ------------------------------------------------------------------------------
+
+
+def test_round_trip(sealer: Sealer) -> None:
+    token = sealer.seal("acct-000123", "ship_to_name", "张三")
+    assert TOKEN_RE.fullmatch(token)
+    assert token.isascii()
+    assert sealer.unseal(token, "ship_to_name") == "张三"
+    assert sealer.subject_of(token) == "acct-000123"
+
+
+def test_round_trip_empty_and_long_text(sealer: Sealer) -> None:
+    long_text = "北京市朝阳区建国路88号" * 200
+    for text in ("", long_text):
+        assert sealer.unseal(sealer.seal("acct-1", "address", text), "address") == text
+
+
+def test_seal_many_uses_one_subject(sealer: Sealer) -> None:
+    tokens = sealer.seal_many("acct-7", {"name": "李四", "phone": "13812345678"})
+    assert sealer.unseal(tokens["name"], "name") == "李四"
+    assert sealer.unseal(tokens["phone"], "phone") == "13812345678"
+    assert {sealer.subject_of(t) for t in tokens.values()} == {"acct-7"}
+
+
+def test_ciphertext_does_not_contain_the_plaintext(sealer: Sealer) -> None:
+    plaintext = "13812345678 北京市朝阳区建国路88号"
+    token = sealer.seal("acct-1", "phone", plaintext)
+    assert plaintext.encode() not in _body(token)
+    assert "13812345678" not in token
+    assert len(_body(token)) == NONCE_SIZE_BYTES + len(plaintext.encode()) + 16
+
+
+def test_same_value_seals_differently_each_time(sealer: Sealer) -> None:
+    assert sealer.seal("acct-1", "name", "王五") != sealer.seal("acct-1", "name", "王五")
+
+
+def test_tampered_token_is_refused_without_leaking(sealer: Sealer) -> None:
+    token = sealer.seal("acct-1", "name", "王五")
+    tampered = _flip_last_char(token)
+    with pytest.raises(SealInvalid) as caught:
+        sealer.unseal(tampered, "name")
+    assert caught.value.code == "SEAL_INVALID"
+    assert tampered not in caught.value.message
+    assert token.split(":")[2] not in caught.value.message
+    assert "王五" not in caught.value.message
+
+
+def test_token_for_one_field_cannot_be_opened_as_another(sealer: Sealer) -> None:
+    token = sealer.seal("acct-1", "ship_to_name", "王五")
+    with pytest.raises(SealInvalid):
+        sealer.unseal(token, "buyer_name")
+
+
+def test_token_cannot_be_moved_to_another_subject(sealer: Sealer) -> None:
+    sealer.seal("acct-2", "name", "anything")  # acct-2 has a key of its own
+    token = sealer.seal("acct-1", "name", "王五")
+    moved = token.replace("s1:acct-1:", "s1:acct-2:", 1)
+    with pytest.raises(SealInvalid):
+        sealer.unseal(moved, "name")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "s1",
+        "s1:acct-1",
+        "s2:acct-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "s1::AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "s1:acct-1:not base64!",
+        "s1:acct-1:AAAA",  # too short to hold a nonce and a tag
+        "s1:acct-1:AAAAA",  # impossible base64 length
+        "s1:acct-1:AAAA:extra",
+    ],
+)
+def test_malformed_tokens_are_refused(sealer: Sealer, token: str) -> None:
+    sealer.seal("acct-1", "name", "x")
+    with pytest.raises(SealInvalid) as caught:
+        sealer.unseal(token, "name")
+    assert caught.value.code == "SEAL_INVALID"
+
+
+def test_token_for_unknown_subject_is_invalid_not_erased(sealer: Sealer) -> None:
+    token = sealer.seal("acct-1", "name", "王五").replace("acct-1", "acct-404", 1)
+    with pytest.raises(SealInvalid):
+        sealer.unseal(token, "name")
+
+
+def test_erased_after_destroy(sealer: Sealer, keystore: MemoryKeyStore) -> None:
+    tokens = sealer.seal_many("acct-9", {"name": "赵六", "phone": "13900000000"})
+    other = sealer.seal("acct-10", "name", "孙七")
+    assert keystore.destroy("acct-9", AT) is True
+    assert sealer.unseal(tokens["name"], "name") == ERASED
+    assert sealer.unseal(tokens["phone"], "phone") == ERASED
+    assert sealer.unseal(other, "name") == "孙七"
+    with pytest.raises(SubjectErased):
+        sealer.seal("acct-9", "name", "赵六")
+
+
+@pytest.mark.parametrize(
+    "subject_id", ["", "acct:1", "a" * 129, "acct 1", "账户-1", LINKAGE_KEY_ID]
+)
+def test_invalid_subject_ids_are_refused(sealer: Sealer, subject_id: str) -> None:
+    with pytest.raises(InvalidCommand):
+        sealer.seal(subject_id, "name", "x")
+
+
+@pytest.mark.parametrize("field", ["", "a|b", "name:x", "1name", "x" * 65])
+def test_invalid_field_names_are_refused(sealer: Sealer, field: str) -> None:
+    with pytest.raises(InvalidCommand):
+        sealer.seal("acct-1", field, "x")
+
+
+# Linkage hashes -----------------------------------------------------------------------------
+
+
+def test_same_value_two_subjects_different_tokens_same_link_hash(sealer: Sealer) -> None:
+    address = "北京市朝阳区建国路88号"
+    first = sealer.seal("acct-1", "ship_to_address", address)
+    second = sealer.seal("acct-2", "ship_to_address", address)
+    assert _body(first) != _body(second)
+    assert sealer.link_hash("address", address) == sealer.link_hash("address", address)
+
+
+def test_link_hash_is_keyed_hex_over_the_normalised_value(sealer: Sealer) -> None:
+    digest = sealer.link_hash("phone", "+86 138-1234-5678")
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert digest == sealer.link_hash("phone", "13812345678")
+    assert digest != sealer.link_hash("phone", "13812345679")
+    assert sealer.link_hash("ip", "::ffff:10.0.0.1") == sealer.link_hash("ip", "10.0.0.1")
+    assert sealer.link_hash("recipient", "张 三") == sealer.link_hash("recipient", "张三")
+
+
+def test_link_hash_separates_kinds(sealer: Sealer) -> None:
+    assert sealer.link_hash("recipient", "abc") != sealer.link_hash("address", "abc")
+
+
+def test_link_hash_depends_on_the_linkage_key() -> None:
+    first, second = Sealer(MemoryKeyStore()), Sealer(MemoryKeyStore())
+    assert first.link_hash("phone", "13812345678") != second.link_hash("phone", "13812345678")
+
+
+def test_linkage_key_is_cached_in_the_sealer(keystore: MemoryKeyStore) -> None:
+    fresh = Sealer(keystore)
+    for _ in range(3):
+        fresh.link_hash("phone", "13812345678")
+    assert keystore.linkage_loads == 1
+
+
+def test_unknown_kind_and_empty_value_are_refused(sealer: Sealer) -> None:
+    with pytest.raises(InvalidCommand):
+        sealer.link_hash("email", "a@example.com")
+    with pytest.raises(InvalidCommand):
+        sealer.link_hash("phone", "n/a")
