@@ -209,6 +209,11 @@ class Ledger:
         """Plaintext of a sealed field for a role allowed to see it, or the erased marker."""
         return self.sealer.unseal(token, field_name)
 
+    def contact(self, order_no: str) -> dict[str, str]:
+        """An order's contact details in plaintext; ``[erased]`` once the subject's key is gone."""
+        sealed = self.order(order_no).contact
+        return {name: self.reveal(token, name) for name, token in sealed.items()}
+
     def head_position(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 

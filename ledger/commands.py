@@ -15,6 +15,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 from ledger.domain.errors import InvalidCommand
 
 Key = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
+# Account numbers name a data subject's key, so they may not contain ':' (token separator).
+AccountNo = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/@+-]+$")]
 Fen = Annotated[int, Field(ge=0, le=10**12)]
 PositiveFen = Annotated[int, Field(gt=0, le=10**12)]
 Text = Annotated[str, Field(max_length=500)]
@@ -74,7 +76,7 @@ class Contact(Model):
 
 class SubmitOrder(OrderCommand):
     type: Literal["submit_order"]
-    account_no: Key
+    account_no: AccountNo
     lines: Annotated[list[Line], Field(min_length=1, max_length=100)]
     gifts: Annotated[list[Gift], Field(max_length=20)] = []
     promotion_nos: Annotated[list[Key], Field(max_length=10)] = []
@@ -268,7 +270,7 @@ class IssueEntitlement(Command):
     campaign: Key
     sku: Key | None = None
     value_fen: Fen = 0
-    holder_account: Key | None = None
+    holder_account: AccountNo | None = None
     valid_until: Moment | None = None
 
 
@@ -280,20 +282,20 @@ class RestoreEntitlement(Command):
 
 class RestrictAccount(Command):
     type: Literal["restrict_account"]
-    account_no: Key
+    account_no: AccountNo
     ground: Literal["6.1(1)", "6.1(2)", "6.1(3)", "6.1(4)", "6.1(5)", "6.1(6)", "6.1(7)", "6.1(8)"]
     evidence: Evidence = Evidence()
 
 
 class TerminateAccount(Command):
     type: Literal["terminate_account"]
-    account_no: Key
+    account_no: AccountNo
     ground: Annotated[str, Field(min_length=1, max_length=32)]
 
 
 class DecideOpenOrder(Command):
     type: Literal["decide_open_order"]
-    account_no: Key
+    account_no: AccountNo
     order_no: Key
     disposition: Literal["close", "continue"]
 

@@ -18,6 +18,7 @@ class OrderBase:
         version: int
         order_no: str
         account_no: str
+        contact: dict[str, str]
         lines: list[dict[str, Any]]
         gifts: list[dict[str, Any]]
         f_codes: list[str]

@@ -43,6 +43,7 @@ class OrderSubmitted(OrderEvent, Aggregate.Created):
     def apply(self, agg: Any) -> None:
         agg.order_no = self.order_no
         agg.account_no = self.account_no
+        agg.contact = self.contact
         agg.lines = self.lines
         agg.gifts = self.gifts
         agg.f_codes = self.f_codes
