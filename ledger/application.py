@@ -19,6 +19,7 @@ import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
+from ledger.bulk_read import load_streams
 from ledger.clock import Clock, SystemClock
 from ledger.commands import Command, parse_command
 from ledger.domain.command_record import CommandRecord
@@ -27,12 +28,15 @@ from ledger.domain.errors import Conflict, LedgerError, NotFound
 from ledger.domain.ids import command_record_id, order_id
 from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
-from ledger.handlers import HANDLERS
+from ledger.handlers import HANDLERS, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
 from ledger.sealing import Sealer
 from ledger.storage import APPLICATION_NAME, library_env, sqlite_path_of
 from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import UnitOfWork
+
+# One import transaction holds at most this many commands (memory and lock time are bounded).
+MAX_BATCH_COMMANDS = 5000
 
 
 class LedgerApplication(Application[UUID]):
@@ -118,12 +122,17 @@ class Ledger:
         """Many commands, one transaction: each refused command is left out, the rest are
         saved together. If the batch cannot be saved whole (a concurrent writer, or a
         command that failed half-way), every command is run again on its own."""
+        assert len(items) <= MAX_BATCH_COMMANDS, f"batch of {len(items)} > {MAX_BATCH_COMMANDS}"
+        parsed = [self.parse_or_error(data) for data, _ in items]
+        commands = [p for p in parsed if isinstance(p, Command)]
         uow = self.unit_of_work()
+        uow.prefetch(load_streams(self.app, {i for cmd in commands for i in streams_read_by(cmd)}))
         staged: list[Staged | CommandResult | LedgerError] = []
-        for data, at in items:
+        for command, (_, at) in zip(parsed, items, strict=True):
             mark = uow.mark()
             try:
-                command = parse_command(data)
+                if isinstance(command, LedgerError):
+                    raise command
                 staged.append(self.stage(uow, command, at))
             except LedgerError as refusal:
                 if uow.since(mark):
@@ -135,6 +144,13 @@ class Ledger:
             return [self.execute_or_error(d, t) for d, t in items]
         positions = self.positions(recordings)
         return [s.result(positions) if isinstance(s, Staged) else s for s in staged]
+
+    @staticmethod
+    def parse_or_error(data: Any) -> Command | LedgerError:
+        try:
+            return parse_command(data)
+        except LedgerError as refusal:
+            return refusal
 
     def execute_or_error(self, data: Any, at: datetime | None) -> CommandResult | LedgerError:
         try:

@@ -50,6 +50,11 @@ class UnitOfWork:
         assert found is None or isinstance(found, cls), f"{aggregate_id} is not a {cls.__name__}"
         return found
 
+    def prefetch(self, loaded: dict[UUID, Aggregate | None]) -> None:
+        """Streams read in bulk; those this unit of work already holds are kept as they are."""
+        for aggregate_id, aggregate in loaded.items():
+            self._loaded.setdefault(aggregate_id, aggregate)
+
     def add(self, aggregate: Aggregate) -> None:
         self._loaded[aggregate.id] = aggregate
 

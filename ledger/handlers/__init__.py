@@ -5,6 +5,10 @@ Each handler runs every check before it changes anything, so a refusal writes no
 
 from __future__ import annotations
 
+from uuid import UUID
+
+from ledger import commands as c
+from ledger.domain import ids
 from ledger.handlers import accounts, catalogue, orders, submission
 from ledger.unit_of_work import Handler
 
@@ -14,3 +18,26 @@ HANDLERS: dict[str, Handler] = {
     **catalogue.HANDLERS,
     **accounts.HANDLERS,
 }
+
+
+def streams_read_by(command: c.Command) -> list[UUID]:
+    """The streams a command will load, as far as the command alone tells (a batch loads
+    them with one query). Missing some is harmless: they are then loaded one by one."""
+    found = [ids.command_record_id(command.command_id)]
+    order_no = getattr(command, "order_no", None)
+    if order_no is not None:
+        found.append(ids.order_id(order_no))
+    account_no = getattr(command, "account_no", None)
+    if account_no is not None:
+        found.append(ids.account_id(account_no))
+    if isinstance(command, c.SubmitOrder):
+        found += [ids.entitlement_id(code) for code in [*command.f_codes, *command.coupons]]
+        found += [ids.limit_rule_id(line.sku) for line in command.lines]
+        found += [ids.promotion_id(no) for no in command.promotion_nos]
+    elif isinstance(command, (c.IssueEntitlement, c.RestoreEntitlement)):
+        found.append(ids.entitlement_id(command.code))
+    elif isinstance(command, c.DefinePromotion):
+        found.append(ids.promotion_id(command.promotion_no))
+    elif isinstance(command, c.DefinePurchaseLimit):
+        found.append(ids.limit_rule_id(command.sku))
+    return found
