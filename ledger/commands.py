@@ -6,11 +6,20 @@ the pydantic message is used, never the input value, so personal data stays out 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 from ledger.domain.errors import InvalidCommand
 
@@ -30,10 +39,25 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _ip(value: str) -> str:
-    return str(ip_address(value))
+    try:
+        return str(ip_address(value))
+    except ValueError:
+        raise ValueError("must be an IPv4 or IPv6 address") from None
 
 
-Moment = Annotated[datetime, AfterValidator(_aware)]
+def _iso_moment(value: Any) -> Any:
+    """Only ISO-8601 text or a datetime: pydantic would read digits as Unix seconds."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO-8601 date-time with an offset")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO-8601 date-time with an offset") from None
+
+
+Moment = Annotated[datetime, BeforeValidator(_iso_moment), AfterValidator(_aware)]
 
 
 class Model(BaseModel):
@@ -280,17 +304,22 @@ class RestoreEntitlement(Command):
     rule: Text
 
 
+RestrictionGround = Literal[
+    "6.1(1)", "6.1(2)", "6.1(3)", "6.1(4)", "6.1(5)", "6.1(6)", "6.1(7)", "6.1(8)"
+]
+
+
 class RestrictAccount(Command):
     type: Literal["restrict_account"]
     account_no: AccountNo
-    ground: Literal["6.1(1)", "6.1(2)", "6.1(3)", "6.1(4)", "6.1(5)", "6.1(6)", "6.1(7)", "6.1(8)"]
+    ground: RestrictionGround
     evidence: Evidence = Evidence()
 
 
 class TerminateAccount(Command):
     type: Literal["terminate_account"]
     account_no: AccountNo
-    ground: Annotated[str, Field(min_length=1, max_length=32)]
+    ground: RestrictionGround
 
 
 class DecideOpenOrder(Command):
@@ -368,6 +397,19 @@ def parse_command(data: Any) -> Command:
         command: Command = _ADAPTER.validate_python(data)
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or "type"
-        raise InvalidCommand(field, first["msg"]) from None
+        raise InvalidCommand(*_field_and_rule(first)) from None
     return command
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _field_and_rule(error: Any) -> tuple[str, str]:
+    """Name the field and the rule without echoing input: some pydantic messages quote
+    the value (an unknown tag) and an unknown key may itself be someone's data."""
+    location = [str(part) for part in error["loc"]]
+    if error["type"] == "union_tag_invalid":
+        return "type", f"unknown command type; expected one of {', '.join(COMMAND_TYPES)}"
+    if error["type"] == "extra_forbidden" and not _FIELD_NAME.fullmatch(location[-1]):
+        return ".".join(location[:-1]), "has a field this command does not take"
+    return ".".join(location) or "type", str(error["msg"])

@@ -36,20 +36,20 @@ def submit(order_no: str, **over: Any) -> dict[str, Any]:
     return cmd
 
 
-def order_cmd(kind: str, order_no: str, **fields: Any) -> dict[str, Any]:
-    return {"type": kind, "command_id": cid(kind), "order_no": order_no, **fields}
+def order_cmd(command_type: str, order_no: str, **fields: Any) -> dict[str, Any]:
+    return {"type": command_type, "command_id": cid(command_type), "order_no": order_no, **fields}
 
 
-def pay(order_no: str, amount_fen: int = 399900, method: str = "alipay", **over: Any) -> dict[str, Any]:
-    return order_cmd(
-        "receive_payment",
-        order_no,
-        payment_id=cid("pay"),
-        method=method,
-        payer_account="buyer@example.com",
-        amount_fen=amount_fen,
-        **over,
-    )
+def pay(
+    order_no: str, amount_fen: int = 399900, method: str = "alipay", **over: Any
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "payment_id": cid("pay"),
+        "method": method,
+        "payer_account": "buyer@example.com",
+        "amount_fen": amount_fen,
+    }
+    return order_cmd("receive_payment", order_no, **{**fields, **over})
 
 
 def ship(order_no: str, **over: Any) -> dict[str, Any]:
@@ -75,5 +75,5 @@ def issue(code: str, kind: str = "coupon", **over: Any) -> dict[str, Any]:
     return cmd
 
 
-def other(kind: str, **fields: Any) -> dict[str, Any]:
-    return {"type": kind, "command_id": cid(kind), **fields}
+def other(command_type: str, **fields: Any) -> dict[str, Any]:
+    return {"type": command_type, "command_id": cid(command_type), **fields}

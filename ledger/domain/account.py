@@ -104,7 +104,7 @@ class Account(Aggregate):
         if self.is_blocked:
             raise RuleViolation(
                 "ACCOUNT_RESTRICTED",
-                "6.2" if self.terminated else "6.1",
+                "6.1",
                 f"account {self.account_no} may not place orders",
             )
 
@@ -120,19 +120,28 @@ class Account(Aggregate):
     ) -> None:
         if self.is_blocked:
             raise RuleViolation("ACCOUNT_ALREADY_RESTRICTED", "6.1", f"account {self.account_no}")
-        if ground == "6.1(5)" and self.refusals_within(ctx.at, window_days) < threshold:
+        self.check_ground(ctx, ground, threshold, window_days)
+        self._emit(AccountRestricted, ctx, ground=ground, evidence=evidence)
+
+    def terminate(self, ctx: Ctx, ground: str, threshold: int, window_days: int) -> None:
+        if self.terminated:
+            raise RuleViolation("ACCOUNT_ALREADY_TERMINATED", "6.1", f"account {self.account_no}")
+        self.check_ground(ctx, ground, threshold, window_days)
+        self._emit(AccountTerminated, ctx, ground=ground)
+
+    def check_ground(self, ctx: Ctx, ground: str, threshold: int, window_days: int) -> None:
+        """One of the eight grounds; 6.1(5), "several refusals in a short period", is
+        checked against the refusals on record."""
+        if ground not in RESTRICTION_GROUNDS:
+            raise RuleViolation("UNKNOWN_GROUND", "6.1", f"{ground!r} is not one of 6.1(1)-(8)")
+        refusals = self.refusals_within(ctx.at, window_days)
+        if ground == "6.1(5)" and refusals < threshold:
             raise RuleViolation(
                 "REFUSAL_THRESHOLD_NOT_MET",
                 "6.1(5)",
-                f"account {self.account_no}: {self.refusals_within(ctx.at, window_days)} "
-                f"non-quality refusals in {window_days} days, {threshold} needed",
+                f"account {self.account_no}: {refusals} non-quality refusals in "
+                f"{window_days} days, {threshold} needed",
             )
-        self._emit(AccountRestricted, ctx, ground=ground, evidence=evidence)
-
-    def terminate(self, ctx: Ctx, ground: str) -> None:
-        if self.terminated:
-            raise RuleViolation("ACCOUNT_ALREADY_TERMINATED", "6.2", f"account {self.account_no}")
-        self._emit(AccountTerminated, ctx, ground=ground)
 
     def decide_open_order(self, ctx: Ctx, order_no: str, disposition: str) -> None:
         """6.2: the seller decides for each open order whether it is closed or goes on."""
@@ -141,6 +150,16 @@ class Account(Aggregate):
                 "ACCOUNT_NOT_RESTRICTED", "6.2", f"account {self.account_no} is in good standing"
             )
         self._emit(OpenOrderDispositionDecided, ctx, order_no=order_no, disposition=disposition)
+
+    def check_ground_matches(self, ground: str) -> None:
+        """A closure citing the account's state must cite the state it is really in."""
+        actual = self.terminated if ground == "account_terminated" else self.is_blocked
+        if not actual:
+            raise RuleViolation(
+                "ACCOUNT_NOT_RESTRICTED",
+                "6.2" if ground == "account_terminated" else "6.1",
+                f"account {self.account_no} is not {ground.removeprefix('account_')}",
+            )
 
     def check_disposition_close(self, order_no: str) -> None:
         if self.dispositions.get(order_no) != "close":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ledger import commands as c
 from ledger.domain.account import Account
-from ledger.domain.ids import account_id
+from ledger.domain.errors import RuleViolation
+from ledger.domain.ids import account_id, order_id
+from ledger.domain.order.aggregate import Order
 from ledger.unit_of_work import Handler, UnitOfWork
 
 
@@ -29,11 +31,21 @@ def restrict_account(cmd: c.RestrictAccount, uow: UnitOfWork) -> None:
 
 def terminate_account(cmd: c.TerminateAccount, uow: UnitOfWork) -> None:
     account = account_for(cmd.account_no, uow)
-    account.terminate(uow.now, cmd.ground)
+    account.terminate(
+        uow.now, cmd.ground, uow.policy.refusal_threshold, uow.policy.refusal_window_days
+    )
     uow.add(account)
 
 
 def decide_open_order(cmd: c.DecideOpenOrder, uow: UnitOfWork) -> None:
+    order = uow.get(Order, order_id(cmd.order_no))
+    if order is None or order.account_no != cmd.account_no:
+        raise RuleViolation(
+            "ORDER_NOT_OF_ACCOUNT",
+            "6.2",
+            f"order {cmd.order_no} is not an order of account {cmd.account_no}",
+        )
+    order.check_open()
     account = account_for(cmd.account_no, uow)
     account.decide_open_order(uow.now, cmd.order_no, cmd.disposition)
     uow.add(account)

@@ -24,6 +24,15 @@ def restore_entitlement(cmd: c.RestoreEntitlement, uow: UnitOfWork) -> None:
     entitlement = uow.get(Entitlement, entitlement_id(cmd.code))
     if entitlement is None:
         raise NotFound(f"no code {cmd.code}")
+    entitlement.check_restorable(cmd.rule)
+    if not entitlement.forfeited:
+        # A special rule gives back what a cancelled or closed order forfeited (3.1.11);
+        # a code still held by a live order would otherwise be usable twice.
+        raise RuleViolation(
+            "ENTITLEMENT_NOT_FORFEITED",
+            "3.1.11",
+            f"{entitlement.kind} {cmd.code} is not forfeited by a cancelled or closed order",
+        )
     entitlement.restore(uow.now, cmd.rule)
 
 

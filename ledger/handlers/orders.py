@@ -7,10 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger import commands as c
-from ledger.domain.account import Account
 from ledger.domain.entitlement import Entitlement
-from ledger.domain.errors import NotFound, RuleViolation
-from ledger.domain.ids import account_id, entitlement_id, order_id
+from ledger.domain.errors import NotFound
+from ledger.domain.ids import entitlement_id, order_id
 from ledger.domain.order.aggregate import Order
 from ledger.handlers.accounts import account_for
 from ledger.unit_of_work import Handler, UnitOfWork
@@ -58,11 +57,8 @@ def _close_order(order: Order, cmd: c.CloseOrder, uow: UnitOfWork) -> None:
     evidence = cmd.evidence.model_dump(exclude_none=True)
     order.check_seller_may_close(cmd.ground, evidence)
     if cmd.ground in ACCOUNT_GROUNDS:
-        account = uow.get(Account, account_id(order.account_no))
-        if account is None:
-            raise RuleViolation(
-                "DISPOSITION_NOT_CLOSE", "6.2", f"order {order.order_no}: account not restricted"
-            )
+        account = account_for(order.account_no, uow)
+        account.check_ground_matches(cmd.ground)
         account.check_disposition_close(order.order_no)
     order.close(uow.now, cmd.ground, evidence)
 

@@ -68,7 +68,7 @@ class ContractRules(OrderBase):
             raise RuleViolation(
                 "CONTRACT_ALREADY_FORMED", "3.1.3", f"order {self.order_no} was paid in time"
             )
-        if ctx.at < self.payment_deadline:
+        if ctx.at <= self.payment_deadline:
             raise RuleViolation(
                 "DEADLINE_NOT_REACHED",
                 "3.1.3",
