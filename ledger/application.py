@@ -26,6 +26,7 @@ from ledger.domain.command_record import CommandRecord
 from ledger.domain.context import Ctx
 from ledger.domain.errors import Conflict, LedgerError, NotFound
 from ledger.domain.ids import command_record_id, order_id
+from ledger.domain.journal import journal
 from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
 from ledger.handlers import HANDLERS, streams_read_by
@@ -72,11 +73,11 @@ class Staged:
 
     command: Command
     record: CommandRecord
-    event_refs: list[int]
+    events: list[Any]
 
     def result(self, positions: dict[int, int], duplicate: bool = False) -> CommandResult:
         """The position is the last of the command's events in the log (read-your-writes)."""
-        written = [positions[ref] for ref in self.event_refs if ref in positions]
+        written = [positions[id(event)] for event in self.events if id(event) in positions]
         return CommandResult(
             command_id=self.command.command_id,
             command_type=self.record.command_type,
@@ -111,7 +112,7 @@ class Ledger:
         if isinstance(staged, CommandResult):
             return staged
         try:
-            recordings = self.app.save(*uow.touched())
+            recordings = self.app.save(*staged.events)
         except IntegrityError:
             return self.after_conflict(command, at)
         return staged.result(self.positions(recordings))
@@ -129,17 +130,20 @@ class Ledger:
         uow.prefetch(load_streams(self.app, {i for cmd in commands for i in streams_read_by(cmd)}))
         staged: list[Staged | CommandResult | LedgerError] = []
         for command, (_, at) in zip(parsed, items, strict=True):
-            mark = uow.mark()
+            if isinstance(command, LedgerError):
+                staged.append(command)
+                continue
             try:
-                if isinstance(command, LedgerError):
-                    raise command
                 staged.append(self.stage(uow, command, at))
             except LedgerError as refusal:
-                if uow.since(mark):
+                if uow.dirty:
                     return [self.execute_or_error(d, t) for d, t in items]
                 staged.append(refusal)
+        # Events go to the log command by command, so a position inside the batch never
+        # shows half a command; the transaction is still one.
+        events = [event for s in staged if isinstance(s, Staged) for event in s.events]
         try:
-            recordings = self.app.save(*uow.touched())
+            recordings = self.app.save(*events)
         except IntegrityError:
             return [self.execute_or_error(d, t) for d, t in items]
         positions = self.positions(recordings)
@@ -168,14 +172,18 @@ class Ledger:
         earlier = self.earlier_outcome(uow, command, digest)
         if earlier is not None:
             return earlier
-        mark = uow.mark()
-        HANDLERS[command.type](command, uow)
-        written = uow.since(mark)
+        with journal() as triggered:
+            try:
+                HANDLERS[command.type](command, uow)
+            except LedgerError:
+                uow.dirty = bool(uow.kept(triggered))
+                raise
+        written = uow.kept(triggered)
         topics = [type(e).TOPIC.removeprefix("mall-ledger/") for e in written]
         outcome = {"events": topics, "result": dict(uow.result)}
         record = CommandRecord.record(uow.now, command.type, digest, outcome)
         uow.add(record)
-        return Staged(command, record, [id(e) for e in [*written, *record.pending_events]])
+        return Staged(command, record, [*written, *record.pending_events])
 
     @staticmethod
     def positions(recordings: list[Recording[UUID]]) -> dict[int, int]:

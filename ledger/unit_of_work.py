@@ -17,10 +17,11 @@ A = TypeVar("A", bound=Aggregate)
 
 
 class UnitOfWork:
-    """Loads each stream once, remembers it, and hands every touched aggregate to save().
+    """Loads each stream once and remembers it across the commands of a batch; tells
+    which events the current command wrote, for the application to save.
 
-    An aggregate is added to ``touched`` only when a command calls ``add`` or loads it,
-    so a new stream that a refused command made and dropped is never written.
+    A new stream counts only once a command calls ``add``, so one that a refused command
+    made and dropped is never written.
     """
 
     def __init__(self, repository: Repository[UUID], sealer: Sealer, policy: Policy) -> None:
@@ -29,6 +30,9 @@ class UnitOfWork:
         self.policy = policy
         self.ctx: Ctx | None = None
         self._loaded: dict[UUID, Aggregate | None] = {}
+        # Set when a refused command had already changed a stream it holds: the batch
+        # holding it can no longer be saved whole.
+        self.dirty = False
         self.result: dict[str, Any] = {}
 
     def begin(self, ctx: Ctx) -> None:
@@ -58,20 +62,10 @@ class UnitOfWork:
     def add(self, aggregate: Aggregate) -> None:
         self._loaded[aggregate.id] = aggregate
 
-    def mark(self) -> dict[UUID, int]:
-        """How many pending events each stream has now; ``since`` gives what came after."""
-        return {i: len(a.pending_events) for i, a in self._loaded.items() if a is not None}
-
-    def since(self, mark: dict[UUID, int]) -> list[Any]:
-        return [
-            event
-            for i, a in self._loaded.items()
-            if a is not None
-            for event in a.pending_events[mark.get(i, 0) :]
-        ]
-
-    def touched(self) -> list[Aggregate]:
-        return [a for a in self._loaded.values() if a is not None and a.pending_events]
+    def kept(self, triggered: list[Any]) -> list[Any]:
+        """Of the events a command triggered (in order), those on streams this unit of
+        work holds: a stream made and dropped by a refused check is not among them."""
+        return [e for e in triggered if self._loaded.get(e.originator_id) is not None]
 
     def forget(self) -> None:
         self._loaded.clear()

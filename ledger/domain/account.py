@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import account_id
+from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
 
 RESTRICTION_GROUNDS = tuple(f"6.1({n})" for n in range(1, 9))
@@ -70,7 +71,7 @@ class OpenOrderDispositionDecided(AccountEvent):
         agg.dispositions[self.order_no] = self.disposition
 
 
-class Account(Aggregate):
+class Account(JournaledAggregate):
     TOPIC = "mall-ledger/account"
     Event = AccountEvent
     Created = AccountRegistered

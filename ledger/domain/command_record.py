@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.context import Ctx
 from ledger.domain.errors import CommandIdReused
 from ledger.domain.ids import command_record_id
+from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
 
 
@@ -32,7 +33,7 @@ class CommandRecorded(CommandEvent, Aggregate.Created):
         agg.outcome = self.outcome
 
 
-class CommandRecord(Aggregate):
+class CommandRecord(JournaledAggregate):
     TOPIC = "mall-ledger/command"
     Event = CommandEvent
     Created = CommandRecorded

@@ -15,6 +15,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import entitlement_id
+from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
 
 KINDS = ("f_code", "coupon")
@@ -76,7 +77,7 @@ class EntitlementRestored(EntitlementEvent):
         agg.forfeited = False
 
 
-class Entitlement(Aggregate):
+class Entitlement(JournaledAggregate):
     TOPIC = "mall-ledger/entitlement"
     Event = EntitlementEvent
     Created = EntitlementIssued

@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import limit_counter_id, limit_rule_id
+from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
 
 LINKAGE_KINDS = ("address", "ip", "phone", "recipient")
@@ -59,7 +60,7 @@ class LimitRuleRevised(LimitEvent):
         agg.rule_version += 1
 
 
-class PurchaseLimitRule(Aggregate):
+class PurchaseLimitRule(JournaledAggregate):
     TOPIC = "mall-ledger/limit-rule"
     Event = LimitEvent
     Created = LimitRuleDefined
@@ -124,7 +125,7 @@ class PurchaseCounted(LimitEvent):
         agg.quantity += self.quantity
 
 
-class LimitCounter(Aggregate):
+class LimitCounter(JournaledAggregate):
     TOPIC = "mall-ledger/limit-counter"
     Event = LimitEvent
     Created = LimitCounterOpened

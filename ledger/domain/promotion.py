@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import promotion_id
+from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
 
 
@@ -45,7 +46,7 @@ class PromotionRevised(PromotionEvent):
         agg.rule_version += 1
 
 
-class Promotion(Aggregate):
+class Promotion(JournaledAggregate):
     TOPIC = "mall-ledger/promotion"
     Event = PromotionEvent
     Created = PromotionDefined

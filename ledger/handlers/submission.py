@@ -39,7 +39,9 @@ def submit_order(cmd: SubmitOrder, uow: UnitOfWork) -> None:
     counters = _limit_counters(cmd, uow, linkage)
     fields = _order_fields(cmd, uow, promotions, linkage)
     fields["total_due_fen"] = check_submission(cmd.order_no, fields)
-    # Every check passed: from here on only changes.
+    # Every check passed: from here on only changes. Sealing comes last because it may
+    # create the subject's key, a write a refused submission must not leave behind.
+    fields["contact"] = _sealed_contact(cmd, uow)
     uow.add(Order.submit(ctx, **fields))
     for entitlement in entitlements:
         entitlement.consume(ctx, cmd.order_no, cmd.account_no)
@@ -110,10 +112,6 @@ def _order_fields(
     promotions: list[dict[str, Any]],
     linkage: dict[str, str],
 ) -> dict[str, Any]:
-    contact = cmd.contact.model_dump()
-    sealed = {
-        name: uow.sealer.seal(cmd.account_no, name, contact[name]) for name in PERSONAL_FIELDS
-    }
     return {
         "order_no": cmd.order_no,
         "account_no": cmd.account_no,
@@ -127,6 +125,10 @@ def _order_fields(
         "seller_kind": cmd.seller_kind,
         "shipping_region": cmd.shipping_region,
         "payment_deadline": uow.now.at + timedelta(minutes=uow.policy.payment_deadline_min),
-        "contact": sealed,
         "linkage": linkage,
     }
+
+
+def _sealed_contact(cmd: SubmitOrder, uow: UnitOfWork) -> dict[str, str]:
+    contact = cmd.contact.model_dump()
+    return {name: uow.sealer.seal(cmd.account_no, name, contact[name]) for name in PERSONAL_FIELDS}

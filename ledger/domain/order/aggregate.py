@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventsourcing.domain import Aggregate
-
 from ledger.domain.context import Ctx
 from ledger.domain.ids import order_id
+from ledger.domain.journal import JournaledAggregate
 from ledger.domain.order import events as ev
 from ledger.domain.order.abnormal import AbnormalOrderRules
 from ledger.domain.order.closure import ClosureRules
@@ -30,7 +29,7 @@ class Order(
     ReturnRules,
     AbnormalOrderRules,
     CompletionRules,
-    Aggregate,
+    JournaledAggregate,
 ):
     TOPIC = "mall-ledger/order"
     Event = ev.OrderEvent
