@@ -32,8 +32,8 @@ def limit_rule_id(sku: str) -> UUID:
     return stream_id("limit-rule", sku)
 
 
-def limit_counter_id(sku: str, rule_version: int, period_index: int, signal: str) -> UUID:
-    return stream_id("limit-counter", f"{sku}|{rule_version}|{period_index}|{signal}")
+def limit_counter_id(sku: str, period_start: str, signal: str) -> UUID:
+    return stream_id("limit-counter", f"{sku}|{period_start}|{signal}")
 
 
 def command_record_id(command_id: str) -> UUID:

@@ -8,7 +8,7 @@ accounts directly (one shared signal); transitive groups are the projection's wo
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
@@ -86,11 +86,12 @@ class PurchaseLimitRule(JournaledAggregate):
     def revise(self, ctx: Ctx, **fields: Any) -> None:
         self.trigger_event(LimitRuleRevised, timestamp=ctx.at, command_id=ctx.command_id, **fields)
 
-    def period_index(self, at: datetime) -> int | None:
-        """Which period ``at`` falls in, or None before the rule applies."""
+    def period_start(self, at: datetime) -> datetime | None:
+        """Start of the period ``at`` falls in, or None before the rule applies."""
         if at < self.valid_from:
             return None
-        return (at - self.valid_from).days // self.period_days
+        elapsed_periods = (at - self.valid_from).days // self.period_days
+        return self.valid_from + timedelta(days=elapsed_periods * self.period_days)
 
     def signals(self, account_no: str, linkage: dict[str, str]) -> list[str]:
         """What the limit counts by: the account alone, or every linkage signal too."""
@@ -99,21 +100,24 @@ class PurchaseLimitRule(JournaledAggregate):
             found += [f"{kind}:{linkage[kind]}" for kind in LINKAGE_KINDS if kind in linkage]
         return found
 
-    def counter_id(self, period: int, signal: str) -> Any:
-        return limit_counter_id(self.sku, self.rule_version, period, signal)
+    def counter_id(self, period_start: datetime, signal: str) -> Any:
+        """Keyed by the period's start, not the rule version: raising a limit mid-period
+        keeps what was already bought."""
+        return limit_counter_id(self.sku, period_start.isoformat(), signal)
 
 
 @topic("limit/CounterOpened")
 class LimitCounterOpened(LimitEvent, Aggregate.Created):
     sku: str
     rule_version: int
-    period_index: int
+    period_start: datetime
     signal: str
 
     def apply(self, agg: Any) -> None:
         agg.sku = self.sku
         agg.signal = self.signal
         agg.quantity = 0
+        agg.counted = {}
 
 
 @topic("limit/PurchaseCounted")
@@ -123,6 +127,17 @@ class PurchaseCounted(LimitEvent):
 
     def apply(self, agg: Any) -> None:
         agg.quantity += self.quantity
+        agg.counted[self.order_no] = self.quantity
+
+
+@topic("limit/PurchaseReleased")
+class PurchaseReleased(LimitEvent):
+    order_no: str
+    quantity: int
+
+    def apply(self, agg: Any) -> None:
+        agg.quantity -= self.quantity
+        del agg.counted[self.order_no]
 
 
 class LimitCounter(JournaledAggregate):
@@ -134,17 +149,20 @@ class LimitCounter(JournaledAggregate):
         sku: str
         signal: str
         quantity: int
+        counted: dict[str, int]
 
     @classmethod
-    def open(cls, ctx: Ctx, rule: PurchaseLimitRule, period: int, signal: str) -> LimitCounter:
+    def open(
+        cls, ctx: Ctx, rule: PurchaseLimitRule, period_start: datetime, signal: str
+    ) -> LimitCounter:
         return cls._create(
             LimitCounterOpened,
-            id=rule.counter_id(period, signal),
+            id=rule.counter_id(period_start, signal),
             timestamp=ctx.at,
             command_id=ctx.command_id,
             sku=rule.sku,
             rule_version=rule.rule_version,
-            period_index=period,
+            period_start=period_start,
             signal=signal,
         )
 
@@ -166,3 +184,15 @@ class LimitCounter(JournaledAggregate):
             order_no=order_no,
             quantity=quantity,
         )
+
+    def release(self, ctx: Ctx, order_no: str) -> None:
+        """An order closed before its contract formed bought nothing (3.1.5 counts
+        purchases): its quantity no longer counts toward the limit."""
+        if order_no in self.counted:
+            self.trigger_event(
+                PurchaseReleased,
+                timestamp=ctx.at,
+                command_id=ctx.command_id,
+                order_no=order_no,
+                quantity=self.counted[order_no],
+            )

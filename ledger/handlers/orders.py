@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from ledger import commands as c
 from ledger.domain.entitlement import Entitlement
 from ledger.domain.errors import NotFound
 from ledger.domain.ids import entitlement_id, order_id
+from ledger.domain.limits import LimitCounter
 from ledger.domain.order.aggregate import Order
 from ledger.handlers.accounts import account_for
 from ledger.unit_of_work import Handler, UnitOfWork
@@ -37,6 +39,13 @@ def forfeit_entitlements(order: Order, uow: UnitOfWork) -> None:
 OrderRun = Callable[[Order, Any, UnitOfWork], None]
 
 
+def release_limit_counts(order: Order, uow: UnitOfWork) -> None:
+    for counter_id in order.limit_counters:
+        counter = uow.get(LimitCounter, UUID(counter_id))
+        assert counter is not None, f"order {order.order_no} counted on a missing counter"
+        counter.release(uow.now, order.order_no)
+
+
 def order_command(run: OrderRun) -> Callable[[Any, UnitOfWork], None]:
     def handle(cmd: Any, uow: UnitOfWork) -> None:
         order = load_order(cmd.order_no, uow)
@@ -44,6 +53,8 @@ def order_command(run: OrderRun) -> Callable[[Any, UnitOfWork], None]:
         run(order, cmd, uow)
         if order.is_closed and not was_closed:
             forfeit_entitlements(order, uow)
+            if not order.contract_formed:
+                release_limit_counts(order, uow)
 
     return handle
 

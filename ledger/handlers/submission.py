@@ -42,6 +42,7 @@ def submit_order(cmd: SubmitOrder, uow: UnitOfWork) -> None:
     # Every check passed: from here on only changes. Sealing comes last because it may
     # create the subject's key, a write a refused submission must not leave behind.
     fields["contact"] = _sealed_contact(cmd, uow)
+    fields["limit_counters"] = [str(counter.id) for counter, _ in counters]
     uow.add(Order.submit(ctx, **fields))
     for entitlement in entitlements:
         entitlement.consume(ctx, cmd.order_no, cmd.account_no)
@@ -94,7 +95,7 @@ def _limit_counters(
     counters = []
     for sku, quantity in sorted(quantities.items()):
         rule = uow.get(PurchaseLimitRule, limit_rule_id(sku))
-        period = rule.period_index(uow.now.at) if rule is not None else None
+        period = rule.period_start(uow.now.at) if rule is not None else None
         if rule is None or period is None:
             continue
         for signal in rule.signals(cmd.account_no, linkage):

@@ -43,6 +43,7 @@ def submitted(**over: Any) -> Order:
         "total_due_fen": sum(ln["quantity"] * ln["unit_price_fen"] for ln in lines),
         "contact": {"recipient_name": "s1:acct-1:x", "phone": "s1:acct-1:y"},
         "linkage": {"phone": "ab12"},
+        "limit_counters": [],
     }
     fields.update(over)
     return Order.submit(ctx(), **fields)

@@ -51,6 +51,7 @@ class AbnormalOrderRules(OrderBase):
         self, ctx: Ctx, flag_id: str, reviewer_id: str, outcome: str, note: str
     ) -> None:
         """The human review PIPL art. 24 gives the user a right to."""
+        self.check_open()
         flag = self.flags.get(flag_id)
         if flag is None:
             raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: {flag_id}")

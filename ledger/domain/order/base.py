@@ -19,6 +19,7 @@ class OrderBase:
         order_no: str
         account_no: str
         contact: dict[str, str]
+        limit_counters: list[str]
         lines: list[dict[str, Any]]
         gifts: list[dict[str, Any]]
         f_codes: list[str]
@@ -32,7 +33,7 @@ class OrderBase:
         paid_fen: dict[str, int]
         refunded_fen: dict[str, int]
         pending_refunds: dict[str, dict[str, Any]]
-        refund_consents: set[str]
+        refund_consents: dict[str, str]
         closed_ground: str | None
         closed_clause: str | None
         closed_at: datetime
@@ -63,6 +64,8 @@ class OrderBase:
 
         def check_flag_allows_close(self, flag_id: str) -> None: ...
 
+        def form_contract_if_paid(self, ctx: Ctx) -> None: ...
+
     def emit(self, event_class: Any, ctx: Ctx, **fields: Any) -> None:
         self.trigger_event(event_class, timestamp=ctx.at, command_id=ctx.command_id, **fields)
 
@@ -70,6 +73,13 @@ class OrderBase:
     @property
     def paid_total_fen(self) -> int:
         return sum(self.paid_fen.values())
+
+    @property
+    def kept_fen(self) -> int:
+        """Paid and not given back or on its way back: what counts toward the price."""
+        returned_fen = sum(self.refunded_fen.values())
+        pending_fen = sum(r["amount_fen"] for r in self.pending_refunds.values())
+        return self.paid_total_fen - returned_fen - pending_fen
 
     def pending_fen(self, method: str) -> int:
         return sum(r["amount_fen"] for r in self.pending_refunds.values() if r["method"] == method)

@@ -11,8 +11,8 @@ from ledger.domain.order.base import OrderBase
 class ContractRules(OrderBase):
     def check_payment_acceptable(self, ctx: Ctx, amount_fen: int) -> None:
         self.check_open()
-        outstanding_fen = self.total_due_fen - self.paid_total_fen
-        if outstanding_fen == 0:
+        outstanding_fen = self.total_due_fen - self.kept_fen
+        if outstanding_fen <= 0:
             raise RuleViolation(
                 "ALREADY_PAID", "3.1.2", f"order {self.order_no} is already paid in full"
             )
@@ -42,8 +42,12 @@ class ContractRules(OrderBase):
             payer_account=payer_account,
             amount_fen=amount_fen,
         )
-        if not self.contract_formed and self.paid_total_fen == self.total_due_fen:
-            self.emit(ev.ContractFormed, ctx, paid_total_fen=self.paid_total_fen)
+        self.form_contract_if_paid(ctx)
+
+    def form_contract_if_paid(self, ctx: Ctx) -> None:
+        """Paid in full, net of refunds, forms the contract (3.1.2, 3.1.3)."""
+        if not self.contract_formed and self.kept_fen >= self.total_due_fen:
+            self.emit(ev.ContractFormed, ctx, paid_total_fen=self.kept_fen)
 
     def check_cancel_allowed(self) -> None:
         self.check_open()

@@ -24,6 +24,12 @@ class DeliveryRules(OrderBase):
             )
         if self.shipped:
             raise RuleViolation("ALREADY_SHIPPED", "3.2", f"order {self.order_no} has shipped")
+        if self.termination_requested:
+            raise RuleViolation(
+                "TERMINATION_PENDING",
+                "3.1.2",
+                f"order {self.order_no}: answer the termination request before shipping",
+            )
         if self.shortage_open:
             raise RuleViolation(
                 "SHORTAGE_UNRESOLVED", "3.1.4", f"order {self.order_no}: shortage not resolved"

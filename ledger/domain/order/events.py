@@ -39,11 +39,13 @@ class OrderSubmitted(OrderEvent, Aggregate.Created):
     total_due_fen: int
     contact: dict[str, str]
     linkage: dict[str, str]
+    limit_counters: list[str]
 
     def apply(self, agg: Any) -> None:
         agg.order_no = self.order_no
         agg.account_no = self.account_no
         agg.contact = self.contact
+        agg.limit_counters = self.limit_counters
         agg.lines = self.lines
         agg.gifts = self.gifts
         agg.f_codes = self.f_codes
@@ -57,7 +59,7 @@ class OrderSubmitted(OrderEvent, Aggregate.Created):
         agg.paid_fen = {}
         agg.refunded_fen = {}
         agg.pending_refunds = {}
-        agg.refund_consents = set()
+        agg.refund_consents = {}
         agg.closed_ground = None
         agg.closed_clause = None
         agg.closed_at = None
@@ -184,7 +186,7 @@ class RefundConsentRecorded(OrderEvent):
     destination_account: str
 
     def apply(self, agg: Any) -> None:
-        agg.refund_consents.add(self.consent_id)
+        agg.refund_consents[self.consent_id] = self.method
 
 
 @topic("order/RefundInitiated")

@@ -46,7 +46,7 @@ class PriceErrorRules(OrderBase):
                 f"order {self.order_no}: {resolution} only with the user's consent",
             )
         if resolution == "adjusted" and (
-            adjusted_total_fen is None or adjusted_total_fen < self.paid_total_fen
+            adjusted_total_fen is None or adjusted_total_fen < self.kept_fen
         ):
             raise RuleViolation(
                 "ADJUSTED_TOTAL_INVALID",
@@ -71,3 +71,5 @@ class PriceErrorRules(OrderBase):
         )
         if resolution == "terminated":
             self.close(ctx, "price_error_terminated", {})
+        elif resolution == "adjusted":
+            self.form_contract_if_paid(ctx)

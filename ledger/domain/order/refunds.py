@@ -17,7 +17,7 @@ class RefundRules(OrderBase):
         self, ctx: Ctx, consent_id: str, method: str, destination_account: str
     ) -> None:
         """The user's consent to a destination other than the original account (3.1.4)."""
-        self.check_not_completed()
+        self.check_open()
         self.emit(
             ev.RefundConsentRecorded,
             ctx,
@@ -35,11 +35,12 @@ class RefundRules(OrderBase):
                 f"order {self.order_no}: {amount_fen} fen asked back on {method}, "
                 f"{self.refundable_fen(method)} fen refundable",
             )
-        if consent_id is not None and consent_id not in self.refund_consents:
+        if consent_id is not None and self.refund_consents.get(consent_id) != method:
+            # Refunds go back method by method (3.1.4): a consent redirects only its own.
             raise RuleViolation(
                 "REFUND_DESTINATION_NOT_CONSENTED",
                 "3.1.4",
-                f"order {self.order_no}: no recorded consent {consent_id} for another destination",
+                f"order {self.order_no}: no recorded consent {consent_id} for {method}",
             )
 
     def initiate_refund(
