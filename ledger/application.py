@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from ledger.clock import Clock, SystemClock
 from ledger.commands import Command, parse_command
 from ledger.domain.command_record import CommandRecord
 from ledger.domain.context import Ctx
-from ledger.domain.errors import Conflict, LedgerError, NotFound
+from ledger.domain.errors import Conflict, InvalidCommand, LedgerError, NotFound
 from ledger.domain.ids import command_record_id, order_id
 from ledger.domain.journal import journal
 from ledger.domain.order.aggregate import Order
@@ -123,7 +123,8 @@ class Ledger:
         """Many commands, one transaction: each refused command is left out, the rest are
         saved together. If the batch cannot be saved whole (a concurrent writer, or a
         command that failed half-way), every command is run again on its own."""
-        assert len(items) <= MAX_BATCH_COMMANDS, f"batch of {len(items)} > {MAX_BATCH_COMMANDS}"
+        if len(items) > MAX_BATCH_COMMANDS:
+            raise InvalidCommand("batch", f"at most {MAX_BATCH_COMMANDS} commands per batch")
         parsed = [self.parse_or_error(data) for data, _ in items]
         commands = [p for p in parsed if isinstance(p, Command)]
         uow = self.unit_of_work()
@@ -168,7 +169,7 @@ class Ledger:
         """Run the handler into the unit of work and add the command's record; or return
         the earlier outcome of the same command."""
         digest = self.payload_digest(command)
-        uow.begin(Ctx(command.command_id, at or self.clock.now()))
+        uow.begin(Ctx(command.command_id, self.moment(at)))
         earlier = self.earlier_outcome(uow, command, digest)
         if earlier is not None:
             return earlier
@@ -184,6 +185,12 @@ class Ledger:
         record = CommandRecord.record(uow.now, command.type, digest, outcome)
         uow.add(record)
         return Staged(command, record, [*written, *record.pending_events])
+
+    def moment(self, at: datetime | None) -> datetime:
+        """The command's time in UTC, as events store it: its own, or the clock's."""
+        if at is not None and at.tzinfo is None:
+            raise InvalidCommand("at", "must carry a timezone offset")
+        return (at or self.clock.now()).astimezone(UTC)
 
     @staticmethod
     def positions(recordings: list[Recording[UUID]]) -> dict[int, int]:
@@ -212,7 +219,7 @@ class Ledger:
         """Lost a race: if the winner was this same command, return its outcome."""
         uow = self.unit_of_work()
         digest = self.payload_digest(command)
-        uow.begin(Ctx(command.command_id, at or self.clock.now()))
+        uow.begin(Ctx(command.command_id, self.moment(at)))
         earlier = self.earlier_outcome(uow, command, digest)
         if earlier is not None:
             return earlier

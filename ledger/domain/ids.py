@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 # Fixed for all time: changing it would orphan every stored stream.
 LEDGER_NAMESPACE = UUID("6f0b7c1e-3d2a-5b8e-9c41-2a7d0e5f1b93")
 
 
+@lru_cache(maxsize=100_000)
 def stream_id(kind: str, key: str) -> UUID:
     return uuid5(LEDGER_NAMESPACE, f"{kind}:{key}")
 

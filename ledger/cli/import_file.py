@@ -1,0 +1,128 @@
+"""``ledger import FILE.jsonl``: load commands in batched transactions (see ledger.importer)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tqdm import tqdm
+
+from ledger.application import open_ledger
+from ledger.importer import (
+    DEFAULT_BATCH_SIZE,
+    MAX_BATCH_SIZE,
+    MAX_LISTED_REJECTIONS,
+    Rejection,
+    default_rejects_path,
+    import_file,
+)
+from ledger.settings import Settings
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """\
+Import commands from a JSON-lines file: one command object per line, as the API takes it,
+optionally with a top-level "at" (ISO-8601 with offset, e.g. 2025-11-11T00:00:05+08:00) giving
+the time it happened; without "at" the command happens now. Blank lines are skipped.
+
+Commands are saved in batched transactions. Lines that cannot be imported (bad JSON, invalid
+command, refused by a rule, conflict, command id reused with another payload) are reported by
+line number and code and written to the rejects file; the other lines are kept. Re-running the
+same file is safe: commands already imported are recognised by their command_id and skipped.
+"""
+
+EPILOG = """\
+The rejects file holds each rejected line's ORIGINAL command, personal data included (names,
+phones, addresses), so that it can be fixed and imported again. It is created with mode 0600:
+protect it like the input file and delete it once the lines are dealt with. Each run replaces
+it (and removes it when nothing was rejected).
+
+exit status: 0 every line imported (or already imported), 1 some lines were rejected,
+2 the file cannot be read or the arguments are wrong.
+"""
+
+
+def batch_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_BATCH_SIZE:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BATCH_SIZE}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "import",
+        help="import commands from a JSON-lines file",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", type=Path, metavar="FILE.jsonl")
+    parser.add_argument(
+        "--batch-size",
+        type=batch_size,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"commands per transaction (1..{MAX_BATCH_SIZE}, default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="PATH",
+        help="where rejected lines go (default FILE.rejects.jsonl; mode 0600, holds personal data)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.set_defaults(run=run)
+
+
+class RejectionPrinter:
+    """Reports rejected lines on stderr (code and message only), the first few of them."""
+
+    def __init__(self, limit: int = MAX_LISTED_REJECTIONS) -> None:
+        self.limit = limit
+        self.seen = 0
+
+    def __call__(self, rejection: Rejection) -> None:
+        self.seen += 1
+        if self.seen <= self.limit:
+            tqdm.write(f"rejected {rejection.describe()}", file=sys.stderr)
+        elif self.seen == self.limit + 1:
+            tqdm.write("more rejected lines: see the rejects file", file=sys.stderr)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    try:
+        with path.open("rb"):
+            pass  # fail before the database is opened (and an SQLite file made)
+    except OSError as exc:
+        print(f"ledger import: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    rejects_path: Path = args.rejects or default_rejects_path(path)
+    ledger = open_ledger(settings.database_url, policy=settings.policy)
+    try:
+        report = import_file(
+            ledger,
+            path,
+            batch_size=args.batch_size,
+            rejects_path=rejects_path,
+            progress=not args.no_progress,
+            on_reject=RejectionPrinter(),
+        )
+    except OSError as exc:
+        where = exc.filename or path
+        print(f"ledger import: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        ledger.close()
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    else:
+        print(report.summary())
+    return EXIT_PROBLEM if report.rejected else EXIT_OK

@@ -1,0 +1,380 @@
+"""Bulk import of commands from a JSON-lines file (``ledger import``).
+
+One JSON object per line: a command as ``parse_command`` accepts it, optionally with a top-level
+``"at"`` (ISO-8601 with an offset) giving its historical time; without it the ledger's clock
+says when. Blank lines are skipped. The file is streamed: at most one batch of lines (``batch_size``
+lines or ``MAX_BATCH_BYTES`` of input, whichever is reached first) is held in memory.
+
+Commands go through ``Ledger.execute_batch``, one transaction per batch (it falls back to one
+transaction per command when a batch cannot be saved whole), so sealing, rules and idempotency
+are exactly those of single commands. A line that cannot be imported (bad JSON, an invalid
+command, a refusal by a rule, a conflict, a reused command id) is *rejected*: the other lines
+still go in, and the rejection is counted, reported by line number and code (never with the
+line's content) and written, with the original object, to the rejects file. Re-running a file
+is a no-op: every command id is found and counted as "already imported".
+
+The rejects file holds the original commands, personal data included, so that they can be fixed
+and imported again: it is created with mode 0600 and must be protected like the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from tqdm import tqdm
+
+from ledger.application import CommandResult, Ledger
+from ledger.domain.errors import InvalidCommand, LedgerError
+from ledger.keystore import validate_subject_id
+
+DEFAULT_BATCH_SIZE = 500
+MAX_BATCH_SIZE = 5000
+MAX_LINE_BYTES = 1 << 20  # one command; a longer line is rejected, not read into memory
+MAX_BATCH_BYTES = 32 << 20  # input held at once: a batch is cut short when it reaches this
+MAX_LISTED_REJECTIONS = 20  # rejections kept in the report itself (all go to the rejects file)
+_SKIP_CHUNK_BYTES = 1 << 16
+
+# Codes for lines that never became a command.
+INVALID_JSON = "INVALID_JSON"
+LINE_TOO_LONG = "LINE_TOO_LONG"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why one line was not imported: a code, a clause and a message, never the content."""
+
+    line: int
+    code: str
+    clause: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "code": self.code,
+            "clause": self.clause,
+            "message": self.message,
+        }
+
+    def describe(self) -> str:
+        clause = f" ({self.clause})" if self.clause else ""
+        return f"line {self.line}: {self.code}{clause}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    path: str
+    batch_size: int
+    lines_read: int = 0
+    blank_lines: int = 0
+    imported: int = 0
+    already_imported: int = 0
+    rejected: int = 0
+    rejected_by_code: Counter[str] = field(default_factory=Counter)
+    # Stored event rows: the command's domain events plus its idempotency record.
+    events_written: int = 0
+    elapsed_s: float = 0.0
+    rejects_path: str | None = None
+    first_rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events_written / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def add_rejection(self, rejection: Rejection) -> None:
+        self.rejected += 1
+        self.rejected_by_code[rejection.code] += 1
+        if len(self.first_rejections) < MAX_LISTED_REJECTIONS:
+            self.first_rejections.append(rejection)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.path,
+            "batch_size": self.batch_size,
+            "lines_read": self.lines_read,
+            "blank_lines": self.blank_lines,
+            "imported": self.imported,
+            "already_imported": self.already_imported,
+            "rejected": self.rejected,
+            "rejected_by_code": dict(sorted(self.rejected_by_code.items())),
+            "events_written": self.events_written,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "events_per_s": round(self.events_per_s, 1),
+            "rejects_file": self.rejects_path,
+            "first_rejections": [r.as_dict() for r in self.first_rejections],
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"lines read        {self.lines_read} ({self.blank_lines} blank)",
+            f"imported          {self.imported}",
+            f"already imported  {self.already_imported}",
+            f"rejected          {self.rejected}",
+        ]
+        lines += [f"  {code:<24}{n}" for code, n in sorted(self.rejected_by_code.items())]
+        lines += [
+            f"events written    {self.events_written}",
+            f"elapsed           {self.elapsed_s:.2f} s ({self.events_per_s:.0f} events/s)",
+        ]
+        if self.rejects_path:
+            lines.append(f"rejected lines in {self.rejects_path} (holds personal data: protect it)")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One command line, decoded: ``data`` is the command without ``at``."""
+
+    line: int
+    original: dict[str, Any]
+    data: dict[str, Any]
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A line rejected before it became a command: the parsed object if any, else the raw
+    bytes (only for invalid JSON, so that the rejects file lets it be fixed)."""
+
+    rejection: Rejection
+    original: Any
+    raw: bytes | None
+
+
+class RejectsFile:
+    """The rejects file, created (or emptied) up front with mode 0600 so that an unwritable
+    path fails before anything is imported; removed at the end if nothing was rejected."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode on O_CREAT: tighten it
+        self._out: IO[bytes] = os.fdopen(fd, "wb")
+        self.count = 0
+
+    def write(self, rejection: Rejection, original: Any, raw: bytes | None = None) -> None:
+        entry: dict[str, Any] = {**rejection.as_dict(), "command": original}
+        if raw is not None:
+            entry["raw"] = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        self._out.write(orjson.dumps(entry) + b"\n")
+        self.count += 1
+
+    def close(self) -> bool:
+        """Close; True if the file was kept (something was rejected)."""
+        self._out.close()
+        if self.count == 0:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        return self.count > 0
+
+
+def check_batch_size(batch_size: int) -> int:
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise InvalidCommand("batch_size", f"must be between 1 and {MAX_BATCH_SIZE}")
+    return batch_size
+
+
+def default_rejects_path(path: Path) -> Path:
+    """``orders.jsonl`` → ``orders.rejects.jsonl``; any other name gets the suffix appended."""
+    base = path.name.removesuffix(".jsonl") if path.suffix == ".jsonl" else path.name
+    return path.with_name(f"{base}.rejects.jsonl")
+
+
+def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, line or b"" if too long, bytes consumed), never holding more than
+    ``MAX_LINE_BYTES`` of one line."""
+    number = 0
+    while True:
+        chunk = stream.readline(MAX_LINE_BYTES + 1)
+        if not chunk:
+            return
+        number += 1
+        consumed = len(chunk)
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            consumed += _skip_rest_of_line(stream)
+            chunk = b""
+        yield number, chunk, consumed
+
+
+def _skip_rest_of_line(stream: IO[bytes]) -> int:
+    skipped = 0
+    while True:
+        part = stream.readline(_SKIP_CHUNK_BYTES)
+        skipped += len(part)
+        if not part or part.endswith(b"\n"):
+            return skipped
+
+
+def parse_at(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidCommand("at", "must be an ISO-8601 time with an offset")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidCommand("at", "must be an ISO-8601 time with an offset") from None
+    if moment.tzinfo is None:
+        raise InvalidCommand("at", "must carry a timezone offset")
+    return moment.astimezone(UTC)  # times are UTC in storage (DESIGN.md, Events)
+
+
+def decode_line(number: int, raw: bytes) -> Item | Bad:
+    """The command on one non-blank line, or why there is none."""
+    if not raw:
+        too_long = f"line longer than {MAX_LINE_BYTES} bytes"
+        return Bad(Rejection(number, LINE_TOO_LONG, "", too_long), None, None)
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        not_json = "not valid JSON (UTF-8, one object per line)"
+        return Bad(Rejection(number, INVALID_JSON, "", not_json), None, raw)
+    if not isinstance(obj, dict):
+        return Bad(_rejection(number, InvalidCommand("line", "must be a JSON object")), obj, None)
+    data = {k: v for k, v in obj.items() if k != "at"}
+    try:
+        at = parse_at(obj["at"]) if "at" in obj else None
+    except InvalidCommand as exc:
+        return Bad(_rejection(number, exc), obj, None)
+    return Item(number, obj, data, at)
+
+
+def _rejection(number: int, error: LedgerError) -> Rejection:
+    return Rejection(number, error.code, error.clause, error.message)
+
+
+def prefetch_keys(ledger: Ledger, items: list[Item]) -> None:
+    """Load (or create) the sealing keys of the batch's new orders' accounts in one round trip
+    instead of one per order. A key made for an order that is then refused holds no data."""
+    accounts = {
+        item.data.get("account_no") for item in items if item.data.get("type") == "submit_order"
+    }
+    valid = []
+    for account in accounts:
+        if isinstance(account, str):
+            with contextlib.suppress(InvalidCommand):  # its command will be refused by itself
+                valid.append(validate_subject_id(account))
+    if valid:
+        # Only a warm-up: a key store problem shows up on the commands themselves.
+        with contextlib.suppress(LedgerError):
+            ledger.keystore.keys_for(valid)
+
+
+class _Run:
+    """State of one import: the report, the rejects file, the progress bar."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        report: ImportReport,
+        rejects: RejectsFile,
+        bar: tqdm[Any],
+        on_reject: Callable[[Rejection], None] | None,
+    ) -> None:
+        self.ledger = ledger
+        self.report = report
+        self.rejects = rejects
+        self.bar = bar
+        self.on_reject = on_reject
+
+    def reject(self, rejection: Rejection, original: Any, raw: bytes | None = None) -> None:
+        self.report.add_rejection(rejection)
+        self.rejects.write(rejection, original, raw)
+        if self.on_reject is not None:
+            self.on_reject(rejection)
+
+    def run_batch(self, entries: list[Item | Bad]) -> None:
+        """Execute the batch's commands in one transaction, then account for every entry in
+        line order (the rejects file stays sorted by line number)."""
+        items = [e for e in entries if isinstance(e, Item)]
+        outcomes: dict[int, CommandResult | LedgerError] = {}
+        if items:
+            prefetch_keys(self.ledger, items)
+            results = self.ledger.execute_batch([(item.data, item.at) for item in items])
+            outcomes = {item.line: r for item, r in zip(items, results, strict=True)}
+        for entry in entries:
+            if isinstance(entry, Bad):
+                self.reject(entry.rejection, entry.original, entry.raw)
+                continue
+            outcome = outcomes[entry.line]
+            if isinstance(outcome, CommandResult):
+                self.count(outcome)
+            else:
+                self.reject(_rejection(entry.line, outcome), entry.original)
+        self.bar.set_postfix(events=self.report.events_written, refresh=False)
+
+    def count(self, result: CommandResult) -> None:
+        if result.duplicate:
+            self.report.already_imported += 1
+        else:
+            self.report.imported += 1
+            self.report.events_written += len(result.events) + 1  # + the command's record
+
+
+def import_file(
+    ledger: Ledger,
+    path: Path,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    rejects_path: Path | None = None,
+    progress: bool = False,
+    on_reject: Callable[[Rejection], None] | None = None,
+) -> ImportReport:
+    """Import every command line of ``path``; see the module docstring for the rules.
+
+    Raises OSError if the file cannot be read or the rejects file cannot be written (batches
+    committed before that stay committed; a re-run skips them as already imported).
+    """
+    check_batch_size(batch_size)
+    rejects_path = rejects_path or default_rejects_path(path)
+    with path.open("rb") as stream:
+        if rejects_path.exists() and rejects_path.samefile(path):
+            raise InvalidCommand("rejects", "must not be the input file")
+        report = ImportReport(str(path), batch_size)
+        size = os.fstat(stream.fileno()).st_size
+        rejects = RejectsFile(rejects_path)
+        bar = tqdm(
+            total=size,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc="import",
+            disable=not progress,
+            mininterval=0.5,
+            leave=False,
+        )
+        started = time.perf_counter()
+        try:
+            _stream(_Run(ledger, report, rejects, bar, on_reject), stream, batch_size)
+        finally:
+            report.elapsed_s = time.perf_counter() - started
+            bar.close()
+            if rejects.close():
+                report.rejects_path = str(rejects_path)
+    return report
+
+
+def _stream(run: _Run, stream: IO[bytes], batch_size: int) -> None:
+    """Batches of ``batch_size`` lines (commands and rejected lines alike) or of
+    ``MAX_BATCH_BYTES`` of input, whichever comes first, so memory stays bounded whatever
+    the file holds."""
+    batch: list[Item | Bad] = []
+    held = 0
+    for number, raw, consumed in read_lines(stream):
+        run.report.lines_read += 1
+        run.bar.update(consumed)
+        if raw and not raw.strip():
+            run.report.blank_lines += 1
+            continue
+        batch.append(decode_line(number, raw))
+        held += len(raw)
+        if len(batch) >= batch_size or held >= MAX_BATCH_BYTES:
+            run.run_batch(batch)
+            batch, held = [], 0
+    run.run_batch(batch)

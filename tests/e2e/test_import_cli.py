@@ -1,0 +1,108 @@
+"""``ledger import`` through a subprocess: exit codes, ``--json``, the rejects file (SQLite)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests import builders as b
+
+LEDGER = Path(sys.executable).with_name("ledger")
+TIMEOUT_S = 120
+
+
+def ledger(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The console script in ``cwd`` with the default settings (SQLite under ./var)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    return subprocess.run(
+        [str(LEDGER), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def write(path: Path, lines: list[Any]) -> Path:
+    path.write_bytes(
+        b"".join((x.encode() if isinstance(x, str) else orjson.dumps(x)) + b"\n" for x in lines)
+    )
+    return path
+
+
+def good_lines() -> list[dict[str, Any]]:
+    return [
+        {**b.submit("CLI-1"), "at": "2026-01-05T10:00:00+08:00"},
+        {**b.pay("CLI-1"), "at": "2026-01-05T10:03:00+08:00"},
+        {**b.ship("CLI-1"), "at": "2026-01-06T09:00:00+08:00"},
+    ]
+
+
+def test_a_clean_file_exits_0_and_json_reports_it(tmp_path: Path) -> None:
+    write(tmp_path / "good.jsonl", good_lines())
+    run = ledger(tmp_path, "import", "good.jsonl", "--json", "--batch-size", "2")
+    assert run.returncode == 0, run.stderr
+    report = orjson.loads(run.stdout)
+    assert report["lines_read"] == 3
+    assert (report["imported"], report["already_imported"], report["rejected"]) == (3, 0, 0)
+    assert report["events_written"] > 3 and report["events_per_s"] > 0
+    assert report["rejects_file"] is None
+    assert not (tmp_path / "good.rejects.jsonl").exists()
+
+    again = ledger(tmp_path, "import", "good.jsonl", "--json")
+    assert again.returncode == 0, again.stderr
+    rerun = orjson.loads(again.stdout)
+    assert (rerun["imported"], rerun["already_imported"], rerun["events_written"]) == (0, 3, 0)
+
+
+def test_rejected_lines_exit_1_and_go_to_a_private_rejects_file(tmp_path: Path) -> None:
+    bad = {**b.submit("CLI-2", shipping_region="CN-HK"), "at": "2026-01-05T11:00:00+08:00"}
+    write(tmp_path / "mixed.jsonl", [*good_lines(), "not json", bad])
+    run = ledger(tmp_path, "import", "mixed.jsonl")
+    assert run.returncode == 1, run.stderr
+    assert "imported          3" in run.stdout
+    assert "line 4: INVALID_JSON" in run.stderr
+    assert "line 5: OUTSIDE_MAINLAND (3.3.3)" in run.stderr
+    assert "王小明" not in run.stderr + run.stdout, "no personal data in the report"
+
+    rejects = tmp_path / "mixed.rejects.jsonl"
+    assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
+    entries = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert [(e["line"], e["code"]) for e in entries] == [
+        (4, "INVALID_JSON"),
+        (5, "OUTSIDE_MAINLAND"),
+    ]
+    assert entries[1]["command"] == bad
+
+
+def test_json_summary_counts_rejections_per_code(tmp_path: Path) -> None:
+    write(tmp_path / "bad.jsonl", ["[]", "{", {"type": "nope", "command_id": "x"}])
+    run = ledger(tmp_path, "import", "bad.jsonl", "--json", "--rejects", "r.jsonl")
+    assert run.returncode == 1, run.stderr
+    report = orjson.loads(run.stdout)
+    assert report["rejected_by_code"] == {"INVALID_COMMAND": 2, "INVALID_JSON": 1}
+    assert report["rejects_file"] == "r.jsonl"
+    assert len((tmp_path / "r.jsonl").read_bytes().splitlines()) == 3
+
+
+def test_an_unreadable_file_or_bad_arguments_exit_2(tmp_path: Path) -> None:
+    missing = ledger(tmp_path, "import", "missing.jsonl")
+    assert missing.returncode == 2
+    assert "cannot read missing.jsonl" in missing.stderr
+    assert not (tmp_path / "var").exists(), "no database made for nothing"
+
+    write(tmp_path / "good.jsonl", good_lines())
+    assert ledger(tmp_path, "import", "good.jsonl", "--batch-size", "0").returncode == 2
+    assert ledger(tmp_path, "import", "good.jsonl", "--batch-size", "5001").returncode == 2
+    assert ledger(tmp_path, "import", str(tmp_path)).returncode == 2, "a directory"
+    unwritable = ledger(tmp_path, "import", "good.jsonl", "--rejects", "no/such/dir/r.jsonl")
+    assert unwritable.returncode == 2
+    assert "no/such/dir/r.jsonl" in unwritable.stderr
