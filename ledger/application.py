@@ -33,6 +33,7 @@ from ledger.handlers import HANDLERS, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
 from ledger.sealing import Sealer
 from ledger.storage import APPLICATION_NAME, library_env, sqlite_path_of
+from ledger.stream_cache import StreamCache
 from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import UnitOfWork
 
@@ -101,6 +102,7 @@ class Ledger:
         self.sealer = Sealer(keystore)
         self.clock = clock
         self.policy = policy
+        self.stream_cache = StreamCache()
 
     # -- commands -------------------------------------------------------------------------
     def execute(self, data: Any, at: datetime | None = None) -> CommandResult:
@@ -112,9 +114,11 @@ class Ledger:
         if isinstance(staged, CommandResult):
             return staged
         try:
-            recordings = self.app.save(*staged.events)
+            recordings = self.app.events.put(staged.events)
         except IntegrityError:
             return self.after_conflict(command, at)
+        for event in staged.events:
+            self.stream_cache.take(event.originator_id)  # that copy is now behind
         return staged.result(self.positions(recordings))
 
     def execute_batch(
@@ -127,8 +131,9 @@ class Ledger:
             raise InvalidCommand("batch", f"at most {MAX_BATCH_COMMANDS} commands per batch")
         parsed = [self.parse_or_error(data) for data, _ in items]
         commands = [p for p in parsed if isinstance(p, Command)]
-        uow = self.unit_of_work()
-        uow.prefetch(load_streams(self.app, {i for cmd in commands for i in streams_read_by(cmd)}))
+        uow = UnitOfWork(self.app.repository, self.sealer, self.policy, self.stream_cache)
+        wanted = {i for cmd in commands for i in streams_read_by(cmd)}
+        uow.prefetch(load_streams(self.app, uow.take_cached(wanted)))
         staged: list[Staged | CommandResult | LedgerError] = []
         for command, (_, at) in zip(parsed, items, strict=True):
             if isinstance(command, LedgerError):
@@ -138,17 +143,25 @@ class Ledger:
                 staged.append(self.stage(uow, command, at))
             except LedgerError as refusal:
                 if uow.dirty:
-                    return [self.execute_or_error(d, t) for d, t in items]
+                    return self.one_by_one(items)
                 staged.append(refusal)
         # Events go to the log command by command, so a position inside the batch never
         # shows half a command; the transaction is still one.
         events = [event for s in staged if isinstance(s, Staged) for event in s.events]
         try:
-            recordings = self.app.save(*events)
+            recordings = self.app.events.put(events)
         except IntegrityError:
-            return [self.execute_or_error(d, t) for d, t in items]
+            return self.one_by_one(items)
+        self.stream_cache.keep(uow.aggregates())
         positions = self.positions(recordings)
         return [s.result(positions) if isinstance(s, Staged) else s for s in staged]
+
+    def one_by_one(
+        self, items: list[tuple[Any, datetime | None]]
+    ) -> list[CommandResult | LedgerError]:
+        """A batch that cannot be saved whole: each command on its own, from fresh reads."""
+        self.stream_cache.clear()
+        return [self.execute_or_error(data, at) for data, at in items]
 
     @staticmethod
     def parse_or_error(data: Any) -> Command | LedgerError:

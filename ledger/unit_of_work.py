@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.context import Ctx
 from ledger.domain.policy import Policy
 from ledger.sealing import Sealer
+from ledger.stream_cache import StreamCache
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -24,8 +25,15 @@ class UnitOfWork:
     made and dropped is never written.
     """
 
-    def __init__(self, repository: Repository[UUID], sealer: Sealer, policy: Policy) -> None:
+    def __init__(
+        self,
+        repository: Repository[UUID],
+        sealer: Sealer,
+        policy: Policy,
+        cache: StreamCache | None = None,
+    ) -> None:
         self.repository = repository
+        self.cache = cache
         self.sealer = sealer
         self.policy = policy
         self.ctx: Ctx | None = None
@@ -46,18 +54,35 @@ class UnitOfWork:
 
     def get(self, cls: type[A], aggregate_id: UUID) -> A | None:
         if aggregate_id not in self._loaded:
+            cached = self.cache.take(aggregate_id) if self.cache is not None else None
             try:
-                self._loaded[aggregate_id] = self.repository.get(aggregate_id)
+                self._loaded[aggregate_id] = cached or self.repository.get(aggregate_id)
             except AggregateNotFoundError:
                 self._loaded[aggregate_id] = None
         found = self._loaded[aggregate_id]
         assert found is None or isinstance(found, cls), f"{aggregate_id} is not a {cls.__name__}"
         return found
 
+    def take_cached(self, ids: set[UUID]) -> set[UUID]:
+        """Take what the cache holds of ``ids``; return the ids still to be read."""
+        if self.cache is None:
+            return ids
+        missing = set()
+        for aggregate_id in ids:
+            cached = self.cache.take(aggregate_id)
+            if cached is None:
+                missing.add(aggregate_id)
+            else:
+                self._loaded.setdefault(aggregate_id, cached)
+        return missing
+
     def prefetch(self, loaded: dict[UUID, Aggregate | None]) -> None:
         """Streams read in bulk; those this unit of work already holds are kept as they are."""
         for aggregate_id, aggregate in loaded.items():
             self._loaded.setdefault(aggregate_id, aggregate)
+
+    def aggregates(self) -> list[Aggregate]:
+        return [a for a in self._loaded.values() if a is not None]
 
     def add(self, aggregate: Aggregate) -> None:
         self._loaded[aggregate.id] = aggregate

@@ -62,13 +62,13 @@ def two_ledgers(url: str, clock: ManualClock) -> Iterator[tuple[Ledger, Ledger]]
 def hold_saves_at(barrier: threading.Barrier, *ledgers: Ledger) -> None:
     """Each ledger's next saves wait until every racer has staged its command."""
     for ledger in ledgers:
-        save = ledger.app.save
+        put = ledger.app.events.put
 
-        def held(*args: Any, _save: Callable[..., Any] = save, **kwargs: Any) -> Any:
+        def held(*args: Any, _put: Callable[..., Any] = put, **kwargs: Any) -> Any:
             barrier.wait()
-            return _save(*args, **kwargs)
+            return _put(*args, **kwargs)
 
-        ledger.app.save = held  # type: ignore[method-assign]
+        ledger.app.events.put = held  # type: ignore[method-assign]
 
 
 def race(*calls: Callable[[], CommandResult]) -> list[Outcome]:
