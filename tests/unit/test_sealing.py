@@ -75,8 +75,13 @@ def _body(token: str) -> bytes:
 
 
 def _flip_last_char(token: str) -> str:
-    last = token[-1]
-    return token[:-1] + ("A" if last != "A" else "B")
+    """Flip one bit of the last byte of the body. Swapping the last base64 character
+    is not enough: its low bits can be padding, so the bytes may not change at all."""
+    prefix, subject, _ = token.split(":")
+    body = bytearray(_body(token))
+    body[-1] ^= 0x01
+    encoded = base64.urlsafe_b64encode(bytes(body)).decode().rstrip("=")
+    return f"{prefix}:{subject}:{encoded}"
 
 
 # Normalisers ---------------------------------------------------------------------------------
