@@ -16,18 +16,9 @@ from ledger.domain.account import OpenOrderDispositionDecided
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.domain.ids import account_id
 from tests import builders as b
+from tests.checks import refused
 
 ACCOUNT_GROUNDS = ("account_restricted", "account_terminated")
-
-
-def refused(ledger: Ledger, command: dict[str, Any], code: str, clause: str) -> LedgerError:
-    """The command is refused with ``code`` citing ``clause``, and nothing is written."""
-    head = ledger.head_position()
-    with pytest.raises(LedgerError) as caught:
-        ledger.execute(command)
-    assert (caught.value.code, caught.value.clause) == (code, clause), caught.value.message
-    assert ledger.head_position() == head, "a refused command wrote events"
-    return caught.value
 
 
 def restrict(account_no: str = "acct-1", ground: str = "6.1(7)") -> dict[str, Any]:

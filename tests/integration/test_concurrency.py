@@ -35,9 +35,10 @@ from ledger.domain.errors import (
     NotFound,
     RuleViolation,
 )
-from ledger.domain.ids import entitlement_id, order_id
+from ledger.domain.ids import entitlement_id
 from ledger.domain.order import events as ev
 from tests import builders as b
+from tests.checks import count, stream
 
 WAIT_SECONDS = 20  # bounded waits: a broken race fails instead of hanging
 PUBLIC_API_ROUNDS = 20
@@ -93,14 +94,6 @@ def winners(outcomes: list[Outcome]) -> list[CommandResult]:
 
 def losers(outcomes: list[Outcome]) -> list[LedgerError]:
     return [o for o in outcomes if isinstance(o, LedgerError)]
-
-
-def stream(ledger: Ledger, order_no: str) -> list[Any]:
-    return list(ledger.app.events.get(order_id(order_no)))
-
-
-def count(events: list[Any], kind: type) -> int:
-    return sum(isinstance(e, kind) for e in events)
 
 
 def command_ids_in_log(ledger: Ledger) -> list[str]:

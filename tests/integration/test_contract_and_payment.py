@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from ledger.application import CommandResult, Ledger
+from ledger.application import Ledger
 from ledger.clock import ManualClock
 from ledger.domain.errors import RuleViolation
-from ledger.domain.ids import order_id
 from ledger.domain.order import events as ev
 from tests import builders as b
+from tests.checks import only, refused, run, stream
 
 PRICE = 399900  # fen; the builders' default line: one PHONE-14
 ALIPAY_PART = 100000
@@ -24,34 +24,6 @@ DEADLINE = timedelta(minutes=30)  # Policy.payment_deadline_min default
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def run(ledger: Ledger, command: dict[str, Any]) -> CommandResult:
-    """Execute an accepted command and check the result is a read-your-writes position."""
-    result = ledger.execute(command)
-    assert not result.duplicate
-    assert result.position == ledger.head_position()
-    return result
-
-
-def refused(ledger: Ledger, command: dict[str, Any], code: str, clause: str) -> RuleViolation:
-    """The command is refused with ``code`` citing ``clause``, and nothing is written."""
-    before = ledger.head_position()
-    with pytest.raises(RuleViolation) as caught:
-        ledger.execute(command)
-    assert (caught.value.code, caught.value.clause) == (code, clause), repr(caught.value)
-    assert ledger.head_position() == before, "a refused command wrote events"
-    return caught.value
-
-
-def stream(ledger: Ledger, order_no: str) -> list[Any]:
-    return list(ledger.app.events.get(order_id(order_no)))
-
-
-def only(events: list[Any], kind: type) -> Any:
-    found = [e for e in events if isinstance(e, kind)]
-    assert len(found) == 1, f"expected one {kind.__name__}, found {len(found)}"
-    return found[0]
-
-
 def refunds_by_method(events: list[Any]) -> dict[str, int]:
     found: dict[str, int] = {}
     for event in events:

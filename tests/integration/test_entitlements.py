@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
 
 import pytest
 
@@ -23,26 +22,13 @@ from ledger.domain.ids import entitlement_id, order_id
 from ledger.domain.order.events import ReturnInspected
 from ledger.domain.policy import Policy
 from tests import builders as b
+from tests.checks import events_of, refused
 
 FORFEITED = "entitlement/Forfeited"
 RESTORED = "entitlement/Restored"
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def refused(ledger: Ledger, command: dict[str, Any], code: str, clause: str) -> LedgerError:
-    """The command is refused with ``code`` citing ``clause``, and nothing is written."""
-    head = ledger.head_position()
-    with pytest.raises(LedgerError) as caught:
-        ledger.execute(command)
-    assert (caught.value.code, caught.value.clause) == (code, clause), caught.value.message
-    assert ledger.head_position() == head, "a refused command wrote events"
-    return caught.value
-
-
-def events_of(ledger: Ledger, stream: UUID, cls: type) -> list[Any]:
-    return [e for e in ledger.app.events.get(stream) if isinstance(e, cls)]
-
-
 def request_return(order_no: str, kind: str, return_id: str = "r1") -> dict[str, Any]:
     return {
         **b.order_cmd("request_return", order_no, return_id=return_id),

@@ -13,8 +13,6 @@ import pytest
 
 from ledger.application import Ledger
 from ledger.clock import ManualClock
-from ledger.domain.errors import LedgerError
-from ledger.domain.ids import order_id
 from ledger.domain.order.events import (
     Delivered,
     GiftPriceCharged,
@@ -24,24 +22,11 @@ from ledger.domain.order.events import (
     TransactionCompleted,
 )
 from tests import builders as b
+from tests.checks import events_of, refused
 
 MICRO = timedelta(microseconds=1)
 GIFT = {"gift_id": "g-case", "sku": "CASE-14", "price_fen": 4900}
 EARBUDS = {"gift_id": "g-buds", "sku": "BUDS-3", "price_fen": 19900}
-
-
-def refused(ledger: Ledger, command: dict[str, Any], code: str, clause: str) -> LedgerError:
-    """The command is refused with ``code`` citing ``clause``, and nothing is written."""
-    head = ledger.head_position()
-    with pytest.raises(LedgerError) as caught:
-        ledger.execute(command)
-    assert (caught.value.code, caught.value.clause) == (code, clause), caught.value.message
-    assert ledger.head_position() == head, "a refused command wrote events"
-    return caught.value
-
-
-def events_of(ledger: Ledger, order_no: str, cls: type) -> list[Any]:
-    return [e for e in ledger.app.events.get(order_id(order_no)) if isinstance(e, cls)]
 
 
 def utc(*args: int) -> datetime:

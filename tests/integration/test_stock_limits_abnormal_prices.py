@@ -12,10 +12,11 @@ import pytest
 
 from ledger.application import CommandResult, Ledger
 from ledger.clock import ManualClock
-from ledger.domain.errors import NotFound, RuleViolation
+from ledger.domain.errors import NotFound
 from ledger.domain.ids import order_id
 from ledger.domain.order import events as ev
 from tests import builders as b
+from tests.checks import only, refused, run, stream
 from tests.fix_app import CLOCK_START
 
 PRICE = 399900
@@ -31,32 +32,6 @@ STRANGER = {
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def run(ledger: Ledger, command: dict[str, Any]) -> CommandResult:
-    result = ledger.execute(command)
-    assert not result.duplicate
-    assert result.position == ledger.head_position()
-    return result
-
-
-def refused(ledger: Ledger, command: dict[str, Any], code: str, clause: str) -> RuleViolation:
-    before = ledger.head_position()
-    with pytest.raises(RuleViolation) as caught:
-        ledger.execute(command)
-    assert (caught.value.code, caught.value.clause) == (code, clause), repr(caught.value)
-    assert ledger.head_position() == before, "a refused command wrote events"
-    return caught.value
-
-
-def stream(ledger: Ledger, order_no: str) -> list[Any]:
-    return list(ledger.app.events.get(order_id(order_no)))
-
-
-def only(events: list[Any], kind: type) -> Any:
-    found = [e for e in events if isinstance(e, kind)]
-    assert len(found) == 1, f"expected one {kind.__name__}, found {len(found)}"
-    return found[0]
-
-
 def refunds_by_method(events: list[Any]) -> dict[str, int]:
     found: dict[str, int] = {}
     for event in events:
