@@ -1,0 +1,332 @@
+"""Rebuild benchmark: events/s of ``ledger projections rebuild`` against a baseline and a limit.
+
+    python -m bench.rebuild [--orders N] [--seed S] [--baseline-events N] [--batch-size B]
+
+Runs on the PostgreSQL server of ``LEDGER_DATABASE_URL`` (default the local one) in a scratch
+database ``bench_rebuild_<pid>`` it creates and drops. The log is the demo's mall traffic
+(``ledger.demo.traffic.generate_traffic``; ``bench.common.generate_orders`` if it is missing)
+written through the import path, about 14 events per order: the default 4000 orders give
+about 57k events and finish in under two minutes on two cores; ``--orders 15000`` gives the
+200k+ events the recorded figure needs. Three ways of reading the same log, each in a fresh
+child process (so its peak memory is its own):
+
+- **ours**: ``ledger projections rebuild`` of all six projections (``projections.cli``): fresh
+  tables, batched application, secondary indexes at the end, atomic swap.
+- **baseline**: the stock ``eventsourcing`` ``ProjectionRunner`` applying the same handlers to
+  the same tables, one event per transaction (the library's ``Projection`` pattern: a view
+  that is a ``PostgresTrackingRecorder``, view rows and tracking record in one commit). It is
+  slow, so it runs on the first ``--baseline-events`` positions of the log.
+- **limit**: a raw ``SELECT`` of the whole events table (server-side cursor, binary) with every
+  state decoded by ``orjson``: reading the log, with no projection work at all.
+
+All three count log positions covered per second. Ours is measured twice, on the first half of
+the log and on all of it, to show its peak memory does not grow with the log. Progress goes to
+stderr; stdout gets one JSON object per line, the last being the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.projection import Projection as LibraryProjection
+from eventsourcing.projection import ProjectionRunner
+from psycopg.rows import tuple_row
+
+from bench.common import (
+    DEFAULT_SERVER_URL,
+    count_rows,
+    emit,
+    log,
+    redacted,
+    scratch_database,
+    server_problem,
+    traffic,
+    write_jsonl,
+)
+from ledger.application import LedgerApplication, open_ledger
+from ledger.importer import import_file
+from ledger.storage import is_postgres, library_env
+from projections.batch import Batch
+from projections.db_postgres import PgDb
+from projections.engine import Target, create_tables
+from projections.events import Event
+from projections.registry import PROJECTIONS
+from projections.schema import CHECK
+
+BENCH = "rebuild"
+DEFAULT_ORDERS = 4000
+MAX_ORDERS = 100_000
+DEFAULT_BASELINE_EVENTS = 15_000
+BASELINE_TIMEOUT_S = 120.0
+TARGET_VS_BASELINE = 10.0
+TARGET_VS_LIMIT = 0.25
+EVENTS_TABLE = "ledger_events"
+CHILD_TIMEOUT_S = 900
+
+
+def rss_mb() -> float:
+    """This process's peak resident memory. Linux's ``VmHWM`` starts afresh at exec, whereas
+    ``ru_maxrss`` carries over the parent's peak into a child."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# -- the three phases, each run in a child process ------------------------------------------
+
+
+def phase_ours(url: str, batch: int) -> dict[str, Any]:
+    from projections.cli import main
+
+    os.environ["LEDGER_DATABASE_URL"] = url
+    started = time.perf_counter()
+    code = main(["rebuild", "--no-progress", "--json", "--batch-size", str(batch)])
+    seconds = time.perf_counter() - started
+    assert code == 0, f"rebuild exited {code}"
+    return {"seconds": seconds, "peak_rss_mb": rss_mb()}
+
+
+def phase_limit(url: str, batch: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    rows = 0
+    with psycopg.connect(url) as conn, conn.cursor(name="bench_limit") as cur:
+        cur.itersize = batch
+        cur.execute(
+            f"SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {EVENTS_TABLE} ORDER BY notification_id",
+            binary=True,
+        )
+        for row in cur:
+            orjson.loads(row[4])
+            rows += 1
+    return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": rss_mb()}
+
+
+class BaselineView(PostgresTrackingRecorder):
+    """The library's projection pattern: a tracking recorder that is also the view. Each
+    event: one transaction with our handlers' rows and the tracking record."""
+
+    db: PgDb | None = None  # our SQL helpers and conversions; set before the runner starts
+
+    def apply(self, event: Event, tracking: Tracking) -> None:
+        assert self.db is not None
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as cur,
+        ):
+            for projection in PROJECTIONS:
+                if event.topic in projection.handlers:
+                    batch = Batch(self.db, cur, projection.tables, CHECK)
+                    projection.load([event], batch)
+                    projection.apply([event], batch)
+                    batch.flush()
+            self._insert_tracking(cur, tracking)  # type: ignore[arg-type]
+
+
+class BaselineProjection(LibraryProjection[BaselineView]):
+    name = "bench_baseline"
+    topics = tuple(sorted({t for p in PROJECTIONS for t in p.handlers}))
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        event = Event(
+            tracking.notification_id,
+            str(type(domain_event).TOPIC),
+            str(domain_event.originator_id),
+            domain_event.originator_version,
+            domain_event.timestamp,
+            dict(vars(domain_event)),
+        )
+        self.view.apply(event, tracking)
+
+
+def phase_baseline(url: str, stop_at: int) -> dict[str, Any]:
+    db = PgDb(url)
+    with db.write() as cur:
+        for projection in PROJECTIONS:
+            create_tables(db, cur, Target(projection, CHECK), "bl", indexes=True)
+    BaselineView.db = db
+    started = time.perf_counter()
+    with ProjectionRunner(
+        application_class=LedgerApplication,
+        projection_class=BaselineProjection,
+        view_class=BaselineView,
+        env=library_env(url),
+    ) as runner:
+        with contextlib.suppress(TimeoutError):  # slower than the cap: take what it reached
+            runner.wait(stop_at, timeout=BASELINE_TIMEOUT_S)
+        seconds = time.perf_counter() - started
+        reached = runner.view.max_tracking_id("ledger") or 0
+    db.close()
+    return {"seconds": seconds, "position": reached, "peak_rss_mb": rss_mb()}
+
+
+PHASES = {"ours": phase_ours, "limit": phase_limit, "baseline": phase_baseline}
+
+
+def run_child(phase: str, url: str, arg: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.rebuild", "--child", phase, url, str(arg)],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_S,
+        check=False,
+        env={**os.environ, "LEDGER_LOG_LEVEL": "WARNING"},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{phase} failed ({done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -- the parent: the log, the phases, the results -------------------------------------------
+
+
+def split_workload(orders: int, seed: int, tmp: Path) -> tuple[Path, Path, str]:
+    """The workload as two JSON-lines files, its first and second half (streamed: the
+    workload is never all in memory)."""
+    commands, source = traffic(orders, seed)
+    whole = tmp / "workload.jsonl"
+    lines, _ = write_jsonl(whole, commands)
+    first, second = tmp / "first.jsonl", tmp / "second.jsonl"
+    with whole.open("rb") as src, first.open("wb") as one, second.open("wb") as two:
+        for number, line in enumerate(src):
+            (one if number < lines // 2 else two).write(line)
+    whole.unlink()
+    return first, second, source
+
+
+def write_log(url: str, path: Path, tmp: Path) -> int:
+    ledger = open_ledger(url)
+    try:
+        report = import_file(ledger, path, batch_size=1000, rejects_path=tmp / "rejects.jsonl")
+    finally:
+        ledger.close()
+    log(f"imported {path.name}: {report.elapsed_s:.1f}s")
+    return count_rows(url, EVENTS_TABLE)
+
+
+def rate(events: int, seconds: float) -> float:
+    return round(events / seconds, 1) if seconds > 0 else 0.0
+
+
+def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
+    first, second, source = split_workload(args.orders, args.seed, tmp)
+    with scratch_database(server, f"bench_rebuild_{os.getpid()}") as url:
+        log(f"writing the first half of the log ({source}) ...")
+        events_half = write_log(url, first, tmp)
+        ours_half = run_child("ours", url, args.batch_size)
+        log(f"ours on {events_half} events: {rate(events_half, ours_half['seconds'])} events/s")
+        emit({"bench": BENCH, "phase": "ours_half_log", "events": events_half, **ours_half})
+        log("writing the second half ...")
+        events = write_log(url, second, tmp)
+        ours = run_child("ours", url, args.batch_size)
+        emit({"bench": BENCH, "phase": "ours", "events": events, **ours})
+        log(f"ours on {events} events: {rate(events, ours['seconds'])} events/s")
+        limit = run_child("limit", url, args.batch_size)
+        emit({"bench": BENCH, "phase": "limit", "events": events, **limit})
+        log(f"limit: {rate(events, limit['seconds'])} events/s")
+        stop_at = min(events, args.baseline_events)
+        baseline = run_child("baseline", url, stop_at)
+        emit({"bench": BENCH, "phase": "baseline", **baseline})
+        log(f"baseline: {rate(baseline['position'], baseline['seconds'])} events/s")
+    return results(args, source, events, events_half, ours, ours_half, limit, baseline)
+
+
+def results(
+    args: argparse.Namespace,
+    source: str,
+    events: int,
+    events_half: int,
+    ours: dict[str, Any],
+    ours_half: dict[str, Any],
+    limit: dict[str, Any],
+    baseline: dict[str, Any],
+) -> dict[str, Any]:
+    ours_rate = rate(events, ours["seconds"])
+    base_rate = rate(baseline["position"], baseline["seconds"])
+    limit_rate = rate(events, limit["seconds"])
+    vs_base = round(ours_rate / base_rate, 2) if base_rate else None
+    vs_limit = round(ours_rate / limit_rate, 3) if limit_rate else None
+    return {
+        "bench": BENCH,
+        "ours": ours_rate,
+        "baseline": base_rate,
+        "limit": limit_rate,
+        "unit": "events/s",
+        "events": events,
+        "orders": args.orders,
+        "peak_rss_mb": ours["peak_rss_mb"],
+        "peak_rss_mb_half_log": ours_half["peak_rss_mb"],
+        "events_half_log": events_half,
+        "baseline_events": baseline["position"],
+        "ours_vs_baseline": vs_base,
+        "ours_vs_limit": vs_limit,
+        "targets_met": bool(
+            vs_base and vs_limit and vs_base >= TARGET_VS_BASELINE and vs_limit >= TARGET_VS_LIMIT
+        ),
+        "batch_size": args.batch_size,
+        "workload": source,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.rebuild", description=__doc__)
+    parser.add_argument(
+        "--orders",
+        type=int,
+        default=DEFAULT_ORDERS,
+        help=f"orders in the log, ~14 events each (default {DEFAULT_ORDERS})",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--baseline-events",
+        type=int,
+        default=DEFAULT_BASELINE_EVENTS,
+        help="log positions the slow baseline runs over",
+    )
+    parser.add_argument("--batch-size", type=int, default=20_000, help="events per batch (ours)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not args.child and not 1 <= args.orders <= MAX_ORDERS:
+        parser.error(f"--orders must be between 1 and {MAX_ORDERS}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        phase, url, arg = args.child
+        print(orjson.dumps(PHASES[phase](url, int(arg))).decode())
+        return 0
+    configured = os.environ.get("LEDGER_DATABASE_URL")
+    server = configured if is_postgres(configured) else DEFAULT_SERVER_URL
+    assert server is not None
+    problem = server_problem(server)
+    if problem:
+        log(f"PostgreSQL not reachable at {redacted(server)}: {problem}")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench-rebuild-") as tmp:
+        emit(measure(args, server, Path(tmp)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

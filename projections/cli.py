@@ -1,0 +1,209 @@
+"""``ledger projections run|status|rebuild|check``.
+
+- ``run [NAME…] [--once]``: the worker, in the foreground until SIGTERM/SIGINT (the batch under
+  way commits first); ``--once`` stops when the projections have caught up.
+- ``status [--json]``: position, head, lag in events and seconds, per projection.
+- ``rebuild [NAME…]``: rebuild from zero and swap in atomically, with a progress bar.
+- ``check [NAME…] [--json]``: rebuild in scratch tables and compare row by row; exit 1 on any
+  difference.
+
+Also runnable as ``python -m projections.cli …`` (same arguments, without ``projections``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ledger.domain.errors import InvalidCommand, LedgerError
+from ledger.settings import Settings, load_settings
+from projections.check import MAX_DIFFS_SHOWN, ProjectionCheck, check
+from projections.engine import Runtime, open_runtime
+from projections.rebuild import REBUILD_BATCH, rebuild
+from projections.registry import BY_NAME, select
+from projections.status import status
+from projections.worker import IDLE_S, LIVE_BATCH, Worker
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("projections")
+
+
+def _batch(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 50_000:
+        raise argparse.ArgumentTypeError("batch size must be 1..50000")
+    return number
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("projections", help="read models: run, status, rebuild, check")
+    add_commands(parser)
+
+
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="projections_command", required=True, metavar="ACTION")
+    names = dict(nargs="*", metavar="NAME", help=f"projections (default all: {', '.join(BY_NAME)})")
+
+    run = sub.add_parser("run", help="apply new events until stopped (SIGTERM/SIGINT)")
+    run.add_argument("names", **names)  # type: ignore[arg-type]
+    run.add_argument("--batch-size", type=_batch, default=LIVE_BATCH)
+    run.add_argument("--idle", type=float, default=IDLE_S, help="re-check at least this often (s)")
+    run.add_argument("--once", action="store_true", help="stop once caught up")
+    run.set_defaults(run=cmd_run)
+
+    st = sub.add_parser("status", help="position, head and lag of each projection")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(run=cmd_status)
+
+    rb = sub.add_parser("rebuild", help="rebuild from zero and swap in atomically")
+    rb.add_argument("names", **names)  # type: ignore[arg-type]
+    rb.add_argument("--batch-size", type=_batch, default=REBUILD_BATCH)
+    rb.add_argument("--no-progress", action="store_true")
+    rb.add_argument("--json", action="store_true")
+    rb.set_defaults(run=cmd_rebuild)
+
+    ck = sub.add_parser(
+        "check", help="compare each projection with a rebuild; exit 1 if any differ"
+    )
+    ck.add_argument("names", **names)  # type: ignore[arg-type]
+    ck.add_argument("--batch-size", type=_batch, default=REBUILD_BATCH)
+    ck.add_argument("--max-diffs", type=int, default=MAX_DIFFS_SHOWN)
+    ck.add_argument("--json", action="store_true")
+    ck.set_defaults(run=cmd_check)
+
+
+def _runtime(settings: Settings) -> Runtime:
+    return open_runtime(settings.database_url)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    projections = select(args.names)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal %s: finishing the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    rt = _runtime(settings)
+    try:
+        worker = Worker(rt, projections, batch=args.batch_size, idle_s=args.idle)
+        stats = worker.run(stop, until_caught_up=args.once)
+    finally:
+        rt.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped at position %s after %s batches", stats.position, stats.batches)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    rt = _runtime(settings)
+    try:
+        report = status(rt)
+    finally:
+        rt.close()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(f"head {report['head']} ({report['head_at'] or 'empty log'})")
+    print(f"{'projection':14}{'position':>10}{'lag events':>12}{'lag s':>12}  last batch")
+    for row in report["projections"]:
+        note = " (needs rebuild)" if row["needs_rebuild"] else ""
+        note += " (rebuilding)" if row["rebuilding"] else ""
+        print(
+            f"{row['name']:14}{row['position']:>10}{row['lag_events']:>12}"
+            f"{row['lag_seconds']:>12.0f}  {row['last_batch_at'] or '-'}{note}"
+        )
+    return EXIT_OK
+
+
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    projections = select(args.names)
+    rt = _runtime(settings)
+    try:
+        report = rebuild(rt, projections, batch=args.batch_size, show_progress=not args.no_progress)
+    finally:
+        rt.close()
+    summary = {
+        "rebuilt": report.projections,
+        "events": report.events,
+        "position": report.position,
+        "seconds": round(report.seconds, 3),
+        "events_per_second": round(report.events_per_second),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"rebuilt {', '.join(report.projections)}: {report.events} events in "
+            f"{report.seconds:.1f}s ({report.events_per_second:.0f} events/s), "
+            f"swapped in at position {report.position}"
+        )
+    return EXIT_OK
+
+
+def _print_check(results: list[ProjectionCheck]) -> None:
+    for result in results:
+        verdict = "same" if not result.differences else f"{result.differences} difference(s)"
+        print(f"{result.name} at position {result.position}: {verdict}")
+        for table in result.tables:
+            if not table.differences:
+                continue
+            print(
+                f"  {table.table}: {table.differences} (live {table.rows_live} rows, "
+                f"rebuilt {table.rows_rebuilt})"
+            )
+            for note in table.shown:
+                print(f"    {json.dumps(note, ensure_ascii=False, default=str)}")
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    projections = select(args.names)
+    rt = _runtime(settings)
+    try:
+        results = check(rt, projections, batch=args.batch_size, shown=max(0, args.max_diffs))
+    finally:
+        rt.close()
+    if args.json:
+        print(json.dumps([_as_dict(r) for r in results], ensure_ascii=False, default=str))
+    else:
+        _print_check(results)
+    return EXIT_PROBLEM if any(r.differences for r in results) else EXIT_OK
+
+
+def _as_dict(result: ProjectionCheck) -> dict[str, Any]:
+    return {
+        "name": result.name,
+        "position": result.position,
+        "differences": result.differences,
+        "tables": [vars(t) for t in result.tables],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m projections.cli ACTION …``: the same as ``ledger projections ACTION …``."""
+    parser = argparse.ArgumentParser(prog="ledger projections")
+    add_commands(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+        code: int = args.run(args, settings)
+    except InvalidCommand as exc:
+        print(f"ledger: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except LedgerError as exc:
+        print(f"ledger: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_PROBLEM
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

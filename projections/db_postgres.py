@@ -1,0 +1,235 @@
+"""PostgreSQL: the read models in the ledger's database (production).
+
+Rows go in by binary COPY (into a session-local staging table for updates); the worker wakes
+on the library writer's NOTIFY; holes in the positions are settled by looking for writers
+that may still commit them (``unsettled_writers``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+
+from projections.db import (
+    PROGRESS_CHANNEL,
+    Convert,
+    Db,
+    Listener,
+    ProjectionsBusy,
+    Row,
+    json_in,
+    json_out,
+)
+from projections.events import RawEvent
+from projections.schema import BOOL, INT, JSON, TEXT, TS, Table
+
+PG_CONNECT_TIMEOUT_S = 10
+_PG_ARRAY = {TEXT: "text[]", INT: "int8[]", BOOL: "bool[]", TS: "timestamptz[]", JSON: "text[]"}
+_PG_COPY = {TEXT: "text", INT: "int8", BOOL: "bool", TS: "timestamptz", JSON: "text"}
+_WRITER_LOCK_MODES = (
+    "RowExclusiveLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
+
+
+class PgDb(Db):
+    kind = "postgres"
+    ddl_types = {TEXT: "text", INT: "bigint", BOOL: "boolean", TS: "timestamptz", JSON: "text"}
+    to_db: dict[str, Convert | None] = {TEXT: None, INT: None, BOOL: None, TS: None, JSON: json_in}
+    from_db: dict[str, Convert | None] = {
+        TEXT: None,
+        INT: None,
+        BOOL: None,
+        TS: None,
+        JSON: json_out,
+    }
+    id_column = "notification_id"
+
+    def __init__(self, url: str, events_table: str = "ledger_events", schema: str = "public"):
+        super().__init__(f'"{schema}"."{events_table}"')
+        self.url = url
+        self.events_regclass = f"{schema}.{events_table}"
+        # PostgresApplicationRecorder: channel_name = events table name, NOTIFY on insert.
+        self.events_channel = events_table.replace(".", "_")
+        self.conn = connect_pg(url)
+
+    def reconnect(self) -> None:
+        if self.conn.closed or self.conn.broken:
+            self.conn.close()
+            self.conn = connect_pg(self.url)
+
+    @contextmanager
+    def write(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            yield cur
+
+    @contextmanager
+    def snapshot(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield cur
+
+    @contextmanager
+    def reading(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self.conn.transaction(force_rollback=True), self.conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def table_exists(self, cur: Any, physical: str) -> bool:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{physical}"',))
+        return bool(cur.fetchone()[0])
+
+    def _copy(self, cur: Any, table: Table, target: str, rows: Sequence[Row]) -> None:
+        """Binary COPY: psycopg formats rows in C, several times faster than array params."""
+        cols = ", ".join(f'"{c}"' for c in table.column_names)
+        with cur.copy(f"COPY {target} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([_PG_COPY[t] for t in table.types])
+            for values in self.encode_rows(table, rows):
+                copy.write_row(values)
+
+    def _stage(self, cur: Any, table: Table, physical: str, rows: Sequence[Row]) -> str:
+        """COPY rows into a session-local staging table (emptied at commit)."""
+        staging = f'"pj_stage_{table.name}"'
+        cur.execute(
+            f'CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE "{physical}") ON COMMIT DELETE ROWS'
+        )
+        cur.execute(f"DELETE FROM {staging}")
+        self._copy(cur, table, staging, rows)
+        return staging
+
+    def relabel(self, cur: Any, physical: str, column: str, mapping: dict[Any, Any]) -> None:
+        cur.execute(
+            f'UPDATE "{physical}" AS t SET "{column}" = m.new '
+            f'FROM unnest(%b::text[], %b::text[]) AS m(old, new) WHERE t."{column}" = m.old',
+            (list(mapping), list(mapping.values())),
+        )
+
+    def update(self, cur: Any, table: Table, physical: str, rows: Sequence[Row]) -> None:
+        rest = [c for c in table.column_names if c not in table.key]
+        if not rest:
+            return
+        staging = self._stage(cur, table, physical, rows)
+        sets = ", ".join(f'"{c}" = s."{c}"' for c in rest)
+        where = " AND ".join(f't."{c}" = s."{c}"' for c in table.key)
+        cur.execute(f'UPDATE "{physical}" AS t SET {sets} FROM {staging} AS s WHERE {where}')
+
+    def upsert(self, cur: Any, table: Table, physical: str, rows: Sequence[Row]) -> None:
+        """Staged rows, then one INSERT … ON CONFLICT."""
+        staging = self._stage(cur, table, physical, rows)
+        cols = ", ".join(f'"{c}"' for c in table.column_names)
+        key = ", ".join(f'"{c}"' for c in table.key)
+        rest = [c for c in table.column_names if c not in table.key]
+        action = (
+            "DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in rest)
+            if rest
+            else "DO NOTHING"
+        )
+        cur.execute(
+            f'INSERT INTO "{physical}" ({cols}) SELECT {cols} FROM {staging} '
+            f"ON CONFLICT ({key}) {action}"
+        )
+
+    def insert(self, cur: Any, table: Table, physical: str, rows: Sequence[Row]) -> None:
+        self._copy(cur, table, f'"{physical}"', rows)
+
+    def _select_in_sql(self, table: Table, physical: str, column: str) -> str:
+        cols = ", ".join(f'"{c}"' for c in table.column_names)
+        kind = dict(table.columns)[column]
+        return f'SELECT {cols} FROM "{physical}" WHERE "{column}" = ANY(%b::{_PG_ARRAY[kind]})'
+
+    def _in_param(self, values: Sequence[Any]) -> Any:
+        return list(values)
+
+    binary_collation = ' COLLATE "C"'
+
+    def _stream(self, cur: Any, query: str, name: str) -> Iterator[tuple[Any, ...]]:
+        # A server-side cursor: the comparison never holds a whole table in memory.
+        with self.conn.cursor(name=name) as named:
+            named.itersize = 2000
+            named.execute(query)
+            yield from named
+
+    def fetch_events(
+        self, cur: Any, after: int, limit: int, topics: Sequence[str], stop: int | None
+    ) -> list[RawEvent]:
+        bound = "" if stop is None else " AND notification_id <= %(stop)s"
+        cur.execute(
+            "SELECT notification_id, topic, originator_id::text, originator_version, "
+            "CASE WHEN topic = ANY(%(topics)s::text[]) THEN state END "
+            f"FROM {self.events_table} WHERE notification_id > %(after)s{bound} "
+            "ORDER BY notification_id LIMIT %(limit)s",
+            {"topics": list(topics), "after": after, "stop": stop, "limit": limit},
+            binary=True,
+        )
+        return [RawEvent(*row) for row in cur.fetchall()]
+
+    def serialise(self, cur: Any, name: str) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(name.encode()),))
+
+    def set_lock_timeout(self, cur: Any, seconds: int) -> None:
+        cur.execute(f"SET LOCAL lock_timeout = '{int(seconds)}s'")
+
+    def unsettled_writers(self, cur: Any) -> int:
+        """Other transactions holding a write lock on the events table that began before now.
+
+        A transaction that holds an unseen position below a seen one started before that
+        one committed, i.e. before the read that saw it, and keeps its lock on the events
+        table until it ends. None such → every position below is committed or never will be.
+        """
+        cur.execute(
+            "SELECT count(*) FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'relation' AND l.relation = to_regclass(%s) AND l.granted "
+            "AND l.mode = ANY(%s) AND l.pid IS DISTINCT FROM pg_backend_pid() "
+            "AND (a.xact_start IS NULL OR a.xact_start <= clock_timestamp())",
+            (self.events_regclass, list(_WRITER_LOCK_MODES)),
+        )
+        return int(cur.fetchone()[0])
+
+    def notify_progress(self, cur: Any) -> None:
+        cur.execute(f"NOTIFY {PROGRESS_CHANNEL}")
+
+    def listener(self, channel: str) -> Listener:
+        return PgListener(self.url, channel)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        key = zlib.crc32(name.encode())
+        with connect_pg(self.url) as conn:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if not got or not got[0]:
+                raise ProjectionsBusy(f"another process is running {name}")
+            yield  # the lock goes with the session, also if this process dies
+
+
+def connect_pg(url: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT_S)
+    conn.execute("SET TIME ZONE 'UTC'")
+    return conn
+
+
+class PgListener(Listener):
+    SLICE_S = 0.5
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.conn = connect_pg(url)
+        self.conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
+
+    def drain(self) -> None:
+        for _ in range(1000):
+            if not list(self.conn.notifies(timeout=0)):
+                return
+
+    def wait(self, timeout: float) -> bool:
+        return bool(list(self.conn.notifies(timeout=max(0.0, timeout), stop_after=1)))
+
+    def close(self) -> None:
+        self.conn.close()

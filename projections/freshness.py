@@ -1,0 +1,93 @@
+"""Read-your-writes: wait until projections have applied a given log position.
+
+A command returns the position of its last event (``CommandResult.position``); a query that
+must see it calls ``wait_for(position)`` first. On PostgreSQL the wait sleeps on
+``LISTEN pj_progress``, which the worker NOTIFYs in every batch's transaction, so it wakes as
+soon as the batch commits; on SQLite it polls with a short backoff. When the timeout passes
+first, ``ProjectionBehind`` says which projection is behind, where it is and what was asked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from ledger.domain.errors import LedgerError
+from projections.db import PROGRESS_CHANNEL, Db, Listener
+from projections.schema import LIVE
+from projections.tracking import TrackingTable, tracking_name
+
+DEFAULT_TIMEOUT_S = 5.0
+MAX_TIMEOUT_S = 60.0
+POLL_S = (0.002, 0.05)
+
+
+class ProjectionBehind(LedgerError):
+    """A projection has not reached the position a reader asked for within the timeout."""
+
+    code = "PROJECTION_BEHIND"
+
+    def __init__(self, behind: dict[str, int], position: int, timeout_s: float) -> None:
+        names = ", ".join(f"{name} at {reached}" for name, reached in sorted(behind.items()))
+        super().__init__(
+            f"projection(s) {names} did not reach position {position} within {timeout_s:g}s; "
+            "is `ledger projections run` running?"
+        )
+        self.behind = behind
+        self.position = position
+        self.timeout_s = timeout_s
+
+    def as_dict(self) -> dict[str, str]:
+        return {**super().as_dict(), "position": str(self.position)}
+
+
+class Freshness:
+    """Waits for positions on one database; keeps its LISTEN connection between waits."""
+
+    def __init__(self, db: Db, tracking: TrackingTable) -> None:
+        self.db = db
+        self.tracking = tracking
+        self._listener: Listener | None = None
+
+    def positions(self, names: Sequence[str]) -> dict[str, int]:
+        with self.db.snapshot() as cur:
+            found = self.tracking.read(cur, [tracking_name(n, LIVE) for n in names])
+        return {n: found.get(tracking_name(n, LIVE), 0) for n in names}
+
+    def wait_for(
+        self, position: int | None, names: Sequence[str], timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> dict[str, int]:
+        """Return the projections' positions once all are at ``position`` or beyond."""
+        reached = self.positions(names)
+        if position is None or all(p >= position for p in reached.values()):
+            return reached
+        timeout_s = max(0.0, min(timeout_s, MAX_TIMEOUT_S))
+        deadline = time.monotonic() + timeout_s
+        listener = self._listen()
+        delay = POLL_S[0]
+        while True:
+            reached = self.positions(names)  # read after LISTEN: no wake-up is lost
+            behind = {n: p for n, p in reached.items() if p < position}
+            if not behind:
+                return reached
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProjectionBehind(behind, position, timeout_s)
+            if listener is None:
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, POLL_S[1])
+            else:
+                listener.wait(remaining)
+
+    def _listen(self) -> Listener | None:
+        if self.db.kind != "postgres":
+            return None
+        if self._listener is None:
+            self._listener = self.db.listener(PROGRESS_CHANNEL)
+        self._listener.drain()
+        return self._listener
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None

@@ -1,0 +1,230 @@
+"""Purchase limits and linked accounts (3.1.5).
+
+Accounts are linked when their orders share a keyed hash of address, IP, phone or recipient,
+and links are transitive: the groups are the connected components of the graph of accounts
+and signals, kept with union-find. Every node row holds its group's id (the group that
+absorbs another keeps its id and relabels the other's nodes with one UPDATE; the larger group
+survives, ties to the smaller id), so "who is linked to this account" is one indexed lookup.
+The choice depends only on the events so far, never on how the log was cut into batches, so
+a rebuild yields the same ids.
+
+Purchases are kept per order and SKU; the quantity a group bought in a rule's current period
+is a query (``ReadModels.group_quantity``), which stays right when groups merge.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from ledger.domain import limits as lim
+from ledger.domain.order import events as ev
+from projections.base import Handler, Projection, topic_of
+from projections.batch import Batch
+from projections.events import Event, when
+from projections.schema import Table, columns
+
+RULES = Table(
+    name="limit_rules",
+    columns=columns(
+        "stream_id text, sku text, rule_version int, limit_qty int, period_days int, "
+        "per_account bool, valid_from ts, defined_at ts, last_position int"
+    ),
+    key=("stream_id",),
+    unique=(("sku",),),
+    load_by="stream_id",
+)
+NODES = Table(
+    name="link_nodes",
+    columns=columns("node text, kind text, account_no text, group_id text, first_position int"),
+    key=("node",),
+    indexes=(("group_id", "kind"), ("account_no",)),
+    load_by="node",
+    cache_index="group_id",  # a merge relabels every node of the absorbed group
+    index_early=True,  # ... with an UPDATE by group_id, also while a rebuild fills it
+)
+GROUPS = Table(
+    name="link_groups",
+    columns=columns(
+        "group_id text, size int, accounts int, created_position int, last_position int"
+    ),
+    key=("group_id",),
+    load_by="group_id",
+)
+PURCHASES = Table(
+    name="limit_purchases",
+    columns=columns("order_no text, sku text, account_no text, quantity int, at ts, position int"),
+    key=("order_no", "sku"),
+    indexes=(("account_no", "sku", "at"), ("sku", "at")),
+)
+
+MERGED = "merged"  # batch scratch: group id -> the group that absorbed it in this batch
+
+
+def node_names(account_no: str, linkage: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    """(node, kind, account) for an order: its account and each linkage signal it carries."""
+    found: list[tuple[str, str, str | None]] = [(f"account:{account_no}", "account", account_no)]
+    for kind in lim.LINKAGE_KINDS:
+        digest = linkage.get(kind)
+        if digest:
+            found.append((f"{kind}:{digest}", kind, None))
+    return found
+
+
+def find(merged: dict[str, str], group_id: str) -> str:
+    while group_id in merged:
+        group_id = merged[group_id]
+    return group_id
+
+
+def prefetch(events: Sequence[Event], b: Batch) -> None:
+    nodes = [
+        node_names(e.data["account_no"], e.data["linkage"])
+        for e in events
+        if e.topic == topic_of(ev.OrderSubmitted)
+    ]
+    b.prefetch("link_nodes", [name for found in nodes for name, _, _ in found])
+    founders = [found[0][0] for found in nodes]  # the id a new group would get
+    b.prefetch("link_groups", [*founders, *(row["group_id"] for row in b.rows("link_nodes"))])
+
+
+def _survivor(b: Batch, groups: set[str]) -> str:
+    rows = [b.get("link_groups", g) for g in groups]
+    assert all(r is not None for r in rows), f"link group missing among {sorted(groups)}"
+    best = min(rows, key=lambda r: (-r["size"], r["group_id"]))  # type: ignore[index]
+    return str(best["group_id"])  # type: ignore[index]
+
+
+def _merge(b: Batch, survivor: str, other: str) -> None:
+    merged: dict[str, str] = b.scratch.setdefault(MERGED, {})
+    kept = b.edit("link_groups", survivor)
+    gone = b.get("link_groups", other)
+    assert kept is not None and gone is not None
+    kept["size"] += gone["size"]
+    kept["accounts"] += gone["accounts"]
+    b.delete("link_groups", other)
+    merged[other] = survivor
+    b.relabel("link_nodes", other, survivor)
+
+
+def _link(e: Event, b: Batch, nodes: list[tuple[str, str, str | None]]) -> None:
+    merged: dict[str, str] = b.scratch.setdefault(MERGED, {})
+    groups = set()
+    for name, _, _ in nodes:
+        row = b.get("link_nodes", name)
+        if row is not None:
+            groups.add(find(merged, row["group_id"]))
+    if groups:
+        survivor = _survivor(b, groups)
+        for other in sorted(groups - {survivor}):
+            _merge(b, survivor, other)
+    else:
+        survivor = nodes[0][0]
+        b.put(
+            "link_groups",
+            {
+                "group_id": survivor,
+                "size": 0,
+                "accounts": 0,
+                "created_position": e.position,
+                "last_position": e.position,
+            },
+        )
+    group = b.edit("link_groups", survivor)
+    assert group is not None
+    for name, kind, account in nodes:
+        row = b.get("link_nodes", name)
+        if row is None:
+            b.put(
+                "link_nodes",
+                {
+                    "node": name,
+                    "kind": kind,
+                    "account_no": account,
+                    "group_id": survivor,
+                    "first_position": e.position,
+                },
+            )
+            group["size"] += 1
+            group["accounts"] += account is not None
+    group["last_position"] = e.position
+
+
+def order_submitted(e: Event, b: Batch) -> None:
+    d = e.data
+    _link(e, b, node_names(d["account_no"], d["linkage"]))
+    quantities: Counter[str] = Counter()
+    for line in d["lines"]:
+        quantities[line["sku"]] += line["quantity"]
+    for sku, quantity in sorted(quantities.items()):
+        b.add(
+            "limit_purchases",
+            {
+                "order_no": d["order_no"],
+                "sku": sku,
+                "account_no": d["account_no"],
+                "quantity": quantity,
+                "at": e.at,
+                "position": e.position,
+            },
+        )
+
+
+def finish(b: Batch) -> None:
+    """Before writing: the node rows this batch holds point at their group's final id."""
+    merged: dict[str, str] = b.scratch.get(MERGED, {})
+    if not merged:
+        return
+    for row in b.rows("link_nodes"):
+        row["group_id"] = find(merged, row["group_id"])
+
+
+def rule_defined(e: Event, b: Batch) -> None:
+    d = e.data
+    b.put(
+        "limit_rules",
+        {
+            "stream_id": e.stream,
+            "sku": d["sku"],
+            "rule_version": 1,
+            "limit_qty": d["limit_qty"],
+            "period_days": d["period_days"],
+            "per_account": d["per_account"],
+            "valid_from": when(d["valid_from"]),
+            "defined_at": e.at,
+            "last_position": e.position,
+        },
+    )
+
+
+def rule_revised(e: Event, b: Batch) -> None:
+    row = b.edit("limit_rules", e.stream)
+    if row is None:
+        return
+    d = e.data
+    row.update(
+        rule_version=row["rule_version"] + 1,
+        limit_qty=d["limit_qty"],
+        period_days=d["period_days"],
+        per_account=d["per_account"],
+        valid_from=when(d["valid_from"]),
+        last_position=e.position,
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    topic_of(ev.OrderSubmitted): order_submitted,
+    topic_of(lim.LimitRuleDefined): rule_defined,
+    topic_of(lim.LimitRuleRevised): rule_revised,
+}
+
+
+PROJECTION = Projection(
+    name="limits",
+    version=1,
+    description="purchase limits per group of linked accounts (3.1.5)",
+    tables=(RULES, NODES, GROUPS, PURCHASES),
+    handlers=HANDLERS,
+    prefetch=prefetch,
+    finish=finish,
+)

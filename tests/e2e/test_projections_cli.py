@@ -1,0 +1,149 @@
+"""``ledger projections run|status|rebuild|check`` through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger, open_ledger
+from ledger.clock import ManualClock
+from projections.workload import run_traffic, traffic
+
+ROOT = Path(__file__).resolve().parents[2]
+LEDGER = ["-c", "import sys; from ledger.cli import main; sys.exit(main())"]
+
+
+@pytest.fixture
+def written(backend: str, clock: ManualClock) -> Iterator[Ledger]:
+    ledger = open_ledger(backend, clock=clock)
+    run_traffic(ledger, traffic(40, seed=2))
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def env_for(url: str) -> dict[str, str]:
+    return {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_LOG_LEVEL": "INFO"}
+
+
+def ledger_cli(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *LEDGER, "projections", *args],
+        cwd=ROOT,
+        env=env_for(url),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def status(url: str) -> dict[str, Any]:
+    done = ledger_cli(url, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def test_status_run_check_rebuild(backend: str, written: Ledger) -> None:
+    head = written.head_position()
+    before = status(backend)
+    assert before["head"] == head
+    assert {p["name"]: p["lag_events"] for p in before["projections"]} == dict.fromkeys(
+        ["orders", "entitlements", "limits", "flags", "payments", "retention"], head
+    )
+    assert all(p["lag_seconds"] > 0 for p in before["projections"])
+
+    done = ledger_cli(backend, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    after = status(backend)
+    assert all(p["position"] == head and p["lag_events"] == 0 for p in after["projections"])
+    assert all(p["lag_seconds"] == 0 and p["last_batch_at"] for p in after["projections"])
+    table = ledger_cli(backend, "status")
+    assert table.returncode == 0 and "lag events" in table.stdout and "orders" in table.stdout
+
+    done = ledger_cli(backend, "check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(": same") == 6
+
+    done = ledger_cli(backend, "rebuild", "orders", "payments")
+    assert done.returncode == 0, done.stderr
+    assert "rebuilt orders, payments" in done.stdout
+    assert "ev/s" in done.stderr  # the progress bar: rate and ETA
+
+
+def test_check_prints_differences_and_exits_1(backend: str, written: Ledger) -> None:
+    assert ledger_cli(backend, "run", "--once").returncode == 0
+    tamper(backend, "UPDATE pj_entitlements SET status = 'tampered'")
+    done = ledger_cli(backend, "check", "entitlements", "--json")
+    assert done.returncode == 1, done.stderr
+    (result,) = json.loads(done.stdout)
+    assert result["name"] == "entitlements" and result["differences"] > 0
+    note = result["tables"][0]["shown"][0]
+    assert note["problem"] == "differs" and note["columns"]["status"]["live"] == "tampered"
+
+    human = ledger_cli(backend, "check", "entitlements")
+    assert human.returncode == 1 and "difference(s)" in human.stdout
+    assert ledger_cli(backend, "rebuild", "entitlements", "--no-progress").returncode == 0
+    assert ledger_cli(backend, "check", "entitlements").returncode == 0
+
+
+def tamper(url: str, statement: str) -> None:
+    from projections.engine import open_db
+
+    db = open_db(url)
+    try:
+        with db.write() as cur:
+            cur.execute(statement)
+    finally:
+        db.close()
+
+
+def test_run_stops_cleanly_on_sigterm(backend: str, written: Ledger) -> None:
+    stop_cleanly(backend, signal.SIGTERM)
+
+
+def test_run_stops_cleanly_on_sigint(tmp_path: Path, clock: ManualClock) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = open_ledger(url, clock=clock)
+    try:
+        run_traffic(ledger, traffic(20, seed=4))
+    finally:
+        ledger.close()
+    stop_cleanly(url, signal.SIGINT)
+
+
+def stop_cleanly(backend: str, stop_with: signal.Signals) -> None:
+    worker = subprocess.Popen(
+        [sys.executable, *LEDGER, "projections", "run", "--batch-size", "5", "--idle", "30"],
+        cwd=ROOT,
+        env=env_for(backend),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and status(backend)["projections"][0]["position"] == 0:
+        time.sleep(0.05)
+    worker.send_signal(stop_with)
+    _, err = worker.communicate(timeout=20)
+    assert worker.returncode == 0, err
+    assert "finishing the current batch" in err and "stopped at position" in err
+
+
+def test_bad_usage_exits_2(tmp_path: Path) -> None:
+    done = ledger_cli(f"sqlite:///{tmp_path / 'ledger.db'}", "rebuild", "no-such-projection")
+    assert done.returncode == 2
+    assert "unknown projection no-such-projection" in done.stderr
