@@ -32,7 +32,7 @@ from ledger.domain.policy import Policy
 from ledger.handlers import HANDLERS, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
 from ledger.sealing import Sealer
-from ledger.storage import APPLICATION_NAME, library_env, sqlite_path_of
+from ledger.storage import APPLICATION_NAME, library_env, setup_lock, sqlite_path_of
 from ledger.stream_cache import StreamCache
 from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import UnitOfWork
@@ -275,10 +275,11 @@ def open_ledger(
 ) -> Ledger:
     """Open the ledger on SQLite (URL unset or sqlite:///) or PostgreSQL (postgresql://)."""
     path = sqlite_path or sqlite_path_of(database_url)
-    app = LedgerApplication(env=library_env(database_url, path))
-    try:
-        keystore = open_keystore(database_url, path)
-    except LedgerError:
-        app.close()
-        raise
+    with setup_lock(database_url):
+        app = LedgerApplication(env=library_env(database_url, path))
+        try:
+            keystore = open_keystore(database_url, path)
+        except LedgerError:
+            app.close()
+            raise
     return Ledger(app, keystore, clock or SystemClock(), policy or Policy())

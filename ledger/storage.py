@@ -3,12 +3,19 @@ PostgreSQL. Translates it to the eventsourcing library's environment."""
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+import psycopg
 
 from ledger.settings import DEFAULT_SQLITE_PATH
 
 APPLICATION_NAME = "ledger"
+SETUP_LOCK_KEY = zlib.crc32(b"mall-ledger setup")
+SETUP_CONNECT_TIMEOUT_S = 10
 
 
 def is_postgres(database_url: str | None) -> bool:
@@ -49,3 +56,22 @@ def library_env(database_url: str | None, sqlite_path: Path | None = None) -> di
         "SQLITE_LOCK_TIMEOUT": "30",
         "CREATE_TABLE": "y",
     }
+
+
+@contextmanager
+def setup_lock(database_url: str | None) -> Iterator[None]:
+    """One process at a time creates tables: on PostgreSQL two concurrent ``CREATE TABLE IF
+    NOT EXISTS`` of the same table can fail on ``pg_type``'s unique index, which happens when
+    several processes (workers, API servers, a CLI) start together on a fresh database."""
+    if not is_postgres(database_url):
+        yield  # SQLite serialises schema changes itself
+        return
+    assert database_url is not None
+    with psycopg.connect(
+        database_url, autocommit=True, connect_timeout=SETUP_CONNECT_TIMEOUT_S
+    ) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))

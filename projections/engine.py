@@ -20,7 +20,6 @@ missing position with no such writer is a rollback's hole and stays one forever.
 from __future__ import annotations
 
 import secrets
-import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,18 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from ledger.application import LedgerApplication
-from ledger.storage import is_postgres, library_env, sqlite_path_of
+from ledger.storage import is_postgres, library_env, setup_lock, sqlite_path_of
 from projections.base import Projection
 from projections.batch import Batch, RowCache
 from projections.db import META_TABLE, Db
-from projections.db_postgres import PgDb, connect_pg
+from projections.db_postgres import PgDb
 from projections.db_sqlite import SqliteDb
 from projections.events import Decoder, Event, RawEvent
 from projections.schema import LIVE
 from projections.tracking import TrackingTable, tracking_name
 
 MAX_PAGE = 50_000
-SETUP_LOCK_KEY = zlib.crc32(b"mall-ledger projections setup")
 
 
 @dataclass(frozen=True)
@@ -295,20 +293,3 @@ def open_runtime(database_url: str | None, sqlite_path: Path | None = None) -> R
         db = open_db(database_url, sqlite_path)
         tracking = TrackingTable.open(database_url, db, sqlite_path)
     return Runtime(db, tracking, Engine(db, tracking, decoder), database_url, sqlite_path)
-
-
-@contextmanager
-def setup_lock(database_url: str | None) -> Iterator[None]:
-    """One process at a time creates the library's tables: on PostgreSQL two concurrent
-    ``CREATE TABLE IF NOT EXISTS`` of the same table can fail (``pg_type`` unique index),
-    which happens when a worker and a status command start together on a fresh database."""
-    if not is_postgres(database_url):
-        yield  # SQLite serialises schema changes itself
-        return
-    assert database_url is not None
-    with connect_pg(database_url) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
-        try:
-            yield
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))

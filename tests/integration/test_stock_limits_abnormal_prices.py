@@ -664,3 +664,21 @@ def test_a_promotion_is_checked_at_submission_not_at_payment(
     run(ledger_app, b.submit("S1", promotion_nos=["P-1111"]))
     clock.advance(timedelta(minutes=10))
     assert run(ledger_app, b.pay("S1")).events[-1] == "order/ContractFormed"
+
+
+def test_shipping_with_a_price_error_open_is_refused(ledger_app: Ledger) -> None:
+    paid(ledger_app, "P9")
+    run(
+        ledger_app,
+        b.order_cmd(
+            "detect_price_error",
+            "P9",
+            sku=SKU,
+            displayed_price_fen=PRICE,
+            correct_price_fen=PRICE + 50000,
+            cause="feed",
+        ),
+    )
+    refused(ledger_app, b.ship("P9"), "PRICE_ERROR_UNRESOLVED", "3.1.7")
+    run(ledger_app, b.order_cmd("resolve_price_error", "P9", resolution="honoured"))
+    assert run(ledger_app, b.ship("P9")).events == ["order/Shipped"]

@@ -34,6 +34,12 @@ class DeliveryRules(OrderBase):
             raise RuleViolation(
                 "SHORTAGE_UNRESOLVED", "3.1.4", f"order {self.order_no}: shortage not resolved"
             )
+        if self.price_error_open:
+            # 3.1.7: the platform settles a price error with the user; shipping first would
+            # decide it for them.
+            raise RuleViolation(
+                "PRICE_ERROR_UNRESOLVED", "3.1.7", f"order {self.order_no}: price error open"
+            )
 
     def ship(
         self,
