@@ -53,11 +53,16 @@ GROUPS = Table(
 )
 PURCHASES = Table(
     name="limit_purchases",
-    columns=columns("order_no text, sku text, account_no text, quantity int, at ts, position int"),
-    key=("order_no", "sku"),
+    columns=columns(
+        "order_stream text, sku text, order_no text, account_no text, quantity int, at ts, "
+        "position int"
+    ),
+    key=("order_stream", "sku"),
     indexes=(("account_no", "sku", "at"), ("sku", "at")),
+    load_by="order_stream",
 )
 
+PURCHASE_TOPICS = frozenset({topic_of(ev.OrderSubmitted), topic_of(ev.OrderClosed)})
 MERGED = "merged"  # batch scratch: group id -> the group that absorbed it in this batch
 
 
@@ -83,6 +88,7 @@ def prefetch(events: Sequence[Event], b: Batch) -> None:
         for e in events
         if e.topic == topic_of(ev.OrderSubmitted)
     ]
+    b.prefetch("limit_purchases", [e.stream for e in events if e.topic in PURCHASE_TOPICS])
     b.prefetch("link_nodes", [name for found in nodes for name, _, _ in found])
     founders = [found[0][0] for found in nodes]  # the id a new group would get
     b.prefetch("link_groups", [*founders, *(row["group_id"] for row in b.rows("link_nodes"))])
@@ -157,9 +163,10 @@ def order_submitted(e: Event, b: Batch) -> None:
     for line in d["lines"]:
         quantities[line["sku"]] += line["quantity"]
     for sku, quantity in sorted(quantities.items()):
-        b.add(
+        b.put(
             "limit_purchases",
             {
+                "order_stream": e.stream,
                 "order_no": d["order_no"],
                 "sku": sku,
                 "account_no": d["account_no"],
@@ -168,6 +175,17 @@ def order_submitted(e: Event, b: Batch) -> None:
                 "position": e.position,
             },
         )
+
+
+def order_closed(e: Event, b: Batch) -> None:
+    """Closed before its contract formed, an order bought nothing (3.1.5 counts purchases);
+    the core releases its limit count the same way (``limit/PurchaseReleased``)."""
+    if e.data["contract_formed"]:
+        return
+    b.prefetch("limit_purchases", [e.stream])
+    bought = [r for r in b.rows("limit_purchases") if r["order_stream"] == e.stream]
+    for row in bought:
+        b.delete("limit_purchases", (e.stream, row["sku"]))
 
 
 def finish(b: Batch) -> None:
@@ -214,6 +232,7 @@ def rule_revised(e: Event, b: Batch) -> None:
 
 HANDLERS: dict[str, Handler] = {
     topic_of(ev.OrderSubmitted): order_submitted,
+    topic_of(ev.OrderClosed): order_closed,
     topic_of(lim.LimitRuleDefined): rule_defined,
     topic_of(lim.LimitRuleRevised): rule_revised,
 }

@@ -247,6 +247,18 @@ def test_linked_accounts_are_transitive_and_limits_count_the_group(
     assert read_models.group_quantity("PHONE-14", "acct-d", at)["quantity"] == 1  # type: ignore[index]
     assert read_models.group_quantity("NO-RULE", "acct-a", at) is None
 
+    # An order cancelled before payment bought nothing: it leaves the group's count, as the
+    # core's own limit counters release it. One closed after payment still counts.
+    released = ledger.execute(b.order_cmd("cancel_order", "L-B"))
+    read_models.wait_for(released.position)
+    group = read_models.group_quantity("PHONE-14", "acct-c", at)
+    assert group is not None and (group["quantity"], group["remaining"]) == (2, 3)
+    ledger.execute(b.pay("L-D"))
+    ledger.execute(b.order_cmd("request_mutual_termination", "L-D", requested_by="user"))
+    terminated = ledger.execute(b.order_cmd("accept_mutual_termination", "L-D"))
+    read_models.wait_for(terminated.position)
+    assert read_models.group_quantity("PHONE-14", "acct-d", at)["quantity"] == 1  # type: ignore[index]
+
 
 def test_entitlements_flags_refusals_and_retention(
     ledger: Ledger, read_models: ReadModels, worker_thread: threading.Event
