@@ -1,13 +1,17 @@
 """The ledger application: commands in, events out, one transaction per command.
 
-``Ledger`` is the service layer every entry point uses (CLI, HTTP, importer, demo). It
-parses a command, checks idempotency, runs the handler, records the command and saves
-every changed stream in one atomic ``save``; library errors are translated here.
+``Ledger`` is the service layer every entry point uses (CLI, importer, demo). It parses a
+command, checks idempotency, runs the handler, records the command and writes all of the
+command's events in one transaction; library and driver errors are translated here
+(``CONFLICT``, ``STORAGE_UNAVAILABLE``).
 """
 
 from __future__ import annotations
 
 import hmac
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -16,15 +20,22 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+from eventsourcing.persistence import IntegrityError, PersistenceError, Recording, Transcoder
 
 from ledger.bulk_read import load_streams
 from ledger.clock import Clock, SystemClock
 from ledger.commands import Command, parse_command
 from ledger.domain.command_record import CommandRecord
 from ledger.domain.context import Ctx
-from ledger.domain.errors import Conflict, InvalidCommand, LedgerError, NotFound
+from ledger.domain.errors import (
+    Conflict,
+    InvalidCommand,
+    LedgerError,
+    NotFound,
+    StorageUnavailable,
+)
 from ledger.domain.ids import command_record_id, order_id
 from ledger.domain.journal import journal
 from ledger.domain.order.aggregate import Order
@@ -70,7 +81,7 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class Staged:
-    """A command run into a unit of work, not yet saved; ``event_refs`` identify its events."""
+    """A command run into a unit of work, not yet saved, with its events in trigger order."""
 
     command: Command
     record: CommandRecord
@@ -108,6 +119,10 @@ class Ledger:
     def execute(self, data: Any, at: datetime | None = None) -> CommandResult:
         """Run one command; a refusal raises and writes nothing. ``at`` replaces the clock
         for commands that carry their own time (an import of history)."""
+        with storage_errors():
+            return self._execute(data, at)
+
+    def _execute(self, data: Any, at: datetime | None) -> CommandResult:
         command = parse_command(data)
         uow = self.unit_of_work()
         staged = self.stage(uow, command, at)
@@ -127,6 +142,12 @@ class Ledger:
         """Many commands, one transaction: each refused command is left out, the rest are
         saved together. If the batch cannot be saved whole (a concurrent writer, or a
         command that failed half-way), every command is run again on its own."""
+        with storage_errors():
+            return self._execute_batch(items)
+
+    def _execute_batch(
+        self, items: list[tuple[Any, datetime | None]]
+    ) -> list[CommandResult | LedgerError]:
         if len(items) > MAX_BATCH_COMMANDS:
             raise InvalidCommand("batch", f"at most {MAX_BATCH_COMMANDS} commands per batch")
         parsed = [self.parse_or_error(data) for data, _ in items]
@@ -266,6 +287,17 @@ class Ledger:
         self.keystore.close()
 
 
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Driver and library failures as one typed error (optimistic-concurrency clashes are
+    handled where they happen). The driver's first line names host and port, no secrets."""
+    try:
+        yield
+    except (PersistenceError, psycopg.Error, sqlite3.Error) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageUnavailable(f"database unavailable or failing: {reason}") from None
+
+
 def open_ledger(
     database_url: str | None,
     *,
@@ -275,7 +307,7 @@ def open_ledger(
 ) -> Ledger:
     """Open the ledger on SQLite (URL unset or sqlite:///) or PostgreSQL (postgresql://)."""
     path = sqlite_path or sqlite_path_of(database_url)
-    with setup_lock(database_url):
+    with storage_errors(), setup_lock(database_url):
         app = LedgerApplication(env=library_env(database_url, path))
         try:
             keystore = open_keystore(database_url, path)

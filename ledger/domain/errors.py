@@ -56,6 +56,12 @@ class Conflict(LedgerError):
     code = "CONFLICT"
 
 
+class StorageUnavailable(LedgerError):
+    """The database could not be reached or failed; nothing of the command was written."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+
 class CommandIdReused(LedgerError):
     """The same command_id was sent again with a different payload."""
 
