@@ -287,6 +287,16 @@ class Scene:
         person = self.traffic.people.person(index)
         return OrderScript(self, next(self._unused_order_nos), person, self.traffic.account(index))
 
+    def in_transit(self, split_chance: float = 0.0, transit_max: float = 2 * D) -> OrderScript:
+        """A customer's order submitted, paid in full and shipped: the courier is due."""
+        o = self.customer_order()
+        o.submit(self.basket())
+        o.pay_in_full(split=split_chance > 0 and self.rng.random() < split_chance)
+        o.wait(2 * H, 30 * H)
+        o.ship()
+        o.wait(20 * H, transit_max)
+        return o
+
     def special_order(self, person: Person, account_no: str) -> OrderScript:
         """The scene's next order number, for a given buyer."""
         return OrderScript(self, next(self._unused_order_nos), person, account_no)
@@ -553,12 +563,7 @@ def shortage(s: Scene, resolution: str) -> None:
 
 
 def refused_delivery(s: Scene, quality: bool) -> None:
-    o = s.customer_order()
-    o.submit(s.basket())
-    o.pay_in_full(split=s.rng.random() < 0.2)
-    o.wait(2 * H, 30 * H)
-    o.ship()
-    o.wait(20 * H, 3 * D)
+    o = s.in_transit(split_chance=0.2, transit_max=3 * D)
     reason = "screen cracked in the box" if quality else "no longer wanted"
     o.cmd("refuse_delivery", quality_reason=quality, reason=reason)
     o.wait(2 * H, 10 * H)
@@ -569,12 +574,7 @@ def refused_delivery(s: Scene, quality: bool) -> None:
 
 def no_answer_closure(s: Scene) -> None:
     """3.2.4(2): the courier calls the reserved phone twice without answer, then it closes."""
-    o = s.customer_order()
-    o.submit(s.basket())
-    o.pay_in_full()
-    o.wait(2 * H, 30 * H)
-    o.ship()
-    o.wait(20 * H, 2 * D)
+    o = s.in_transit()
     o.cmd("record_delivery_failure", reason="no_answer")
     o.wait(5, 30)
     o.cmd("record_contact_call", answered=False)
@@ -590,12 +590,7 @@ def no_answer_closure(s: Scene) -> None:
 
 
 def bad_address_closure(s: Scene) -> None:
-    o = s.customer_order()
-    o.submit(s.basket())
-    o.pay_in_full()
-    o.wait(2 * H, 30 * H)
-    o.ship()
-    o.wait(20 * H, 2 * D)
+    o = s.in_transit()
     if s.chance(0.3):
         o.close("close_order", expect="DELIVERY_FAILURE_NOT_RECORDED", ground="bad_address")
         o.wait(5, 60)
@@ -608,12 +603,7 @@ def bad_address_closure(s: Scene) -> None:
 
 def redelivered(s: Scene) -> None:
     """Nobody to sign (or a typhoon): a failed attempt, a call, then delivery after all."""
-    o = s.customer_order()
-    o.submit(s.basket())
-    o.pay_in_full()
-    o.wait(2 * H, 30 * H)
-    o.ship()
-    o.wait(20 * H, 2 * D)
+    o = s.in_transit()
     o.cmd(
         "record_delivery_failure",
         reason=s.rng.choice(("nobody_to_sign", "nobody_to_sign", "force_majeure")),
