@@ -10,6 +10,7 @@ import pytest
 from ledger.application import CommandResult, Ledger
 from ledger.domain.errors import LedgerError
 from ledger.domain.ids import order_id
+from ledger.domain.order.events import RefundInitiated
 
 
 def run(ledger: Ledger, command: dict[str, Any]) -> CommandResult:
@@ -48,3 +49,12 @@ def only(events: list[Any], kind: type) -> Any:
 
 def count(events: list[Any], kind: type) -> int:
     return sum(isinstance(e, kind) for e in events)
+
+
+def refunds_by_method(events: list[Any]) -> dict[str, int]:
+    """Fen sent back (initiated) per payment method."""
+    found: dict[str, int] = {}
+    for event in events:
+        if isinstance(event, RefundInitiated):
+            found[event.method] = found.get(event.method, 0) + event.amount_fen
+    return found

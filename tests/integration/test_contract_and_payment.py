@@ -15,7 +15,7 @@ from ledger.clock import ManualClock
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from tests import builders as b
-from tests.checks import only, refused, run, stream
+from tests.checks import only, refunds_by_method, refused, run, stream
 
 PRICE = 399900  # fen; the builders' default line: one PHONE-14
 ALIPAY_PART = 100000
@@ -24,14 +24,6 @@ DEADLINE = timedelta(minutes=30)  # Policy.payment_deadline_min default
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def refunds_by_method(events: list[Any]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for event in events:
-        if isinstance(event, ev.RefundInitiated):
-            found[event.method] = found.get(event.method, 0) + event.amount_fen
-    return found
-
-
 def submitted(ledger: Ledger, order_no: str = "A1", **over: Any) -> str:
     run(ledger, b.submit(order_no, **over))
     return order_no

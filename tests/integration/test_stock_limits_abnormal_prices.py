@@ -16,7 +16,7 @@ from ledger.domain.errors import NotFound
 from ledger.domain.ids import order_id
 from ledger.domain.order import events as ev
 from tests import builders as b
-from tests.checks import only, refused, run, stream
+from tests.checks import only, refunds_by_method, refused, run, stream
 from tests.fix_app import CLOCK_START
 
 PRICE = 399900
@@ -32,14 +32,6 @@ STRANGER = {
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def refunds_by_method(events: list[Any]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for event in events:
-        if isinstance(event, ev.RefundInitiated):
-            found[event.method] = found.get(event.method, 0) + event.amount_fen
-    return found
-
-
 def paid(ledger: Ledger, order_no: str = "S1", **over: Any) -> str:
     run(ledger, b.submit(order_no, **over))
     run(ledger, b.pay(order_no))
