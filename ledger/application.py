@@ -152,7 +152,7 @@ class Ledger:
             raise InvalidCommand("batch", f"at most {MAX_BATCH_COMMANDS} commands per batch")
         parsed = [self.parse_or_error(data) for data, _ in items]
         commands = [p for p in parsed if isinstance(p, Command)]
-        uow = UnitOfWork(self.app.repository, self.sealer, self.policy, self.stream_cache)
+        uow = self.unit_of_work(self.stream_cache)
         wanted = {i for cmd in commands for i in streams_read_by(cmd)}
         uow.prefetch(load_streams(self.app, uow.take_cached(wanted)))
         staged: list[Staged | CommandResult | LedgerError] = []
@@ -231,8 +231,8 @@ class Ledger:
         """Log position of each saved event object, by the object's identity."""
         return {id(r.domain_event): r.notification.id for r in recordings}
 
-    def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.app.repository, self.sealer, self.policy)
+    def unit_of_work(self, cache: StreamCache | None = None) -> UnitOfWork:
+        return UnitOfWork(self.app.repository, self.sealer, self.policy, cache)
 
     def payload_digest(self, command: Command) -> str:
         """Keyed, so a stored digest of a payload with personal data reveals nothing."""

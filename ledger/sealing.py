@@ -106,7 +106,6 @@ class Sealer:
 
     def __init__(self, keystore: KeyStore) -> None:
         self._keystore = keystore
-        self._linkage_key: bytes | None = None
 
     def seal(self, subject_id: str, field: str, plaintext: str) -> str:
         return self.seal_many(subject_id, {field: plaintext})[field]
@@ -157,14 +156,9 @@ class Sealer:
         if not normalised:
             # An empty value would link every order that lacks it.
             raise InvalidCommand(kind, "empty after normalisation")
-        mac = hmac.HMAC(self._linkage(), hashes.SHA256())
+        mac = hmac.HMAC(self._keystore.linkage_key(), hashes.SHA256())
         mac.update(f"{kind}|{normalised}".encode())
         return mac.finalize().hex()
-
-    def _linkage(self) -> bytes:
-        if self._linkage_key is None:
-            self._linkage_key = self._keystore.linkage_key()
-        return self._linkage_key
 
 
 def _validate_field(field: str) -> None:

@@ -92,9 +92,6 @@ class UnitOfWork:
         work holds: a stream made and dropped by a refused check is not among them."""
         return [e for e in triggered if self._loaded.get(e.originator_id) is not None]
 
-    def forget(self) -> None:
-        self._loaded.clear()
-
 
 # A command handler: runs every check, then changes the aggregates it loaded or added.
 Handler = Callable[[Any, UnitOfWork], None]

@@ -16,7 +16,6 @@ from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
 
 RESTRICTION_GROUNDS = tuple(f"6.1({n})" for n in range(1, 9))
-DISPOSITIONS = ("close", "continue")
 
 
 @topic("account/Event")

@@ -18,8 +18,6 @@ from ledger.domain.ids import entitlement_id
 from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
 
-KINDS = ("f_code", "coupon")
-
 
 @topic("entitlement/Event")
 class EntitlementEvent(Aggregate.Event):

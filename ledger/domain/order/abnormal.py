@@ -18,7 +18,6 @@ CRITERIA = {
     4: "repeated refusals of delivery without good reason",
     5: "other orders judged abnormal by the platform's rules",
 }
-OUTCOMES = ("confirmed", "dismissed")
 
 
 class AbnormalOrderRules(OrderBase):

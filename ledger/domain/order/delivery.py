@@ -11,7 +11,6 @@ from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.base import OrderBase
 
-FAILURE_REASONS = ("bad_address", "no_answer", "nobody_to_sign", "force_majeure")
 SIGNER_RELATIONS = ("self", "family", "designated_recipient", "agent")
 
 

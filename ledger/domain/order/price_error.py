@@ -11,8 +11,6 @@ from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.base import OrderBase
 
-RESOLUTIONS = ("honoured", "adjusted", "terminated")
-
 
 class PriceErrorRules(OrderBase):
     def detect_price_error(

@@ -14,8 +14,6 @@ from ledger.domain.order.base import OrderBase
 from ledger.domain.order.refunds import REFUND_DUE_DAYS
 from ledger.domain.regions import is_mainland
 
-RETURN_KINDS = ("no_reason", "quality")
-
 
 class ReturnRules(OrderBase):
     def check_return_allowed(self, ctx: Ctx, kind: str, service_region: str) -> None:

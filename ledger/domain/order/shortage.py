@@ -7,8 +7,6 @@ from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.base import OrderBase
 
-RESOLUTIONS = ("exchange", "refund")
-
 
 class ShortageRules(OrderBase):
     def declare_stock_shortage(self, ctx: Ctx, skus: list[str]) -> None:

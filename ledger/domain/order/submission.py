@@ -7,9 +7,6 @@ from typing import Any
 from ledger.domain.errors import RuleViolation
 from ledger.domain.regions import is_mainland
 
-PURCHASE_TYPES = ("consumer", "enterprise_group")
-SELLER_KINDS = ("self_operated", "third_party")
-
 
 def line_total_fen(line: dict[str, Any]) -> int:
     return int(line["quantity"]) * int(line["unit_price_fen"]) - int(line["discount_fen"])
