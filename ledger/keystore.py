@@ -271,12 +271,8 @@ class SqliteKeyStore(KeyStore):
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._conn:  # commits, or rolls back whatever interrupted the block
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
 
     def _select(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, bytes | None]:
         found: dict[str, bytes | None] = {}

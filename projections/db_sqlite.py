@@ -66,12 +66,8 @@ class SqliteDb(Db):
         cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            yield cur
-        except BaseException:
-            self.conn.rollback()
-            raise
-        else:
-            self.conn.commit()
+            with self.conn:  # commits, or rolls back whatever interrupted the block
+                yield cur
         finally:
             cur.close()
 

@@ -110,13 +110,15 @@ class Engine:
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         """A write transaction; if it fails, cached rows may be ones it changed: drop them."""
+        committed = False
         try:
             with self.db.write() as cur:
                 yield cur
-        except BaseException:
-            for cache in self.caches.values():
-                cache.clear()
-            raise
+            committed = True
+        finally:
+            if not committed:
+                for cache in self.caches.values():
+                    cache.clear()
 
     def lowest_and_head(self, targets: Sequence[Target]) -> tuple[int, int]:
         """The lowest target position and the head of the log: a read-only look, so an idle
