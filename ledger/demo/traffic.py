@@ -287,14 +287,16 @@ class Scene:
         person = self.traffic.people.person(index)
         return OrderScript(self, next(self._unused_order_nos), person, self.traffic.account(index))
 
-    def in_transit(self, split_chance: float = 0.0, transit_max: float = 2 * D) -> OrderScript:
+    def in_transit(
+        self, split_chance: float = 0.0, transit_max_minutes: float = 2 * D
+    ) -> OrderScript:
         """A customer's order submitted, paid in full and shipped: the courier is due."""
         o = self.customer_order()
         o.submit(self.basket())
         o.pay_in_full(split=split_chance > 0 and self.rng.random() < split_chance)
         o.wait(2 * H, 30 * H)
         o.ship()
-        o.wait(20 * H, transit_max)
+        o.wait(20 * H, transit_max_minutes)
         return o
 
     def special_order(self, person: Person, account_no: str) -> OrderScript:
@@ -563,7 +565,7 @@ def shortage(s: Scene, resolution: str) -> None:
 
 
 def refused_delivery(s: Scene, quality: bool) -> None:
-    o = s.in_transit(split_chance=0.2, transit_max=3 * D)
+    o = s.in_transit(split_chance=0.2, transit_max_minutes=3 * D)
     reason = "screen cracked in the box" if quality else "no longer wanted"
     o.cmd("refuse_delivery", quality_reason=quality, reason=reason)
     o.wait(2 * H, 10 * H)
