@@ -307,7 +307,7 @@ def open_ledger(
 ) -> Ledger:
     """Open the ledger on SQLite (URL unset or sqlite:///) or PostgreSQL (postgresql://)."""
     path = sqlite_path or sqlite_path_of(database_url)
-    with storage_errors(), setup_lock(database_url):
+    with storage_errors(), setup_lock(database_url, path):
         app = LedgerApplication(env=library_env(database_url, path))
         try:
             keystore = open_keystore(database_url, path)

@@ -3,6 +3,7 @@ PostgreSQL. Translates it to the eventsourcing library's environment."""
 
 from __future__ import annotations
 
+import fcntl
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,12 +60,14 @@ def library_env(database_url: str | None, sqlite_path: Path | None = None) -> di
 
 
 @contextmanager
-def setup_lock(database_url: str | None) -> Iterator[None]:
-    """One process at a time creates tables: on PostgreSQL two concurrent ``CREATE TABLE IF
-    NOT EXISTS`` of the same table can fail on ``pg_type``'s unique index, which happens when
-    several processes (workers, API servers, a CLI) start together on a fresh database."""
+def setup_lock(database_url: str | None, sqlite_path: Path | None = None) -> Iterator[None]:
+    """One process at a time creates tables, when several (workers, API servers, a CLI)
+    start together on a fresh database: on PostgreSQL two concurrent ``CREATE TABLE IF NOT
+    EXISTS`` can fail on ``pg_type``'s unique index; on SQLite the library's tracking table
+    inserts a migration row as it is created, and the second process fails on it."""
     if not is_postgres(database_url):
-        yield  # SQLite serialises schema changes itself
+        with _file_lock(sqlite_path or sqlite_path_of(database_url)):
+            yield
         return
     assert database_url is not None
     with psycopg.connect(
@@ -75,3 +78,16 @@ def setup_lock(database_url: str | None) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
+
+
+@contextmanager
+def _file_lock(database_path: Path) -> Iterator[None]:
+    """An exclusive lock on a file beside the database, held across processes."""
+    database_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = database_path.with_name(database_path.name + ".setup-lock")
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

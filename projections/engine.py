@@ -286,7 +286,7 @@ def open_runtime(database_url: str | None, sqlite_path: Path | None = None) -> R
     """Open the ledger's database for projections. The ledger application is constructed
     once, to create the events table if this is a fresh database and to take its mapper
     (transcoder, and a cipher or compressor if the environment configures one)."""
-    with setup_lock(database_url):
+    with setup_lock(database_url, sqlite_path):
         app = LedgerApplication(env=library_env(database_url, sqlite_path))
         try:
             decoder = Decoder(app.mapper)

@@ -12,6 +12,7 @@ from ledger.application import open_ledger
 from ledger.domain.errors import StorageUnavailable
 
 CLOSED_PORT_URL = "postgresql://postgres:secret-pw@127.0.0.1:1/ledger"
+PROCESSES_AT_ONCE = 6
 
 
 def test_an_unreachable_database_is_a_typed_error_without_the_password() -> None:
@@ -47,3 +48,26 @@ def test_unset_url_means_a_sqlite_file_in_var(
     finally:
         ledger.close()
     assert (tmp_path / "var" / "ledger.db").is_file()
+
+
+def test_processes_starting_together_on_a_fresh_database_all_open_it(backend: str) -> None:
+    """Workers and CLIs often start at once: table creation must not race (a lost race
+    surfaced as an IntegrityError on the library's migration row, or on pg_type)."""
+    code = "import sys; from ledger.cli import main; sys.exit(main(['projections', 'status']))"
+    env = {"LEDGER_DATABASE_URL": backend, "PATH": "/usr/bin:/bin"}
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES_AT_ONCE)
+    ]
+    failures = []
+    for started in starts:
+        _, stderr = started.communicate(timeout=120)
+        if started.returncode != 0:
+            failures.append(stderr[-400:])
+    assert failures == []
