@@ -267,6 +267,27 @@ class Db(ABC):
         self, cur: Any, after: int, limit: int, topics: Sequence[str], stop: int | None
     ) -> list[RawEvent]: ...
 
+    @abstractmethod
+    def fetch_topics(
+        self, cur: Any, after: int, last: int, topics: Sequence[str]
+    ) -> list[RawEvent]:
+        """The events in (``after``, ``last``] with one of ``topics``, with their states."""
+
+    def window(self, cur: Any, after: int, limit: int, stop: int | None) -> tuple[int, int]:
+        """How many rows the next ``limit`` rows after ``after`` (up to ``stop``) are, and the
+        position of the last: a window without holes has ``after + count == last``."""
+        bound = "" if stop is None else f" AND {self.id_column} <= {int(stop)}"
+        cur.execute(
+            self.sql(
+                f"SELECT count(*), max(p) FROM (SELECT {self.id_column} AS p "
+                f"FROM {self.events_table} WHERE {self.id_column} > %s{bound} "
+                f"ORDER BY {self.id_column} LIMIT %s) AS w"
+            ),
+            (after, limit),
+        )
+        count, last = cur.fetchone()
+        return int(count), int(last or after)
+
     def head(self, cur: Any) -> int:
         cur.execute(f"SELECT max({self.id_column}) FROM {self.events_table}")
         found = cur.fetchone()

@@ -172,6 +172,18 @@ class PgDb(Db):
         )
         return [RawEvent(*row) for row in cur.fetchall()]
 
+    def fetch_topics(
+        self, cur: Any, after: int, last: int, topics: Sequence[str]
+    ) -> list[RawEvent]:
+        cur.execute(
+            "SELECT notification_id, topic, originator_id::text, originator_version, state "
+            f"FROM {self.events_table} WHERE notification_id > %s AND notification_id <= %s "
+            "AND topic = ANY(%s::text[]) ORDER BY notification_id",
+            (after, last, list(topics)),
+            binary=True,
+        )
+        return [RawEvent(*row) for row in cur.fetchall()]
+
     def serialise(self, cur: Any, name: str) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(name.encode()),))
 

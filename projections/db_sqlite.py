@@ -164,6 +164,17 @@ class SqliteDb(Db):
         )
         return [RawEvent(p, t, canonical_uuid(o), v, s) for p, t, o, v, s in cur.fetchall()]
 
+    def fetch_topics(
+        self, cur: Any, after: int, last: int, topics: Sequence[str]
+    ) -> list[RawEvent]:
+        cur.execute(
+            "SELECT rowid, topic, originator_id, originator_version, state "
+            f"FROM {self.events_table} WHERE rowid > ? AND rowid <= ? "
+            "AND topic IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+            (after, last, orjson.dumps(list(topics)).decode()),
+        )
+        return [RawEvent(p, t, canonical_uuid(o), v, s) for p, t, o, v, s in cur.fetchall()]
+
     def listener(self, channel: str) -> Listener:
         return PollListener(self.poll)
 

@@ -148,7 +148,14 @@ class Engine:
     def read_page(
         self, cur: Any, start: int, limit: int, topics: list[str], stop: int | None
     ) -> Page:
-        """The next events after ``start`` that are safe to apply, decoded."""
+        """The next events after ``start`` that are safe to apply, decoded. A window with
+        no holes (the usual case) is read for the wanted topics only; one with holes is read
+        whole, to find where the first hole is and whether it may still fill."""
+        count, last = self.db.window(cur, start, limit, stop)
+        if start + count == last:
+            rows = self.db.fetch_topics(cur, start, last, topics) if count else []
+            events = [self.decoder.decode(r) for r in rows]
+            return Page(start, last, events, count, count >= limit, False)
         raw = self.db.fetch_events(cur, start, limit, topics, stop)
         rows, end, blocked = self.settle(cur, start, raw, topics, stop)
         events = [self.decoder.decode(r) for r in rows if r.state is not None]
@@ -269,10 +276,14 @@ class Runtime:
     def close(self) -> None:
         self.db.close()
 
-    def another_connection(self) -> Engine:
-        """An engine on a connection of its own (for a thread), sharing the decoder."""
+    def reconnected(self) -> Runtime:
+        """This runtime on a connection of its own, opened now (for a thread, or in a forked
+        process, which must never use its parent's), sharing the decoder and the library's
+        tracking recorder (it only composes statements for the cursor it is given)."""
         db = open_db(self.database_url, self.sqlite_path)
-        return Engine(db, self.tracking, self.engine.decoder)
+        tracking = TrackingTable(self.tracking.recorder, self.tracking.table, db)
+        engine = Engine(db, tracking, self.engine.decoder)
+        return Runtime(db, tracking, engine, self.database_url, self.sqlite_path)
 
 
 def open_db(database_url: str | None, sqlite_path: Path | None = None) -> Db:

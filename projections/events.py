@@ -67,6 +67,8 @@ def when(value: Any) -> datetime | None:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime in an event: {value!r}")
+    if value.tzinfo is UTC:  # what the ledger writes: "+00:00" parses to this very object
+        return value
     return value if value.utcoffset() == UTC.utcoffset(None) else value.astimezone(UTC)
 
 

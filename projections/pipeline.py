@@ -91,7 +91,7 @@ def catch_up_pipelined(
     if any(p != start for p in positions.values()):
         return None
     result = StepResult(0, 0, start, False, False)
-    with PageReader(rt.another_connection(), start, limit, topics_of(targets), stop) as reader:
+    with PageReader(rt.reconnected().engine, start, limit, topics_of(targets), stop) as reader:
         for page in reader:
             with engine.transaction() as cur:
                 now = engine.lock(cur, targets)
