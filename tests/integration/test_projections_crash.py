@@ -91,7 +91,7 @@ def test_a_worker_killed_at_random_points_resumes_exactly(
     for start in range(0, len(items), size):
         run_traffic(ledger, items[start : start + size], chunk=60)
         before = lowest(fresh)
-        worker = start_worker(backend, log, "--batch-size", "10")
+        worker = start_worker(backend, log, "--batch-size", "3")
         try:
             assert wait_until(lambda: lowest(fresh) > before), log.read_text()  # noqa: B023
             time.sleep(rng.uniform(0.0, 0.2))
@@ -116,6 +116,8 @@ def test_two_workers_at_once_do_not_corrupt_the_projections(
     workers = [start_worker(backend, log, "--batch-size", "7") for log in logs]
     fresh = Freshness(rt.db, rt.tracking)
     try:
+        for log in logs:  # both running before more arrives, so they do overlap
+            assert wait_until(lambda log=log: "running" in log.read_text(), 60), log.read_text()
         run_traffic(ledger, items[half:], chunk=25)  # more arrives while both run
         head = ledger.head_position()
         assert wait_until(lambda: lowest(fresh) >= head, 60), logs[0].read_text()
