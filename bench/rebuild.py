@@ -11,7 +11,9 @@ about 57k events and finish in under two minutes on two cores; ``--orders 15000`
 child process (so its peak memory is its own):
 
 - **ours**: ``ledger projections rebuild`` of all six projections (``projections.cli``): fresh
-  tables, batched application, secondary indexes at the end, atomic swap.
+  tables, batched application, secondary indexes at the end, atomic swap; the projections
+  split between processes, one per core (its default ``--jobs``). Also reported, as
+  ``ours_one_process``: the same with ``--jobs 1``, since the limit reads in one process.
 - **baseline**: the stock ``eventsourcing`` ``ProjectionRunner`` applying the same handlers to
   the same tables, one event per transaction (the library's ``Projection`` pattern: a view
   that is a ``PostgresTrackingRecorder``, view rows and tracking record in one commit). It is
@@ -19,8 +21,9 @@ child process (so its peak memory is its own):
 - **limit**: a raw ``SELECT`` of the whole events table (server-side cursor, binary) with every
   state decoded by ``orjson``: reading the log, with no projection work at all.
 
-All three count log positions covered per second. Ours is measured twice, on the first half of
-the log and on all of it, to show its peak memory does not grow with the log. Progress goes to
+All count log positions covered per second. Ours is measured twice, on the first half of the
+log and on all of it, to show its peak memory does not grow with the log (``peak_rss_mb``:
+the rebuild process's peak plus each of its building processes' peaks). Progress goes to
 stderr; stdout gets one JSON object per line, the last being the results.
 """
 
@@ -28,8 +31,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -63,6 +66,8 @@ from projections.batch import Batch
 from projections.db_postgres import PgDb
 from projections.engine import Target, create_tables
 from projections.events import Event
+from projections.parallel import peak_rss_mb
+from projections.rebuild import DEFAULT_JOBS
 from projections.registry import PROJECTIONS
 from projections.schema import CHECK
 
@@ -77,30 +82,35 @@ EVENTS_TABLE = "ledger_events"
 CHILD_TIMEOUT_S = 900
 
 
-def rss_mb() -> float:
-    """This process's peak resident memory. Linux's ``VmHWM`` starts afresh at exec, whereas
-    ``ru_maxrss`` carries over the parent's peak into a child."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 # -- the three phases, each run in a child process ------------------------------------------
 
 
-def phase_ours(url: str, batch: int) -> dict[str, Any]:
+def phase_ours(url: str, batch: int, jobs: int = DEFAULT_JOBS) -> dict[str, Any]:
     from projections.cli import main
 
     os.environ["LEDGER_DATABASE_URL"] = url
+    out = io.StringIO()
     started = time.perf_counter()
-    code = main(["rebuild", "--no-progress", "--json", "--batch-size", str(batch)])
+    with contextlib.redirect_stdout(out):
+        code = main(
+            ["rebuild", "--no-progress", "--json", "--batch-size", str(batch)]
+            + ["--jobs", str(jobs)]
+        )
     seconds = time.perf_counter() - started
     assert code == 0, f"rebuild exited {code}"
-    return {"seconds": seconds, "peak_rss_mb": rss_mb()}
+    report = orjson.loads(out.getvalue().strip().splitlines()[-1])
+    workers = report["worker_peak_rss_mb"]
+    # The processes run at once: the memory they hold together is at most the sum of peaks.
+    return {
+        "seconds": seconds,
+        "jobs": report["jobs"],
+        "peak_rss_mb": round(peak_rss_mb() + sum(workers), 1),
+        "worker_peak_rss_mb": workers,
+    }
+
+
+def phase_ours_one_process(url: str, batch: int) -> dict[str, Any]:
+    return phase_ours(url, batch, jobs=1)
 
 
 def phase_limit(url: str, batch: int) -> dict[str, Any]:
@@ -116,7 +126,7 @@ def phase_limit(url: str, batch: int) -> dict[str, Any]:
         for row in cur:
             orjson.loads(row[4])
             rows += 1
-    return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": rss_mb()}
+    return {"seconds": time.perf_counter() - started, "rows": rows, "peak_rss_mb": peak_rss_mb()}
 
 
 class BaselineView(PostgresTrackingRecorder):
@@ -175,10 +185,15 @@ def phase_baseline(url: str, stop_at: int) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         reached = runner.view.max_tracking_id("ledger") or 0
     db.close()
-    return {"seconds": seconds, "position": reached, "peak_rss_mb": rss_mb()}
+    return {"seconds": seconds, "position": reached, "peak_rss_mb": peak_rss_mb()}
 
 
-PHASES = {"ours": phase_ours, "limit": phase_limit, "baseline": phase_baseline}
+PHASES = {
+    "ours": phase_ours,
+    "ours_one_process": phase_ours_one_process,
+    "limit": phase_limit,
+    "baseline": phase_baseline,
+}
 
 
 def run_child(phase: str, url: str, arg: int) -> dict[str, Any]:
@@ -227,58 +242,59 @@ def rate(events: int, seconds: float) -> float:
     return round(events / seconds, 1) if seconds > 0 else 0.0
 
 
+def run_phase(phase: str, url: str, arg: int, events: int) -> dict[str, Any]:
+    """One phase in a child process; its figures go out as a JSON line and a log line."""
+    found = run_child(phase, url, arg)
+    covered = found.get("position", events)
+    emit({"bench": BENCH, "phase": phase, "events": covered, **found})
+    log(f"{phase} on {covered} events: {rate(covered, found['seconds'])} events/s")
+    return {**found, "events": covered}
+
+
 def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
     first, second, source = split_workload(args.orders, args.seed, tmp)
     with scratch_database(server, f"bench_rebuild_{os.getpid()}") as url:
         log(f"writing the first half of the log ({source}) ...")
         events_half = write_log(url, first, tmp)
-        ours_half = run_child("ours", url, args.batch_size)
-        log(f"ours on {events_half} events: {rate(events_half, ours_half['seconds'])} events/s")
-        emit({"bench": BENCH, "phase": "ours_half_log", "events": events_half, **ours_half})
+        phases = {"ours_half_log": run_phase("ours", url, args.batch_size, events_half)}
         log("writing the second half ...")
         events = write_log(url, second, tmp)
-        ours = run_child("ours", url, args.batch_size)
-        emit({"bench": BENCH, "phase": "ours", "events": events, **ours})
-        log(f"ours on {events} events: {rate(events, ours['seconds'])} events/s")
-        limit = run_child("limit", url, args.batch_size)
-        emit({"bench": BENCH, "phase": "limit", "events": events, **limit})
-        log(f"limit: {rate(events, limit['seconds'])} events/s")
+        for phase in ("ours", "ours_one_process", "limit"):
+            phases[phase] = run_phase(phase, url, args.batch_size, events)
         stop_at = min(events, args.baseline_events)
-        baseline = run_child("baseline", url, stop_at)
-        emit({"bench": BENCH, "phase": "baseline", **baseline})
-        log(f"baseline: {rate(baseline['position'], baseline['seconds'])} events/s")
-    return results(args, source, events, events_half, ours, ours_half, limit, baseline)
+        phases["baseline"] = run_phase("baseline", url, stop_at, events)
+    return results(args, source, phases)
 
 
 def results(
-    args: argparse.Namespace,
-    source: str,
-    events: int,
-    events_half: int,
-    ours: dict[str, Any],
-    ours_half: dict[str, Any],
-    limit: dict[str, Any],
-    baseline: dict[str, Any],
+    args: argparse.Namespace, source: str, phases: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    ours_rate = rate(events, ours["seconds"])
-    base_rate = rate(baseline["position"], baseline["seconds"])
-    limit_rate = rate(events, limit["seconds"])
-    vs_base = round(ours_rate / base_rate, 2) if base_rate else None
-    vs_limit = round(ours_rate / limit_rate, 3) if limit_rate else None
+    rates = {name: rate(p["events"], p["seconds"]) for name, p in phases.items()}
+    ours, one, limit, base = (
+        rates["ours"],
+        rates["ours_one_process"],
+        rates["limit"],
+        rates["baseline"],
+    )
+    vs_base = round(ours / base, 2) if base else None
+    vs_limit = round(ours / limit, 3) if limit else None
     return {
         "bench": BENCH,
-        "ours": ours_rate,
-        "baseline": base_rate,
-        "limit": limit_rate,
+        "ours": ours,
+        "baseline": base,
+        "limit": limit,
         "unit": "events/s",
-        "events": events,
+        "events": phases["ours"]["events"],
         "orders": args.orders,
-        "peak_rss_mb": ours["peak_rss_mb"],
-        "peak_rss_mb_half_log": ours_half["peak_rss_mb"],
-        "events_half_log": events_half,
-        "baseline_events": baseline["position"],
+        "jobs": phases["ours"]["jobs"],
+        "peak_rss_mb": phases["ours"]["peak_rss_mb"],
+        "peak_rss_mb_half_log": phases["ours_half_log"]["peak_rss_mb"],
+        "events_half_log": phases["ours_half_log"]["events"],
+        "baseline_events": phases["baseline"]["events"],
         "ours_vs_baseline": vs_base,
         "ours_vs_limit": vs_limit,
+        "ours_one_process": one,
+        "ours_one_process_vs_limit": round(one / limit, 3) if limit else None,
         "targets_met": bool(
             vs_base and vs_limit and vs_base >= TARGET_VS_BASELINE and vs_limit >= TARGET_VS_LIMIT
         ),

@@ -42,6 +42,8 @@ class Projection:
     description: str
     tables: tuple[Table, ...]
     handlers: Mapping[str, Handler]
+    # Relative CPU cost of a rebuild (from bench.rebuild): balances the rebuild's processes.
+    rebuild_cost: int = 1
     # Extra rows to fetch up front, beyond those keyed by the events' stream ids.
     prefetch: Prefetch = field(default=no_prefetch)
     # Last changes before the batch is written (e.g. final group ids after merges).

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.base import Projection
+from projections.copies import catch_up, owned, prepare
 from projections.db import ProjectionsBusy
 from projections.engine import Runtime, Target, new_generation
-from projections.rebuild import REBUILD_BATCH, catch_up, owned, prepare
+from projections.rebuild import REBUILD_BATCH
 from projections.schema import CHECK, LIVE, Table
 from projections.tracking import tracking_name
 

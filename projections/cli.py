@@ -25,7 +25,8 @@ from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.settings import Settings, load_settings
 from projections.check import MAX_DIFFS_SHOWN, ProjectionCheck, check
 from projections.engine import Runtime, open_runtime
-from projections.rebuild import REBUILD_BATCH, rebuild
+from projections.parallel import MAX_JOBS
+from projections.rebuild import DEFAULT_JOBS, REBUILD_BATCH, rebuild
 from projections.registry import BY_NAME, select
 from projections.status import status
 from projections.worker import IDLE_S, LIVE_BATCH, Worker
@@ -38,6 +39,13 @@ def _batch(value: str) -> int:
     number = int(value)
     if not 1 <= number <= 50_000:
         raise argparse.ArgumentTypeError("batch size must be 1..50000")
+    return number
+
+
+def _jobs(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"jobs must be 1..{MAX_JOBS}")
     return number
 
 
@@ -64,6 +72,12 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     rb = sub.add_parser("rebuild", help="rebuild from zero and swap in atomically")
     rb.add_argument("names", **names)  # type: ignore[arg-type]
     rb.add_argument("--batch-size", type=_batch, default=REBUILD_BATCH)
+    rb.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=DEFAULT_JOBS,
+        help=f"processes building the projections, PostgreSQL only (default {DEFAULT_JOBS})",
+    )
     rb.add_argument("--no-progress", action="store_true")
     rb.add_argument("--json", action="store_true")
     rb.set_defaults(run=cmd_rebuild)
@@ -94,6 +108,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     rt = _runtime(settings)
     try:
         worker = Worker(rt, projections, batch=args.batch_size, idle_s=args.idle)
+        log.info("running %s", ", ".join(p.name for p in projections))
         stats = worker.run(stop, until_caught_up=args.once)
     finally:
         rt.close()
@@ -128,7 +143,13 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     projections = select(args.names)
     rt = _runtime(settings)
     try:
-        report = rebuild(rt, projections, batch=args.batch_size, show_progress=not args.no_progress)
+        report = rebuild(
+            rt,
+            projections,
+            batch=args.batch_size,
+            jobs=args.jobs,
+            show_progress=not args.no_progress,
+        )
     finally:
         rt.close()
     summary = {
@@ -137,13 +158,16 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         "position": report.position,
         "seconds": round(report.seconds, 3),
         "events_per_second": round(report.events_per_second),
+        "jobs": report.jobs,
+        "worker_peak_rss_mb": report.worker_peak_rss_mb,
     }
     if args.json:
         print(json.dumps(summary))
     else:
         print(
             f"rebuilt {', '.join(report.projections)}: {report.events} events in "
-            f"{report.seconds:.1f}s ({report.events_per_second:.0f} events/s), "
+            f"{report.seconds:.1f}s ({report.events_per_second:.0f} events/s, "
+            f"{report.jobs} process{'es' if report.jobs > 1 else ''}), "
             f"swapped in at position {report.position}"
         )
     return EXIT_OK

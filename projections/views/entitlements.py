@@ -144,6 +144,7 @@ HANDLERS: dict[str, Handler] = {
 PROJECTION = Projection(
     name="entitlements",
     version=1,
+    rebuild_cost=2,
     description="F-code and coupon consumption (3.1.11)",
     tables=(ENTITLEMENTS, HISTORY),
     handlers=HANDLERS,

@@ -241,6 +241,7 @@ HANDLERS: dict[str, Handler] = {
 PROJECTION = Projection(
     name="limits",
     version=1,
+    rebuild_cost=16,
     description="purchase limits per group of linked accounts (3.1.5)",
     tables=(RULES, NODES, GROUPS, PURCHASES),
     handlers=HANDLERS,

@@ -271,6 +271,7 @@ HANDLERS: dict[str, Handler] = {
 PROJECTION = Projection(
     name="orders",
     version=1,
+    rebuild_cost=19,
     description="current state of every order",
     tables=(ORDERS,),
     handlers=HANDLERS,

@@ -195,6 +195,7 @@ HANDLERS: dict[str, Handler] = {
 PROJECTION = Projection(
     name="payments",
     version=1,
+    rebuild_cost=11,
     description="payments and refunds per order and method (3.1.4)",
     tables=(PAY_ORDERS, PAYMENTS, RECEIPTS, REFUNDS, CONSENTS),
     handlers=HANDLERS,

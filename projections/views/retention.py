@@ -144,6 +144,7 @@ HANDLERS: dict[str, Handler] = {
 PROJECTION = Projection(
     name="retention",
     version=1,
+    rebuild_cost=12,
     description="retention deadlines and the personal-data audit trail (§7)",
     tables=(RETENTION_ORDERS, STEPS_TABLE),
     handlers=HANDLERS,

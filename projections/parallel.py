@@ -1,0 +1,195 @@
+"""Building copies in several processes at once.
+
+A rebuild is CPU-bound in Python (decoding, handlers, COPY encoding), and one Python process
+uses one core. Each projection's copy is independent of the others (its own tables, its own
+tracking row), so the copies are split into groups balanced by ``Projection.rebuild_cost``
+and each group is built by a process of its own: it reads the log on its own connection,
+applies it with a row cache and read-ahead exactly as a single process would
+(``projections.copies``), builds its group's secondary indexes, and reports its position
+through a pipe after every batch.
+
+The processes are forked, so they start with the code already loaded; each opens its own
+connection after the fork and never touches the parent's. Forking is only done on
+PostgreSQL (SQLite has a single writer: processes would queue for it) and where the
+platform has ``fork``; elsewhere the copies are built in this process. A child that fails
+or dies fails the whole build; its copies are left for the next rebuild to drop, as when a
+single process dies.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import resource
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from ledger.domain.errors import LedgerError
+from projections.copies import AfterPage, catch_up, create_indexes, owned
+from projections.engine import Runtime, StepResult, Target
+
+MAX_JOBS = 16
+WAIT_SLICE_S = 1.0
+JOIN_TIMEOUT_S = 30.0
+
+OnProgress = Callable[[int], None]  # the lowest position the copies have reached
+
+
+class ProjectionBuildFailed(LedgerError):
+    """A process building copies of projections failed; the copies are incomplete."""
+
+    code = "PROJECTION_BUILD_FAILED"
+
+
+@dataclass
+class Built:
+    """What building a set of copies did."""
+
+    read: int = 0  # log rows read (by the process that read most)
+    position: int = 0  # lowest position the copies reached
+    peak_rss_mb: list[float] = field(default_factory=list)  # of each child process
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ``VmHWM`` starts afresh at exec and at
+    fork, whereas ``ru_maxrss`` carries over the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def usable_jobs(rt: Runtime, targets: Sequence[Target], jobs: int) -> int:
+    if rt.db.kind != "postgres" or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(jobs, len(targets), MAX_JOBS))
+
+
+def split(targets: Sequence[Target], jobs: int) -> list[list[Target]]:
+    """Groups of near-equal cost: costliest first, each to the group with least so far."""
+    groups: list[list[Target]] = [[] for _ in range(jobs)]
+    costs = [0] * jobs
+    for target in sorted(targets, key=lambda t: -t.projection.rebuild_cost):
+        least = costs.index(min(costs))
+        groups[least].append(target)
+        costs[least] += target.projection.rebuild_cost
+    return [g for g in groups if g]
+
+
+def build_here(
+    rt: Runtime, targets: Sequence[Target], batch: int, gen: str, after_page: AfterPage
+) -> StepResult:
+    """Build ``targets`` in this process: catch up with the log, then the indexes."""
+    with owned(rt, targets):
+        result = catch_up(rt, targets, batch, after_page=after_page)
+    create_indexes(rt, targets, gen)
+    return result
+
+
+def build_copies(
+    rt: Runtime,
+    targets: Sequence[Target],
+    batch: int,
+    gen: str,
+    *,
+    jobs: int,
+    on_progress: OnProgress,
+) -> Built:
+    """Build the (freshly prepared, empty) copies ``targets`` up to the head of the log."""
+    jobs = usable_jobs(rt, targets, jobs)
+    if jobs == 1:
+        built = Built()
+
+        def after_page(result: StepResult) -> None:
+            built.read += result.read
+            built.position = result.position
+            on_progress(result.position)
+
+        build_here(rt, targets, batch, gen, after_page)
+        return built
+    return _build_forked(rt, split(targets, jobs), batch, gen, on_progress)
+
+
+def _build_forked(
+    rt: Runtime, groups: list[list[Target]], batch: int, gen: str, on_progress: OnProgress
+) -> Built:
+    context = multiprocessing.get_context("fork")
+    children: dict[Connection, tuple[int, Any]] = {}
+    try:
+        for number, group in enumerate(groups):
+            reader, writer = context.Pipe(duplex=False)
+            child = context.Process(
+                target=_child, args=(rt, group, batch, gen, writer), name=f"rebuild-{number}"
+            )
+            child.start()
+            writer.close()  # the child's end: when the child exits, reads here see EOF
+            children[reader] = (number, child)
+        return _follow(children, groups, on_progress)
+    finally:
+        for _, child in children.values():
+            if child.is_alive():
+                child.terminate()
+            child.join(JOIN_TIMEOUT_S)
+
+
+def _follow(
+    children: dict[Connection, tuple[int, Any]], groups: list[list[Target]], on_progress: OnProgress
+) -> Built:
+    """Read the children's reports until each has said it is done."""
+    positions = [0] * len(groups)
+    reads = [0] * len(groups)
+    built = Built()
+    pending = dict(children)
+    while pending:
+        for ready in wait(list(pending), timeout=WAIT_SLICE_S):
+            assert isinstance(ready, Connection)
+            number, child = pending[ready]
+            names = ", ".join(t.projection.name for t in groups[number])
+            try:
+                report = ready.recv()
+            except EOFError:
+                child.join(JOIN_TIMEOUT_S)
+                raise ProjectionBuildFailed(
+                    f"the process building {names} died (exit code {child.exitcode})"
+                ) from None
+            if report[0] == "failed":
+                raise ProjectionBuildFailed(f"the process building {names} failed: {report[1]}")
+            positions[number], reads[number] = report[1], report[2]
+            if report[0] == "done":
+                built.peak_rss_mb.append(report[3])
+                del pending[ready]
+            on_progress(min(positions))
+    built.read, built.position = max(reads), min(positions)
+    return built
+
+
+def _child(rt: Runtime, group: list[Target], batch: int, gen: str, out: Connection) -> None:
+    """In the forked process: build ``group`` on a connection of its own. The process ends
+    when its copies are built, so it neither runs the cyclic collector (its rows make no
+    cycles) nor frees its row caches one row at a time: exiting returns the memory."""
+    gc.disable()
+    mine = rt.reconnected()
+    for target in group:
+        mine.engine.own(target)
+    read = 0
+
+    def after_page(result: StepResult) -> None:
+        nonlocal read
+        read += result.read
+        out.send(("page", result.position, read))
+
+    try:
+        result = catch_up(mine, group, batch, after_page=after_page)
+        create_indexes(mine, group, gen)
+        out.send(("done", result.position, read, peak_rss_mb()))
+    except LedgerError as exc:
+        out.send(("failed", f"{exc.code}: {exc.message}"))
+    finally:
+        mine.close()
+        out.close()
