@@ -12,7 +12,7 @@ import hmac
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
@@ -127,11 +127,11 @@ class Ledger:
         uow = self.unit_of_work()
         staged = self.stage(uow, command, at)
         if isinstance(staged, CommandResult):
-            return staged
+            return self.positioned(staged)
         try:
             recordings = self.app.events.put(staged.events)
         except IntegrityError:
-            return self.after_conflict(command, at)
+            return self.positioned(self.after_conflict(command, at))
         for event in staged.events:
             self.stream_cache.take(event.originator_id)  # that copy is now behind
         return staged.result(self.positions(recordings))
@@ -175,7 +175,18 @@ class Ledger:
             return self.one_by_one(items)
         self.stream_cache.keep(uow.aggregates())
         positions = self.positions(recordings)
-        return [s.result(positions) if isinstance(s, Staged) else s for s in staged]
+        results = [s.result(positions) if isinstance(s, Staged) else s for s in staged]
+        if any(isinstance(r, CommandResult) and r.position is None for r in results):
+            results = [self.positioned(r) if isinstance(r, CommandResult) else r for r in results]
+        return results
+
+    def positioned(self, result: CommandResult) -> CommandResult:
+        """A repeated command wrote nothing now; its events are somewhere before the head of
+        the log, so the head (read after its record was seen) is a position that waiting
+        for reads them (read-your-writes holds for a retry too)."""
+        if result.position is not None:
+            return result
+        return replace(result, position=self.head_position())
 
     def one_by_one(
         self, items: list[tuple[Any, datetime | None]]

@@ -243,6 +243,8 @@ def test_resending_a_command_returns_the_original_outcome_and_writes_nothing(
     head = ledger_app.head_position()
     again = ledger_app.execute(dict(submit))
     assert again.duplicate and not first.duplicate
+    # Read-your-writes holds for the retry: its position is at or after the original events.
+    assert first.position is not None and again.position == head >= first.position
     assert (again.command_id, again.command_type, again.events, again.result) == (
         first.command_id,
         first.command_type,
@@ -345,4 +347,17 @@ def test_a_batch_sent_again_returns_every_original_outcome_and_writes_nothing(
     for was, now in zip(first[:2], again[:2], strict=True):
         assert isinstance(was, CommandResult) and isinstance(now, CommandResult)
         assert now.duplicate and now.events == was.events
+        assert was.position is not None and now.position == head >= was.position
     assert isinstance(again[2], NotFound)
+
+
+def test_a_command_repeated_inside_one_batch_gets_a_position_after_the_original(
+    ledger_app: Ledger,
+) -> None:
+    submit = b.submit("I1")
+    results = ledger_app.execute_batch([(submit, None), (b.pay("I1"), None), (submit, None)])
+    original, paid, repeated = results
+    assert isinstance(original, CommandResult) and isinstance(repeated, CommandResult)
+    assert isinstance(paid, CommandResult) and repeated.duplicate
+    assert original.position is not None and paid.position is not None
+    assert repeated.position == ledger_app.head_position() >= paid.position > original.position
