@@ -76,7 +76,15 @@ class RowCache:
             entries.move_to_end(value)
         return rows
 
-    def keep(self, table: str, groups: dict[Any, list[Row]], column: str | None) -> None:
+    def keep(
+        self,
+        table: str,
+        groups: dict[Any, list[Row]],
+        column: str | None,
+        limit: int | None = None,
+    ) -> None:
+        """Keep ``groups`` (first-key value -> rows), evicting the least recently used
+        values beyond ``limit`` (default: the cache's own)."""
         entries = self.tables[table]
         seen = self.seen.get(table)
         if column is not None:
@@ -88,7 +96,8 @@ class RowCache:
                 seen.add(value)
             if column is not None:
                 self._place(table, value, {row[column] for row in rows})
-        while len(entries) > self.limit:
+        cap = self.limit if limit is None else limit
+        while len(entries) > cap:
             value, _ = entries.popitem(last=False)
             self._place(table, value, set())
 
@@ -251,7 +260,8 @@ class Batch:
                     rows = groups.get(key[0])
                     if rows is not None:
                         rows.append(row)
-            self.cache.keep(buf.table.name, groups, buf.table.cache_index)
+            table = buf.table
+            self.cache.keep(table.name, groups, table.cache_index, table.cache_values)
 
     def get(self, name: str, key: Any) -> Row | None:
         buf = self.buffers[name]

@@ -42,6 +42,9 @@ class Table:
     cache_index: str | None = None
     # Build its indexes with the table, even in a rebuild (which otherwise adds them last).
     index_early: bool = False
+    # First-key values whose rows a rebuild keeps in memory between batches (None: the row
+    # cache's default). Worth raising for small rows whose keys recur all through the log.
+    cache_values: int | None = None
 
     def __post_init__(self) -> None:
         names = [c for c, _ in self.columns]

@@ -24,6 +24,11 @@ from projections.batch import Batch
 from projections.events import Event, when
 from projections.schema import Table, columns
 
+# Accounts and signals recur all through the log (an order's events come within days), and
+# their rows are small (~0.5 KB): a rebuild keeps many more of them than of order rows. At
+# 800k events, 20k missed ~25% of lookups and cost 40% of the projection's rebuild time.
+LINK_CACHE_VALUES = 200_000
+
 RULES = Table(
     name="limit_rules",
     columns=columns(
@@ -42,6 +47,7 @@ NODES = Table(
     load_by="node",
     cache_index="group_id",  # a merge relabels every node of the absorbed group
     index_early=True,  # ... with an UPDATE by group_id, also while a rebuild fills it
+    cache_values=LINK_CACHE_VALUES,
 )
 GROUPS = Table(
     name="link_groups",
@@ -50,6 +56,7 @@ GROUPS = Table(
     ),
     key=("group_id",),
     load_by="group_id",
+    cache_values=LINK_CACHE_VALUES,
 )
 PURCHASES = Table(
     name="limit_purchases",

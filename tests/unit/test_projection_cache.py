@@ -40,6 +40,21 @@ def test_keep_take_and_evict() -> None:
     assert not cache.surely_absent("pairs", "s2") and cache.surely_absent("pairs", "s9")
 
 
+def test_a_tables_own_cache_size_overrides_the_default() -> None:
+    cache = RowCache(limit=1)
+    many = {f"s{n}": [{"stream_id": f"s{n}"}] for n in range(5)}
+    cache.keep("pairs", many, None, limit=3)
+    assert [cache.take("pairs", f"s{n}") is not None for n in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    cache.keep("nodes", {"a": [], "b": []}, None)  # no limit of its own: the cache's
+    assert cache.take("nodes", "a") is None and cache.take("nodes", "b") == []
+
+
 def test_seen_has_no_false_negatives() -> None:
     seen = Seen(bits_log2=12)
     for n in range(300):
