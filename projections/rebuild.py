@@ -36,6 +36,10 @@ from projections.parallel import build_copies
 from projections.schema import BUILD, LIVE
 from projections.tracking import tracking_name
 
+# No tqdm monitor thread: the rebuild forks, and a fork copies no thread but the caller's
+# (a lock another thread held at that moment stays held in the child).
+tqdm.monitor_interval = 0
+
 REBUILD_BATCH = 20_000
 MAX_SWAP_CATCH_UP_STEPS = 100
 DEFAULT_JOBS = os.cpu_count() or 1
