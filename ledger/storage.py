@@ -47,6 +47,7 @@ def library_env(database_url: str | None, sqlite_path: Path | None = None) -> di
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "APPLICATION_RECORDER_TOPIC": "ledger.pg_recorder:CopyApplicationRecorder",
             "CREATE_TABLE": "y",
         }
     path = sqlite_path or sqlite_path_of(database_url)
