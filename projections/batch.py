@@ -49,8 +49,10 @@ class RowCache:
     ``limit`` values, so memory stays bounded however long the log. The cached rows are the
     batch's own row objects; a batch that fails must ``clear`` the cache."""
 
-    def __init__(self, limit: int = CACHE_VALUES_PER_TABLE) -> None:
+    def __init__(self, limit: int = CACHE_VALUES_PER_TABLE, ceiling: int | None = None) -> None:
         self.limit = limit
+        # No table keeps more values than this, whatever its own cap (None: no ceiling).
+        self.ceiling = ceiling
         self.tables: dict[str, OrderedDict[Any, list[Row]]] = defaultdict(OrderedDict)
         # Tables that started empty: every value that ever had rows is in ``seen``, so a
         # value that is not has none (no query needed).
@@ -97,6 +99,7 @@ class RowCache:
             if column is not None:
                 self._place(table, value, {row[column] for row in rows})
         cap = self.limit if limit is None else limit
+        cap = cap if self.ceiling is None else min(cap, self.ceiling)
         while len(entries) > cap:
             value, _ = entries.popitem(last=False)
             self._place(table, value, set())

@@ -95,12 +95,15 @@ class Engine:
         self.decoder = decoder
         # Rows kept between batches, for copies only this process writes (never live ones).
         self.caches: dict[str, RowCache] = {}
+        # A ceiling on the values every cache keeps per table (None: each table's own cap);
+        # the tests set a tiny one, so that rows leave the cache and are read back.
+        self.cache_ceiling: int | None = None
 
     def own(self, target: Target) -> None:
         """This process alone writes ``target``, whose tables were just created empty (a
         rebuild's or a check's copy, under ``Db.exclusive``): keep its rows between batches."""
         assert target.suffix != LIVE, "live tables can have several writers"
-        cache = RowCache()
+        cache = RowCache(ceiling=self.cache_ceiling)
         cache.starts_empty(t.name for t in target.projection.tables)
         self.caches[target.name] = cache
 
@@ -283,6 +286,7 @@ class Runtime:
         db = open_db(self.database_url, self.sqlite_path)
         tracking = TrackingTable(self.tracking.recorder, self.tracking.table, db)
         engine = Engine(db, tracking, self.engine.decoder)
+        engine.cache_ceiling = self.engine.cache_ceiling
         return Runtime(db, tracking, engine, self.database_url, self.sqlite_path)
 
 

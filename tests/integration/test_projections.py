@@ -135,6 +135,18 @@ def test_rebuild_swaps_in_tables_equal_to_the_live_ones(written: Ledger, rt: Run
     assert_same_as_rebuild(rt, written.head_position())
 
 
+def test_copies_whose_caches_overflow_equal_the_live_projections(
+    written: Ledger, rt: Runtime
+) -> None:
+    head = catch_up(rt)  # live tables built by the worker, without any cache
+    rt.engine.cache_ceiling = 3  # rows leave the caches every batch and are read back
+    assert_same_as_rebuild(rt, head)  # check's copies, built with the tiny caches
+    report = rebuild(rt, PROJECTIONS, batch=40, show_progress=False)
+    assert report.position == head
+    rt.engine.cache_ceiling = None
+    assert_same_as_rebuild(rt, head)  # the rebuilt live tables against roomy caches
+
+
 def test_rebuild_while_the_worker_and_writers_run(
     ledger: Ledger, rt: Runtime, backend: str, worker_thread: threading.Event
 ) -> None:

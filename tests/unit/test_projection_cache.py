@@ -55,6 +55,19 @@ def test_a_tables_own_cache_size_overrides_the_default() -> None:
     assert cache.take("nodes", "a") is None and cache.take("nodes", "b") == []
 
 
+def test_a_ceiling_caps_every_table_whatever_its_own_size() -> None:
+    cache = RowCache(ceiling=2)
+    many = {f"s{n}": [{"stream_id": f"s{n}"}] for n in range(5)}
+    cache.keep("pairs", many, None, limit=4)
+    assert [cache.take("pairs", f"s{n}") is not None for n in range(5)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
 def test_seen_has_no_false_negatives() -> None:
     seen = Seen(bits_log2=12)
     for n in range(300):
