@@ -42,7 +42,10 @@ tqdm.monitor_interval = 0
 
 REBUILD_BATCH = 20_000
 MAX_SWAP_CATCH_UP_STEPS = 100
-DEFAULT_JOBS = os.cpu_count() or 1
+# The cores this process may run on (a container's CPU set, not the host's count).
+DEFAULT_JOBS = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
 
 
 @dataclass
