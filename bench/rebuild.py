@@ -66,8 +66,7 @@ from projections.batch import Batch
 from projections.db_postgres import PgDb
 from projections.engine import Target, create_tables
 from projections.events import Event
-from projections.parallel import peak_rss_mb
-from projections.rebuild import DEFAULT_JOBS
+from projections.parallel import DEFAULT_JOBS, peak_rss_mb
 from projections.registry import PROJECTIONS
 from projections.schema import CHECK
 

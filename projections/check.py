@@ -1,10 +1,12 @@
 """Correctness check: rebuild each projection in scratch tables and compare row by row.
 
-For each projection: read the live position P, rebuild ``pj_<table>__c`` from zero up to
-exactly P, then, in one read snapshot, confirm the live position is still P and compare every
-table in key order (both sides streamed, so memory does not grow with the tables). If a live
-worker moved on meanwhile, the scratch copy catches up to the new P and the comparison is
-tried again. Scratch tables are dropped at the end.
+Scratch copies ``pj_<table>__c`` of every projection are built from zero up to the lowest
+of their live positions, split between processes as a rebuild is (``projections.parallel``).
+Then, for each projection: read its live position P, take its copy up to exactly P, and, in
+one read snapshot, confirm the live position is still P and compare every table in key order
+(both sides streamed, so memory does not grow with the tables). If a live worker moved on
+meanwhile, the copy catches up to the new P and the comparison is tried again. Scratch tables
+are dropped at the end.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.base import Projection
-from projections.copies import catch_up, owned, prepare
+from projections.copies import catch_up, prepare
 from projections.db import ProjectionsBusy
 from projections.engine import Runtime, Target, new_generation
+from projections.parallel import DEFAULT_JOBS, BuildPlan, build_copies
 from projections.rebuild import REBUILD_BATCH
 from projections.schema import CHECK, LIVE, Table
 from projections.tracking import tracking_name
@@ -108,17 +111,19 @@ def _compare(rt: Runtime, cur: Any, projection: Projection, shown: int) -> list[
     return out
 
 
-def check_one(rt: Runtime, projection: Projection, batch: int, shown: int) -> ProjectionCheck:
-    target = Target(projection, CHECK)
-    prepare(rt, [target], new_generation(), indexes=False)
-    try:
-        with owned(rt, [target]):
-            return _catch_up_and_compare(rt, projection, target, batch, shown)
-    finally:
-        with rt.db.write() as cur:
-            for table in projection.tables:
+def _drop(rt: Runtime, targets: Sequence[Target]) -> None:
+    with rt.db.write() as cur:
+        for target in targets:
+            for table in target.projection.tables:
                 rt.db.drop_table(cur, table.physical(CHECK))
             rt.tracking.remove(cur, target.name)
+
+
+def _live_positions(rt: Runtime, projections: Sequence[Projection]) -> list[int]:
+    names = [tracking_name(p.name, LIVE) for p in projections]
+    with rt.db.snapshot() as cur:
+        found = rt.tracking.read(cur, names)
+    return [found.get(name, 0) for name in names]
 
 
 def _catch_up_and_compare(
@@ -145,6 +150,22 @@ def check(
     *,
     batch: int = REBUILD_BATCH,
     shown: int = MAX_DIFFS_SHOWN,
+    jobs: int = DEFAULT_JOBS,
 ) -> list[ProjectionCheck]:
+    """Build every projection's scratch copy up to the lowest live position (split between
+    processes as a rebuild is), then take each to its own live position and compare."""
+    targets = [Target(p, CHECK) for p in projections]
+    gen = new_generation()
     with rt.db.exclusive("check"):
-        return [check_one(rt, p, batch, shown) for p in projections]
+        prepare(rt, targets, gen, indexes=False)
+        try:
+            lowest = min(_live_positions(rt, projections), default=0)
+            plan = BuildPlan(batch, gen, stop=lowest, indexes=False)
+            build_copies(rt, targets, plan, jobs=jobs, on_progress=_unshown)
+            return [_catch_up_and_compare(rt, t.projection, t, batch, shown) for t in targets]
+        finally:
+            _drop(rt, targets)
+
+
+def _unshown(position: int) -> None:
+    pass

@@ -25,8 +25,8 @@ from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.settings import Settings, load_settings
 from projections.check import MAX_DIFFS_SHOWN, ProjectionCheck, check
 from projections.engine import Runtime, open_runtime
-from projections.parallel import MAX_JOBS
-from projections.rebuild import DEFAULT_JOBS, REBUILD_BATCH, rebuild
+from projections.parallel import DEFAULT_JOBS, MAX_JOBS
+from projections.rebuild import REBUILD_BATCH, rebuild
 from projections.registry import BY_NAME, select
 from projections.status import status
 from projections.worker import IDLE_S, LIVE_BATCH, Worker
@@ -47,6 +47,15 @@ def _jobs(value: str) -> int:
     if not 1 <= number <= MAX_JOBS:
         raise argparse.ArgumentTypeError(f"jobs must be 1..{MAX_JOBS}")
     return number
+
+
+def _add_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=DEFAULT_JOBS,
+        help=f"processes building the copies, PostgreSQL only (default {DEFAULT_JOBS})",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -72,12 +81,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     rb = sub.add_parser("rebuild", help="rebuild from zero and swap in atomically")
     rb.add_argument("names", **names)  # type: ignore[arg-type]
     rb.add_argument("--batch-size", type=_batch, default=REBUILD_BATCH)
-    rb.add_argument(
-        "--jobs",
-        type=_jobs,
-        default=DEFAULT_JOBS,
-        help=f"processes building the projections, PostgreSQL only (default {DEFAULT_JOBS})",
-    )
+    _add_jobs(rb)
     rb.add_argument("--no-progress", action="store_true")
     rb.add_argument("--json", action="store_true")
     rb.set_defaults(run=cmd_rebuild)
@@ -88,6 +92,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     ck.add_argument("names", **names)  # type: ignore[arg-type]
     ck.add_argument("--batch-size", type=_batch, default=REBUILD_BATCH)
     ck.add_argument("--max-diffs", type=int, default=MAX_DIFFS_SHOWN)
+    _add_jobs(ck)
     ck.add_argument("--json", action="store_true")
     ck.set_defaults(run=cmd_check)
 
@@ -192,7 +197,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     projections = select(args.names)
     rt = _runtime(settings)
     try:
-        results = check(rt, projections, batch=args.batch_size, shown=max(0, args.max_diffs))
+        results = check(
+            rt, projections, batch=args.batch_size, shown=max(0, args.max_diffs), jobs=args.jobs
+        )
     finally:
         rt.close()
     if args.json:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ from projections.copies import AfterPage, catch_up, create_indexes, owned
 from projections.engine import Runtime, StepResult, Target
 
 MAX_JOBS = 16
+# The cores this process may run on (a container's CPU set, not the host's count).
+DEFAULT_JOBS = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
 WAIT_SLICE_S = 1.0
 JOIN_TIMEOUT_S = 30.0
 
@@ -42,6 +47,17 @@ class ProjectionBuildFailed(LedgerError):
     """A process building copies of projections failed; the copies are incomplete."""
 
     code = "PROJECTION_BUILD_FAILED"
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """How to build a set of copies: batch size, index generation, where to stop (None: the
+    head of the log), and whether to build the secondary indexes at the end."""
+
+    batch: int
+    gen: str
+    stop: int | None = None
+    indexes: bool = True
 
 
 @dataclass
@@ -83,25 +99,20 @@ def split(targets: Sequence[Target], jobs: int) -> list[list[Target]]:
 
 
 def build_here(
-    rt: Runtime, targets: Sequence[Target], batch: int, gen: str, after_page: AfterPage
+    rt: Runtime, targets: Sequence[Target], plan: BuildPlan, after_page: AfterPage
 ) -> StepResult:
     """Build ``targets`` in this process: catch up with the log, then the indexes."""
     with owned(rt, targets):
-        result = catch_up(rt, targets, batch, after_page=after_page)
-    create_indexes(rt, targets, gen)
+        result = catch_up(rt, targets, plan.batch, stop=plan.stop, after_page=after_page)
+    if plan.indexes:
+        create_indexes(rt, targets, plan.gen)
     return result
 
 
 def build_copies(
-    rt: Runtime,
-    targets: Sequence[Target],
-    batch: int,
-    gen: str,
-    *,
-    jobs: int,
-    on_progress: OnProgress,
+    rt: Runtime, targets: Sequence[Target], plan: BuildPlan, *, jobs: int, on_progress: OnProgress
 ) -> Built:
-    """Build the (freshly prepared, empty) copies ``targets`` up to the head of the log."""
+    """Build the (freshly prepared, empty) copies ``targets`` as ``plan`` says."""
     jobs = usable_jobs(rt, targets, jobs)
     if jobs == 1:
         built = Built()
@@ -111,13 +122,13 @@ def build_copies(
             built.position = result.position
             on_progress(result.position)
 
-        build_here(rt, targets, batch, gen, after_page)
+        build_here(rt, targets, plan, after_page)
         return built
-    return _build_forked(rt, split(targets, jobs), batch, gen, on_progress)
+    return _build_forked(rt, split(targets, jobs), plan, on_progress)
 
 
 def _build_forked(
-    rt: Runtime, groups: list[list[Target]], batch: int, gen: str, on_progress: OnProgress
+    rt: Runtime, groups: list[list[Target]], plan: BuildPlan, on_progress: OnProgress
 ) -> Built:
     context = multiprocessing.get_context("fork")
     children: dict[Connection, tuple[int, Any]] = {}
@@ -125,7 +136,7 @@ def _build_forked(
         for number, group in enumerate(groups):
             reader, writer = context.Pipe(duplex=False)
             child = context.Process(
-                target=_child, args=(rt, group, batch, gen, writer), name=f"rebuild-{number}"
+                target=_child, args=(rt, group, plan, writer), name=f"build-{number}"
             )
             child.start()
             writer.close()  # the child's end: when the child exits, reads here see EOF
@@ -169,7 +180,7 @@ def _follow(
     return built
 
 
-def _child(rt: Runtime, group: list[Target], batch: int, gen: str, out: Connection) -> None:
+def _child(rt: Runtime, group: list[Target], plan: BuildPlan, out: Connection) -> None:
     """In the forked process: build ``group`` on a connection of its own. The process ends
     when its copies are built, so it neither runs the cyclic collector (its rows make no
     cycles) nor frees its row caches one row at a time: exiting returns the memory."""
@@ -185,8 +196,9 @@ def _child(rt: Runtime, group: list[Target], batch: int, gen: str, out: Connecti
         out.send(("page", result.position, read))
 
     try:
-        result = catch_up(mine, group, batch, after_page=after_page)
-        create_indexes(mine, group, gen)
+        result = catch_up(mine, group, plan.batch, stop=plan.stop, after_page=after_page)
+        if plan.indexes:
+            create_indexes(mine, group, plan.gen)
         out.send(("done", result.position, read, peak_rss_mb()))
     except LedgerError as exc:
         out.send(("failed", f"{exc.code}: {exc.message}"))

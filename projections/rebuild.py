@@ -19,7 +19,6 @@ Only one rebuild (or check) runs at a time (``Db.exclusive``); a rebuild that di
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from projections.base import Projection
 from projections.copies import catch_up, prepare
 from projections.db import META_TABLE, SWAP_LOCK_TIMEOUT_S
 from projections.engine import Runtime, Target, new_generation
-from projections.parallel import build_copies
+from projections.parallel import DEFAULT_JOBS, BuildPlan, build_copies
 from projections.schema import BUILD, LIVE
 from projections.tracking import tracking_name
 
@@ -42,10 +41,6 @@ tqdm.monitor_interval = 0
 
 REBUILD_BATCH = 20_000
 MAX_SWAP_CATCH_UP_STEPS = 100
-# The cores this process may run on (a container's CPU set, not the host's count).
-DEFAULT_JOBS = (
-    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-)
 
 
 @dataclass
@@ -125,7 +120,8 @@ def rebuild(
                 bar.total = max(bar.total or 0, position)
                 bar.update(position - bar.n)
 
-            built = build_copies(rt, targets, batch, gen, jobs=jobs, on_progress=progress)
+            plan = BuildPlan(batch, gen)
+            built = build_copies(rt, targets, plan, jobs=jobs, on_progress=progress)
         last = catch_up(rt, targets, batch)
         report.jobs = max(1, len(built.peak_rss_mb))
         report.worker_peak_rss_mb = built.peak_rss_mb
