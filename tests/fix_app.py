@@ -18,6 +18,7 @@ from ledger.clock import ManualClock
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
+    from projections.engine import Runtime
 
 CLOCK_START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -53,3 +54,15 @@ def ledger_app(backend: str, clock: ManualClock) -> Iterator[Ledger]:
         yield ledger
     finally:
         ledger.close()
+
+
+@pytest.fixture
+def rt(backend: str) -> Iterator[Runtime]:
+    """The projections' runtime on ``backend``; closed afterwards."""
+    from projections.engine import open_runtime
+
+    opened = open_runtime(backend)
+    try:
+        yield opened
+    finally:
+        opened.close()

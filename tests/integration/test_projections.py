@@ -47,15 +47,6 @@ def written(ledger: Ledger) -> Ledger:
 
 
 @pytest.fixture
-def rt(backend: str) -> Iterator[Runtime]:
-    opened = open_runtime(backend)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
 def read_models(backend: str) -> Iterator[ReadModels]:
     opened = ReadModels.open(backend)
     try:

@@ -19,7 +19,7 @@ import pytest
 from ledger.application import Ledger, open_ledger
 from ledger.clock import ManualClock
 from projections.check import check
-from projections.engine import Runtime, open_runtime
+from projections.engine import Runtime
 from projections.freshness import Freshness
 from projections.registry import BY_NAME, PROJECTIONS
 from projections.worker import Worker
@@ -33,15 +33,6 @@ PROGRESS_TIMEOUT_S = 30
 @pytest.fixture
 def ledger(backend: str, clock: ManualClock) -> Iterator[Ledger]:
     opened = open_ledger(backend, clock=clock)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
-def rt(backend: str) -> Iterator[Runtime]:
-    opened = open_runtime(backend)
     try:
         yield opened
     finally:
