@@ -10,8 +10,8 @@ through a pipe after every batch.
 
 The processes are forked, so they start with the code already loaded; each opens its own
 connection after the fork and never touches the parent's. Forking is only done on
-PostgreSQL (SQLite has a single writer: processes would queue for it) and where the
-platform has ``fork``; elsewhere the copies are built in this process. A child that fails
+PostgreSQL (SQLite has a single writer: processes would queue for it) and on Linux;
+elsewhere the copies are built in this process. A child that fails
 or dies fails the whole build; its copies are left for the next rebuild to drop, as when a
 single process dies.
 """
@@ -22,6 +22,7 @@ import gc
 import multiprocessing
 import os
 import resource
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -82,7 +83,8 @@ def peak_rss_mb() -> float:
 
 
 def usable_jobs(rt: Runtime, targets: Sequence[Target], jobs: int) -> int:
-    if rt.db.kind != "postgres" or "fork" not in multiprocessing.get_all_start_methods():
+    # Fork only on Linux: macOS system libraries are not safe to use in a forked child.
+    if rt.db.kind != "postgres" or not sys.platform.startswith("linux"):
         return 1
     return max(1, min(jobs, len(targets), MAX_JOBS))
 
