@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ledger.domain.errors import InvalidCommand
+from ledger.domain.order.closure import SellerGround
 
 Key = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
 # Account numbers name a data subject's key, so they may not contain ':' (token separator).
@@ -164,18 +165,9 @@ class Evidence(Model):
 
 class CloseOrder(OrderCommand):
     type: Literal["close_order"]
-    ground: Literal[
-        "purchase_limit",
-        "abnormal_order",
-        "bad_address",
-        "no_answer",
-        "nobody_to_sign",
-        "force_majeure",
-        "delivery_refused",
-        "account_restricted",
-        "account_terminated",
-        "price_error",
-    ]
+    # price_error is taken here so that the rule refuses it by its clause (3.1.7: the user
+    # decides), rather than as malformed input.
+    ground: Literal[SellerGround, "price_error"]
     evidence: Evidence = Evidence()
 
 

@@ -3,7 +3,7 @@ contract and must refund everything and notify the user (ECL 49 para 2)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
@@ -28,19 +28,18 @@ CLOSURE_CLAUSES: dict[str, str] = {
     "account_restricted": "6.1",
     "account_terminated": "6.2",
 }
-SELLER_GROUNDS = frozenset(
-    {
-        "purchase_limit",
-        "abnormal_order",
-        "bad_address",
-        "no_answer",
-        "nobody_to_sign",
-        "force_majeure",
-        "delivery_refused",
-        "account_restricted",
-        "account_terminated",
-    }
-)
+SellerGround = Literal[
+    "purchase_limit",
+    "abnormal_order",
+    "bad_address",
+    "no_answer",
+    "nobody_to_sign",
+    "force_majeure",
+    "delivery_refused",
+    "account_restricted",
+    "account_terminated",
+]
+SELLER_GROUNDS = frozenset(get_args(SellerGround))
 # 3.2.4: grounds (1), (3), (4) need a failed attempt recorded for that reason.
 _ATTEMPT_GROUNDS = frozenset({"bad_address", "nobody_to_sign", "force_majeure"})
 REQUIRED_UNANSWERED_CALLS = 2
