@@ -21,8 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ledger.domain.errors import InvalidCommand, LedgerError
-from ledger.settings import Settings, load_settings
+from ledger.settings import Settings
 from projections.check import MAX_DIFFS_SHOWN, ProjectionCheck, check
 from projections.engine import Runtime, open_runtime
 from projections.parallel import DEFAULT_JOBS, MAX_JOBS
@@ -219,21 +218,11 @@ def _as_dict(result: ProjectionCheck) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m projections.cli ACTION …``: the same as ``ledger projections ACTION …``."""
-    parser = argparse.ArgumentParser(prog="ledger projections")
-    add_commands(parser)
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-        code: int = args.run(args, settings)
-    except InvalidCommand as exc:
-        print(f"ledger: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE
-    except LedgerError as exc:
-        print(f"ledger: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_PROBLEM
-    return code
+    """``python -m projections.cli ACTION …``: the same as ``ledger projections ACTION …``,
+    through the one entry point that maps errors and interruptions to exit codes."""
+    from ledger.cli import main as ledger_main  # it registers this module's commands
+
+    return ledger_main(["projections", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

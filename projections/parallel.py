@@ -22,6 +22,7 @@ import gc
 import multiprocessing
 import os
 import resource
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +188,9 @@ def _child(rt: Runtime, group: list[Target], plan: BuildPlan, out: Connection) -
     when its copies are built, so it neither runs the cyclic collector (its rows make no
     cycles) nor frees its row caches one row at a time: exiting returns the memory."""
     gc.disable()
+    # Ctrl-C reaches the whole process group: the parent stops the build (and these
+    # processes), so a child does not die on it with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     mine = rt.reconnected()
     for target in group:
         mine.engine.own(target)

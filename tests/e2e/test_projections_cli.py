@@ -147,3 +147,71 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     done = ledger_cli(f"sqlite:///{tmp_path / 'ledger.db'}", "rebuild", "no-such-projection")
     assert done.returncode == 2
     assert "unknown projection no-such-projection" in done.stderr
+
+
+def test_ctrl_c_stops_a_rebuild_and_its_processes_and_swaps_nothing(
+    pg_url: str, clock: ManualClock
+) -> None:
+    from projections.engine import open_runtime
+
+    ledger = open_ledger(pg_url, clock=clock)
+    try:
+        run_traffic(ledger, traffic(120, seed=6))
+    finally:
+        ledger.close()
+    assert ledger_cli(pg_url, "run", "--once").returncode == 0
+    rt = open_runtime(pg_url)
+    try:
+        before = generations(rt)
+        rebuilding = subprocess.Popen(
+            [
+                sys.executable,
+                *LEDGER,
+                "projections",
+                "rebuild",
+                "--no-progress",
+                "--batch-size",
+                "1",
+            ],
+            cwd=ROOT,
+            env=env_for(pg_url),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and build_position(rt, "orders") == 0:
+            time.sleep(0.02)
+        assert build_position(rt, "orders") > 0, "the building processes never started"
+        os.killpg(rebuilding.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        _, err = rebuilding.communicate(timeout=30)
+        assert rebuilding.returncode == 130, err
+        assert "ledger: interrupted" in err and "Traceback" not in err
+        assert group_is_gone(rebuilding.pid), "a building process outlived the rebuild"
+        assert generations(rt) == before  # nothing was swapped in
+    finally:
+        rt.close()
+
+
+def generations(rt: Any) -> list[tuple[str, str]]:
+    with rt.db.snapshot() as cur:
+        cur.execute("SELECT projection, generation FROM pj_meta ORDER BY projection")
+        return [tuple(row) for row in cur.fetchall()]
+
+
+def build_position(rt: Any, projection: str) -> int:
+    name = f"ledger:{projection}__b"
+    with rt.db.snapshot() as cur:
+        return int(rt.tracking.read(cur, [name]).get(name, 0))
+
+
+def group_is_gone(pgid: int, timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
