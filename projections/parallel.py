@@ -13,7 +13,8 @@ connection after the fork and never touches the parent's. Forking is only done o
 PostgreSQL (SQLite has a single writer: processes would queue for it) and on Linux;
 elsewhere the copies are built in this process. A child that fails
 or dies fails the whole build; its copies are left for the next rebuild to drop, as when a
-single process dies.
+single process dies. A child whose parent is gone stops at its next batch, when reporting
+its progress finds the pipe closed.
 """
 
 from __future__ import annotations
@@ -138,8 +139,11 @@ def _build_forked(
     try:
         for number, group in enumerate(groups):
             reader, writer = context.Pipe(duplex=False)
+            parents_ends = [*children, reader]  # the fork copies them: the child closes them
             child = context.Process(
-                target=_child, args=(rt, group, plan, writer), name=f"build-{number}"
+                target=_child,
+                args=(rt, group, plan, writer, parents_ends),
+                name=f"build-{number}",
             )
             child.start()
             writer.close()  # the child's end: when the child exits, reads here see EOF
@@ -183,10 +187,18 @@ def _follow(
     return built
 
 
-def _child(rt: Runtime, group: list[Target], plan: BuildPlan, out: Connection) -> None:
+def _child(
+    rt: Runtime,
+    group: list[Target],
+    plan: BuildPlan,
+    out: Connection,
+    parents_ends: list[Connection],
+) -> None:
     """In the forked process: build ``group`` on a connection of its own. The process ends
     when its copies are built, so it neither runs the cyclic collector (its rows make no
     cycles) nor frees its row caches one row at a time: exiting returns the memory."""
+    for end in parents_ends:
+        end.close()  # else the pipe stays open after the parent dies, and sends never fail
     gc.disable()
     # Ctrl-C reaches the whole process group: the parent stops the build (and these
     # processes), so a child does not die on it with a traceback of its own.
@@ -208,6 +220,8 @@ def _child(rt: Runtime, group: list[Target], plan: BuildPlan, out: Connection) -
         out.send(("done", result.position, read, peak_rss_mb()))
     except LedgerError as exc:
         out.send(("failed", f"{exc.code}: {exc.message}"))
+    except BrokenPipeError:
+        return  # the parent is gone (killed): nobody will use these copies, stop here
     finally:
         mine.close()
         out.close()

@@ -215,3 +215,46 @@ def group_is_gone(pgid: int, timeout_s: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_building_processes_stop_when_a_rebuild_is_killed(pg_url: str, clock: ManualClock) -> None:
+    from projections.engine import open_runtime
+
+    ledger = open_ledger(pg_url, clock=clock)
+    try:
+        run_traffic(ledger, traffic(120, seed=7))
+    finally:
+        ledger.close()
+    rt = open_runtime(pg_url)
+    try:
+        rebuilding = subprocess.Popen(
+            [sys.executable, *LEDGER, "projections", "rebuild", "--no-progress"]
+            + ["--batch-size", "1"],
+            cwd=ROOT,
+            env=env_for(pg_url),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and build_position(rt, "orders") == 0:
+            time.sleep(0.02)
+        assert build_position(rt, "orders") > 0, "the building processes never started"
+        rebuilding.kill()  # the parent only, as an OOM killer or kill -9 would
+        _, err = rebuilding.communicate(timeout=30)
+        assert rebuilding.returncode == -signal.SIGKILL
+        assert group_is_gone(rebuilding.pid), "a building process outlived its parent"
+        assert "Traceback" not in err
+        reached = build_position(rt, "orders")
+        assert reached < ledger_head(pg_url), "the orphan went on building"
+    finally:
+        rt.close()
+
+
+def ledger_head(url: str) -> int:
+    ledger = open_ledger(url)
+    try:
+        return ledger.head_position()
+    finally:
+        ledger.close()
