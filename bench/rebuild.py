@@ -6,10 +6,10 @@
 Runs on the PostgreSQL server of ``LEDGER_DATABASE_URL`` (default the local one) in a scratch
 database ``bench_rebuild_<pid>`` it creates and drops. The log is the demo's mall traffic
 (``ledger.demo.traffic.generate_traffic``; ``bench.common.generate_orders`` if it is missing)
-written through the import path, about 14 events per order: the default 4000 orders give
-about 57k events and finish in under two minutes on two cores; ``--orders 15000`` gives the
-200k+ events the recorded figure needs. Three ways of reading the same log, each in a fresh
-child process (so its peak memory is its own):
+written through the import path, about 13 events per order: the default 15000 orders give
+the 200k+ events the figure is defined on (200,441), in about three minutes on two cores;
+``--orders 60000`` gives 800k. Three ways of reading the same log, each in a fresh child
+process (so its peak memory is its own):
 
 - **ours**: ``ledger projections rebuild`` of all six projections (``projections.cli``): fresh
   tables, batched application, secondary indexes at the end, atomic swap; the projections
@@ -74,7 +74,7 @@ from projections.registry import PROJECTIONS
 from projections.schema import CHECK
 
 BENCH = "rebuild"
-DEFAULT_ORDERS = 4000
+DEFAULT_ORDERS = 15_000
 MAX_ORDERS = 100_000
 DEFAULT_BASELINE_EVENTS = 15_000
 BASELINE_TIMEOUT_S = 120.0
@@ -334,7 +334,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--orders",
         type=int,
         default=DEFAULT_ORDERS,
-        help=f"orders in the log, ~14 events each (default {DEFAULT_ORDERS})",
+        help=f"orders in the log, ~13 events each (default {DEFAULT_ORDERS})",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
