@@ -30,7 +30,7 @@ from projections.registry import BY_NAME, select
 from projections.status import status
 from projections.worker import IDLE_S, LIVE_BATCH, Worker
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEM = 0, 1
 log = logging.getLogger("projections")
 
 

@@ -67,6 +67,7 @@ class BuildPlan:
 class Built:
     """What building a set of copies did."""
 
+    jobs: int = 1  # processes that built them
     read: int = 0  # log rows read (by the process that read most)
     position: int = 0  # lowest position the copies reached
     peak_rss_mb: list[float] = field(default_factory=list)  # of each child process
@@ -162,7 +163,7 @@ def _follow(
     """Read the children's reports until each has said it is done."""
     positions = [0] * len(groups)
     reads = [0] * len(groups)
-    built = Built()
+    built = Built(jobs=len(groups))
     pending = dict(children)
     while pending:
         for ready in wait(list(pending), timeout=WAIT_SLICE_S):

@@ -123,7 +123,7 @@ def rebuild(
             plan = BuildPlan(batch, gen)
             built = build_copies(rt, targets, plan, jobs=jobs, on_progress=progress)
         last = catch_up(rt, targets, batch)
-        report.jobs = max(1, len(built.peak_rss_mb))
+        report.jobs = built.jobs
         report.worker_peak_rss_mb = built.peak_rss_mb
         report.events = built.read + last.read
         report.position = swap(rt, targets, gen, batch)
