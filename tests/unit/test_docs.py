@@ -49,7 +49,7 @@ def _codes_in(tree: ast.AST) -> set[str]:
         elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             value = node.value
-            literal = value.value if isinstance(value, ast.Constant) else None
+            literal: object = value.value if isinstance(value, ast.Constant) else None
             if isinstance(value, ast.Call):
                 literal = _first_str(value)
             for target in targets:
@@ -71,7 +71,12 @@ def source_codes() -> dict[str, str]:
 
 
 def doc_pages() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    """The pages a reader of a clone starts from: the READMEs and docs/."""
+    return [
+        ROOT / "README.md",
+        ROOT / "projections" / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
 
 
 def repository_markdown_names() -> set[str]:
