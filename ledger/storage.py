@@ -56,6 +56,7 @@ def library_env(database_url: str | None, sqlite_path: Path | None = None) -> di
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": "ledger.sqlite_recorder:CheckedSQLiteApplicationRecorder",
         "CREATE_TABLE": "y",
     }
 
