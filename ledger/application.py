@@ -42,6 +42,7 @@ from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
 from ledger.handlers import HANDLERS, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
+from ledger.read_check import READ_VERSIONS, StaleRead
 from ledger.sealing import Sealer
 from ledger.storage import APPLICATION_NAME, library_env, setup_lock, sqlite_path_of
 from ledger.stream_cache import StreamCache
@@ -50,6 +51,9 @@ from ledger.unit_of_work import UnitOfWork
 
 # One import transaction holds at most this many commands (memory and lock time are bounded).
 MAX_BATCH_COMMANDS = 5000
+# A single command decided again because a stream it only read changed before its save;
+# past this many, other writers keep winning and the caller gets CONFLICT.
+MAX_RERUNS_ON_STALE_READ = 3
 
 
 class LedgerApplication(Application[UUID]):
@@ -123,18 +127,36 @@ class Ledger:
             return self._execute(data, at)
 
     def _execute(self, data: Any, at: datetime | None) -> CommandResult:
+        """A stream the command only read (its account, a promotion, a limit rule) changed
+        before the save: the command is decided again on fresh reads, as if it had come
+        after that change. A stream it writes changed: another command did what this one
+        meant to, so it is refused ``CONFLICT`` (or given that command's outcome if it was
+        this same command)."""
         command = parse_command(data)
-        uow = self.unit_of_work()
-        staged = self.stage(uow, command, at)
-        if isinstance(staged, CommandResult):
-            return self.positioned(staged)
-        try:
-            recordings = self.app.events.put(staged.events)
-        except IntegrityError:
-            return self.positioned(self.after_conflict(command, at))
-        for event in staged.events:
-            self.stream_cache.take(event.originator_id)  # that copy is now behind
-        return staged.result(self.positions(recordings))
+        for _ in range(MAX_RERUNS_ON_STALE_READ + 1):
+            uow = self.unit_of_work()
+            staged = self.stage(uow, command, at)
+            if isinstance(staged, CommandResult):
+                return self.positioned(staged)
+            try:
+                recordings = self.save(uow, staged.events)
+            except StaleRead:
+                continue
+            except IntegrityError:
+                return self.positioned(self.after_conflict(command, at))
+            for event in staged.events:
+                self.stream_cache.take(event.originator_id)  # that copy is now behind
+            return staged.result(self.positions(recordings))
+        raise Conflict(
+            f"{command.type} {command.command_id}: what it read kept changing under other "
+            "writers; nothing was written, retry"
+        )
+
+    def save(self, uow: UnitOfWork, events: list[Any]) -> list[Recording[UUID]]:
+        """One transaction: the events, provided no stream the unit of work read and did not
+        write has moved since it was read (StaleRead; ledger/read_check.py)."""
+        reads = uow.reads_not_written(events)
+        return self.app.events.put(events, **{READ_VERSIONS: reads})
 
     def execute_batch(
         self, items: list[tuple[Any, datetime | None]]
@@ -170,7 +192,7 @@ class Ledger:
         # shows half a command; the transaction is still one.
         events = [event for s in staged if isinstance(s, Staged) for event in s.events]
         try:
-            recordings = self.app.events.put(events)
+            recordings = self.save(uow, events)
         except IntegrityError:
             return self.one_by_one(items)
         self.stream_cache.keep(uow.aggregates())

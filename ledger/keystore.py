@@ -27,20 +27,20 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
 import psycopg.errors
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg.rows import tuple_row
 
 from ledger.domain.errors import InvalidCommand, LedgerError
+from ledger.pg_pool import lease_for
 
 KEY_SIZE_BYTES = 32
 MAX_SUBJECT_ID_CHARS = 128
 CACHE_MAX_ENTRIES = 100_000
 SQLITE_BUSY_TIMEOUT_S = 30.0
 SQLITE_CHECKPOINT_WAIT_MS = 1000
-PG_POOL_MAX_SIZE = 4
-PG_CONNECT_WAIT_S = 10.0
 # SQLite limits the host parameters of one statement; stay well under the oldest default (999).
 _SQLITE_IN_CHUNK = 500
 
@@ -373,31 +373,16 @@ _PG_SHRED = (
 
 
 class PostgresKeyStore(KeyStore):
-    """Keys in PostgreSQL through a small connection pool (autocommit: one statement, one
-    transaction; INSERT-then-SELECT pairs are pipelined into one round trip)."""
+    """Keys in PostgreSQL on the process's shared connection pool (ledger/pg_pool.py;
+    autocommit: one statement, one transaction; INSERT-then-SELECT pairs are pipelined into
+    one round trip). Rows are read as tuples, whatever the pool's row factory."""
 
-    def __init__(
-        self,
-        conninfo: str,
-        *,
-        cache_max_entries: int = CACHE_MAX_ENTRIES,
-        pool_max_size: int = PG_POOL_MAX_SIZE,
-        connect_wait_s: float = PG_CONNECT_WAIT_S,
-    ) -> None:
+    def __init__(self, conninfo: str, *, cache_max_entries: int = CACHE_MAX_ENTRIES) -> None:
         super().__init__(cache_max_entries=cache_max_entries)
-        self._pool = ConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=pool_max_size,
-            kwargs={"autocommit": True},
-            open=True,
-            name="ledger-keystore",
-        )
+        self._pool = lease_for(conninfo)  # connects now if this process had no pool yet
         try:
-            # Fail here, with the cause, rather than on the first seal 30 s later.
-            self._pool.wait(timeout=connect_wait_s)
             self._create_table()
-        except (PoolTimeout, psycopg.Error):
+        except BaseException:
             self._pool.close()
             raise
 
@@ -406,7 +391,7 @@ class PostgresKeyStore(KeyStore):
         # not atomic in PostgreSQL.
         racing = (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable)
         with self._pool.connection() as conn, suppress(*racing):
-            conn.execute(_PG_CREATE_TABLE)
+            _tuples(conn).execute(_PG_CREATE_TABLE)
 
     def close(self) -> None:
         self._pool.close()
@@ -416,28 +401,36 @@ class PostgresKeyStore(KeyStore):
         keys = [new_key() for _ in ids]
         with self._pool.connection() as conn:
             with conn.pipeline():
-                conn.execute(_PG_INSERT_MANY, (now, ids, keys))
-                cursor = conn.execute(_PG_SELECT_MANY, (ids,))
+                _tuples(conn).execute(_PG_INSERT_MANY, (now, ids, keys))
+                cursor = _tuples(conn).execute(_PG_SELECT_MANY, (ids,))
             rows = cursor.fetchall()
         return {subject_id: _as_bytes(key) for subject_id, key in rows}
 
     def _load(self, subject_ids: Sequence[str]) -> dict[str, bytes | None]:
         with self._pool.connection() as conn:
-            rows = conn.execute(_PG_SELECT_MANY, (list(subject_ids),)).fetchall()
+            rows = _tuples(conn).execute(_PG_SELECT_MANY, (list(subject_ids),)).fetchall()
         return {subject_id: _as_bytes(key) for subject_id, key in rows}
 
     def _shred(self, subject_id: str, at: datetime) -> bool:
         with self._pool.connection() as conn:
-            row = conn.execute(_PG_SHRED, {"subject_id": subject_id, "at": at}).fetchone()
+            row = _tuples(conn).execute(_PG_SHRED, {"subject_id": subject_id, "at": at}).fetchone()
         return row is not None and bool(row[0])
 
     def _destroyed(self, subject_id: str) -> bool:
         with self._pool.connection() as conn:
-            row = conn.execute(
-                f"SELECT destroyed_at IS NOT NULL FROM {TABLE} WHERE subject_id = %s",
-                (subject_id,),
-            ).fetchone()
+            row = (
+                _tuples(conn)
+                .execute(
+                    f"SELECT destroyed_at IS NOT NULL FROM {TABLE} WHERE subject_id = %s",
+                    (subject_id,),
+                )
+                .fetchone()
+            )
         return row is not None and bool(row[0])
+
+
+def _tuples(conn: psycopg.Connection[Any]) -> psycopg.Cursor[tuple[Any, ...]]:
+    return conn.cursor(row_factory=tuple_row)
 
 
 def _as_bytes(value: bytes | memoryview | None) -> bytes | None:

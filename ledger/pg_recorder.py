@@ -14,7 +14,12 @@ in row order. That is checked against the sequence after the COPY; if anything e
 ids meanwhile, they are read back by primary key instead. A duplicate (stream, version) fails
 the COPY with a unique violation, which the library's connection maps to its
 ``IntegrityError`` as for its own insert. Smaller batches (one command) take the library's
-path unchanged.
+pipelined path.
+
+Both paths check the streams the save only read (``read_versions``, ledger/read_check.py)
+right after the table lock: no other insert can commit until this transaction ends, so one
+query over the whole read set tells whether any of them moved since it was read; if one did,
+``StaleRead`` is raised before anything is inserted.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import ProgrammingError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor, InterfaceError, OperationalError
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
+
+from ledger.read_check import ReadVersions, StaleRead, read_versions_of
 
 COPY_MIN_EVENTS = 32
 COPY_TYPES = ("uuid", "int8", "text", "bytea")
@@ -38,11 +45,14 @@ class CopyApplicationRecorder(PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        # The library's database function (off: library_env) inserts in one statement with
+        # no place for the read check; only tests turn it on, to write without the lock.
         if self.datastore.enable_db_functions or len(stored_events) < COPY_MIN_EVENTS:
             return super().insert_events(stored_events, **kwargs)
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)  # the library's hook, first
             self._lock_table(curs)
+            self._check_reads(curs, read_versions_of(kwargs))
             self._notify_channel(curs)
             before = self._sequence_value(curs)
             self._copy(curs, stored_events)
@@ -50,6 +60,33 @@ class CopyApplicationRecorder(PostgresApplicationRecorder):
             if after - before == len(stored_events):
                 return list(range(before + 1, after + 1))
             return self._ids_by_key(curs, stored_events)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        """The library's small-batch path (lock, notify, insert) with the read check after
+        the lock; the insert itself is the library's aggregate-recorder statement."""
+        self._lock_table(curs)
+        self._check_reads(curs, read_versions_of(kwargs))
+        self._notify_channel(curs)
+        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
+
+    def _check_reads(self, curs: Cursor[DictRow], reads: ReadVersions) -> None:
+        """One query for the whole read set; raises StaleRead naming the streams that moved
+        (a stream read as absent is given as version 0)."""
+        if not reads:
+            return
+        curs.execute(
+            SQL(
+                "SELECT k.id FROM unnest(%s::uuid[], %s::int8[]) AS k(id, version) "
+                "WHERE k.version <> coalesce((SELECT max(e.originator_version) FROM {0} AS e "
+                "WHERE e.originator_id = k.id), 0)"
+            ).format(self._table()),
+            (list(reads), list(reads.values())),
+        )
+        changed = [row["id"] for row in curs.fetchall()]
+        if changed:
+            raise StaleRead(changed)
 
     def _table(self) -> SQL | Any:
         return SQL("{0}.{1}").format(

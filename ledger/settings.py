@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from ledger.domain.policy import Policy
 
 DEFAULT_SQLITE_PATH = Path("var/ledger.db")
 DEFAULT_SIGNING_KEY_PATH = Path("var/signing-key.pem")
+# PostgreSQL connections per process, all stores together (ledger/pg_pool.py). At least two:
+# one may hold the set-up lock while another creates the tables.
+DEFAULT_POOL_SIZE = 4
+MIN_POOL_SIZE, MAX_POOL_SIZE = 2, 100
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class Settings:
     signing_key_path: Path = DEFAULT_SIGNING_KEY_PATH
     policy: Policy = field(default_factory=Policy)
     log_level: str = "INFO"
+    pool_size: int = DEFAULT_POOL_SIZE
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -51,6 +57,18 @@ def load_policy(path: Path | None) -> Policy:
     return policy
 
 
+def read_pool_size(environ: Mapping[str, str] | None = None) -> int:
+    """``LEDGER_POOL_SIZE``: a whole number from MIN_POOL_SIZE to MAX_POOL_SIZE."""
+    text = (os.environ if environ is None else environ).get("LEDGER_POOL_SIZE", "").strip()
+    if not text:
+        return DEFAULT_POOL_SIZE
+    if not (text.isascii() and text.isdigit()) or not MIN_POOL_SIZE <= int(text) <= MAX_POOL_SIZE:
+        raise InvalidCommand(
+            "LEDGER_POOL_SIZE", f"must be a whole number from {MIN_POOL_SIZE} to {MAX_POOL_SIZE}"
+        )
+    return int(text)
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     url = env.get("LEDGER_DATABASE_URL") or None
@@ -64,4 +82,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         signing_key_path=Path(env.get("LEDGER_SIGNING_KEY") or DEFAULT_SIGNING_KEY_PATH),
         policy=load_policy(Path(policy_path) if policy_path else None),
         log_level=env.get("LEDGER_LOG_LEVEL", "INFO").upper(),
+        pool_size=read_pool_size(env),
     )

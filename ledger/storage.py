@@ -8,15 +8,12 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-import psycopg
-
+from ledger.pg_pool import lease_for, target_of
 from ledger.settings import DEFAULT_SQLITE_PATH
 
 APPLICATION_NAME = "ledger"
 SETUP_LOCK_KEY = zlib.crc32(b"mall-ledger setup")
-SETUP_CONNECT_TIMEOUT_S = 10
 
 
 def is_postgres(database_url: str | None) -> bool:
@@ -34,18 +31,17 @@ def library_env(database_url: str | None, sqlite_path: Path | None = None) -> di
     to misbehave with several applications in one database)."""
     if is_postgres(database_url):
         assert database_url is not None
-        parts = urlsplit(database_url)
+        target = target_of(database_url)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": parts.path.lstrip("/") or "postgres",
-            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parts.port or 5432),
-            "POSTGRES_USER": unquote(parts.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(parts.password or ""),
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "5",
+            # The library's factory with its datastore on the process's shared pool, whose
+            # size is LEDGER_POOL_SIZE (the library's own pool settings go unused).
+            "PERSISTENCE_MODULE": "ledger.pg_pool:SharedPoolPostgresFactory",
+            "POSTGRES_DBNAME": target["dbname"],
+            "POSTGRES_HOST": target["host"],
+            "POSTGRES_PORT": target["port"],
+            "POSTGRES_USER": target["user"],
+            "POSTGRES_PASSWORD": target["password"],
             "POSTGRES_LOCK_TIMEOUT": "10",
-            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
             "APPLICATION_RECORDER_TOPIC": "ledger.pg_recorder:CopyApplicationRecorder",
             "CREATE_TABLE": "y",
@@ -56,6 +52,7 @@ def library_env(database_url: str | None, sqlite_path: Path | None = None) -> di
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": "ledger.sqlite_recorder:CheckedSQLiteApplicationRecorder",
         "CREATE_TABLE": "y",
     }
 
@@ -71,9 +68,9 @@ def setup_lock(database_url: str | None, sqlite_path: Path | None = None) -> Ite
             yield
         return
     assert database_url is not None
-    with psycopg.connect(
-        database_url, autocommit=True, connect_timeout=SETUP_CONNECT_TIMEOUT_S
-    ) as conn:
+    # A connection of the process's shared pool; the lease also keeps the pool open for
+    # the stores opened under the lock.
+    with lease_for(database_url) as pool, pool.connection() as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
         try:
             yield

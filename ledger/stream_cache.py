@@ -1,10 +1,11 @@
 """Streams as the last import batch of this process saved them, so the next batch need
 not read them again (the import profile showed re-reading them as a fifth of the time).
 
-Safe with other writers because saving is optimistic: a stale stream makes the batch's
-save clash, the batch is run again command by command from fresh reads, and the cache
-is emptied. A stream is taken out while a batch uses it, so a batch that fails leaves
-no half-changed aggregate behind.
+Safe with other writers because every save is checked: a stale stream the batch writes
+clashes on its version, and one it only read (an account an order was decided on) fails the
+save's read check (ledger/read_check.py). Either way nothing is written, the batch is run
+again command by command from fresh reads, and the cache is emptied. A stream is taken out
+while a batch uses it, so a batch that fails leaves no half-changed aggregate behind.
 """
 
 from __future__ import annotations

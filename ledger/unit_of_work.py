@@ -38,6 +38,8 @@ class UnitOfWork:
         self.policy = policy
         self.ctx: Ctx | None = None
         self._loaded: dict[UUID, Aggregate | None] = {}
+        # The version each stream had when it was read (0: absent), checked at save time.
+        self._read_at: dict[UUID, int] = {}
         # Set when a refused command had already changed a stream it holds: the batch
         # holding it can no longer be saved whole.
         self.dirty = False
@@ -56,9 +58,9 @@ class UnitOfWork:
         if aggregate_id not in self._loaded:
             cached = self.cache.take(aggregate_id) if self.cache is not None else None
             try:
-                self._loaded[aggregate_id] = cached or self.repository.get(aggregate_id)
+                self._read(aggregate_id, cached or self.repository.get(aggregate_id))
             except AggregateNotFoundError:
-                self._loaded[aggregate_id] = None
+                self._read(aggregate_id, None)
         found = self._loaded[aggregate_id]
         assert found is None or isinstance(found, cls), f"{aggregate_id} is not a {cls.__name__}"
         return found
@@ -72,14 +74,27 @@ class UnitOfWork:
             cached = self.cache.take(aggregate_id)
             if cached is None:
                 missing.add(aggregate_id)
-            else:
-                self._loaded.setdefault(aggregate_id, cached)
+            elif aggregate_id not in self._loaded:
+                self._read(aggregate_id, cached)
         return missing
 
     def prefetch(self, loaded: dict[UUID, Aggregate | None]) -> None:
         """Streams read in bulk; those this unit of work already holds are kept as they are."""
         for aggregate_id, aggregate in loaded.items():
-            self._loaded.setdefault(aggregate_id, aggregate)
+            if aggregate_id not in self._loaded:
+                self._read(aggregate_id, aggregate)
+
+    def _read(self, aggregate_id: UUID, aggregate: Aggregate | None) -> None:
+        self._loaded[aggregate_id] = aggregate
+        self._read_at[aggregate_id] = aggregate.version if aggregate is not None else 0
+
+    def reads_not_written(self, events: list[Any]) -> dict[UUID, int]:
+        """Streams read but not written by ``events``, at the version they were read: the
+        save checks they are still there (a written stream clashes on its own)."""
+        if not events:
+            return {}
+        written = {e.originator_id for e in events}
+        return {i: v for i, v in self._read_at.items() if i not in written}
 
     def aggregates(self) -> list[Aggregate]:
         return [a for a in self._loaded.values() if a is not None]

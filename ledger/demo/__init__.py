@@ -2,13 +2,16 @@
 
 Where it writes:
 
-- By default a fresh SQLite file ``var/demo-<seed>-<orders>.db`` (deleted and made again at
-  the start), so the same seed and size always give the same summary.
+- By default a fresh SQLite file ``var/demo-<seed>-<orders>.db``, so the same seed and size
+  always give the same summary. It is built under a name of the run's own beside it and
+  moved into place (replacing an earlier one) when the run ends: two runs at once never
+  write into one file.
 - With ``--database-url`` or ``LEDGER_DATABASE_URL`` (PostgreSQL, or an explicit
   ``sqlite:///`` file) it writes into that database as it is, beside whatever is there.
-  Every business key of the run starts with a run id, ``demo<seed>``; if an earlier run of
-  the same seed is found there, the next free ``demo<seed>r2``, ``r3`` … is used. Nothing is
-  deleted, so the counts are the same every run while the events table keeps growing.
+  Every business key of the run starts with a run id, ``demo<seed>``, or ``demo<seed>r2``,
+  ``r3`` … when taken. The id is claimed in the ledger (``claim_run``), so runs started
+  together take different ids. Nothing is deleted, so the counts are the same every run
+  while the events table keeps growing.
 
 Time is a ``ManualClock`` started at 2026-03-01 00:00 China time and moved forward step by
 step; each command carries the clock's time. The demo runs under the DOMAIN.md section 9
@@ -22,9 +25,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import secrets
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +39,11 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from ledger.application import Ledger, open_ledger
+from ledger.application import CommandResult, Ledger, open_ledger
 from ledger.clock import ManualClock
 from ledger.demo.summary import Tally, build_summary
 from ledger.demo.traffic import START, Step, Traffic
-from ledger.domain.errors import InvalidCommand
+from ledger.domain.errors import CommandIdReused, Conflict, InvalidCommand
 from ledger.domain.ids import promotion_id
 from ledger.domain.policy import Policy
 from ledger.domain.promotion import Promotion
@@ -83,27 +90,77 @@ def describe(database_url: str) -> str:
     return f"SQLite {database_url.removeprefix('sqlite:///')}"
 
 
-def open_demo_ledger(options: DemoOptions, clock: ManualClock) -> tuple[Ledger, str, bool]:
-    """(ledger, where, shared): a fresh SQLite file, or the database the URL names."""
+@dataclass
+class DemoDatabase:
+    """Where a run writes. A fresh file is built under a name of this run's own and moved
+    into place when done, so two runs of the same seed and size never share one."""
+
+    ledger: Ledger
+    where: str
+    building: Path | None = None  # the private file that becomes ``final``
+    final: Path | None = None
+
+    def publish(self) -> None:
+        """After ``ledger.close()``: fold the WAL into the file, then swap it in atomically.
+        A WAL or shared-memory file left beside the old file would be taken for the new
+        one's, so they go first."""
+        if self.building is None or self.final is None:
+            return
+        with closing(sqlite3.connect(self.building)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for stale in sqlite_companions(self.final):
+            stale.unlink(missing_ok=True)
+        self.building.replace(self.final)
+        self.discard()
+
+    def discard(self) -> None:
+        """The private file's leftovers (all of it, if it was never published)."""
+        if self.building is not None:
+            for leftover in (self.building, *sqlite_companions(self.building)):
+                leftover.unlink(missing_ok=True)
+
+
+def sqlite_companions(path: Path) -> list[Path]:
+    suffixes = ("-wal", "-shm", "-journal", ".setup-lock")
+    return [path.with_name(path.name + suffix) for suffix in suffixes]
+
+
+def open_demo_ledger(options: DemoOptions, clock: ManualClock) -> DemoDatabase:
+    """A fresh SQLite file of this run's own, or the database the URL names."""
     url = options.database_url
     if url:
         if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
             raise InvalidCommand("--database-url", "must start with postgresql:// or sqlite:///")
-        return open_ledger(url, clock=clock, policy=Policy()), describe(url), True
-    path = demo_sqlite_path(options)
-    for stale in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
-        stale.unlink(missing_ok=True)
-    ledger = open_ledger(None, clock=clock, policy=Policy(), sqlite_path=path)
-    return ledger, f"SQLite {path} (fresh)", False
+        return DemoDatabase(open_ledger(url, clock=clock, policy=Policy()), describe(url))
+    final = demo_sqlite_path(options)
+    building = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}")
+    ledger = open_ledger(None, clock=clock, policy=Policy(), sqlite_path=building)
+    return DemoDatabase(ledger, f"SQLite {final} (fresh)", building, final)
 
 
-def free_run_id(ledger: Ledger, seed: int) -> str:
-    """``demo<seed>``, or ``demo<seed>r<n>`` for the first n whose set-up is not there yet."""
+def claim_run(
+    ledger: Ledger, clock: ManualClock, options: DemoOptions
+) -> tuple[Traffic, Step, CommandResult]:
+    """The run id, claimed in the ledger itself: ``demo<seed>``, or ``demo<seed>r<n>`` for
+    the first n whose claim succeeds. The claim is the run's first step (defining its
+    marker promotion) run alone: its command id names the run id, so of two runs wanting
+    one id exactly one writes it; the other finds a duplicate, or loses the race
+    (``CONFLICT``, or ``COMMAND_ID_REUSED`` when its size differs), and tries the next id.
+    Returns the traffic, the claiming step and its outcome."""
     for n in itertools.count(1):
-        run_id = f"demo{seed}" if n == 1 else f"demo{seed}r{n}"
-        marker = Traffic.active_promotion_no(run_id)
-        if ledger.unit_of_work().get(Promotion, promotion_id(marker)) is None:
-            return run_id
+        run_id = f"demo{options.seed}" if n == 1 else f"demo{options.seed}r{n}"
+        marker = promotion_id(Traffic.active_promotion_no(run_id))
+        if ledger.unit_of_work().get(Promotion, marker) is not None:
+            continue  # taken earlier: no need to build its traffic
+        traffic = Traffic(options.orders, options.seed, run_id)
+        first = traffic.setup_steps()[0]
+        clock.advance(first.at - clock.now())
+        try:
+            outcome = ledger.execute(first.command, first.at)
+        except (Conflict, CommandIdReused):
+            continue
+        if not outcome.duplicate:
+            return traffic, first, outcome
     raise AssertionError("unreachable")
 
 
@@ -111,27 +168,38 @@ def run_demo(options: DemoOptions) -> DemoReport:
     if options.orders < 1 or options.batch_size < 1:
         raise InvalidCommand("--orders", "orders and batch size must be positive")
     clock = ManualClock(START)
-    ledger, where, shared = open_demo_ledger(options, clock)
+    database = open_demo_ledger(options, clock)
+    ledger = database.ledger
     try:
-        run_id = free_run_id(ledger, options.seed) if shared else f"demo{options.seed}"
-        log.info(
-            "demo: %d orders, seed %d, run %s on %s", options.orders, options.seed, run_id, where
-        )
-        traffic = Traffic(options.orders, options.seed, run_id)
-        steps = list(traffic.steps())
-        tally = Tally()
-        started = time.perf_counter()
-        drive(ledger, clock, steps, tally, options)
-        elapsed = time.perf_counter() - started
-        summary = build_summary(ledger, traffic, tally, steps[0].at, steps[-1].at)
+        try:
+            traffic, claim, claimed = claim_run(ledger, clock, options)
+            log.info(
+                "demo: %d orders, seed %d, run %s on %s",
+                options.orders,
+                options.seed,
+                traffic.run_id,
+                database.where,
+            )
+            steps = list(traffic.steps())
+            tally = Tally()
+            tally.record(claim, claimed)
+            started = time.perf_counter()
+            rest = [s for s in steps if s.command["command_id"] != claim.command["command_id"]]
+            drive(ledger, clock, rest, tally, options)
+            elapsed = time.perf_counter() - started
+            summary = build_summary(ledger, traffic, tally, steps[0].at, steps[-1].at)
+        finally:
+            ledger.close()
+        database.publish()
     finally:
-        ledger.close()
+        database.discard()
     timing = {
         "elapsed_s": round(elapsed, 3),
         "events_per_s": round(tally.events_written / elapsed, 1) if elapsed else 0.0,
         "commands_per_s": round(len(steps) / elapsed, 1) if elapsed else 0.0,
     }
-    return DemoReport(summary, timing, {"run_id": run_id, "database": where}, tally.unexpected)
+    run = {"run_id": traffic.run_id, "database": database.where}
+    return DemoReport(summary, timing, run, tally.unexpected)
 
 
 def drive(

@@ -204,3 +204,54 @@ def test_generated_traffic_is_deterministic_valid_and_in_time_order() -> None:
         parse_command(command)
     ids = [command["command_id"] for command, _ in first]
     assert len(ids) == len(set(ids))
+
+
+# -- two runs at once ---------------------------------------------------------------------------
+CONCURRENT_ORDERS = 40
+
+
+def start_demo(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["LEDGER_LOG_LEVEL"] = "WARNING"
+    return subprocess.Popen(
+        [*ledger_command(), "demo", "--orders", str(CONCURRENT_ORDERS), "--json", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def both_succeed(runs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    summaries = []
+    for run in runs:
+        out, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err
+        summaries.append(orjson.loads(out))
+    return summaries
+
+
+def test_two_demos_at_once_into_one_database_take_different_runs_and_both_succeed(
+    backend: str, tmp_path: Path
+) -> None:
+    runs = [start_demo(tmp_path, "--seed", "3", "--database-url", backend) for _ in range(2)]
+    first, second = both_succeed(runs)
+    assert {first["run"]["run_id"], second["run"]["run_id"]} == {"demo3", "demo3r2"}
+    assert first["commands"]["unexpected"] == second["commands"]["unexpected"] == 0
+    assert deterministic(first) == deterministic(second)
+    third = both_succeed([start_demo(tmp_path, "--seed", "3", "--database-url", backend)])[0]
+    assert third["run"]["run_id"] == "demo3r3" and deterministic(third) == deterministic(first)
+
+
+def test_two_fresh_demos_at_once_in_one_directory_both_succeed_and_leave_one_whole_file(
+    tmp_path: Path,
+) -> None:
+    runs = [start_demo(tmp_path, "--seed", "4") for _ in range(2)]
+    first, second = both_succeed(runs)
+    assert first["commands"]["unexpected"] == second["commands"]["unexpected"] == 0
+    assert deterministic(first) == deterministic(second)
+    assert first["run"]["run_id"] == second["run"]["run_id"] == "demo4"
+    path = tmp_path / "var" / f"demo-4-{CONCURRENT_ORDERS}.db"
+    assert stored_events(path) == first["events_written"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # nothing left over

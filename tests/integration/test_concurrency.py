@@ -361,3 +361,134 @@ def test_a_command_repeated_inside_one_batch_gets_a_position_after_the_original(
     assert isinstance(paid, CommandResult) and repeated.duplicate
     assert original.position is not None and paid.position is not None
     assert repeated.position == ledger_app.head_position() >= paid.position > original.position
+
+
+# -- a stream only read changes between read and save (both backends) -----------------------------
+def account_on_record(ledger: Ledger, account_no: str) -> None:
+    """Give the account a stream of its own (a non-quality refusal is recorded on it)."""
+    ledger.execute(b.submit("H1", account_no=account_no))
+    ledger.execute(b.pay("H1"))
+    ledger.execute(b.ship("H1"))
+    ledger.execute(b.order_cmd("refuse_delivery", "H1", quality_reason=False))
+
+
+def restrict(account_no: str) -> dict[str, Any]:
+    return b.other("restrict_account", account_no=account_no, ground="6.1(7)")
+
+
+def interleave_before_first_save(ledger: Ledger, meanwhile: Callable[[], Any]) -> list[str]:
+    """``ledger``'s next save first lets ``meanwhile`` run (another writer), then saves;
+    returns what each save did (``saved`` or the exception's name)."""
+    put = ledger.app.events.put
+    seen: list[str] = []
+
+    def interleaved(*args: Any, **kwargs: Any) -> Any:
+        if not seen:
+            meanwhile()
+        try:
+            recordings = put(*args, **kwargs)
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+            raise
+        seen.append("saved")
+        return recordings
+
+    ledger.app.events.put = interleaved  # type: ignore[method-assign]
+    return seen
+
+
+@pytest.mark.parametrize("on_record", [False, True], ids=["new-account", "account-on-record"])
+def test_an_order_whose_account_is_restricted_between_read_and_save_is_decided_again_and_refused(
+    ledger_app: Ledger, backend: str, clock: ManualClock, on_record: bool
+) -> None:
+    if on_record:
+        account_on_record(ledger_app, "acct-9")
+    other = open_ledger(backend, clock=clock)
+    try:
+        saves = interleave_before_first_save(ledger_app, lambda: other.execute(restrict("acct-9")))
+        submit = b.submit("S1", account_no="acct-9")
+        with pytest.raises(RuleViolation) as caught:
+            ledger_app.execute(submit)
+    finally:
+        other.close()
+    assert saves == ["StaleRead"], "the save must see that the account it read has moved"
+    assert (caught.value.code, caught.value.clause) == ("ACCOUNT_RESTRICTED", "6.1")
+    with pytest.raises(NotFound):
+        ledger_app.order("S1")
+    assert submit["command_id"] not in command_ids_in_log(ledger_app)
+
+
+@pytest.mark.parametrize("others", [1, 20], ids=["small-batch", "copy-sized-batch"])
+def test_a_batch_on_a_cached_account_restricted_meanwhile_is_run_again_and_the_order_refused(
+    ledger_app: Ledger, backend: str, clock: ManualClock, others: int
+) -> None:
+    """Twenty other orders make the batch large enough for PostgreSQL's COPY path."""
+    account_on_record(ledger_app, "acct-9")
+    first = ledger_app.execute_batch([(b.submit("S1", account_no="acct-9"), None)])
+    assert isinstance(first[0], CommandResult)
+    assert len(ledger_app.stream_cache) > 0  # the account is kept for the next batch
+
+    other = open_ledger(backend, clock=clock)
+    try:
+        other.execute(restrict("acct-9"))  # the cached copy is now behind
+    finally:
+        other.close()
+    saves = interleave_before_first_save(ledger_app, lambda: None)
+    batch = [(b.submit(f"T{n}", account_no=f"acct-t{n}"), None) for n in range(others)]
+    later = ledger_app.execute_batch([(b.submit("S2", account_no="acct-9"), None), *batch])
+    assert saves[0] == "StaleRead"
+    refusal, *accepted = later
+    assert isinstance(refusal, RuleViolation) and refusal.code == "ACCOUNT_RESTRICTED", refusal
+    assert all(isinstance(r, CommandResult) and r.events[0] == "order/Submitted" for r in accepted)
+    with pytest.raises(NotFound):
+        ledger_app.order("S2")
+
+
+def test_a_command_that_only_read_an_unchanged_stream_saves_at_once(
+    ledger_app: Ledger, backend: str, clock: ManualClock
+) -> None:
+    """Another writer touching unrelated streams is no reason to decide again."""
+    account_on_record(ledger_app, "acct-9")
+    other = open_ledger(backend, clock=clock)
+    try:
+        saves = interleave_before_first_save(
+            ledger_app, lambda: other.execute(restrict("acct-other"))
+        )
+        done = ledger_app.execute(b.submit("S1", account_no="acct-9"))
+    finally:
+        other.close()
+    assert saves == ["saved"] and done.events[0] == "order/Submitted"
+
+
+def test_a_read_that_keeps_changing_ends_in_conflict_with_nothing_written(
+    ledger_app: Ledger, backend: str, clock: ManualClock
+) -> None:
+    account_on_record(ledger_app, "acct-9")
+    other = open_ledger(backend, clock=clock)
+    put = ledger_app.app.events.put
+    promotions = iter(range(100))
+
+    def always_interleaved(*args: Any, **kwargs: Any) -> Any:
+        # Another writer revises the promotion the order reads, before every save.
+        other.execute(promotion("SPRING", next(promotions)))
+        return put(*args, **kwargs)
+
+    try:
+        other.execute(promotion("SPRING", 0))
+        ledger_app.app.events.put = always_interleaved  # type: ignore[method-assign]
+        submit = b.submit("S1", account_no="acct-9", promotion_nos=["SPRING"])
+        with pytest.raises(Conflict):
+            ledger_app.execute(submit)
+    finally:
+        other.close()
+    assert submit["command_id"] not in command_ids_in_log(ledger_app)
+
+
+def promotion(promotion_no: str, revision: int) -> dict[str, Any]:
+    return b.other(
+        "define_promotion",
+        promotion_no=promotion_no,
+        valid_from="2026-01-01T00:00:00+08:00",
+        valid_until="2027-01-01T00:00:00+08:00",
+        description=f"revision {revision}",
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.rows import tuple_row
 
 from ledger.domain.errors import InvalidCommand
 from ledger.keystore import (
@@ -62,8 +63,8 @@ def _raw_row(store: KeyStore, subject_id: str) -> tuple[bytes | None, object] | 
         with closing(sqlite3.connect(store.path)) as conn:
             return conn.execute(query + "?", (subject_id,)).fetchone()
     assert isinstance(store, PostgresKeyStore)
-    with store._pool.connection() as conn:
-        return conn.execute(query + "%s", (subject_id,)).fetchone()
+    with store._pool.connection() as conn:  # the shared pool reads rows as dicts
+        return conn.cursor(row_factory=tuple_row).execute(query + "%s", (subject_id,)).fetchone()
 
 
 def test_key_is_created_on_first_use_and_then_stable(open_store: OpenStore) -> None:
