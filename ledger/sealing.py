@@ -158,7 +158,7 @@ class Sealer:
             _validate_field(field)
         key = self._keystore.key_for(subject_id)
         if key is None:
-            raise SubjectErased(f"subject {subject_id} is erased: its personal data is gone")
+            raise SubjectErased("the data subject is erased: its personal data is gone")
         aead = AESGCM(key)
         return {
             field: _token(subject_id, field, aead, plaintext) for field, plaintext in fields.items()
