@@ -14,7 +14,7 @@ from typing import Any
 from ledger.commands import SubmitOrder
 from ledger.domain.account import Account
 from ledger.domain.entitlement import KIND_NAMES, Entitlement
-from ledger.domain.errors import RuleViolation
+from ledger.domain.errors import InvalidCommand, RuleViolation
 from ledger.domain.ids import account_id, entitlement_id, limit_rule_id, order_id, promotion_id
 from ledger.domain.limits import LimitCounter, PurchaseLimitRule
 from ledger.domain.order.aggregate import Order
@@ -91,9 +91,19 @@ def _consumable_entitlements(cmd: SubmitOrder, uow: UnitOfWork) -> list[Entitlem
 
 
 def _linkage(cmd: SubmitOrder, uow: UnitOfWork) -> dict[str, str]:
-    """Keyed hashes of the normalised signals 3.1.5 links accounts by."""
+    """Keyed hashes of the normalised signals 3.1.5 links accounts by.
+
+    Raises InvalidCommand naming the contact field that normalises to nothing (only
+    invisible characters or punctuation): it would link every such order."""
     contact = cmd.contact.model_dump()
-    return {kind: uow.sealer.link_hash(kind, contact[name]) for kind, name in LINKAGE_OF.items()}
+    hashes = {}
+    for kind, name in LINKAGE_OF.items():
+        try:
+            hashes[kind] = uow.sealer.link_hash(kind, contact[name])
+        except InvalidCommand:
+            rule = "must hold visible characters beyond spaces and punctuation"
+            raise InvalidCommand(f"{cmd.type}.contact.{name}", rule) from None
+    return hashes
 
 
 def _limit_counters(

@@ -79,3 +79,17 @@ def test_an_account_with_only_different_signals_still_buys_its_own(ledger_app: L
     result = run(ledger_app, order_of("B1", "acct-b", {**OTHER, "recipient_name": "张山"}))
 
     assert "limit/PurchaseCounted" in result.events
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("recipient_name", "\u200b\u3000\u00a0"), ("address", "\u200b，。、（）--")],
+)
+def test_a_contact_field_with_nothing_visible_is_refused_naming_it(
+    ledger_app: Ledger, field: str, value: str
+) -> None:
+    error = refused(
+        ledger_app, order_of("B1", "acct-b", {**OTHER, field: value}), "INVALID_COMMAND", ""
+    )
+
+    assert error.as_dict()["field"] == f"submit_order.contact.{field}"
