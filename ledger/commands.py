@@ -1,15 +1,18 @@
 """Commands as validated data: what backends, the importer and the HTTP API send.
 
-Parsing refuses bad input with ``InvalidCommand`` naming the field and the rule it breaks;
-the pydantic message is used, never the input value, so personal data stays out of errors.
+Parsing refuses bad input with ``InvalidCommand`` naming the field and the rule it breaks,
+never the input value nor an unknown key, so personal data stays out of errors. Every field
+takes its JSON type strictly (no number as text, no boolean as a number) through the shared
+aliases below: every text field is ``Chars``-checked, every integer field is an ``IntRange``.
 """
 
 from __future__ import annotations
 
-import re
+import unicodedata
+from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import ip_address
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -17,20 +20,110 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    Strict,
     TypeAdapter,
     ValidationError,
 )
+from pydantic_core import PydanticCustomError, core_schema
 
 from ledger.domain.errors import InvalidCommand
 from ledger.domain.order.closure import SellerGround
 
-Key = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
+# -- text ------------------------------------------------------------------------------------
+# Every text field refuses what no one types and what breaks the stores and files downstream
+# (a NUL stops PostgreSQL's COPY; C1 controls and line separators split log lines): C0 and C1
+# control characters, line and paragraph separators, lone surrogates and noncharacters. A field
+# documented as multi-line takes line feeds and tabs, nothing else of these.
+MULTI_LINE = "free text; may span lines: takes line feeds and tabs, no other control characters"
+
+
+def _is_noncharacter(code: int) -> bool:
+    return 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE
+
+
+def _refused_character(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or _is_noncharacter(ord(ch))
+
+
+@dataclass(frozen=True)
+class Chars:
+    """The characters a text field takes (issue 8, case 3): a multi-line field may hold line
+    feeds and tabs; no field holds other control characters, line or paragraph separators,
+    lone surrogates or noncharacters."""
+
+    multiline: bool = False
+
+    def check(self, value: str) -> str:
+        allowed = "\n\t" if self.multiline else ""
+        if any(_refused_character(ch) and ch not in allowed for ch in value):
+            raise PydanticCustomError("text_characters", self.rule())
+        return value
+
+    def rule(self) -> str:
+        refused = "control characters, lone surrogates or noncharacters"
+        if self.multiline:
+            return f"must hold no {refused} (line feeds and tabs are allowed)"
+        return f"must be one line of text: no line breaks, {refused}"
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+
+_Str = Annotated[str, Strict(), Chars()]
+Key = Annotated[_Str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
 # Account numbers name a data subject's key, so they may not contain ':' (token separator).
-AccountNo = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/@+-]+$")]
-Fen = Annotated[int, Field(ge=0, le=10**12)]
-PositiveFen = Annotated[int, Field(gt=0, le=10**12)]
-Text = Annotated[str, Field(max_length=500)]
-Region = Annotated[str, Field(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")]
+AccountNo = Annotated[_Str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/@+-]+$")]
+Text = Annotated[_Str, Field(max_length=500)]
+Note = Annotated[
+    str, Strict(), Chars(multiline=True), Field(max_length=500, description=MULTI_LINE)
+]
+Region = Annotated[_Str, Field(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")]
+PersonName = Annotated[_Str, Field(min_length=1, max_length=64)]
+Phone = Annotated[_Str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
+Address = Annotated[_Str, Field(min_length=4, max_length=256)]
+# A payment or refund account at the provider (an alipay login, a card number): personal data.
+ProviderAccount = Annotated[_Str, Field(min_length=1, max_length=64)]
+ClauseRef = Annotated[_Str, Field(max_length=32)]
+
+
+# -- numbers and flags ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IntRange:
+    """A JSON integer from ``low`` to ``high``: never a boolean, a decimal or a string of digits.
+
+    One message for every way to miss (wrong type or out of range), naming the range, because
+    a JSON parser reads an integer beyond 64 bits as a decimal: "not an integer" would mislead."""
+
+    low: int
+    high: int
+
+    def check(self, value: Any) -> Any:
+        if type(value) is not int or not self.low <= value <= self.high:
+            raise PydanticCustomError(
+                "integer_range",
+                "must be a JSON integer from {low} to {high}",
+                {"low": self.low, "high": self.high},
+            )
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        inner = core_schema.int_schema(ge=self.low, le=self.high, strict=True)
+        return core_schema.no_info_before_validator_function(self.check, inner)
+
+
+Fen = Annotated[int, IntRange(0, 10**12)]
+PositiveFen = Annotated[int, IntRange(1, 10**12)]
+Quantity = Annotated[int, IntRange(1, 10_000)]
+Criterion = Annotated[int, IntRange(1, 5)]
+LimitQty = Annotated[int, IntRange(1, 100_000)]
+PeriodDays = Annotated[int, IntRange(1, 3660)]
+# true or false only: a string "true" or a 1 is refused.
+Flag = Annotated[bool, Strict()]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -59,6 +152,7 @@ def _iso_moment(value: Any) -> Any:
 
 
 Moment = Annotated[datetime, BeforeValidator(_iso_moment), AfterValidator(_aware)]
+IpText = Annotated[_Str, AfterValidator(_ip)]
 
 
 class Model(BaseModel):
@@ -76,7 +170,7 @@ class OrderCommand(Command):
 
 class Line(Model):
     sku: Key
-    quantity: Annotated[int, Field(gt=0, le=10_000)]
+    quantity: Quantity
     unit_price_fen: Fen
     discount_fen: Fen = 0
     no_reason_exclusion: (
@@ -93,10 +187,10 @@ class Gift(Model):
 class Contact(Model):
     """Personal data: sealed under the account's key before it reaches an event."""
 
-    recipient_name: Annotated[str, Field(min_length=1, max_length=64)]
-    phone: Annotated[str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
-    address: Annotated[str, Field(min_length=4, max_length=256)]
-    ip: Annotated[str, AfterValidator(_ip)]
+    recipient_name: PersonName
+    phone: Phone
+    address: Address
+    ip: IpText
 
 
 class SubmitOrder(OrderCommand):
@@ -118,13 +212,13 @@ class ReceivePayment(OrderCommand):
     type: Literal["receive_payment"]
     payment_id: Key
     method: Key
-    payer_account: Annotated[str, Field(min_length=1, max_length=64)]
+    payer_account: ProviderAccount
     amount_fen: PositiveFen
 
 
 class CancelOrder(OrderCommand):
     type: Literal["cancel_order"]
-    reason: Text = ""
+    reason: Note = ""
 
 
 class LapsePaymentDeadline(OrderCommand):
@@ -145,7 +239,7 @@ class ResolveStockShortage(OrderCommand):
 class RequestMutualTermination(OrderCommand):
     type: Literal["request_mutual_termination"]
     requested_by: Literal["user", "seller"]
-    reason: Text = ""
+    reason: Note = ""
 
 
 class AcceptMutualTermination(OrderCommand):
@@ -154,7 +248,7 @@ class AcceptMutualTermination(OrderCommand):
 
 class DeclineMutualTermination(OrderCommand):
     type: Literal["decline_mutual_termination"]
-    reason: Text = ""
+    reason: Note = ""
 
 
 class Evidence(Model):
@@ -174,14 +268,14 @@ class CloseOrder(OrderCommand):
 class NotifyUser(OrderCommand):
     type: Literal["notify_user"]
     subject: Text
-    clause: Annotated[str, Field(max_length=32)]
+    clause: ClauseRef
 
 
 class RecordRefundConsent(OrderCommand):
     type: Literal["record_refund_consent"]
     consent_id: Key
     method: Key
-    destination_account: Annotated[str, Field(min_length=1, max_length=64)]
+    destination_account: ProviderAccount
 
 
 class InitiateRefund(OrderCommand):
@@ -207,7 +301,7 @@ class DetectPriceError(OrderCommand):
 class ResolvePriceError(OrderCommand):
     type: Literal["resolve_price_error"]
     resolution: Literal["honoured", "adjusted", "terminated"]
-    user_consented: bool = False
+    user_consented: Flag = False
     adjusted_total_fen: PositiveFen | None = None
 
 
@@ -226,13 +320,13 @@ class RecordDeliveryFailure(OrderCommand):
 
 class RecordContactCall(OrderCommand):
     type: Literal["record_contact_call"]
-    answered: bool
+    answered: Flag
 
 
 class RefuseDelivery(OrderCommand):
     type: Literal["refuse_delivery"]
-    quality_reason: bool
-    reason: Text = ""
+    quality_reason: Flag
+    reason: Note = ""
 
 
 class DeliverOrder(OrderCommand):
@@ -245,7 +339,7 @@ class RequestReturn(OrderCommand):
     return_id: Key
     kind: Literal["no_reason", "quality"]
     service_region: Region
-    visible_damage_claimed: bool = False
+    visible_damage_claimed: Flag = False
 
 
 class ReceiveReturn(OrderCommand):
@@ -262,9 +356,9 @@ class InspectReturn(OrderCommand):
 class RaiseFlag(OrderCommand):
     type: Literal["raise_flag"]
     flag_id: Key
-    criterion: Annotated[int, Field(ge=1, le=5)]
+    criterion: Criterion
     evidence: Evidence
-    automated: bool
+    automated: Flag
 
 
 class ReviewFlag(OrderCommand):
@@ -272,7 +366,7 @@ class ReviewFlag(OrderCommand):
     flag_id: Key
     reviewer_id: Key
     outcome: Literal["confirmed", "dismissed"]
-    note: Text = ""
+    note: Note = ""
 
 
 class CompleteTransaction(OrderCommand):
@@ -326,15 +420,15 @@ class DefinePromotion(Command):
     promotion_no: Key
     valid_from: Moment
     valid_until: Moment
-    description: Text = ""
+    description: Note = ""
 
 
 class DefinePurchaseLimit(Command):
     type: Literal["define_purchase_limit"]
     sku: Key
-    limit_qty: Annotated[int, Field(gt=0, le=100_000)]
-    period_days: Annotated[int, Field(gt=0, le=3660)]
-    per_account: bool = False
+    limit_qty: LimitQty
+    period_days: PeriodDays
+    per_account: Flag = False
     valid_from: Moment
 
 
@@ -376,8 +470,9 @@ AnyCommand = Annotated[
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyCommand)
+COMMAND_CLASSES: tuple[type[Command], ...] = AnyCommand.__origin__.__args__  # type: ignore[attr-defined]
 COMMAND_TYPES = tuple(
-    sorted(m.model_fields["type"].annotation.__args__[0] for m in AnyCommand.__origin__.__args__)  # type: ignore[attr-defined]
+    sorted(get_args(m.model_fields["type"].annotation)[0] for m in COMMAND_CLASSES)
 )
 
 
@@ -393,15 +488,15 @@ def parse_command(data: Any) -> Command:
     return command
 
 
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-
-
 def _field_and_rule(error: Any) -> tuple[str, str]:
-    """Name the field and the rule without echoing input: some pydantic messages quote
-    the value (an unknown tag) and an unknown key may itself be someone's data."""
+    """Name the field and the rule without echoing input: some pydantic messages quote the
+    value (an unknown tag), and an unknown key may itself be someone's data (``tel_1380…``),
+    so an unknown key is reported by where it is, never by its name (issue 8, case 14)."""
     location = [str(part) for part in error["loc"]]
     if error["type"] == "union_tag_invalid":
         return "type", f"unknown command type; expected one of {', '.join(COMMAND_TYPES)}"
-    if error["type"] == "extra_forbidden" and not _FIELD_NAME.fullmatch(location[-1]):
-        return ".".join(location[:-1]), "has a field this command does not take"
+    if error["type"] == "extra_forbidden":
+        return ".".join(location[:-1]) or "type", "has a field this command does not take"
+    if error["type"] == "bool_type":
+        return ".".join(location), "must be true or false (a JSON boolean)"
     return ".".join(location) or "type", str(error["msg"])

@@ -7,7 +7,9 @@ is destroyed every token of that subject unseals to ``ERASED``.
 
 Linkage hashes let rules link orders that share an address, phone, recipient or IP without storing
 the value: HMAC-SHA256 under one application-wide key (kept in the key store, not in the log) over
-the kind and the normalised value, so equal values in different subjects hash alike.
+the kind and the normalised value, so equal values in different subjects hash alike. Every signal
+goes through one normalisation (``canonical_text``: NFKC, invisible characters removed, casefolded);
+addresses also lose punctuation, phones become their digits as dialled in mainland China.
 """
 
 from __future__ import annotations
@@ -36,8 +38,7 @@ MAX_FIELD_CHARS = 64
 # Field names are code-defined identifiers; no '|' keeps the associated data unambiguous.
 _FIELD_RE = re.compile(rf"[A-Za-z_][A-Za-z0-9_.-]{{0,{MAX_FIELD_CHARS - 1}}}")
 _BASE64URL_RE = re.compile(r"[A-Za-z0-9_-]+")
-_MAINLAND_MOBILE_WITH_CC_RE = re.compile(r"(?:0086|86)(1[3-9]\d{9})", re.ASCII)
-_NON_DIGIT_RE = re.compile(r"\D", re.ASCII)
+_MAINLAND_MOBILE_RE = re.compile(r"1[3-9][0-9]{9}")
 
 
 class SealInvalid(LedgerError):
@@ -53,36 +54,76 @@ class SubjectErased(LedgerError):
 
 
 # Normalisers --------------------------------------------------------------------------------
+# One normalisation for every linkage signal (3.1.5; issue 8, case 4): two spellings a person
+# cannot tell apart on screen must hash alike, or an invisible character splits linked accounts.
+
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+# Default-ignorable code points that are not format characters (Cf): they render as nothing.
+_INVISIBLE = frozenset(
+    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0]
+    + list(range(0x180B, 0x1810))  # Mongolian variation selectors and vowel separator
+    + list(range(0xFE00, 0xFE10))  # variation selectors
+    + list(range(0xE0100, 0xE01F0))  # variation selectors supplement
+)
 
 
-def normalise_phone(value: str) -> str:
-    """Digits only; a +86 / 86 / 0086 prefix dropped in front of an 11-digit mainland mobile."""
-    digits = _NON_DIGIT_RE.sub("", unicodedata.normalize("NFKC", value))
-    match = _MAINLAND_MOBILE_WITH_CC_RE.fullmatch(digits)
-    return match.group(1) if match else digits
+def _is_invisible(ch: str) -> bool:
+    """Format (Cf) and control (Cc) characters, separators (Z*), whitespace, fillers."""
+    return (
+        ch.isspace() or unicodedata.category(ch) in _INVISIBLE_CATEGORIES or ord(ch) in _INVISIBLE
+    )
 
 
-def normalise_address(value: str) -> str:
-    """NFKC, casefolded, without whitespace, punctuation (Chinese too) or control characters."""
-    text = unicodedata.normalize("NFKC", value).casefold()
-    return "".join(ch for ch in text if not _is_address_noise(ch))
-
-
-def _is_address_noise(ch: str) -> bool:
-    # P*: punctuation incl. ，。、（）-#; Z*: separators; C*: controls and format characters.
-    return ch.isspace() or unicodedata.category(ch)[0] in "PZC"
+def canonical_text(value: str) -> str:
+    """NFKC (full-width letters and digits, compatibility forms), without invisible characters
+    (format, control, separators, whitespace, fillers), casefolded, NFKC again because
+    casefolding can leave a string that is not normalised (Unicode's NFKC_Casefold)."""
+    text = unicodedata.normalize("NFKC", value)
+    visible = "".join(ch for ch in text if not _is_invisible(ch))
+    return unicodedata.normalize("NFKC", visible.casefold())
 
 
 def normalise_name(value: str) -> str:
-    """NFKC, every whitespace character removed, casefolded."""
+    """A recipient's name as ``canonical_text``: its punctuation (阿卜杜·热合曼) is kept."""
+    return canonical_text(value)
+
+
+def normalise_address(value: str) -> str:
+    """``canonical_text`` without punctuation (Chinese too: ，。、（）-#), which varies freely
+    between spellings of one address."""
+    return "".join(ch for ch in canonical_text(value) if unicodedata.category(ch)[0] != "P")
+
+
+def normalise_phone(value: str) -> str:
+    """The number as dialled inside mainland China, digits only.
+
+    Every decimal digit counts (full-width and other scripts' digits too); everything else is a
+    separator. A country code ``+86`` or ``0086`` is dropped, and a landline then gets its trunk
+    ``0`` back (``+86 10 6552 9988`` is ``01065529988``); a bare ``86`` is dropped only in front of
+    an 11-digit mainland mobile, where it cannot be part of the number. Other countries' numbers
+    keep their country code."""
     text = unicodedata.normalize("NFKC", value)
-    return "".join(ch for ch in text if not ch.isspace()).casefold()
+    digits = "".join(
+        str(unicodedata.decimal(ch)) for ch in text if unicodedata.category(ch) == "Nd"
+    )
+    before_digits = text[: next((i for i, ch in enumerate(text) if ch.isdecimal()), len(text))]
+    if digits.startswith("0086"):
+        national = digits[4:]
+    elif digits.startswith("86") and (
+        "+" in before_digits or _MAINLAND_MOBILE_RE.fullmatch(digits[2:])
+    ):
+        national = digits[2:]
+    else:
+        return digits
+    if _MAINLAND_MOBILE_RE.fullmatch(national) or national.startswith("0"):
+        return national
+    return "0" + national
 
 
 def normalise_ip(value: str) -> str:
     """Canonical text of an IP address; an IPv4-mapped IPv6 address becomes its IPv4 form."""
     try:
-        address = ipaddress.ip_address(value.strip())
+        address = ipaddress.ip_address(canonical_text(value))
     except ValueError:
         raise InvalidCommand("ip", "not an IP address") from None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -117,7 +158,7 @@ class Sealer:
             _validate_field(field)
         key = self._keystore.key_for(subject_id)
         if key is None:
-            raise SubjectErased(f"subject {subject_id} is erased: its personal data is gone")
+            raise SubjectErased("the data subject is erased: its personal data is gone")
         aead = AESGCM(key)
         return {
             field: _token(subject_id, field, aead, plaintext) for field, plaintext in fields.items()

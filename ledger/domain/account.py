@@ -105,7 +105,7 @@ class Account(JournaledAggregate):
             raise RuleViolation(
                 "ACCOUNT_RESTRICTED",
                 "6.1",
-                f"account {self.account_no} may not place orders",
+                "the account is restricted or terminated and may not place orders",
             )
 
     def record_non_quality_refusal(self, ctx: Ctx, order_no: str) -> None:
@@ -119,13 +119,17 @@ class Account(JournaledAggregate):
         self, ctx: Ctx, ground: str, evidence: dict[str, Any], threshold: int, window_days: int
     ) -> None:
         if self.is_blocked:
-            raise RuleViolation("ACCOUNT_ALREADY_RESTRICTED", "6.1", f"account {self.account_no}")
+            raise RuleViolation(
+                "ACCOUNT_ALREADY_RESTRICTED", "6.1", "the account is already restricted"
+            )
         self.check_ground(ctx, ground, threshold, window_days)
         self._emit(AccountRestricted, ctx, ground=ground, evidence=evidence)
 
     def terminate(self, ctx: Ctx, ground: str, threshold: int, window_days: int) -> None:
         if self.terminated:
-            raise RuleViolation("ACCOUNT_ALREADY_TERMINATED", "6.1", f"account {self.account_no}")
+            raise RuleViolation(
+                "ACCOUNT_ALREADY_TERMINATED", "6.1", "the account is already terminated"
+            )
         self.check_ground(ctx, ground, threshold, window_days)
         self._emit(AccountTerminated, ctx, ground=ground)
 
@@ -133,22 +137,20 @@ class Account(JournaledAggregate):
         """One of the eight grounds; 6.1(5), "several refusals in a short period", is
         checked against the refusals on record."""
         if ground not in RESTRICTION_GROUNDS:
-            raise RuleViolation("UNKNOWN_GROUND", "6.1", f"{ground!r} is not one of 6.1(1)-(8)")
+            raise RuleViolation("UNKNOWN_GROUND", "6.1", "the ground is not one of 6.1(1)-(8)")
         refusals = self.refusals_within(ctx.at, window_days)
         if ground == "6.1(5)" and refusals < threshold:
             raise RuleViolation(
                 "REFUSAL_THRESHOLD_NOT_MET",
                 "6.1(5)",
-                f"account {self.account_no}: {refusals} non-quality refusals in "
+                f"the account has {refusals} non-quality refusals in "
                 f"{window_days} days, {threshold} needed",
             )
 
     def decide_open_order(self, ctx: Ctx, order_no: str, disposition: str) -> None:
         """6.2: the seller decides for each open order whether it is closed or goes on."""
         if not self.is_blocked:
-            raise RuleViolation(
-                "ACCOUNT_NOT_RESTRICTED", "6.2", f"account {self.account_no} is in good standing"
-            )
+            raise RuleViolation("ACCOUNT_NOT_RESTRICTED", "6.2", "the account is in good standing")
         self._emit(OpenOrderDispositionDecided, ctx, order_no=order_no, disposition=disposition)
 
     def check_ground_matches(self, ground: str) -> None:
@@ -158,7 +160,7 @@ class Account(JournaledAggregate):
             raise RuleViolation(
                 "ACCOUNT_NOT_RESTRICTED",
                 "6.2" if ground == "account_terminated" else "6.1",
-                f"account {self.account_no} is not {ground.removeprefix('account_')}",
+                f"the account is not {ground.removeprefix('account_')}",
             )
 
     def check_disposition_close(self, order_no: str) -> None:

@@ -75,6 +75,10 @@ class EntitlementRestored(EntitlementEvent):
         agg.forfeited = False
 
 
+# How messages name a kind: never by the code itself, which may be someone's data.
+KIND_NAMES = {"f_code": "F-code", "coupon": "coupon"}
+
+
 class Entitlement(JournaledAggregate):
     TOPIC = "mall-ledger/entitlement"
     Event = EntitlementEvent
@@ -88,6 +92,10 @@ class Entitlement(JournaledAggregate):
         valid_until: datetime | None
         consumed_by: str | None
         forfeited: bool
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES[self.kind]
 
     @classmethod
     def issue(cls, ctx: Ctx, **fields: Any) -> Entitlement:
@@ -104,18 +112,18 @@ class Entitlement(JournaledAggregate):
             raise RuleViolation(
                 "ENTITLEMENT_ALREADY_CONSUMED",
                 "3.1.11",
-                f"{self.kind} {self.code} was used by order {self.consumed_by}",
+                f"the {self.kind_name} was used by order {self.consumed_by}",
             )
         if self.valid_until is not None and ctx.at > self.valid_until:
-            raise RuleViolation("ENTITLEMENT_EXPIRED", "3.1.11", f"{self.kind} {self.code}")
+            raise RuleViolation(
+                "ENTITLEMENT_EXPIRED", "3.1.11", f"the {self.kind_name} has expired"
+            )
         if self.holder_account is not None and self.holder_account != account_no:
             raise RuleViolation(
-                "ENTITLEMENT_NOT_HELD", "3.1.11", f"{self.kind} {self.code} is another account's"
+                "ENTITLEMENT_NOT_HELD", "3.1.11", f"the {self.kind_name} is another account's"
             )
         if self.kind == "f_code" and self.sku not in skus:
-            raise RuleViolation(
-                "F_CODE_WRONG_SKU", "3.1.11", f"F-code {self.code} is for another product"
-            )
+            raise RuleViolation("F_CODE_WRONG_SKU", "3.1.11", "the F-code is for another product")
 
     def consume(self, ctx: Ctx, order_no: str, account_no: str) -> None:
         self.trigger_event(
@@ -142,14 +150,14 @@ class Entitlement(JournaledAggregate):
             raise RuleViolation(
                 "F_CODE_NOT_RESTORABLE",
                 "3.1.11",
-                f"F-code {self.code}: the agreement's special rules reach coupons only",
+                "the agreement's special rules restore coupons only, not F-codes",
             )
         if not rule.strip():
             raise RuleViolation(
-                "RESTORE_RULE_REQUIRED", "3.1.11", f"coupon {self.code}: name the special rule"
+                "RESTORE_RULE_REQUIRED", "3.1.11", "name the special rule that restores the coupon"
             )
         if self.consumed_by is None:
-            raise RuleViolation("ENTITLEMENT_NOT_CONSUMED", "3.1.11", f"coupon {self.code}")
+            raise RuleViolation("ENTITLEMENT_NOT_CONSUMED", "3.1.11", "the coupon was never used")
 
     def restore(self, ctx: Ctx, rule: str) -> None:
         self.check_restorable(rule)

@@ -172,7 +172,7 @@ class LimitCounter(JournaledAggregate):
             raise RuleViolation(
                 "PURCHASE_LIMIT_EXCEEDED",
                 "3.1.5",
-                f"order {order_no}: {self.sku} limited to {limit_qty} per period; "
+                f"order {order_no}: a product limited to {limit_qty} per period; "
                 f"{self.quantity} already bought by accounts sharing this {kind}",
             )
 

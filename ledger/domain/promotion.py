@@ -86,7 +86,7 @@ class Promotion(JournaledAggregate):
             raise RuleViolation(
                 "PROMOTION_NOT_ACTIVE",
                 "3.1.10",
-                f"promotion {self.promotion_no} runs {self.valid_from.isoformat()} to "
+                f"the promotion runs {self.valid_from.isoformat()} to "
                 f"{self.valid_until.isoformat()}",
             )
 

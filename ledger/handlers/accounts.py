@@ -43,7 +43,7 @@ def decide_open_order(cmd: c.DecideOpenOrder, uow: UnitOfWork) -> None:
         raise RuleViolation(
             "ORDER_NOT_OF_ACCOUNT",
             "6.2",
-            f"order {cmd.order_no} is not an order of account {cmd.account_no}",
+            f"order {cmd.order_no} is not an order of this account",
         )
     order.check_open()
     account = account_for(cmd.account_no, uow)

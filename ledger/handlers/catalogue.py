@@ -13,9 +13,9 @@ from ledger.unit_of_work import Handler, UnitOfWork
 
 def issue_entitlement(cmd: c.IssueEntitlement, uow: UnitOfWork) -> None:
     if uow.get(Entitlement, entitlement_id(cmd.code)) is not None:
-        raise RuleViolation("ENTITLEMENT_EXISTS", "3.1.11", f"code {cmd.code} was already issued")
+        raise RuleViolation("ENTITLEMENT_EXISTS", "3.1.11", "the code was already issued")
     if cmd.kind == "f_code" and cmd.sku is None:
-        raise RuleViolation("F_CODE_NEEDS_SKU", "3.1.11", f"F-code {cmd.code}: name its SKU")
+        raise RuleViolation("F_CODE_NEEDS_SKU", "3.1.11", "an F-code names its SKU")
     fields = cmd.model_dump(exclude={"type", "command_id"})
     uow.add(Entitlement.issue(uow.now, **fields))
 
@@ -23,7 +23,7 @@ def issue_entitlement(cmd: c.IssueEntitlement, uow: UnitOfWork) -> None:
 def restore_entitlement(cmd: c.RestoreEntitlement, uow: UnitOfWork) -> None:
     entitlement = uow.get(Entitlement, entitlement_id(cmd.code))
     if entitlement is None:
-        raise NotFound(f"no code {cmd.code}")
+        raise NotFound("no such code was issued")
     entitlement.check_restorable(cmd.rule)
     if not entitlement.forfeited:
         # A special rule gives back what a cancelled or closed order forfeited (3.1.11);
@@ -31,7 +31,7 @@ def restore_entitlement(cmd: c.RestoreEntitlement, uow: UnitOfWork) -> None:
         raise RuleViolation(
             "ENTITLEMENT_NOT_FORFEITED",
             "3.1.11",
-            f"{entitlement.kind} {cmd.code} is not forfeited by a cancelled or closed order",
+            "the code is not forfeited by a cancelled or closed order",
         )
     entitlement.restore(uow.now, cmd.rule)
 

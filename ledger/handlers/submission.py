@@ -13,8 +13,8 @@ from typing import Any
 
 from ledger.commands import SubmitOrder
 from ledger.domain.account import Account
-from ledger.domain.entitlement import Entitlement
-from ledger.domain.errors import RuleViolation
+from ledger.domain.entitlement import KIND_NAMES, Entitlement
+from ledger.domain.errors import InvalidCommand, RuleViolation
 from ledger.domain.ids import account_id, entitlement_id, limit_rule_id, order_id, promotion_id
 from ledger.domain.limits import LimitCounter, PurchaseLimitRule
 from ledger.domain.order.aggregate import Order
@@ -53,10 +53,14 @@ def submit_order(cmd: SubmitOrder, uow: UnitOfWork) -> None:
 
 def _active_promotions(cmd: SubmitOrder, uow: UnitOfWork) -> list[dict[str, Any]]:
     found = []
-    for promotion_no in cmd.promotion_nos:
+    for index, promotion_no in enumerate(cmd.promotion_nos):
         promotion = uow.get(Promotion, promotion_id(promotion_no))
         if promotion is None:
-            raise RuleViolation("PROMOTION_NOT_FOUND", "3.1.10", f"promotion {promotion_no}")
+            raise RuleViolation(
+                "PROMOTION_NOT_FOUND",
+                "3.1.10",
+                f"order {cmd.order_no}: promotion_nos.{index} is not a defined promotion",
+            )
         promotion.check_active(uow.now.at)
         found.append({"promotion_no": promotion_no, "rule_version": promotion.rule_version})
     return found
@@ -70,20 +74,36 @@ def _consumable_entitlements(cmd: SubmitOrder, uow: UnitOfWork) -> list[Entitlem
         )
     skus = {line.sku for line in cmd.lines}
     found = []
-    wanted = [(code, "f_code") for code in cmd.f_codes] + [(code, "coupon") for code in cmd.coupons]
-    for code, kind in wanted:
+    wanted = [(code, "f_code", "f_codes", i) for i, code in enumerate(cmd.f_codes)] + [
+        (code, "coupon", "coupons", i) for i, code in enumerate(cmd.coupons)
+    ]
+    for code, kind, field, index in wanted:
         entitlement = uow.get(Entitlement, entitlement_id(code))
         if entitlement is None or entitlement.kind != kind:
-            raise RuleViolation("ENTITLEMENT_NOT_FOUND", "3.1.11", f"no {kind} {code}")
+            raise RuleViolation(
+                "ENTITLEMENT_NOT_FOUND",
+                "3.1.11",
+                f"order {cmd.order_no}: {field}.{index} is not an issued {KIND_NAMES[kind]}",
+            )
         entitlement.check_consumable(uow.now, cmd.account_no, skus)
         found.append(entitlement)
     return found
 
 
 def _linkage(cmd: SubmitOrder, uow: UnitOfWork) -> dict[str, str]:
-    """Keyed hashes of the normalised signals 3.1.5 links accounts by."""
+    """Keyed hashes of the normalised signals 3.1.5 links accounts by.
+
+    Raises InvalidCommand naming the contact field that normalises to nothing (only
+    invisible characters or punctuation): it would link every such order."""
     contact = cmd.contact.model_dump()
-    return {kind: uow.sealer.link_hash(kind, contact[name]) for kind, name in LINKAGE_OF.items()}
+    hashes = {}
+    for kind, name in LINKAGE_OF.items():
+        try:
+            hashes[kind] = uow.sealer.link_hash(kind, contact[name])
+        except InvalidCommand:
+            rule = "must hold visible characters beyond spaces and punctuation"
+            raise InvalidCommand(f"{cmd.type}.contact.{name}", rule) from None
+    return hashes
 
 
 def _limit_counters(

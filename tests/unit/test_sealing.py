@@ -96,7 +96,10 @@ def _flip_last_char(token: str) -> str:
         ("0086-138-1234-5678", "13812345678"),
         ("(+86) 138.1234.5678", "13812345678"),
         ("＋８６ １３８１２３４５６７８", "13812345678"),  # full-width digits and plus
-        ("+86 10 6552 9988", "861065529988"),  # a Beijing landline keeps its country code
+        # A Beijing landline as dialled at home: country code dropped, trunk 0 back (issue 8,
+        # case 4: the old "861065529988" did not match the same line written "010-6552-9988").
+        ("+86 10 6552 9988", "01065529988"),
+        ("010-6552-9988", "01065529988"),
         ("8612345678901", "8612345678901"),  # 12… is no mainland mobile prefix
         ("+1 (415) 555-0100", "14155550100"),
     ],
@@ -159,6 +162,106 @@ def test_normalise_ip(raw: str, expected: str) -> None:
 def test_normalise_ip_refuses_garbage() -> None:
     with pytest.raises(InvalidCommand):
         normalise_ip("999.1.1.1")
+
+
+# One normalisation for every linkage signal (issue 8, case 4) ----------------------------------
+# Each row: a value and spellings of it a person cannot tell apart on screen (invisible
+# characters, full-width forms, other spaces, case, country codes): all must hash alike.
+LOOK_ALIKES: list[tuple[str, str, list[str]]] = [
+    (
+        "recipient",
+        "张三",
+        [
+            "张\u200b三",  # zero-width space
+            "张\u200c三",  # zero-width non-joiner
+            "张\u200d三",  # zero-width joiner
+            "张\u2060三",  # word joiner
+            "\ufeff张三",  # byte-order mark
+            "张\u00ad三",  # soft hyphen
+            "张\u00a0三",  # no-break space
+            "张\u3000三",  # ideographic space
+            "张\u202f三",  # narrow no-break space
+            "张\ufe0f三",  # variation selector
+            "张\u3164三",  # Hangul filler
+            "张\u202e三",  # right-to-left override
+            "张\u2028三",  # line separator
+            " 张\t三\n",
+        ],
+    ),
+    ("recipient", "john smith", ["JOHN SMITH", "Ｊｏｈｎ　Ｓｍｉｔｈ", "jo\u200bhn\u00a0smith"]),
+    ("recipient", "strasse", ["STRASSE", "Straße", "ＳＴＲＡＳＳＥ"]),
+    (
+        "address",
+        "北京市朝阳区建国路88号",
+        [
+            "北京市朝阳区建国路８８号",  # full-width digits
+            "北京市\u200b朝阳区建国路88号",
+            "北京市\u3000朝阳区\u00a0建国路 88号",
+            "北京市，朝阳区（建国路）88号。",
+            "\ufeff北京市朝阳区建国路88号\u2060",
+        ],
+    ),
+    (
+        "address",
+        "room 5b, 12 nanjing rd.",
+        ["ROOM 5B 12 NANJING RD", "Ｒｏｏｍ　５Ｂ，１２ Nanjing Rd"],
+    ),
+    (
+        "phone",
+        "13812345678",
+        [
+            "+86 138 1234 5678",
+            "+86-138-1234-5678",
+            "+8613812345678",
+            "0086 138 1234 5678",
+            "86 13812345678",
+            "(+86) 138.1234.5678",
+            "１３８１２３４５６７８",  # full-width digits
+            "＋８６　１３８　１２３４　５６７８",  # full-width plus and ideographic spaces
+            "138\u200b1234\u200b5678",
+            "138\u00a01234\u00a05678",
+        ],
+    ),
+    ("phone", "010 6552 9988", ["+86 10 6552 9988", "0086 10 65529988", "+86 (0)10 6552 9988"]),
+    (
+        "ip",
+        "192.0.2.1",
+        ["::ffff:192.0.2.1", " 192.0.2.1 ", "１９２．０．２．１", "192.0.2.1\u200b"],
+    ),
+    ("ip", "2001:db8::1", ["2001:0DB8:0000:0000:0000:0000:0000:0001", "2001:DB8::1"]),
+]
+
+# Values that only look related: they must stay apart.
+DISTINCT: list[tuple[str, str, str]] = [
+    ("recipient", "张三", "张山"),
+    ("recipient", "张三", "张三三"),
+    ("recipient", "阿卜杜·热合曼", "阿卜杜热合曼"),  # the middle dot is part of the name
+    ("address", "北京市朝阳区建国路88号", "北京市朝阳区建国路89号"),
+    ("address", "12 nanjing rd", "21 nanjing rd"),
+    ("phone", "13812345678", "13812345679"),
+    ("phone", "+86 10 6552 9988", "+86 21 6552 9988"),
+    ("phone", "+1 415 555 0100", "+86 415 555 0100"),
+    ("phone", "8612345678901", "12345678901"),  # 12… is no mobile: the 86 is part of it
+    ("ip", "192.0.2.1", "192.0.2.10"),
+    ("ip", "::1", "127.0.0.1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "spelling"),
+    [(kind, value, spelling) for kind, value, spellings in LOOK_ALIKES for spelling in spellings],
+)
+def test_look_alike_spellings_of_a_signal_hash_alike(
+    sealer: Sealer, kind: str, value: str, spelling: str
+) -> None:
+    assert sealer.link_hash(kind, spelling) == sealer.link_hash(kind, value)
+
+
+@pytest.mark.parametrize(("kind", "first", "second"), DISTINCT)
+def test_values_that_only_look_related_hash_apart(
+    sealer: Sealer, kind: str, first: str, second: str
+) -> None:
+    assert sealer.link_hash(kind, first) != sealer.link_hash(kind, second)
 
 
 # Seal / unseal ------------------------------------------------------------------------------

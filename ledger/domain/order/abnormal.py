@@ -27,11 +27,13 @@ class AbnormalOrderRules(OrderBase):
         self.check_open()
         if criterion not in CRITERIA:
             raise RuleViolation(
-                "UNKNOWN_CRITERION", "3.1.6", f"order {self.order_no}: criterion {criterion}"
+                "UNKNOWN_CRITERION",
+                "3.1.6",
+                f"order {self.order_no}: the criterion is not one of 3.1.6's",
             )
         if flag_id in self.flags:
             raise RuleViolation(
-                "FLAG_EXISTS", "3.1.6", f"order {self.order_no}: flag {flag_id} exists"
+                "FLAG_EXISTS", "3.1.6", f"order {self.order_no}: a flag of that id exists"
             )
         if not evidence.get("orders") and not evidence.get("signals"):
             raise RuleViolation(
@@ -53,10 +55,12 @@ class AbnormalOrderRules(OrderBase):
         self.check_open()
         flag = self.flags.get(flag_id)
         if flag is None:
-            raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: {flag_id}")
+            raise RuleViolation(
+                "FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no flag of that id"
+            )
         if flag["outcome"] is not None:
             raise RuleViolation(
-                "FLAG_ALREADY_REVIEWED", "PIPL 24", f"order {self.order_no}: {flag_id} reviewed"
+                "FLAG_ALREADY_REVIEWED", "PIPL 24", f"order {self.order_no}: the flag was reviewed"
             )
         self.emit(
             ev.AbnormalOrderFlagReviewed,
@@ -71,15 +75,15 @@ class AbnormalOrderRules(OrderBase):
         flag = self.flags.get(flag_id)
         if flag is None:
             raise RuleViolation(
-                "FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no flag {flag_id!r}"
+                "FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no flag of that id"
             )
         if flag["outcome"] == "dismissed":
             raise RuleViolation(
-                "FLAG_DISMISSED", "3.1.6", f"order {self.order_no}: {flag_id} was dismissed"
+                "FLAG_DISMISSED", "3.1.6", f"order {self.order_no}: the flag was dismissed"
             )
         if flag["automated"] and flag["outcome"] != "confirmed":
             raise RuleViolation(
                 "FLAG_NOT_REVIEWED",
                 "PIPL 24",
-                f"order {self.order_no}: automated flag {flag_id} needs a person's review",
+                f"order {self.order_no}: an automated flag needs a person's review",
             )

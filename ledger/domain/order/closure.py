@@ -65,7 +65,7 @@ class ClosureRules(OrderBase):
             raise RuleViolation(
                 "CLOSURE_GROUND_NOT_ALLOWED",
                 CLOSURE_CLAUSES.get(ground, "3.1.7" if ground == "price_error" else ""),
-                f"order {self.order_no}: the seller may not close on ground {ground!r}",
+                f"order {self.order_no}: the seller may not close on that ground",
             )
         self.check_open()
         self.check_not_delivered(CLOSURE_CLAUSES[ground])
@@ -80,7 +80,7 @@ class ClosureRules(OrderBase):
             raise RuleViolation(
                 "DELIVERY_FAILURE_NOT_RECORDED",
                 CLOSURE_CLAUSES[ground],
-                f"order {self.order_no}: no failed delivery attempt for reason {ground}",
+                f"order {self.order_no}: no failed delivery attempt for that reason",
             )
         if ground == "delivery_refused" and not self.refusals:
             raise RuleViolation(

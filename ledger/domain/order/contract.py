@@ -26,7 +26,7 @@ class ContractRules(OrderBase):
             raise RuleViolation(
                 "OVERPAYMENT",
                 "3.1.3",
-                f"order {self.order_no}: {amount_fen} fen offered, {outstanding_fen} fen due",
+                f"order {self.order_no}: more offered than the {outstanding_fen} fen due",
             )
 
     def receive_payment(

@@ -19,7 +19,9 @@ class PriceErrorRules(OrderBase):
         self.check_open()
         self.check_not_delivered("3.1.7")
         if sku not in {line["sku"] for line in self.lines}:
-            raise RuleViolation("SKU_NOT_IN_ORDER", "3.1.7", f"order {self.order_no}: {sku}")
+            raise RuleViolation(
+                "SKU_NOT_IN_ORDER", "3.1.7", f"order {self.order_no}: the SKU is not in the order"
+            )
         self.emit(
             ev.PriceErrorDetected,
             ctx,
@@ -41,7 +43,7 @@ class PriceErrorRules(OrderBase):
             raise RuleViolation(
                 "USER_CONSENT_REQUIRED",
                 "3.1.7",
-                f"order {self.order_no}: {resolution} only with the user's consent",
+                f"order {self.order_no}: only the user's consent adjusts or terminates it",
             )
         if resolution == "adjusted" and (
             adjusted_total_fen is None or adjusted_total_fen < self.kept_fen

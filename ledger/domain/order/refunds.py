@@ -32,15 +32,15 @@ class RefundRules(OrderBase):
             raise RuleViolation(
                 "OVER_REFUND",
                 "3.1.4",
-                f"order {self.order_no}: {amount_fen} fen asked back on {method}, "
-                f"{self.refundable_fen(method)} fen refundable",
+                f"order {self.order_no}: more asked back than the "
+                f"{self.refundable_fen(method)} fen refundable on that method",
             )
         if consent_id is not None and self.refund_consents.get(consent_id) != method:
             # Refunds go back method by method (3.1.4): a consent redirects only its own.
             raise RuleViolation(
                 "REFUND_DESTINATION_NOT_CONSENTED",
                 "3.1.4",
-                f"order {self.order_no}: no recorded consent {consent_id} for {method}",
+                f"order {self.order_no}: no recorded consent of that id for that method",
             )
 
     def initiate_refund(
@@ -86,7 +86,7 @@ class RefundRules(OrderBase):
             raise RuleViolation(
                 "REFUND_NOT_PENDING",
                 "3.1.4",
-                f"order {self.order_no}: refund {refund_id} is not under way",
+                f"order {self.order_no}: no refund of that id is under way",
             )
         self.emit(
             ev.RefundCompleted,

@@ -19,7 +19,9 @@ class ShortageRules(OrderBase):
         unknown = sorted(set(skus) - ordered)
         if not skus or unknown:
             raise RuleViolation(
-                "SKU_NOT_IN_ORDER", "3.1.4", f"order {self.order_no}: not ordered: {unknown}"
+                "SKU_NOT_IN_ORDER",
+                "3.1.4",
+                f"order {self.order_no}: a SKU named is not in the order",
             )
         self.emit(ev.StockShortageDeclared, ctx, skus=sorted(skus))
 

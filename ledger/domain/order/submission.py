@@ -20,12 +20,12 @@ def check_submission(order_no: str, fields: dict[str, Any]) -> int:
             "3.3.3",
             f"order {order_no}: goods are sold and serviced in mainland China only",
         )
-    for line in fields["lines"]:
+    for index, line in enumerate(fields["lines"]):
         if line["discount_fen"] > line["quantity"] * line["unit_price_fen"]:
             raise RuleViolation(
                 "DISCOUNT_EXCEEDS_PRICE",
                 "3.1.10",
-                f"order {order_no}: discount on {line['sku']} exceeds its price",
+                f"order {order_no}: the discount on lines.{index} exceeds its price",
             )
     gift_ids = [g["gift_id"] for g in fields["gifts"]]
     if len(set(gift_ids)) != len(gift_ids):
