@@ -24,14 +24,15 @@ class AbnormalOrderRules(OrderBase):
     def raise_flag(
         self, ctx: Ctx, flag_id: str, criterion: int, evidence: dict[str, Any], automated: bool
     ) -> None:
+        """A flag id names one flag on this order: raised again with the same criterion,
+        evidence and automation it is a repeat; with others it is refused."""
+        flag = self.flags.get(flag_id)
+        facts = [criterion, evidence, automated]
+        self.check_repeat(flag and flag["raised"], facts, "FLAG_EXISTS", "3.1.6", "flag id")
         self.check_open()
         if criterion not in CRITERIA:
             raise RuleViolation(
                 "UNKNOWN_CRITERION", "3.1.6", f"order {self.order_no}: criterion {criterion}"
-            )
-        if flag_id in self.flags:
-            raise RuleViolation(
-                "FLAG_EXISTS", "3.1.6", f"order {self.order_no}: flag {flag_id} exists"
             )
         if not evidence.get("orders") and not evidence.get("signals"):
             raise RuleViolation(
@@ -49,15 +50,17 @@ class AbnormalOrderRules(OrderBase):
     def review_flag(
         self, ctx: Ctx, flag_id: str, reviewer_id: str, outcome: str, note: str
     ) -> None:
-        """The human review PIPL art. 24 gives the user a right to."""
-        self.check_open()
+        """The human review PIPL art. 24 gives the user a right to; the same review again
+        is a repeat, another review of a reviewed flag is refused."""
         flag = self.flags.get(flag_id)
-        if flag is None:
-            raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: {flag_id}")
-        if flag["outcome"] is not None:
-            raise RuleViolation(
-                "FLAG_ALREADY_REVIEWED", "PIPL 24", f"order {self.order_no}: {flag_id} reviewed"
+        if flag is not None:
+            facts = [reviewer_id, outcome, note]
+            self.check_repeat(
+                flag.get("reviewed"), facts, "FLAG_ALREADY_REVIEWED", "PIPL 24", "flag review"
             )
+        self.check_open()
+        if flag is None:
+            raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no such flag")
         self.emit(
             ev.AbnormalOrderFlagReviewed,
             ctx,
