@@ -92,8 +92,7 @@ class RefundRules(OrderBase):
             raise RuleViolation(
                 "SHIPPED_ORDER_STAYS_PAID",
                 "3.1.3",
-                f"order {self.order_no} has shipped: a payment cannot be returned to be "
-                "made again",
+                f"order {self.order_no} has shipped: a payment cannot be returned to be made again",
             )
         if purpose == "shortage":
             self.check_shortage_refund(amount_fen)
