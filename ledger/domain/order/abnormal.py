@@ -73,16 +73,14 @@ class AbnormalOrderRules(OrderBase):
     def check_flag_allows_close(self, flag_id: str) -> None:
         flag = self.flags.get(flag_id)
         if flag is None:
-            raise RuleViolation(
-                "FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no flag {flag_id!r}"
-            )
+            raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no such flag")
         if flag["outcome"] == "dismissed":
             raise RuleViolation(
-                "FLAG_DISMISSED", "3.1.6", f"order {self.order_no}: {flag_id} was dismissed"
+                "FLAG_DISMISSED", "3.1.6", f"order {self.order_no}: that flag was dismissed"
             )
         if flag["automated"] and flag["outcome"] != "confirmed":
             raise RuleViolation(
                 "FLAG_NOT_REVIEWED",
                 "PIPL 24",
-                f"order {self.order_no}: automated flag {flag_id} needs a person's review",
+                f"order {self.order_no}: an automated flag needs a person's review",
             )

@@ -105,7 +105,7 @@ class DeliveryRules(OrderBase):
             raise RuleViolation(
                 "SIGNER_NOT_AUTHORISED",
                 "3.2.3",
-                f"order {self.order_no}: a {signer_relation!r} cannot sign for the user",
+                f"order {self.order_no}: that signer cannot sign for the user",
             )
         deadline = (
             end_of_day_after(ctx.at, return_window_days)

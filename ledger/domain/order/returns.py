@@ -54,7 +54,7 @@ class ReturnRules(OrderBase):
             raise RuleViolation(
                 "GOODS_EXCLUDED_FROM_NO_REASON_RETURN",
                 "CPL 25",
-                f"order {self.order_no}: excluded goods {excluded}",
+                f"order {self.order_no}: {len(excluded)} line(s) excluded from no-reason returns",
             )
         assert self.return_deadline is not None, "consumer deliveries always set the window"
         if ctx.at >= self.return_deadline:
@@ -94,7 +94,7 @@ class ReturnRules(OrderBase):
         current = self.open_return
         if current is None or current["return_id"] != return_id:
             raise RuleViolation(
-                "NO_OPEN_RETURN", "3.3.1", f"order {self.order_no}: no open return {return_id}"
+                "NO_OPEN_RETURN", "3.3.1", f"order {self.order_no}: no such return open"
             )
         return current
 
@@ -121,7 +121,9 @@ class ReturnRules(OrderBase):
         unknown = sorted(set(gifts_returned) - set(gift_ids))
         if unknown:
             raise RuleViolation(
-                "GIFT_NOT_IN_ORDER", "3.1.8", f"order {self.order_no}: unknown gifts {unknown}"
+                "GIFT_NOT_IN_ORDER",
+                "3.1.8",
+                f"order {self.order_no}: {len(unknown)} gift(s) not in the order",
             )
         missing = [g for g in self.gifts if g["gift_id"] not in set(gifts_returned)]
         self.emit(

@@ -19,7 +19,9 @@ class ShortageRules(OrderBase):
         unknown = sorted(set(skus) - ordered)
         if not skus or unknown:
             raise RuleViolation(
-                "SKU_NOT_IN_ORDER", "3.1.4", f"order {self.order_no}: not ordered: {unknown}"
+                "SKU_NOT_IN_ORDER",
+                "3.1.4",
+                f"order {self.order_no}: {len(unknown)} SKU(s) not ordered",
             )
         self.emit(ev.StockShortageDeclared, ctx, skus=sorted(skus))
 
