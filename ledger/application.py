@@ -40,6 +40,7 @@ from ledger.domain.ids import command_record_id, order_id
 from ledger.domain.journal import journal
 from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
+from ledger.domain.repeats import RepeatedFact
 from ledger.handlers import HANDLERS, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
 from ledger.read_check import READ_VERSIONS, StaleRead
@@ -243,6 +244,8 @@ class Ledger:
         with journal() as triggered:
             try:
                 HANDLERS[command.type](command, uow)
+            except RepeatedFact as repeat:
+                return self.first_outcome(uow, command, repeat.first_command_id)
             except LedgerError:
                 uow.dirty = bool(uow.kept(triggered))
                 raise
@@ -280,6 +283,14 @@ class Ledger:
         if record is None:
             return None
         record.check_same_payload(command.command_id, digest)
+        return Staged(command, record, []).result({}, duplicate=True)
+
+    @staticmethod
+    def first_outcome(uow: UnitOfWork, command: Command, first_command_id: str) -> CommandResult:
+        """A fact stated again under its external id (a payment id, say) by another
+        command: the outcome of the command that first stated it; nothing is written."""
+        record = uow.get(CommandRecord, command_record_id(first_command_id))
+        assert record is not None, f"{first_command_id} wrote a fact but no command record"
         return Staged(command, record, []).result({}, duplicate=True)
 
     def after_conflict(self, command: Command, at: datetime | None) -> CommandResult:

@@ -282,6 +282,8 @@ class InitiateRefund(OrderCommand):
     type: Literal["initiate_refund"]
     method: Key
     amount_fen: PositiveFen
+    # Why the money goes back; what is due follows (ledger/domain/order/refunds.py).
+    purpose: Literal["price_adjustment", "shortage", "termination", "payment_returned"]
     consent_id: Key | None = None
 
 

@@ -53,7 +53,7 @@ def pay(
 
 
 def ship(order_no: str, **over: Any) -> dict[str, Any]:
-    return order_cmd("ship_order", order_no, carrier="SF", tracking_no=cid("SF"), **over)
+    return order_cmd("ship_order", order_no, **{"carrier": "SF", "tracking_no": cid("SF"), **over})
 
 
 def deliver(order_no: str, signer_relation: str = "self") -> dict[str, Any]:

@@ -95,8 +95,7 @@ def read_orders(ledger: Ledger, order_nos: list[str]) -> OrderFigures:
         figures.paid += order.paid_total_fen
         figures.refunded += sum(order.refunded_fen.values())
         figures.refunds_outstanding += sum(r["amount_fen"] for r in order.pending_refunds.values())
-        if not order.is_closed:
-            figures.unpaid_on_open_orders += order.total_due_fen - order.paid_total_fen
+        figures.unpaid_on_open_orders += order.outstanding_fen  # nothing once closed
         for event in ledger.app.repository.event_store.get(order.id):
             if isinstance(event, GiftPriceCharged):
                 figures.gift_charges += event.price_fen

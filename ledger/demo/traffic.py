@@ -820,11 +820,18 @@ def goodwill_refund(s: Scene) -> None:
         expect="OVER_REFUND",
         method=method,
         amount_fen=o.paid[method] + 1000,
+        purpose="price_adjustment",
         consent_id=consent,
     )
     o.wait(1, 10)
     amount = s.rng.choice((2000, 5000, 10000))
-    o.cmd("initiate_refund", method=method, amount_fen=amount, consent_id=consent)
+    o.cmd(
+        "initiate_refund",
+        method=method,
+        amount_fen=amount,
+        purpose="price_adjustment",
+        consent_id=consent,
+    )
     o.new_refund(method, amount)
     o.settle()
     o.complete()

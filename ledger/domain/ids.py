@@ -40,3 +40,8 @@ def limit_counter_id(sku: str, period_start: str, signal: str) -> UUID:
 
 def command_record_id(command_id: str) -> UUID:
     return stream_id("command", command_id)
+
+
+def payment_claim_id(payment_id: str) -> UUID:
+    """The stream that holds a provider's payment id for the one order it paid."""
+    return stream_id("payment-id", payment_id)

@@ -40,4 +40,6 @@ def streams_read_by(command: c.Command) -> list[UUID]:
         found.append(ids.promotion_id(command.promotion_no))
     elif isinstance(command, c.DefinePurchaseLimit):
         found.append(ids.limit_rule_id(command.sku))
+    elif isinstance(command, c.ReceivePayment):
+        found.append(ids.payment_claim_id(command.payment_id))
     return found

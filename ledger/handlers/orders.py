@@ -10,9 +10,10 @@ from uuid import UUID
 from ledger import commands as c
 from ledger.domain.entitlement import Entitlement
 from ledger.domain.errors import NotFound
-from ledger.domain.ids import entitlement_id, order_id
+from ledger.domain.ids import entitlement_id, order_id, payment_claim_id
 from ledger.domain.limits import LimitCounter
 from ledger.domain.order.aggregate import Order
+from ledger.domain.payment_ids import PaymentIdClaim
 from ledger.handlers.accounts import account_for
 from ledger.unit_of_work import Handler, UnitOfWork
 
@@ -60,8 +61,22 @@ def order_command(run: OrderRun) -> Callable[[Any, UnitOfWork], None]:
 
 
 def _receive_payment(order: Order, cmd: c.ReceivePayment, uow: UnitOfWork) -> None:
+    """A provider's payment id counts once in the whole ledger (3.1.3): the claim says
+    which order took it; that order's record of the payment tells a repeat from a reuse."""
+    claim = uow.get(PaymentIdClaim, payment_claim_id(cmd.payment_id))
+    if claim is not None:
+        claim.check_same_order(order.order_no)
     token = uow.sealer.seal(order.account_no, "payer_account", cmd.payer_account)
-    order.receive_payment(uow.now, cmd.payment_id, cmd.method, token, cmd.amount_fen)
+
+    def same_payer(sealed: str) -> bool:
+        return uow.sealer.unseal(sealed, "payer_account") == cmd.payer_account
+
+    if claim is None:
+        # Claimed first, so the log reads: the id taken, then the payment it names.
+        order.check_payment_id(cmd.payment_id, cmd.method, cmd.amount_fen, same_payer)
+        order.check_payment_acceptable(uow.now, cmd.amount_fen)
+        uow.add(PaymentIdClaim.claim(uow.now, cmd.payment_id, order.order_no))
+    order.receive_payment(uow.now, cmd.payment_id, cmd.method, token, cmd.amount_fen, same_payer)
 
 
 def _close_order(order: Order, cmd: c.CloseOrder, uow: UnitOfWork) -> None:
@@ -76,12 +91,20 @@ def _close_order(order: Order, cmd: c.CloseOrder, uow: UnitOfWork) -> None:
 
 def _record_refund_consent(order: Order, cmd: c.RecordRefundConsent, uow: UnitOfWork) -> None:
     token = uow.sealer.seal(order.account_no, "refund_destination", cmd.destination_account)
-    order.record_refund_consent(uow.now, cmd.consent_id, cmd.method, token)
+    order.record_refund_consent(
+        uow.now,
+        cmd.consent_id,
+        cmd.method,
+        token,
+        same_destination=lambda sealed: (
+            uow.sealer.unseal(sealed, "refund_destination") == cmd.destination_account
+        ),
+    )
 
 
 def _initiate_refund(order: Order, cmd: c.InitiateRefund, uow: UnitOfWork) -> None:
     uow.result["refund_id"] = order.initiate_refund(
-        uow.now, cmd.method, cmd.amount_fen, cmd.consent_id
+        uow.now, cmd.method, cmd.amount_fen, cmd.purpose, cmd.consent_id
     )
 
 

@@ -145,6 +145,8 @@ def closed(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
 
 def refund_initiated(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
     row["pending_refund_fen"] += d["amount_fen"]
+    if d["purpose"] in ev.LOWERS_DUE:  # an agreed lower price, short lines, a return
+        row["total_due_fen"] -= d["amount_fen"]
 
 
 def refund_completed(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:

@@ -125,6 +125,9 @@ def refund_initiated(e: Event, b: Batch) -> None:
     row = _method_row(e, b, order["order_no"], d["method"])
     row["pending_fen"] += d["amount_fen"]  # type: ignore[operator]
     row["refunds"] += 1  # type: ignore[operator]
+    lowered = b.edit("pay_orders", e.stream) if d["purpose"] in ev.LOWERS_DUE else None
+    if lowered is not None:  # an agreed lower price, short lines, a return
+        lowered["total_due_fen"] -= d["amount_fen"]  # type: ignore[operator]
     b.put(
         "refunds",
         {

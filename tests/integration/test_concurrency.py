@@ -258,7 +258,9 @@ def test_resending_a_refund_returns_the_same_refund_and_starts_no_second_one(
     ledger_app: Ledger,
 ) -> None:
     paid_order(ledger_app, "I1")
-    refund = b.order_cmd("initiate_refund", "I1", method="alipay", amount_fen=1000)
+    refund = b.order_cmd(
+        "initiate_refund", "I1", purpose="price_adjustment", method="alipay", amount_fen=1000
+    )
     first = ledger_app.execute(refund)
     head = ledger_app.head_position()
     again = ledger_app.execute(refund)

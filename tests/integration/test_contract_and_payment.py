@@ -22,6 +22,8 @@ ALIPAY_PART = 100000
 WECHAT_PART = PRICE - ALIPAY_PART
 DEADLINE = timedelta(minutes=30)  # Policy.payment_deadline_min default
 
+CLAIMED = "payment-id/Claimed"  # a payment takes its provider id ledger-wide
+
 
 # -- helpers ----------------------------------------------------------------------------------
 def submitted(ledger: Ledger, order_no: str = "A1", **over: Any) -> str:
@@ -48,7 +50,7 @@ def closed_by_mutual_termination(ledger: Ledger, order_no: str = "A1") -> str:
 def test_partial_payment_forms_no_contract(ledger_app: Ledger) -> None:
     submitted(ledger_app)
     result = run(ledger_app, b.pay("A1", ALIPAY_PART))
-    assert result.events == ["order/PaymentReceived"]
+    assert result.events == [CLAIMED, "order/PaymentReceived"]
     order = ledger_app.order("A1")
     assert not order.contract_formed
     assert order.paid_fen == {"alipay": ALIPAY_PART}
@@ -58,7 +60,7 @@ def test_partial_payment_forms_no_contract(ledger_app: Ledger) -> None:
 def test_payment_in_full_at_once_forms_the_contract(ledger_app: Ledger) -> None:
     submitted(ledger_app)
     result = run(ledger_app, b.pay("A1", PRICE))
-    assert result.events == ["order/PaymentReceived", "order/ContractFormed"]
+    assert result.events == [CLAIMED, "order/PaymentReceived", "order/ContractFormed"]
     assert only(stream(ledger_app, "A1"), ev.ContractFormed).paid_total_fen == PRICE
     assert ledger_app.order("A1").contract_formed
 
@@ -67,7 +69,7 @@ def test_the_payment_completing_a_split_payment_forms_the_contract(ledger_app: L
     submitted(ledger_app)
     run(ledger_app, b.pay("A1", ALIPAY_PART, method="alipay"))
     result = run(ledger_app, b.pay("A1", WECHAT_PART, method="wechat"))
-    assert result.events == ["order/PaymentReceived", "order/ContractFormed"]
+    assert result.events == [CLAIMED, "order/PaymentReceived", "order/ContractFormed"]
     order = ledger_app.order("A1")
     assert order.contract_formed
     assert order.paid_fen == {"alipay": ALIPAY_PART, "wechat": WECHAT_PART}
@@ -344,7 +346,14 @@ def test_refund_to_the_original_account_within_what_was_paid_is_allowed(
 ) -> None:
     paid_split(ledger_app)
     result = run(
-        ledger_app, b.order_cmd("initiate_refund", "A1", method="alipay", amount_fen=ALIPAY_PART)
+        ledger_app,
+        b.order_cmd(
+            "initiate_refund",
+            "A1",
+            purpose="price_adjustment",
+            method="alipay",
+            amount_fen=ALIPAY_PART,
+        ),
     )
     assert result.events == ["order/RefundInitiated"]
     assert result.result == {"refund_id": "A1/R1"}
@@ -360,7 +369,13 @@ def test_refund_of_more_than_was_paid_by_that_method_is_refused(ledger_app: Ledg
     paid_split(ledger_app)
     refused(
         ledger_app,
-        b.order_cmd("initiate_refund", "A1", method="alipay", amount_fen=ALIPAY_PART + 1),
+        b.order_cmd(
+            "initiate_refund",
+            "A1",
+            purpose="price_adjustment",
+            method="alipay",
+            amount_fen=ALIPAY_PART + 1,
+        ),
         "OVER_REFUND",
         "3.1.4",
     )
@@ -370,18 +385,40 @@ def test_refund_of_more_than_remains_after_earlier_refunds_is_refused(
     ledger_app: Ledger,
 ) -> None:
     paid_split(ledger_app)
-    first = run(ledger_app, b.order_cmd("initiate_refund", "A1", method="wechat", amount_fen=1000))
+    first = run(
+        ledger_app,
+        b.order_cmd(
+            "initiate_refund", "A1", purpose="price_adjustment", method="wechat", amount_fen=1000
+        ),
+    )
     run(ledger_app, b.order_cmd("complete_refund", "A1", refund_id=first.result["refund_id"]))
-    run(ledger_app, b.order_cmd("initiate_refund", "A1", method="wechat", amount_fen=2000))
+    run(
+        ledger_app,
+        b.order_cmd(
+            "initiate_refund", "A1", purpose="price_adjustment", method="wechat", amount_fen=2000
+        ),
+    )
     refused(
         ledger_app,
-        b.order_cmd("initiate_refund", "A1", method="wechat", amount_fen=WECHAT_PART - 2999),
+        b.order_cmd(
+            "initiate_refund",
+            "A1",
+            purpose="price_adjustment",
+            method="wechat",
+            amount_fen=WECHAT_PART - 2999,
+        ),
         "OVER_REFUND",
         "3.1.4",
     )
     run(
         ledger_app,
-        b.order_cmd("initiate_refund", "A1", method="wechat", amount_fen=WECHAT_PART - 3000),
+        b.order_cmd(
+            "initiate_refund",
+            "A1",
+            purpose="price_adjustment",
+            method="wechat",
+            amount_fen=WECHAT_PART - 3000,
+        ),
     )
     assert ledger_app.order("A1").refundable_fen("wechat") == 0
 
@@ -390,7 +427,9 @@ def test_refund_on_a_method_that_paid_nothing_is_refused(ledger_app: Ledger) -> 
     paid_split(ledger_app)
     refused(
         ledger_app,
-        b.order_cmd("initiate_refund", "A1", method="unionpay", amount_fen=1),
+        b.order_cmd(
+            "initiate_refund", "A1", purpose="price_adjustment", method="unionpay", amount_fen=1
+        ),
         "OVER_REFUND",
         "3.1.4",
     )
@@ -403,7 +442,12 @@ def test_refund_to_another_destination_without_a_recorded_consent_is_refused(
     refused(
         ledger_app,
         b.order_cmd(
-            "initiate_refund", "A1", method="alipay", amount_fen=1000, consent_id="consent-1"
+            "initiate_refund",
+            "A1",
+            purpose="price_adjustment",
+            method="alipay",
+            amount_fen=1000,
+            consent_id="consent-1",
         ),
         "REFUND_DESTINATION_NOT_CONSENTED",
         "3.1.4",
@@ -430,7 +474,12 @@ def test_refund_to_another_destination_with_a_recorded_consent_is_allowed(
     run(
         ledger_app,
         b.order_cmd(
-            "initiate_refund", "A1", method="alipay", amount_fen=1000, consent_id="consent-1"
+            "initiate_refund",
+            "A1",
+            purpose="price_adjustment",
+            method="alipay",
+            amount_fen=1000,
+            consent_id="consent-1",
         ),
     )
     refund = only(stream(ledger_app, "A1"), ev.RefundInitiated)
@@ -454,7 +503,12 @@ def test_a_consent_for_one_method_does_not_redirect_a_refund_of_another(
     refused(
         ledger_app,
         b.order_cmd(
-            "initiate_refund", "A1", method="alipay", amount_fen=1000, consent_id="consent-w"
+            "initiate_refund",
+            "A1",
+            purpose="price_adjustment",
+            method="alipay",
+            amount_fen=1000,
+            consent_id="consent-w",
         ),
         "REFUND_DESTINATION_NOT_CONSENTED",
         "3.1.4",
@@ -467,18 +521,30 @@ def test_a_payment_refunded_before_formation_does_not_count_toward_it(
     submitted(ledger_app)
     run(ledger_app, b.pay("A1", ALIPAY_PART, method="alipay"))
     refund = run(
-        ledger_app, b.order_cmd("initiate_refund", "A1", method="alipay", amount_fen=ALIPAY_PART)
+        ledger_app,
+        b.order_cmd(
+            "initiate_refund",
+            "A1",
+            purpose="payment_returned",
+            method="alipay",
+            amount_fen=ALIPAY_PART,
+        ),
     )
     run(ledger_app, b.order_cmd("complete_refund", "A1", refund_id=refund.result["refund_id"]))
     rest = run(ledger_app, b.pay("A1", WECHAT_PART, method="wechat"))
-    assert rest.events == ["order/PaymentReceived"], "formed with part of the price refunded"
+    assert rest.events == [CLAIMED, "order/PaymentReceived"], (
+        "formed with part of the price refunded"
+    )
     refused(ledger_app, b.ship("A1"), "NOT_PAID", "3.1.3")
 
 
 def test_completing_a_refund_moves_it_from_pending_to_refunded(ledger_app: Ledger) -> None:
     paid_split(ledger_app)
     started = run(
-        ledger_app, b.order_cmd("initiate_refund", "A1", method="alipay", amount_fen=5000)
+        ledger_app,
+        b.order_cmd(
+            "initiate_refund", "A1", purpose="price_adjustment", method="alipay", amount_fen=5000
+        ),
     )
     refund_id = started.result["refund_id"]
     done = run(ledger_app, b.order_cmd("complete_refund", "A1", refund_id=refund_id))
@@ -486,9 +552,19 @@ def test_completing_a_refund_moves_it_from_pending_to_refunded(ledger_app: Ledge
     order = ledger_app.order("A1")
     assert order.pending_refunds == {}
     assert order.refunded_fen == {"alipay": 5000}
+    # The provider confirming it again (another command id) is a repeat: the first outcome.
+    head = ledger_app.head_position()
+    again = ledger_app.execute(b.order_cmd("complete_refund", "A1", refund_id=refund_id))
+    assert again.duplicate and again.events == done.events
+    assert ledger_app.head_position() == head
+    assert ledger_app.order("A1").refunded_fen == {"alipay": 5000}
+
+
+def test_completing_a_refund_that_was_never_started_is_refused(ledger_app: Ledger) -> None:
+    paid_split(ledger_app)
     refused(
         ledger_app,
-        b.order_cmd("complete_refund", "A1", refund_id=refund_id),
+        b.order_cmd("complete_refund", "A1", refund_id="A1/R9"),
         "REFUND_NOT_PENDING",
         "3.1.4",
     )
@@ -561,7 +637,9 @@ def test_a_closed_order_refuses_a_further_refund(ledger_app: Ledger) -> None:
     closed_by_mutual_termination(ledger_app)
     refused(
         ledger_app,
-        b.order_cmd("initiate_refund", "A1", method="alipay", amount_fen=1),
+        b.order_cmd(
+            "initiate_refund", "A1", purpose="price_adjustment", method="alipay", amount_fen=1
+        ),
         "OVER_REFUND",
         "3.1.4",
     )

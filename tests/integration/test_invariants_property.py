@@ -1,12 +1,18 @@
 """Invariants under random command sequences (hypothesis), on both backends.
 
-A few orders share two coupons and an F-code; random commands (payments, cancels, lapses,
-shortages, terminations, flags, price errors, refunds, shipping, delivery, restores) run
-with clock advances in between. After every command, accepted or refused:
+A few orders share two coupons and an F-code; random commands (payments with provider ids,
+repeats of them with the same and with other facts and on other orders, re-payments,
+cancels, lapses, shortages, terminations, flags, price errors, refunds with each purpose,
+shipping, delivery, restores) run with clock advances in between. After every command,
+accepted or refused:
 
 - refused commands wrote nothing (head position unchanged); accepted ones report the head;
+  a repeated fact (same provider id, same facts) returns the first outcome and writes nothing;
 - per method, refunded + pending <= paid; a closed order owes nothing more (all queued);
-- nothing ships unless the contract formed and the order is paid in full at that moment;
+- nothing kept ever exceeds what is due;
+- nothing ships or is delivered unless the contract formed and what is kept covers what
+  is due at that moment;
+- one provider payment id is counted once in the whole ledger;
 - a closure after payment in full says ``contract_formed=True`` and notifies (ECL 49);
 - each code is held by at most one live order, which is its consumer; a code consumed by a
   closed order is forfeited (3.1.11);
@@ -21,7 +27,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,7 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.application import Ledger, open_ledger
+from ledger.application import CommandResult, Ledger, open_ledger
 from ledger.clock import ManualClock
 from ledger.domain.entitlement import Entitlement
 from ledger.domain.errors import NotFound, RuleViolation
@@ -45,6 +51,16 @@ from tests.fix_app import CLOCK_START
 ORDERS = 3
 METHODS = ("alipay", "wechat")
 SETTLEMENT = frozenset({"complete_refund", "notify_user", "complete_transaction"})
+REPEATABLE = frozenset(
+    {
+        "receive_payment",
+        "ship_order",
+        "record_refund_consent",
+        "raise_flag",
+        "review_flag",
+        "complete_refund",
+    }
+)
 # Mostly short steps, so orders are often paid in time; some pass the deadline or a week.
 ADVANCE_MINUTES = (1, 2, 3, 5, 7, 10, 15, 20, 31, 60 * 24, 60 * 24 * 8, 60 * 24 * 30)
 
@@ -81,7 +97,18 @@ KINDS = (
     "complete_refund",
     "restore",
     "submit",
+    "pay_again",
+    "refund",
+    "pay",
+    "deliver",
+    "pay_again",
 )
+REFUND_PURPOSES = ("price_adjustment", "shortage", "termination", "payment_returned")
+AIMED: dict[str, Callable[[Any], bool]] = {
+    "refund": lambda o: o.kept_fen > 0 and not o.is_closed,
+    "deliver": lambda o: o.shipped and not o.is_closed and not o.is_delivered,
+    "request_term": lambda o: o.contract_formed and not o.is_closed,
+}
 
 Step = tuple[str, int, int]
 step_of = st.tuples(st.sampled_from(KINDS), st.integers(0, ORDERS - 1), st.integers(0, 11))
@@ -105,6 +132,8 @@ class Run:
         self.order_nos = [f"{self.prefix}-O{i}" for i in range(ORDERS)]
         self.coupons = [f"{self.prefix}-C0", f"{self.prefix}-C1"]
         self.f_code = f"{self.prefix}-F0"
+        # Accepted payment commands, to send their provider ids again.
+        self.payments: list[dict[str, Any]] = []
 
     @property
     def codes(self) -> list[str]:
@@ -134,6 +163,9 @@ def command_for(run: Run, step: Step) -> dict[str, Any] | None:
         # Aim at an order that exists (a refused submission leaves a gap) when there is one.
         existing = [n for n in run.order_nos if run.order(n) is not None]
         no = existing[index % len(existing)] if existing else no
+        # Refunds and deliveries mostly aim where they can apply, so they are often accepted.
+        ready = [n for n in existing if AIMED.get(kind, lambda o: False)(run.order(n))]
+        no = ready[index % len(ready)] if ready and choice else no
     order = run.order(no)
 
     def cmd(kind_: str, **fields: Any) -> dict[str, Any]:
@@ -159,16 +191,19 @@ def command_for(run: Run, step: Step) -> dict[str, Any] | None:
         return b.other(
             "restore_entitlement", command_id=run.cid("restore"), code=code, rule="goodwill 2026/3"
         )
-    outstanding = order.total_due_fen - order.paid_total_fen if order else 1
+    outstanding = order.outstanding_fen if order else 1
     paid_total = order.paid_total_fen if order else 0
     if kind == "pay":
-        mode = ("rest", "part", "rest", "over", "rest", "rest")[choice // 2]
+        mode = ("rest", "part", "rest", "over", "part", "rest")[choice // 2]
         amount = {
             "rest": max(outstanding, 1),
             "part": max(outstanding // 2, 1),
             "over": max(outstanding, 0) + 1,
         }[mode]
-        return b.pay(no, amount, method=METHODS[choice % 2], command_id=run.cid("pay"))
+        payment_id = run.cid("provider")
+        return b.pay(no, amount, method=METHODS[choice % 2], payment_id=payment_id)
+    if kind == "pay_again":
+        return payment_again(run, no, choice)
     if kind == "cancel":
         return cmd("cancel_order")
     if kind == "lapse":
@@ -186,7 +221,9 @@ def command_for(run: Run, step: Step) -> dict[str, Any] | None:
     if kind == "decline_term":
         return cmd("decline_mutual_termination")
     if kind == "ship":
-        return cmd("ship_order", carrier="SF", tracking_no=run.cid("SF"))
+        # Half the time the order's own tracking number: a second send is a repeat.
+        tracking_no = f"{no}-SF" if choice % 2 else run.cid("SF")
+        return cmd("ship_order", carrier="SF", tracking_no=tracking_no)
     if kind == "deliver":
         return cmd("deliver_order", signer_relation=("self", "family", "neighbour")[choice % 3])
     if kind == "notify":
@@ -236,21 +273,25 @@ def command_for(run: Run, step: Step) -> dict[str, Any] | None:
             "record_refund_consent",
             consent_id=f"consent-{method}",
             method=method,
-            destination_account="6222000011112222",
+            destination_account=("6222000011112222", "6222000099998888")[choice // 10],
         )
     if kind == "refund":
-        method = METHODS[choice % 2]
+        # Mostly a method the order was paid with.
+        paid_with = [m for m in METHODS if order and order.refundable_fen(m) > 0]
+        method = paid_with[choice % len(paid_with)] if paid_with and choice != 1 else METHODS[0]
         refundable = order.refundable_fen(method) if order else 0
-        amount = (max(refundable, 1), 1, refundable + 1)[choice // 2 % 3]
-        consent = {"consent_id": f"consent-{method}"} if choice >= 6 else {}
-        return cmd("initiate_refund", method=method, amount_fen=amount, **consent)
+        amount = (max(refundable, 1), 1, max(refundable // 4, 1))[choice // 2 % 3]
+        consent = {"consent_id": f"consent-{method}"} if choice >= 9 else {}
+        purpose = REFUND_PURPOSES[choice // 6 * 2 + choice % 2]
+        return cmd("initiate_refund", method=method, amount_fen=amount, purpose=purpose, **consent)
     if kind == "complete_refund":
-        # Any order's pending refund (most steps would otherwise hit one with none).
+        # Any order's pending refund (most steps would otherwise hit one with none), or now
+        # and then a completed one again (the provider's confirmation repeated).
         pending = [
             (n, refund_id)
             for n in run.order_nos
             if (o := run.order(n)) is not None
-            for refund_id in sorted(o.pending_refunds)
+            for refund_id in sorted(o.completed_refunds if choice >= 9 else o.pending_refunds)
         ]
         if not pending:
             return cmd("complete_refund", refund_id=f"{no}/R99")
@@ -259,6 +300,27 @@ def command_for(run: Run, step: Step) -> dict[str, Any] | None:
             "complete_refund", owner, command_id=run.cid("complete_refund"), refund_id=refund_id
         )
     raise AssertionError(f"unknown step kind {kind}")
+
+
+def payment_again(run: Run, no: str, choice: int) -> dict[str, Any] | None:
+    """An accepted payment's provider id again: the same facts (a repeat), another amount,
+    or on another order (both refused)."""
+    if not run.payments:
+        return None
+    # Mostly one whose order could still take it, so counting it twice would show.
+    open_to_it = [
+        p
+        for p in run.payments
+        if (o := run.order(p["order_no"])) is not None and o.outstanding_fen >= p["amount_fen"]
+    ]
+    candidates = open_to_it if open_to_it and choice else run.payments
+    earlier = candidates[choice % len(candidates)]
+    again = {**earlier, "command_id": run.cid("pay-again")}
+    if choice % 3 == 1:
+        again["amount_fen"] = earlier["amount_fen"] + 1
+    elif choice % 3 == 2 and no != earlier["order_no"]:
+        again["order_no"] = no
+    return again
 
 
 # -- the invariants -----------------------------------------------------------------------------
@@ -272,6 +334,9 @@ def check_order(order: Order) -> None:
         assert back <= paid, f"{order.order_no}: {back} refunded/pending of {paid} on {method}"
         if order.is_closed:
             assert back == paid, f"{order.order_no}: closed but {paid - back} not refunded"
+    assert order.kept_fen <= order.due_fen, f"{order.order_no}: kept more than is due"
+    counted = sum(p["facts"][1] for p in order.payments.values())
+    assert counted == order.paid_total_fen, f"{order.order_no}: a payment counted twice"
     if order.shipped:
         assert order.contract_formed, f"{order.order_no} shipped without a contract"
     if order.is_closed:
@@ -307,11 +372,9 @@ def check_step(
         return
     if before.is_closed:
         assert kind in SETTLEMENT, f"closed {before.order_no} accepted {kind}"
-    if kind == "ship_order":
-        assert before.contract_formed, "shipped an order whose contract has not formed"
-        # Formation counts payments net of refunds; a refund agreed after formation does
-        # not undo the contract, so shipping needs the contract and the price received.
-        assert before.paid_total_fen >= before.total_due_fen, "shipped an order not paid in full"
+    if kind in ("ship_order", "deliver_order"):
+        assert before.contract_formed, f"{kind}: the contract has not formed"
+        assert before.kept_fen >= before.due_fen, f"{kind} with {before.kept_fen} kept of due"
         assert not before.shortage_open
     assert after is not None
     if after.is_closed and not before.is_closed:
@@ -324,12 +387,24 @@ def check_step(
         assert "order/UserNotified" in result_events, "closure without a notice to the user"
 
 
+def check_payment_ids(orders: dict[str, Order]) -> None:
+    """One provider payment id, one payment in the whole ledger."""
+    seen: dict[str, str] = {}
+    for order in orders.values():
+        for payment_id in order.payments:
+            assert payment_id not in seen, f"{payment_id} paid {seen.get(payment_id)} too"
+            seen[payment_id] = order.order_no
+
+
 def check_streams(run: Run) -> None:
+    payment_ids: list[str] = []
     for no in run.order_nos:
         events = list(run.ledger.app.events.get(order_id(no)))
+        payment_ids += [e.payment_id for e in events if isinstance(e, ev.PaymentReceived)]
         for kind in (ev.Shipped, ev.OrderClosed, ev.ContractFormed, ev.TransactionCompleted):
             count = sum(isinstance(e, kind) for e in events)
             assert count <= 1, f"{no}: {count} {kind.__name__} events"
+    assert len(payment_ids) == len(set(payment_ids)), "a provider payment id counted twice"
 
 
 def play(run: Run, steps: list[Step]) -> None:
@@ -352,16 +427,31 @@ def play(run: Run, steps: list[Step]) -> None:
             assert run.ledger.head_position() == head, f"refused {command['type']} wrote events"
             accepted, events = False, []
         else:
-            assert not result.duplicate
-            assert result.position == run.ledger.head_position() > head
-            accepted, events = True, result.events
+            accepted, events = check_result(run, command, result, head)
         after = run.order(no) if no else None
         check_step(run, command, before, after, accepted, events)
         orders = {o.order_no: o for n in run.order_nos if (o := run.order(n)) is not None}
         for order in orders.values():
             check_order(order)
         check_entitlements(run, orders)
+        check_payment_ids(orders)
     check_streams(run)
+
+
+def check_result(
+    run: Run, command: dict[str, Any], result: CommandResult, head: int
+) -> tuple[bool, list[str]]:
+    """Accepted: the head moved to the result. A repeated fact: nothing written and the
+    first outcome; the only repeats here are of a provider id, a shipment, a consent, a
+    flag or a refund's completion. Returns whether the command changed anything, and its events."""
+    if result.duplicate:
+        assert command["type"] in REPEATABLE, f"{command['type']} answered as a repeat"
+        assert run.ledger.head_position() == head, "a repeat wrote events"
+        return False, []
+    assert result.position == run.ledger.head_position() > head
+    if command["type"] == "receive_payment":
+        run.payments.append(command)
+    return True, result.events
 
 
 @contextmanager

@@ -142,12 +142,17 @@ def test_every_gift_returned_refunds_every_method_in_full() -> None:
 
 def test_no_refund_is_more_than_what_was_paid_less_earlier_refunds() -> None:
     order = delivered(paid(submitted(), ("card", 99900), ("alipay", 300000)))
-    order.initiate_refund(ctx(), "alipay", 50000)
+    order.initiate_refund(ctx(), "alipay", 50000, "price_adjustment")
 
     events = returned(order, gifts_returned=[])
 
     assert refunds(events) == {"alipay": 250000, "card": 99900}
-    refused(order, lambda: order.initiate_refund(ctx(), "card", 1), "OVER_REFUND", "3.1.4")
+    refused(
+        order,
+        lambda: order.initiate_refund(ctx(), "card", 1, "price_adjustment"),
+        "OVER_REFUND",
+        "3.1.4",
+    )
 
 
 def test_a_return_refund_is_due_seven_days_after_receipt() -> None:

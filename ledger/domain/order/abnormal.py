@@ -24,16 +24,17 @@ class AbnormalOrderRules(OrderBase):
     def raise_flag(
         self, ctx: Ctx, flag_id: str, criterion: int, evidence: dict[str, Any], automated: bool
     ) -> None:
+        """A flag id names one flag on this order: raised again with the same criterion,
+        evidence and automation it is a repeat; with others it is refused."""
+        flag = self.flags.get(flag_id)
+        facts = [criterion, evidence, automated]
+        self.check_repeat(flag and flag["raised"], facts, "FLAG_EXISTS", "3.1.6", "flag id")
         self.check_open()
         if criterion not in CRITERIA:
             raise RuleViolation(
                 "UNKNOWN_CRITERION",
                 "3.1.6",
                 f"order {self.order_no}: the criterion is not one of 3.1.6's",
-            )
-        if flag_id in self.flags:
-            raise RuleViolation(
-                "FLAG_EXISTS", "3.1.6", f"order {self.order_no}: a flag of that id exists"
             )
         if not evidence.get("orders") and not evidence.get("signals"):
             raise RuleViolation(
@@ -51,17 +52,17 @@ class AbnormalOrderRules(OrderBase):
     def review_flag(
         self, ctx: Ctx, flag_id: str, reviewer_id: str, outcome: str, note: str
     ) -> None:
-        """The human review PIPL art. 24 gives the user a right to."""
-        self.check_open()
+        """The human review PIPL art. 24 gives the user a right to; the same review again
+        is a repeat, another review of a reviewed flag is refused."""
         flag = self.flags.get(flag_id)
+        if flag is not None:
+            facts = [reviewer_id, outcome, note]
+            self.check_repeat(
+                flag.get("reviewed"), facts, "FLAG_ALREADY_REVIEWED", "PIPL 24", "flag review"
+            )
+        self.check_open()
         if flag is None:
-            raise RuleViolation(
-                "FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no flag of that id"
-            )
-        if flag["outcome"] is not None:
-            raise RuleViolation(
-                "FLAG_ALREADY_REVIEWED", "PIPL 24", f"order {self.order_no}: the flag was reviewed"
-            )
+            raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no such flag")
         self.emit(
             ev.AbnormalOrderFlagReviewed,
             ctx,
@@ -74,12 +75,10 @@ class AbnormalOrderRules(OrderBase):
     def check_flag_allows_close(self, flag_id: str) -> None:
         flag = self.flags.get(flag_id)
         if flag is None:
-            raise RuleViolation(
-                "FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no flag of that id"
-            )
+            raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no such flag")
         if flag["outcome"] == "dismissed":
             raise RuleViolation(
-                "FLAG_DISMISSED", "3.1.6", f"order {self.order_no}: the flag was dismissed"
+                "FLAG_DISMISSED", "3.1.6", f"order {self.order_no}: that flag was dismissed"
             )
         if flag["automated"] and flag["outcome"] != "confirmed":
             raise RuleViolation(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
+from ledger.domain.repeats import RepeatedFact
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -33,7 +35,13 @@ class OrderBase:
         paid_fen: dict[str, int]
         refunded_fen: dict[str, int]
         pending_refunds: dict[str, dict[str, Any]]
-        refund_consents: dict[str, str]
+        refund_consents: dict[str, dict[str, Any]]
+        payments: dict[str, dict[str, Any]]
+        completed_refunds: dict[str, str]
+        shipment: dict[str, Any] | None
+        shortage_skus: list[str]
+        shortage_refunded_fen: int
+        returns: dict[str, dict[str, Any]]
         closed_ground: str | None
         closed_clause: str | None
         closed_at: datetime
@@ -59,27 +67,33 @@ class OrderBase:
         def close(self, ctx: Ctx, ground: str, evidence: dict[str, Any]) -> None: ...
 
         def refund_everything(
-            self, ctx: Ctx, withheld_fen: int = 0, due_by: datetime | None = None
+            self,
+            ctx: Ctx,
+            purpose: str,
+            withheld_fen: int = 0,
+            due_by: datetime | None = None,
         ) -> None: ...
 
         def check_flag_allows_close(self, flag_id: str) -> None: ...
 
         def form_contract_if_paid(self, ctx: Ctx) -> None: ...
 
+        # Provided by ContractRules.
+        def check_termination_requested(self) -> None: ...
+
+        def accept_mutual_termination(self, ctx: Ctx) -> None: ...
+
     def emit(self, event_class: Any, ctx: Ctx, **fields: Any) -> None:
         self.trigger_event(event_class, timestamp=ctx.at, command_id=ctx.command_id, **fields)
 
-    # -- money, derived from the events -------------------------------------------------
+    # -- money: defined here once; every rule reads these (3.1.2-3.1.4, 3.1.7) ------------
+    # State the events keep: ``paid_fen`` and ``refunded_fen`` per method, ``pending_refunds``
+    # by refund id, and ``total_due_fen``, the price agreed now: the submission's total, a
+    # price error's adjusted total (3.1.7), less the refunds that lower it (price
+    # adjustments, short lines, returns: ``events.LOWERS_DUE``).
     @property
     def paid_total_fen(self) -> int:
         return sum(self.paid_fen.values())
-
-    @property
-    def kept_fen(self) -> int:
-        """Paid and not given back or on its way back: what counts toward the price."""
-        returned_fen = sum(self.refunded_fen.values())
-        pending_fen = sum(r["amount_fen"] for r in self.pending_refunds.values())
-        return self.paid_total_fen - returned_fen - pending_fen
 
     def pending_fen(self, method: str) -> int:
         return sum(r["amount_fen"] for r in self.pending_refunds.values() if r["method"] == method)
@@ -91,6 +105,27 @@ class OrderBase:
             - self.refunded_fen.get(method, 0)
             - self.pending_fen(method)
         )
+
+    @property
+    def kept_fen(self) -> int:
+        """Paid and not given back or on its way back: what counts toward the price."""
+        return sum(self.refundable_fen(method) for method in self.paid_fen)
+
+    @property
+    def due_fen(self) -> int:
+        """What the user owes for the order: the agreed price, or nothing once it is closed
+        (a closure refunds everything, ECL 49). Nothing kept may exceed it."""
+        return 0 if self.is_closed else self.total_due_fen
+
+    @property
+    def outstanding_fen(self) -> int:
+        """What may still be paid: a payment beyond it is refused (3.1.3)."""
+        return max(self.due_fen - self.kept_fen, 0)
+
+    @property
+    def covered(self) -> bool:
+        """What is kept covers what is due: the condition for shipping and delivery (3.1.3)."""
+        return self.kept_fen >= self.due_fen
 
     @property
     def is_closed(self) -> bool:
@@ -123,3 +158,26 @@ class OrderBase:
             raise RuleViolation(
                 "ALREADY_DELIVERED", clause, f"order {self.order_no} was already delivered"
             )
+
+    def check_repeat(
+        self,
+        step: dict[str, Any] | None,
+        facts: list[Any],
+        code: str,
+        clause: str,
+        what: str,
+        same_sealed: Callable[[str], bool] | None = None,
+    ) -> None:
+        """A step already recorded under the same external id: with the same facts it is a
+        repeat (``RepeatedFact``: the first outcome answers); with others it is refused
+        with ``code``. Sealed facts are compared by ``same_sealed``, given the token."""
+        if step is None:
+            return
+        same = step["facts"] == facts
+        if same and same_sealed is not None:
+            same = same_sealed(step["sealed"])
+        if same:
+            raise RepeatedFact(step["command_id"])
+        raise RuleViolation(
+            code, clause, f"order {self.order_no}: that {what} was recorded with other facts"
+        )

@@ -57,7 +57,7 @@ class ClosureRules(OrderBase):
             contract_formed=formed,
             evidence=evidence,
         )
-        self.refund_everything(ctx)
+        self.refund_everything(ctx, "closure")
         self.emit(ev.UserNotified, ctx, subject=f"order closed: {ground}", clause=clause)
 
     def check_seller_may_close(self, ground: str, evidence: dict[str, Any]) -> None:

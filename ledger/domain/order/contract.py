@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
@@ -9,10 +11,29 @@ from ledger.domain.order.base import OrderBase
 
 
 class ContractRules(OrderBase):
+    def check_payment_id(
+        self,
+        payment_id: str,
+        method: str,
+        amount_fen: int,
+        same_payer: Callable[[str], bool],
+    ) -> None:
+        """A provider's payment id names one payment: stated again with the same method,
+        amount and payer it is a repeat; with others it is refused (3.1.3)."""
+        self.check_repeat(
+            self.payments.get(payment_id),
+            [method, amount_fen],
+            "PAYMENT_ID_REUSED",
+            "3.1.3",
+            "payment id",
+            same_payer,
+        )
+
     def check_payment_acceptable(self, ctx: Ctx, amount_fen: int) -> None:
+        """Nothing kept may exceed what is due: a payment is taken up to what is
+        outstanding, a re-payment after a refund too (3.1.3)."""
         self.check_open()
-        outstanding_fen = self.total_due_fen - self.kept_fen
-        if outstanding_fen <= 0:
+        if self.outstanding_fen <= 0:
             raise RuleViolation(
                 "ALREADY_PAID", "3.1.2", f"order {self.order_no} is already paid in full"
             )
@@ -22,17 +43,29 @@ class ContractRules(OrderBase):
                 "3.1.3",
                 f"order {self.order_no}: payment after the deadline forms no contract",
             )
-        if amount_fen > outstanding_fen:
+        if amount_fen > self.outstanding_fen:
             raise RuleViolation(
                 "OVERPAYMENT",
                 "3.1.3",
-                f"order {self.order_no}: more offered than the {outstanding_fen} fen due",
+                f"order {self.order_no}: more offered than the "
+                f"{self.outstanding_fen} fen outstanding",
             )
 
     def receive_payment(
-        self, ctx: Ctx, payment_id: str, method: str, payer_account: str, amount_fen: int
+        self,
+        ctx: Ctx,
+        payment_id: str,
+        method: str,
+        payer_account: str,
+        amount_fen: int,
+        same_payer: Callable[[str], bool] | None = None,
     ) -> None:
-        """Only payment in full forms the contract (3.1.2); a part payment forms nothing."""
+        """Only payment in full forms the contract (3.1.2); a part payment forms nothing.
+        ``payer_account`` is the sealed token; ``same_payer`` tells whether a stored token
+        seals the payer of this command (for a repeated payment id); without it only the
+        very same token is the same payer."""
+        same = same_payer or (lambda sealed: sealed == payer_account)
+        self.check_payment_id(payment_id, method, amount_fen, same)
         self.check_payment_acceptable(ctx, amount_fen)
         self.emit(
             ev.PaymentReceived,
@@ -46,7 +79,7 @@ class ContractRules(OrderBase):
 
     def form_contract_if_paid(self, ctx: Ctx) -> None:
         """Paid in full, net of refunds, forms the contract (3.1.2, 3.1.3)."""
-        if not self.contract_formed and self.kept_fen >= self.total_due_fen:
+        if not self.contract_formed and self.covered:
             self.emit(ev.ContractFormed, ctx, paid_total_fen=self.kept_fen)
 
     def check_cancel_allowed(self) -> None:

@@ -4,6 +4,7 @@ refusals; delivered = signed by the user, family, a designated recipient or an a
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from ledger.domain.china_time import end_of_day_after
 from ledger.domain.context import Ctx
@@ -15,14 +16,25 @@ SIGNER_RELATIONS = ("self", "family", "designated_recipient", "agent")
 
 
 class DeliveryRules(OrderBase):
+    def check_covered(self, step: str) -> None:
+        """3.1.3: the goods go out only against the price: what is kept (paid, less refunds
+        done or under way) covers what is due."""
+        if not self.contract_formed or not self.covered:
+            raise RuleViolation(
+                "NOT_PAID",
+                "3.1.3",
+                f"order {self.order_no}: {self.kept_fen} fen kept of {self.due_fen} fen due: "
+                f"no {step}",
+            )
+
+    def check_shipment(self, facts: list[Any]) -> None:
+        """One shipment per order: the same carrier, tracking number and times again are
+        a repeat of it; anything else is refused."""
+        self.check_repeat(self.shipment, facts, "ALREADY_SHIPPED", "3.2", "shipment")
+
     def check_can_ship(self) -> None:
         self.check_open()
-        if not self.contract_formed or self.paid_total_fen < self.total_due_fen:
-            raise RuleViolation(
-                "NOT_PAID", "3.1.3", f"order {self.order_no} is not paid in full: no shipping"
-            )
-        if self.shipped:
-            raise RuleViolation("ALREADY_SHIPPED", "3.2", f"order {self.order_no} has shipped")
+        self.check_covered("shipping")
         if self.termination_requested:
             raise RuleViolation(
                 "TERMINATION_PENDING",
@@ -49,6 +61,7 @@ class DeliveryRules(OrderBase):
         promised_delivery: datetime | None,
     ) -> None:
         """A shown delivery time is an estimate, not a promise (3.2.2): kept apart."""
+        self.check_shipment([carrier, tracking_no, estimated_delivery, promised_delivery])
         self.check_can_ship()
         self.emit(
             ev.Shipped,
@@ -87,6 +100,7 @@ class DeliveryRules(OrderBase):
         """Signing accepts the goods' appearance (3.2.3) and starts the no-reason window
         (CPL 25), except for enterprise/government group purchases (3.3.2)."""
         self.check_in_transit("3.2.3")
+        self.check_covered("delivery")
         if signer_relation not in SIGNER_RELATIONS:
             raise RuleViolation(
                 "SIGNER_NOT_AUTHORISED",

@@ -60,6 +60,12 @@ class OrderSubmitted(OrderEvent, Aggregate.Created):
         agg.refunded_fen = {}
         agg.pending_refunds = {}
         agg.refund_consents = {}
+        agg.payments = {}
+        agg.completed_refunds = {}
+        agg.shipment = None
+        agg.shortage_skus = []
+        agg.shortage_refunded_fen = 0
+        agg.returns = {}
         agg.closed_ground = None
         agg.closed_clause = None
         agg.closed_at = None
@@ -89,6 +95,12 @@ class PaymentReceived(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.paid_fen[self.method] = agg.paid_fen.get(self.method, 0) + self.amount_fen
+        # The facts a repeat of this payment id is compared with (payer stays sealed).
+        agg.payments[self.payment_id] = {
+            "facts": [self.method, self.amount_fen],
+            "sealed": self.payer_account,
+            "command_id": self.command_id,
+        }
 
 
 @topic("order/ContractFormed")
@@ -122,6 +134,7 @@ class StockShortageDeclared(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.shortage_open = True
+        agg.shortage_skus = sorted({*agg.shortage_skus, *self.skus})
 
 
 @topic("order/StockShortageResolved")
@@ -186,21 +199,45 @@ class RefundConsentRecorded(OrderEvent):
     destination_account: str
 
     def apply(self, agg: Any) -> None:
-        agg.refund_consents[self.consent_id] = self.method
+        agg.refund_consents[self.consent_id] = {
+            "facts": [self.method],
+            "sealed": self.destination_account,
+            "command_id": self.command_id,
+        }
+
+
+# Why money goes back. The first three lower what is due by the amount: the user and the
+# seller agreed a lower price (3.1.7), dropped short lines (3.1.4), or the goods came back
+# (CPL 24/25). The others give money back without changing the price: a payment returned
+# to be made again, the refunds of a termination or a closure (the order then owes
+# nothing: ``OrderBase.due_fen``), and "unstated" for rows stored before purposes existed.
+LOWERS_DUE = frozenset({"price_adjustment", "shortage", "return"})
+REFUND_PURPOSES = LOWERS_DUE | {"payment_returned", "termination", "closure", "unstated"}
 
 
 @topic("order/RefundInitiated")
 class RefundInitiated(OrderEvent):
+    class_version = 2
     refund_id: str
     method: str
     amount_fen: int
     destination: str
     consent_id: str | None
     due_by: datetime | None
+    purpose: str
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 refunds said nothing of why: they lowered what was kept, never the price."""
+        state["purpose"] = "unstated"
 
     def apply(self, agg: Any) -> None:
         agg.pending_refunds[self.refund_id] = {"method": self.method, "amount_fen": self.amount_fen}
         agg.next_refund_no += 1
+        if self.purpose in LOWERS_DUE:
+            agg.total_due_fen -= self.amount_fen
+        if self.purpose == "shortage":
+            agg.shortage_refunded_fen += self.amount_fen
 
 
 @topic("order/RefundCompleted")
@@ -211,6 +248,7 @@ class RefundCompleted(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         del agg.pending_refunds[self.refund_id]
+        agg.completed_refunds[self.refund_id] = self.command_id
         agg.refunded_fen[self.method] = agg.refunded_fen.get(self.method, 0) + self.amount_fen
         agg.after_sales_ended_at = self.timestamp
 
@@ -248,6 +286,15 @@ class Shipped(OrderEvent):
     def apply(self, agg: Any) -> None:
         agg.shipped = True
         agg.status = "shipped"
+        agg.shipment = {
+            "facts": [
+                self.carrier,
+                self.tracking_no,
+                self.estimated_delivery,
+                self.promised_delivery,
+            ],
+            "command_id": self.command_id,
+        }
 
 
 @topic("order/DeliveryAttemptFailed")
@@ -301,6 +348,13 @@ class ReturnRequested(OrderEvent):
     def apply(self, agg: Any) -> None:
         agg.open_return = {"return_id": self.return_id, "kind": self.kind, "received": False}
         agg.status = "return_requested"
+        # Each step's facts and first command, for repeats of this return id.
+        agg.returns[self.return_id] = {
+            "requested": {
+                "facts": [self.kind, self.service_region, self.visible_damage_claimed],
+                "command_id": self.command_id,
+            }
+        }
 
 
 @topic("order/ReturnReceived")
@@ -311,6 +365,7 @@ class ReturnReceived(OrderEvent):
     def apply(self, agg: Any) -> None:
         agg.open_return["received"] = True
         agg.open_return["refund_due_by"] = self.refund_due_by
+        agg.returns[self.return_id]["received"] = {"facts": [], "command_id": self.command_id}
 
 
 @topic("order/ReturnInspected")
@@ -323,6 +378,10 @@ class ReturnInspected(OrderEvent):
     def apply(self, agg: Any) -> None:
         agg.open_return = None
         agg.returns_done += 1
+        agg.returns[self.return_id]["inspected"] = {
+            "facts": sorted(self.gifts_returned),
+            "command_id": self.command_id,
+        }
         agg.status = "returned"
 
 
@@ -343,7 +402,14 @@ class AbnormalOrderFlagRaised(OrderEvent):
     automated: bool
 
     def apply(self, agg: Any) -> None:
-        agg.flags[self.flag_id] = {"automated": self.automated, "outcome": None}
+        agg.flags[self.flag_id] = {
+            "automated": self.automated,
+            "outcome": None,
+            "raised": {
+                "facts": [self.criterion, self.evidence, self.automated],
+                "command_id": self.command_id,
+            },
+        }
 
 
 @topic("order/AbnormalOrderFlagReviewed")
@@ -355,6 +421,10 @@ class AbnormalOrderFlagReviewed(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.flags[self.flag_id]["outcome"] = self.outcome
+        agg.flags[self.flag_id]["reviewed"] = {
+            "facts": [self.reviewer_id, self.outcome, self.note],
+            "command_id": self.command_id,
+        }
 
 
 @topic("order/TransactionCompleted")

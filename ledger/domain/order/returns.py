@@ -16,6 +16,12 @@ from ledger.domain.regions import is_mainland
 
 
 class ReturnRules(OrderBase):
+    def check_return_step(self, return_id: str, step: str, facts: list[Any]) -> None:
+        """A return id names one return on this order: a step of it stated again with the
+        same facts is a repeat; with others it is refused."""
+        steps = self.returns.get(return_id, {})
+        self.check_repeat(steps.get(step), facts, "RETURN_ID_REUSED", "3.3.1", "return id")
+
     def check_return_allowed(self, ctx: Ctx, kind: str, service_region: str) -> None:
         self.check_open()
         self.check_not_completed()
@@ -69,6 +75,8 @@ class ReturnRules(OrderBase):
     ) -> None:
         """A quality return stays open after signing (CPL 24, CC 497); a claim of visible
         damage is recorded with the fact that the appearance was accepted (3.2.3)."""
+        facts = [kind, service_region, visible_damage_claimed]
+        self.check_return_step(return_id, "requested", facts)
         self.check_return_allowed(ctx, kind, service_region)
         self.emit(
             ev.ReturnRequested,
@@ -91,6 +99,7 @@ class ReturnRules(OrderBase):
         return current
 
     def receive_return(self, ctx: Ctx, return_id: str) -> None:
+        self.check_return_step(return_id, "received", [])
         if self.check_open_return(return_id)["received"]:
             raise RuleViolation(
                 "RETURN_ALREADY_RECEIVED", "3.3.1", f"order {self.order_no}: already received"
@@ -102,6 +111,7 @@ class ReturnRules(OrderBase):
         self, ctx: Ctx, return_id: str, gifts_returned: list[str], coupon_policy: str
     ) -> None:
         """A gift not returned is paid for at its stated price (3.1.8), kept from the refund."""
+        self.check_return_step(return_id, "inspected", sorted(gifts_returned))
         current = self.check_open_return(return_id)
         if not current["received"]:
             raise RuleViolation(
@@ -129,4 +139,6 @@ class ReturnRules(OrderBase):
                 ev.GiftPriceCharged, ctx, gift_id=gift["gift_id"], price_fen=gift["price_fen"]
             )
         withheld_fen = sum(g["price_fen"] for g in missing)
-        self.refund_everything(ctx, withheld_fen=withheld_fen, due_by=current["refund_due_by"])
+        self.refund_everything(
+            ctx, "return", withheld_fen=withheld_fen, due_by=current["refund_due_by"]
+        )
