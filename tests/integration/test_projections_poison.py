@@ -10,6 +10,7 @@ validation, as an older release, an import or a bug could have written them.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import uuid4
@@ -27,7 +28,9 @@ from projections.batch import Batch
 from projections.check import check
 from projections.engine import Runtime
 from projections.events import Event
+from projections.freshness import ProjectionStopped
 from projections.poison import read_halts
+from projections.queries import ReadModels
 from projections.rebuild import rebuild
 from projections.registry import BY_NAME, PROJECTIONS, select
 from projections.skip import skip
@@ -89,8 +92,25 @@ def assert_same_as_rebuild(rt: Runtime) -> None:
         assert result.differences == 0, (result.name, [t.shown for t in result.tables])
 
 
+def assert_readers_are_told(url: str, head: int, poison: int) -> None:
+    """A reader of flags who asks to see the head hears at once that flags is stopped; a
+    reader of orders is served."""
+    read = ReadModels.open(url)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ProjectionStopped) as caught:
+            read.flags("any", after=head, timeout_s=30)
+        assert time.monotonic() - started < 5
+        assert caught.value.code == "PROJECTION_STOPPED" and caught.value.stopped == {
+            "flags": poison
+        }
+        assert read.order("none", after=head) is None
+    finally:
+        read.close()
+
+
 def test_a_poison_event_stops_only_its_projection_and_the_others_keep_up(
-    ledger: Ledger, rt: Runtime
+    ledger: Ledger, rt: Runtime, backend: str
 ) -> None:
     run_traffic(ledger, traffic(15, seed=3))
     # A reason that is not text: pj_refusals.reason cannot hold it (flags alone stores it).
@@ -110,6 +130,7 @@ def test_a_poison_event_stops_only_its_projection_and_the_others_keep_up(
     assert halt["position"] == poison and halt["topic"] == topic_of(ev.DeliveryRefused)
     assert halt["attempts"] == 1 and "not" not in halt["reason"] and "text" not in halt["reason"]
     assert all(rows[name]["stopped"] is None for name in OTHERS)
+    assert_readers_are_told(backend, head, poison)
 
     # More arrives: the others stay current; a new start retries flags once, in vain.
     run_traffic(ledger, traffic(10, seed=5))
