@@ -187,27 +187,59 @@ class Switch:
             raise KeyError("a field this release does not know")
 
 
-def test_a_stopped_projection_resumes_when_a_worker_starts_after_the_fix(
-    ledger: Ledger, rt: Runtime
-) -> None:
-    handler = Switch()
-    fragile = Projection(
+def fragile_projection(handler: Switch) -> Projection:
+    return Projection(
         name="fragile",
         version=1,
         description="fails on submissions until fixed",
         tables=(),
         handlers={topic_of(OrderSubmitted): handler},
     )
+
+
+def fragile_halt(rt: Runtime) -> Any:
+    with rt.db.snapshot() as cur:
+        return read_halts(rt.db, cur).get("ledger:fragile")
+
+
+def fragile_position(rt: Runtime) -> int:
+    with rt.db.snapshot() as cur:
+        return rt.tracking.read(cur, ["ledger:fragile"])["ledger:fragile"]
+
+
+def test_a_stopped_projection_resumes_when_a_worker_starts_after_the_fix(
+    ledger: Ledger, rt: Runtime
+) -> None:
+    handler = Switch()
+    fragile = fragile_projection(handler)
     run_traffic(ledger, traffic(8, seed=9))
     run_worker(rt, [fragile, *select(["orders"])])
-    with rt.db.snapshot() as cur:
-        halt = read_halts(rt.db, cur)["ledger:fragile"]
+    halt = fragile_halt(rt)
     assert halt.reason == "KeyError" and halt.attempts == 1
     assert positions(rt)["orders"] == ledger.head_position()
 
     handler.broken = False  # the fix
     run_worker(rt, [fragile])
-    with rt.db.snapshot() as cur:
-        assert read_halts(rt.db, cur) == {}
-        found = rt.tracking.read(cur, ["ledger:fragile"])
-    assert found["ledger:fragile"] == ledger.head_position()
+    assert fragile_halt(rt) is None
+    assert fragile_position(rt) == ledger.head_position()
+
+    # A check whose copy stops on the event names it, and compares the others.
+    handler.broken = True
+    results = {r.name: r for r in check(rt, [fragile, *select(["orders"])])}
+    stopped = results["fragile"].stopped
+    assert stopped is not None and stopped.position == halt.position
+    assert results["orders"].stopped is None and results["orders"].differences == 0
+    assert results["orders"].position == ledger.head_position()
+
+
+def test_a_rebuild_by_fixed_code_clears_the_stop(ledger: Ledger, rt: Runtime) -> None:
+    handler = Switch()
+    fragile = fragile_projection(handler)
+    run_traffic(ledger, traffic(8, seed=10))
+    run_worker(rt, [fragile])
+    assert fragile_halt(rt) is not None
+
+    handler.broken = False  # the fix, with a rebuild
+    report = rebuild(rt, [fragile], show_progress=False)
+    assert not report.stopped and report.position == ledger.head_position()
+    assert fragile_halt(rt) is None and fragile_position(rt) == ledger.head_position()
