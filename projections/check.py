@@ -6,7 +6,11 @@ Then, for each projection: read its live position P, take its copy up to exactly
 one read snapshot, confirm the live position is still P and compare every table in key order
 (both sides streamed, so memory does not grow with the tables). If a live worker moved on
 meanwhile, the copy catches up to the new P and the comparison is tried again. Scratch tables
-are dropped at the end.
+are dropped at the end, also when the check is interrupted; a killed check's are dropped by
+the next check (or a worker starting while no check runs).
+
+A copy that stops on a poison event before P cannot be compared: its result names the
+position and the reason (``stopped``), and the other projections are compared as usual.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.base import Projection
-from projections.copies import catch_up, prepare
+from projections.copies import catch_up, drop, drop_leftovers, prepare, removed_on_failure
 from projections.db import ProjectionsBusy
 from projections.engine import Runtime, Target, new_generation
 from projections.parallel import DEFAULT_JOBS, BuildPlan, build_copies
+from projections.poison import Halt, read_halts
 from projections.rebuild import REBUILD_BATCH
 from projections.schema import CHECK, LIVE, Table
 from projections.tracking import tracking_name
@@ -43,6 +48,7 @@ class ProjectionCheck:
     name: str
     position: int
     tables: list[TableDiff]
+    stopped: Halt | None = None  # its copy stopped on a poison event: not compared
 
     @property
     def differences(self) -> int:
@@ -111,14 +117,6 @@ def _compare(rt: Runtime, cur: Any, projection: Projection, shown: int) -> list[
     return out
 
 
-def _drop(rt: Runtime, targets: Sequence[Target]) -> None:
-    with rt.db.write() as cur:
-        for target in targets:
-            for table in target.projection.tables:
-                rt.db.drop_table(cur, table.physical(CHECK))
-            rt.tracking.remove(cur, target.name)
-
-
 def _live_positions(rt: Runtime, projections: Sequence[Projection]) -> list[int]:
     names = [tracking_name(p.name, LIVE) for p in projections]
     with rt.db.snapshot() as cur:
@@ -135,6 +133,9 @@ def _catch_up_and_compare(
             position = rt.tracking.read(cur, [live_name]).get(live_name, 0)
         catch_up(rt, [target], batch, stop=position)
         with rt.db.snapshot() as cur:
+            halt = read_halts(rt.db, cur).get(target.name)
+            if halt is not None:
+                return ProjectionCheck(projection.name, position, [], halt)
             now = rt.tracking.read(cur, [live_name, target.name])
             if now.get(live_name, 0) != position or now[target.name] != position:
                 continue  # the live worker moved on: catch up and compare again
@@ -157,14 +158,15 @@ def check(
     targets = [Target(p, CHECK) for p in projections]
     gen = new_generation()
     with rt.db.exclusive("check"):
+        drop_leftovers(rt, CHECK)
         prepare(rt, targets, gen, indexes=False)
-        try:
+        with removed_on_failure(rt, targets):
             lowest = min(_live_positions(rt, projections), default=0)
             plan = BuildPlan(batch, gen, stop=lowest, indexes=False)
             build_copies(rt, targets, plan, jobs=jobs, on_progress=_unshown)
-            return [_catch_up_and_compare(rt, t.projection, t, batch, shown) for t in targets]
-        finally:
-            _drop(rt, targets)
+            results = [_catch_up_and_compare(rt, t.projection, t, batch, shown) for t in targets]
+        drop(rt, targets)
+        return results
 
 
 def _unshown(position: int) -> None:

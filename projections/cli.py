@@ -1,4 +1,4 @@
-"""``ledger projections run|status|rebuild|check``.
+"""``ledger projections run|status|rebuild|check|skip``.
 
 - ``run [NAME…] [--once]``: the worker, in the foreground until SIGTERM/SIGINT (the batch under
   way commits first); ``--once`` stops when the projections have caught up.
@@ -6,6 +6,12 @@
 - ``rebuild [NAME…]``: rebuild from zero and swap in atomically, with a progress bar.
 - ``check [NAME…] [--json]``: rebuild in scratch tables and compare row by row; exit 1 on any
   difference.
+- ``skip NAME POSITION``: leave the poison event a projection is stopped on out of it.
+
+Exit codes: 0 fine; 1 a check found a difference (or a ``LedgerError``); 2 bad usage; 3 a
+projection is stopped on a poison event (``run`` when it ends, ``status``, a ``rebuild``
+that swapped in the others, a ``check`` that compared the others); 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM) — a rebuild or check drops its unfinished copies first.
 
 Also runnable as ``python -m projections.cli …`` (same arguments, without ``projections``).
 """
@@ -18,7 +24,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ledger.settings import Settings
@@ -27,10 +34,11 @@ from projections.engine import Runtime, open_runtime
 from projections.parallel import DEFAULT_JOBS, MAX_JOBS
 from projections.rebuild import REBUILD_BATCH, rebuild
 from projections.registry import BY_NAME, select
+from projections.skip import skip
 from projections.status import status
 from projections.worker import IDLE_S, LIVE_BATCH, Worker
 
-EXIT_OK, EXIT_PROBLEM = 0, 1
+EXIT_OK, EXIT_PROBLEM, EXIT_STOPPED = 0, 1, 3
 log = logging.getLogger("projections")
 
 
@@ -95,6 +103,13 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     ck.add_argument("--json", action="store_true")
     ck.set_defaults(run=cmd_check)
 
+    sk = sub.add_parser(
+        "skip", help="leave the poison event a projection is stopped on out of it, for good"
+    )
+    sk.add_argument("name", metavar="NAME", choices=list(BY_NAME))
+    sk.add_argument("position", metavar="POSITION", type=int)
+    sk.set_defaults(run=cmd_skip)
+
 
 def _runtime(settings: Settings) -> Runtime:
     return open_runtime(settings.database_url)
@@ -114,12 +129,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         worker = Worker(rt, projections, batch=args.batch_size, idle_s=args.idle)
         log.info("running %s", ", ".join(p.name for p in projections))
         stats = worker.run(stop, until_caught_up=args.once)
+        halts = worker.halts()
     finally:
         rt.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("stopped at position %s after %s batches", stats.position, stats.batches)
-    return EXIT_OK
+    for name, halt in sorted(halts.items()):
+        log.error("%s is stopped at position %s: %s", name, halt.position, halt.reason)
+    return EXIT_STOPPED if halts else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,36 +146,72 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         report = status(rt)
     finally:
         rt.close()
+    stopped = EXIT_STOPPED if report["stopped"] else EXIT_OK
     if args.json:
         print(json.dumps(report, indent=2))
-        return EXIT_OK
+        return stopped
     print(f"head {report['head']} ({report['head_at'] or 'empty log'})")
     print(f"{'projection':14}{'position':>10}{'lag events':>12}{'lag s':>12}  last batch")
     for row in report["projections"]:
-        note = " (needs rebuild)" if row["needs_rebuild"] else ""
-        note += " (rebuilding)" if row["rebuilding"] else ""
         print(
             f"{row['name']:14}{row['position']:>10}{row['lag_events']:>12}"
-            f"{row['lag_seconds']:>12.0f}  {row['last_batch_at'] or '-'}{note}"
+            f"{row['lag_seconds']:>12.0f}  {row['last_batch_at'] or '-'}{_notes(row)}"
         )
-    return EXIT_OK
+    return stopped
+
+
+def _notes(row: dict[str, Any]) -> str:
+    note = " (needs rebuild)" if row["needs_rebuild"] else ""
+    note += " (rebuilding)" if row["rebuilding"] else ""
+    if row["rebuild_leftovers"]:
+        note += " (an interrupted rebuild's copies: the next run or rebuild removes them)"
+    halt = row["stopped"]
+    if halt:
+        note += (
+            f" STOPPED at position {halt['position']} ({halt['topic']}): {halt['reason']}, "
+            f"{halt['attempts']} attempt(s)"
+        )
+    if row["skipped"]:
+        note += f" (skipped: {', '.join(map(str, row['skipped']))})"
+    return note
+
+
+@contextmanager
+def _terminable() -> Iterator[None]:
+    """SIGTERM unwinds the stack as Ctrl-C does, so a rebuild or check drops its unfinished
+    copies before it exits (with 128 + SIGTERM)."""
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except SystemExit:
+        print("ledger: terminated", file=sys.stderr)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     projections = select(args.names)
     rt = _runtime(settings)
     try:
-        report = rebuild(
-            rt,
-            projections,
-            batch=args.batch_size,
-            jobs=args.jobs,
-            show_progress=not args.no_progress,
-        )
+        with _terminable():
+            report = rebuild(
+                rt,
+                projections,
+                batch=args.batch_size,
+                jobs=args.jobs,
+                show_progress=not args.no_progress,
+            )
     finally:
         rt.close()
+    rebuilt = [name for name in report.projections if name not in report.stopped]
     summary = {
-        "rebuilt": report.projections,
+        "rebuilt": rebuilt,
+        "stopped": {name: halt.as_dict() for name, halt in report.stopped.items()},
         "events": report.events,
         "position": report.position,
         "seconds": round(report.seconds, 3),
@@ -169,16 +223,28 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary))
     else:
         print(
-            f"rebuilt {', '.join(report.projections)}: {report.events} events in "
+            f"rebuilt {', '.join(rebuilt) or 'nothing'}: {report.events} events in "
             f"{report.seconds:.1f}s ({report.events_per_second:.0f} events/s, "
             f"{report.jobs} process{'es' if report.jobs > 1 else ''}), "
             f"swapped in at position {report.position}"
         )
-    return EXIT_OK
+        for name, halt in report.stopped.items():
+            print(
+                f"not rebuilt {name}: stopped at position {halt.position} ({halt.topic}): "
+                f"{halt.reason}; its live tables are unchanged"
+            )
+    return EXIT_STOPPED if report.stopped else EXIT_OK
 
 
 def _print_check(results: list[ProjectionCheck]) -> None:
     for result in results:
+        if result.stopped:
+            halt = result.stopped
+            print(
+                f"{result.name}: not compared, its rebuild stopped at position {halt.position} "
+                f"({halt.topic}): {halt.reason}"
+            )
+            continue
         verdict = "same" if not result.differences else f"{result.differences} difference(s)"
         print(f"{result.name} at position {result.position}: {verdict}")
         for table in result.tables:
@@ -196,16 +262,23 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     projections = select(args.names)
     rt = _runtime(settings)
     try:
-        results = check(
-            rt, projections, batch=args.batch_size, shown=max(0, args.max_diffs), jobs=args.jobs
-        )
+        with _terminable():
+            results = check(
+                rt,
+                projections,
+                batch=args.batch_size,
+                shown=max(0, args.max_diffs),
+                jobs=args.jobs,
+            )
     finally:
         rt.close()
     if args.json:
         print(json.dumps([_as_dict(r) for r in results], ensure_ascii=False, default=str))
     else:
         _print_check(results)
-    return EXIT_PROBLEM if any(r.differences for r in results) else EXIT_OK
+    if any(r.differences for r in results):
+        return EXIT_PROBLEM
+    return EXIT_STOPPED if any(r.stopped for r in results) else EXIT_OK
 
 
 def _as_dict(result: ProjectionCheck) -> dict[str, Any]:
@@ -214,7 +287,22 @@ def _as_dict(result: ProjectionCheck) -> dict[str, Any]:
         "position": result.position,
         "differences": result.differences,
         "tables": [vars(t) for t in result.tables],
+        "stopped": None if result.stopped is None else result.stopped.as_dict(),
     }
+
+
+def cmd_skip(args: argparse.Namespace, settings: Settings) -> int:
+    projection = select([args.name])[0]
+    rt = _runtime(settings)
+    try:
+        halt = skip(rt, projection, args.position)
+    finally:
+        rt.close()
+    print(
+        f"{projection.name}: left out the event at position {halt.position} ({halt.topic}); "
+        "it carries on after it"
+    )
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

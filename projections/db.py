@@ -33,8 +33,13 @@ Convert = Callable[[Any], Any]
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 SWAP_LOCK_TIMEOUT_S = 10
+EXCLUSIVE_WAIT_S = 1.0
 SQLITE_IN_CHUNK = 5000
 META_TABLE = "pj_meta"
+# Projections stopped on an event they cannot apply, and events left out by an operator
+# (``projections.poison``).
+HALTS_TABLE = "pj_halts"
+SKIPS_TABLE = "pj_skips"
 PROGRESS_CHANNEL = "pj_progress"
 
 
@@ -104,6 +109,11 @@ class Db(ABC):
 
     def sql(self, text: str) -> str:
         return text
+
+    @abstractmethod
+    def savepoint(self, cur: Any, *, keep: bool = True) -> contextlib.AbstractContextManager[None]:
+        """A nested transaction: an exception inside rolls back only what it wrote (and
+        re-raises); ``keep=False`` rolls it back in any case (a trial)."""
 
     @abstractmethod
     def serialise(self, cur: Any, name: str) -> None:
@@ -188,11 +198,25 @@ class Db(ABC):
     def table_exists(self, cur: Any, physical: str) -> bool: ...
 
     def create_meta(self, cur: Any) -> None:
+        # Two transactions creating one table at once clash in PostgreSQL's catalogue
+        # (IF NOT EXISTS does not cover the race): one at a time.
+        self.serialise(cur, "create_meta")
         ts = self.ddl_types[TS]
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {META_TABLE} (projection text PRIMARY KEY, "
             f"version bigint NOT NULL, generation text NOT NULL, rebuilt_at {ts}, "
             f"last_batch_at {ts})"
+        )
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {HALTS_TABLE} (target text PRIMARY KEY, "
+            f"position bigint NOT NULL, topic text NOT NULL, reason text NOT NULL, "
+            f"since {ts} NOT NULL, attempts bigint NOT NULL)"
+        )
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {SKIPS_TABLE} (projection text NOT NULL, "
+            f"version bigint NOT NULL, position bigint NOT NULL, topic text NOT NULL, "
+            f"reason text NOT NULL, skipped_at {ts} NOT NULL, "
+            "PRIMARY KEY (projection, version, position))"
         )
 
     # -- rows ------------------------------------------------------------------------------
@@ -326,7 +350,13 @@ class Db(ABC):
     def listener(self, channel: str) -> Listener: ...
 
     @abstractmethod
-    def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]: ...
+    def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Held by one process at a time for the block (``ProjectionsBusy`` if another holds
+        it), and released when the process dies, however it dies."""
+
+    @abstractmethod
+    def running(self, name: str) -> bool:
+        """Whether some process holds ``exclusive(name)`` now."""
 
 
 class Listener(ABC):

@@ -7,6 +7,7 @@ that may still commit them (``unsettled_writers``).
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from projections.db import (
+    EXCLUSIVE_WAIT_S,
     PROGRESS_CHANNEL,
     Convert,
     Db,
@@ -184,6 +186,12 @@ class PgDb(Db):
         )
         return [RawEvent(*row) for row in cur.fetchall()]
 
+    @contextmanager
+    def savepoint(self, cur: Any, *, keep: bool = True) -> Iterator[None]:
+        # Nested inside ``write()``'s transaction, psycopg makes this a SAVEPOINT.
+        with self.conn.transaction(force_rollback=not keep):
+            yield
+
     def serialise(self, cur: Any, name: str) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(name.encode()),))
 
@@ -216,10 +224,28 @@ class PgDb(Db):
     def exclusive(self, name: str) -> Iterator[None]:
         key = zlib.crc32(name.encode())
         with connect_pg(self.url) as conn:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-            if not got or not got[0]:
-                raise ProjectionsBusy(f"another process is running {name}")
+            deadline = time.monotonic() + EXCLUSIVE_WAIT_S  # outlast a `running` probe
+            while not _first(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))):
+                if time.monotonic() > deadline:
+                    raise ProjectionsBusy(f"another process is running {name}")
+                time.sleep(0.05)
             yield  # the lock goes with the session, also if this process dies
+
+    def running(self, name: str) -> bool:
+        # A one-bigint advisory key shows in pg_locks as classid (high half), objid (low
+        # half), objsubid 1; advisory locks belong to one database.
+        found = self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid::bigint = 0 AND objid::bigint = %s AND objsubid = 1)",
+            (zlib.crc32(name.encode()),),
+        )
+        return _first(found)
+
+
+def _first(cur: Any) -> bool:
+    row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def connect_pg(url: str) -> psycopg.Connection[Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from projections.db import (
+    EXCLUSIVE_WAIT_S,
     SQLITE_BUSY_TIMEOUT_S,
     Convert,
     Db,
@@ -178,6 +179,19 @@ class SqliteDb(Db):
     def listener(self, channel: str) -> Listener:
         return PollListener(self.poll)
 
+    @contextmanager
+    def savepoint(self, cur: Any, *, keep: bool = True) -> Iterator[None]:
+        cur.execute("SAVEPOINT pj_try")
+        try:
+            yield
+        except BaseException:
+            cur.execute("ROLLBACK TO pj_try")
+            cur.execute("RELEASE pj_try")
+            raise
+        if not keep:
+            cur.execute("ROLLBACK TO pj_try")
+        cur.execute("RELEASE pj_try")
+
     # One writer at a time, no NOTIFY, no WAL-less tables: these have nothing to do here.
     def reconnect(self) -> None:
         return None
@@ -191,18 +205,39 @@ class SqliteDb(Db):
     def notify_progress(self, cur: Any) -> None:
         return None
 
+    def _lock_path(self, name: str) -> Path:
+        return self.path.with_name(f"{self.path.name}.{name}.lock")
+
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
-        lock_path = self.path.with_name(f"{self.path.name}.{name}.lock")
-        with lock_path.open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ProjectionsBusy(f"another process is running {name} on {self.path}") from None
+        with self._lock_path(name).open("a") as handle:
+            deadline = time.monotonic() + EXCLUSIVE_WAIT_S  # outlast a `running` probe
+            while not _try_flock(handle, fcntl.LOCK_EX):
+                if time.monotonic() > deadline:
+                    raise ProjectionsBusy(f"another process is running {name} on {self.path}")
+                time.sleep(0.05)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def running(self, name: str) -> bool:
+        path = self._lock_path(name)
+        if not path.exists():
+            return False
+        with path.open("a") as handle:
+            if not _try_flock(handle, fcntl.LOCK_SH):
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+
+def _try_flock(handle: Any, mode: int) -> bool:
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 class PollListener(Listener):

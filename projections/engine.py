@@ -15,10 +15,17 @@ async daemon skipping events under load (issue #3321). So a step never moves pas
 position while another transaction that could still commit it holds a write lock on the
 events table (``Db.unsettled_writers``); it stops just before the hole and tries again. A
 missing position with no such writer is a rollback's hole and stays one forever.
+
+Poison events. Each target's share of a page is applied in a savepoint of its own, so an
+event one projection cannot apply rolls back that projection's share only; the engine then
+bisects the share for the first event that fails, applies the events before it, moves that
+target's tracking row to just before it and records a halt (``projections.poison``), in the
+same transaction. A halted target is left out of later steps; the others carry on.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,10 +42,23 @@ from projections.db import META_TABLE, Db
 from projections.db_postgres import PgDb
 from projections.db_sqlite import SqliteDb
 from projections.events import Decoder, Event, RawEvent
+from projections.poison import (
+    Skips,
+    Undecodable,
+    clear_halt,
+    is_transient,
+    read_halts,
+    read_skips,
+    reason_of,
+    record_halt,
+)
 from projections.schema import LIVE
 from projections.tracking import TrackingTable, tracking_name
 
+log = logging.getLogger(__name__)
+
 MAX_PAGE = 50_000
+UNDECODED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,7 @@ class StepResult:
     position: int  # lowest target position after the step
     more: bool  # a full page was read: step again at once
     blocked: bool  # stopped before a position another transaction may still commit
+    halted: tuple[str, ...] = ()  # targets stopped on a poison event in this step
 
 
 def first_gap(start: int, positions: Sequence[int]) -> int | None:
@@ -98,6 +119,13 @@ class Engine:
         # A ceiling on the values every cache keeps per table (None: each table's own cap);
         # the tests set a tiny one, so that rows leave the cache and are read back.
         self.cache_ceiling: int | None = None
+        # Events an operator left out of a projection, by (projection, version).
+        self.skips: Skips = {}
+        # Halted targets to try once more (a worker's start: after a fix, they may pass).
+        self.retry: set[str] = set()
+
+    def load_skips(self, cur: Any) -> None:
+        self.skips = read_skips(self.db, cur)
 
     def own(self, target: Target) -> None:
         """This process alone writes ``target``, whose tables were just created empty (a
@@ -127,8 +155,10 @@ class Engine:
         """The lowest target position and the head of the log: a read-only look, so an idle
         worker does not take write locks just to find nothing new."""
         with self.db.reading() as cur:
-            positions = self.tracking.read(cur, [t.name for t in targets])
-            return min(positions.values(), default=0), self.db.head(cur)
+            head = self.db.head(cur)
+            active = self.unhalted(cur, targets)
+            positions = self.tracking.read(cur, [t.name for t in active])
+            return min(positions.values(), default=head), head
 
     def step(self, targets: Sequence[Target], limit: int, stop: int | None = None) -> StepResult:
         with self.transaction() as cur:
@@ -139,8 +169,18 @@ class Engine:
     ) -> StepResult:
         limit = max(1, min(limit, MAX_PAGE))
         positions = self.lock(cur, targets)
-        page = self.read_page(cur, min(positions.values()), limit, topics_of(targets), stop)
-        return self.apply_page(cur, targets, positions, page)
+        active = self.unhalted(cur, targets)
+        if not active:
+            return StepResult(0, 0, min(positions.values(), default=0), False, False)
+        start = min(positions[t.name] for t in active)
+        page = self.read_page(cur, start, limit, topics_of(active), stop)
+        return self.apply_page(cur, active, positions, page)
+
+    def unhalted(self, cur: Any, targets: Sequence[Target]) -> list[Target]:
+        """The targets not stopped on a poison event (or to be tried again). Read after the
+        tracking rows are locked, so a halt another worker just recorded is seen."""
+        halts = read_halts(self.db, cur)
+        return [t for t in targets if t.name not in halts or t.name in self.retry]
 
     def lock(self, cur: Any, targets: Sequence[Target]) -> dict[str, int]:
         positions = self.tracking.read(cur, [t.name for t in targets], lock=True)
@@ -157,26 +197,132 @@ class Engine:
         count, last = self.db.window(cur, start, limit, stop)
         if start + count == last:
             rows = self.db.fetch_topics(cur, start, last, topics) if count else []
-            events = [self.decoder.decode(r) for r in rows]
-            return Page(start, last, events, count, count >= limit, False)
+            return Page(start, last, self.decode(rows), count, count >= limit, False)
         raw = self.db.fetch_events(cur, start, limit, topics, stop)
         rows, end, blocked = self.settle(cur, start, raw, topics, stop)
-        events = [self.decoder.decode(r) for r in rows if r.state is not None]
+        events = self.decode([r for r in rows if r.state is not None])
         more = len(raw) >= limit and not blocked
         return Page(start, end, events, len(raw), more, blocked)
+
+    def decode(self, rows: Sequence[RawEvent]) -> list[Event]:
+        decode = self.decoder.decode
+        try:
+            return [decode(r) for r in rows]
+        except Exception:  # noqa: BLE001 - one event that does not decode: mark it alone
+            return [self.decode_one(r) for r in rows]
+
+    def decode_one(self, raw: RawEvent) -> Event:
+        try:
+            return self.decoder.decode(raw)
+        except Exception as exc:  # noqa: BLE001 - poison for the projections that handle it
+            return Event(
+                raw.position, raw.topic, raw.stream, raw.version, UNDECODED_AT, {}, reason_of(exc)
+            )
 
     def apply_page(
         self, cur: Any, targets: Sequence[Target], positions: dict[str, int], page: Page
     ) -> StepResult:
         if page.end <= page.start:
             return StepResult(page.read, 0, page.start, False, page.blocked)
-        applied = 0
+        applied, halted = 0, []
         for target in targets:
-            applied += self.apply(cur, target, page.events, positions[target.name])
-            if page.end > positions[target.name]:
-                self.tracking.advance(cur, target.name, page.end)
+            done, stopped = self.apply_target(cur, target, page, positions[target.name])
+            applied += done
+            if stopped:
+                halted.append(target.name)
         self.after_step(cur, targets)
-        return StepResult(page.read, applied, page.end, page.more, page.blocked)
+        return StepResult(page.read, applied, page.end, page.more, page.blocked, tuple(halted))
+
+    def apply_target(self, cur: Any, target: Target, page: Page, position: int) -> tuple[int, bool]:
+        """Apply the page to one target in a savepoint of its own; on an event it cannot
+        apply, stop it there (``halt``). Returns the events applied and whether it stopped."""
+        mine = self.mine(target, page.events, position)
+        if mine:
+            try:
+                with self.db.savepoint(cur):
+                    self.apply(cur, target, mine, self.caches.get(target.name))
+            except Exception as exc:  # noqa: BLE001 - sorted by is_transient
+                if is_transient(exc):
+                    raise
+                self.forget(target)
+                return self.halt(cur, target, mine, position, exc), True
+        if page.end > position:
+            self.tracking.advance(cur, target.name, page.end)
+        if target.name in self.retry and clear_halt(self.db, cur, target.name, up_to=page.end):
+            self.retry.discard(target.name)
+            log.info("projection %s applied the event it had stopped on", target.name)
+        return len(mine), False
+
+    def mine(self, target: Target, events: Sequence[Event], position: int) -> list[Event]:
+        """The events of the page this target has yet to apply."""
+        projection = target.projection
+        handlers = projection.handlers
+        if events and events[0].position > position:
+            mine = [e for e in events if e.topic in handlers]
+        else:
+            mine = [e for e in events if e.position > position and e.topic in handlers]
+        skipped = self.skips.get((projection.name, projection.version))
+        if skipped:
+            mine = [e for e in mine if e.position not in skipped]
+        return mine
+
+    def forget(self, target: Target) -> None:
+        """Rows a failed apply changed in place may be in the cache: drop them."""
+        cache = self.caches.get(target.name)
+        if cache is not None:
+            cache.clear()
+
+    def halt(
+        self, cur: Any, target: Target, mine: list[Event], position: int, failure: Exception
+    ) -> int:
+        """Stop ``target`` on the first event of ``mine`` it cannot apply: apply those before
+        it, move its tracking row to just before it, record the halt. Returns the events
+        applied."""
+        good, failure = self.bisect(cur, target, mine, failure)
+        poison = mine[good]
+        if good:
+            with self.db.savepoint(cur):
+                self.apply(cur, target, mine[:good], None)
+        if poison.position - 1 > position:
+            self.tracking.advance(cur, target.name, poison.position - 1)
+        reason = reason_of(failure)
+        record_halt(self.db, cur, target.name, poison.position, poison.topic, reason)
+        self.retry.discard(target.name)
+        log.error(
+            "projection %s stopped at position %s (%s): %s; the others carry on "
+            "(see `ledger projections status`)",
+            target.name,
+            poison.position,
+            poison.topic,
+            reason,
+        )
+        return good
+
+    def bisect(
+        self, cur: Any, target: Target, mine: list[Event], failure: Exception
+    ) -> tuple[int, Exception]:
+        """How many events of ``mine`` apply before the first that fails (and its failure):
+        ``mine[:good]`` applies and ``mine[:bad]`` fails, narrowed until they are one apart.
+        Each trial is rolled back and runs without the row cache."""
+        good, bad = 0, len(mine)
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            found = self.trial(cur, target, mine[:middle])
+            if found is None:
+                good = middle
+            else:
+                bad, failure = middle, found
+        return good, failure
+
+    def trial(self, cur: Any, target: Target, events: list[Event]) -> Exception | None:
+        try:
+            with self.db.savepoint(cur, keep=False):
+                self.apply(cur, target, events, None)
+        except Exception as exc:  # noqa: BLE001 - sorted by is_transient
+            if is_transient(exc):
+                raise
+            return exc
+        return None
 
     def settle(
         self, cur: Any, start: int, page: list[RawEvent], topics: list[str], stop: int | None
@@ -197,20 +343,17 @@ class Engine:
         before = page[:gap]
         return before, (before[-1].position if before else start), True
 
-    def apply(self, cur: Any, target: Target, events: Sequence[Event], position: int) -> int:
+    def apply(
+        self, cur: Any, target: Target, events: Sequence[Event], cache: RowCache | None
+    ) -> None:
+        for event in events:
+            if event.error is not None:
+                raise Undecodable(event.error)
         projection = target.projection
-        handlers = projection.handlers
-        if events and events[0].position > position:
-            mine = [e for e in events if e.topic in handlers]
-        else:
-            mine = [e for e in events if e.position > position and e.topic in handlers]
-        if not mine:
-            return 0
-        batch = Batch(self.db, cur, projection.tables, target.suffix, self.caches.get(target.name))
-        projection.load(mine, batch)
-        projection.apply(mine, batch)
+        batch = Batch(self.db, cur, projection.tables, target.suffix, cache)
+        projection.load(events, batch)
+        projection.apply(events, batch)
         batch.flush()
-        return len(mine)
 
     def after_step(self, cur: Any, targets: Sequence[Target]) -> None:
         live = [t.projection.name for t in targets if t.suffix == LIVE]
@@ -287,6 +430,7 @@ class Runtime:
         tracking = TrackingTable(self.tracking.recorder, self.tracking.table, db)
         engine = Engine(db, tracking, self.engine.decoder)
         engine.cache_ceiling = self.engine.cache_ceiling
+        engine.skips = self.engine.skips
         return Runtime(db, tracking, engine, self.database_url, self.sqlite_path)
 
 

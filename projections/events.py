@@ -40,6 +40,9 @@ class Event:
     version: int
     at: datetime
     data: dict[str, Any]
+    # Why the stored state did not decode (class names only); such an event is a poison
+    # event for every projection that handles its topic (``projections.poison``).
+    error: str | None = None
 
 
 _PARSED: dict[str, datetime] = {}

@@ -5,6 +5,8 @@ must see it calls ``wait_for(position)`` first. On PostgreSQL the wait sleeps on
 ``LISTEN pj_progress``, which the worker NOTIFYs in every batch's transaction, so it wakes as
 soon as the batch commits; on SQLite it polls with a short backoff. When the timeout passes
 first, ``ProjectionBehind`` says which projection is behind, where it is and what was asked.
+A projection stopped on a poison event before the position will not get there until it is
+resumed: ``ProjectionStopped`` says so at once instead of waiting out the timeout.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import time
 from collections.abc import Sequence
 
 from ledger.domain.errors import LedgerError
-from projections.db import PROGRESS_CHANNEL, Db, Listener
+from projections.db import HALTS_TABLE, PROGRESS_CHANNEL, Db, Listener
+from projections.poison import read_halts
 from projections.schema import LIVE
 from projections.tracking import TrackingTable, tracking_name
 
@@ -36,6 +39,25 @@ class ProjectionBehind(LedgerError):
         self.behind = behind
         self.position = position
         self.timeout_s = timeout_s
+
+    def as_dict(self) -> dict[str, str]:
+        return {**super().as_dict(), "position": str(self.position)}
+
+
+class ProjectionStopped(LedgerError):
+    """A projection a reader waits for is stopped on an event it cannot apply, before the
+    position asked for (``projections.poison``)."""
+
+    code = "PROJECTION_STOPPED"
+
+    def __init__(self, stopped: dict[str, int], position: int) -> None:
+        names = ", ".join(f"{name} at {at}" for name, at in sorted(stopped.items()))
+        super().__init__(
+            f"projection(s) {names} stopped on an event they cannot apply, before position "
+            f"{position}; see `ledger projections status`"
+        )
+        self.stopped = stopped
+        self.position = position
 
     def as_dict(self) -> dict[str, str]:
         return {**super().as_dict(), "position": str(self.position)}
@@ -70,6 +92,7 @@ class Freshness:
             behind = {n: p for n, p in reached.items() if p < position}
             if not behind:
                 return reached
+            self._fail_if_stopped(behind, position)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ProjectionBehind(behind, position, timeout_s)
@@ -78,6 +101,17 @@ class Freshness:
                 delay = min(delay * 2, POLL_S[1])
             else:
                 listener.wait(remaining)
+
+    def _fail_if_stopped(self, behind: dict[str, int], position: int) -> None:
+        with self.db.snapshot() as cur:
+            halts = read_halts(self.db, cur) if self.db.table_exists(cur, HALTS_TABLE) else {}
+        stopped = {
+            name: halt.position
+            for name in behind
+            if (halt := halts.get(tracking_name(name, LIVE))) and halt.position <= position
+        }
+        if stopped:
+            raise ProjectionStopped(stopped, position)
 
     def _listen(self) -> Listener | None:
         if self.db.kind != "postgres":

@@ -204,6 +204,10 @@ def _child(
     # Ctrl-C reaches the whole process group: the parent stops the build (and these
     # processes), so a child does not die on it with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent ends these processes with SIGTERM: die at once, not by its own handler
+    # (which the fork copied), which unwinds to drop the copies.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
     mine = rt.reconnected()
     for target in group:
         mine.engine.own(target)
@@ -223,6 +227,10 @@ def _child(
         out.send(("failed", f"{exc.code}: {exc.message}"))
     except BrokenPipeError:
         return  # the parent is gone (killed): nobody will use these copies, stop here
+    except Exception:
+        if os.getppid() != parent:
+            return  # the parent is gone and a later run removed these copies under us
+        raise
     finally:
         mine.close()
         out.close()

@@ -87,18 +87,22 @@ def catch_up_pipelined(
     engine = rt.engine
     with engine.transaction() as cur:
         positions = engine.lock(cur, targets)
-    start = min(positions.values())
-    if any(p != start for p in positions.values()):
-        return None
+        active = engine.unhalted(cur, targets)
+    starts = {positions[t.name] for t in active}
+    if len(starts) != 1:
+        return None if starts else StepResult(0, 0, min(positions.values()), False, False)
+    start = starts.pop()
     result = StepResult(0, 0, start, False, False)
-    with PageReader(rt.reconnected().engine, start, limit, topics_of(targets), stop) as reader:
+    with PageReader(rt.reconnected().engine, start, limit, topics_of(active), stop) as reader:
         for page in reader:
             with engine.transaction() as cur:
-                now = engine.lock(cur, targets)
+                now = engine.lock(cur, active)
                 moved = {n: p for n, p in now.items() if p != page.start}
                 assert not moved, f"{moved}: another process writes a copy this one owns"
-                result = engine.apply_page(cur, targets, now, page)
+                result = engine.apply_page(cur, active, now, page)
             after_page(result)
-            if not (page.more or page.blocked):
+            # A copy stopped on a poison event stays where it stopped; the others go on.
+            active = [t for t in active if t.name not in result.halted]
+            if not active or not (page.more or page.blocked):
                 return result
     return result

@@ -4,6 +4,12 @@
 holes). ``lag_seconds`` is the event time between the last event applied and the head: zero
 when caught up, and independent of the wall clock, so a quiet ledger does not look behind.
 ``last_batch_at`` is the wall-clock time of the worker's last batch.
+
+``stopped`` is the halt of a projection stopped on a poison event (position, topic, reason,
+since, attempts; ``projections.poison``), ``skipped`` the positions an operator left out of
+it. ``rebuilding`` is true only while a rebuild holds its lock; copies without one are an
+interrupted rebuild's leftovers (``rebuild_leftovers``), which the next rebuild or worker
+removes.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from projections.db import HALTS_TABLE
 from projections.engine import Runtime
 from projections.events import RawEvent
+from projections.poison import read_halts, read_skips
 from projections.registry import PROJECTIONS
 from projections.schema import BUILD, LIVE
 from projections.tracking import tracking_name
@@ -25,7 +33,10 @@ def event_time(rt: Runtime, cur: Any, position: int) -> datetime | None:
     if found is None:
         return None
     topic, state = found
-    return rt.engine.decoder.decode(RawEvent(position, topic, "", 0, state)).at
+    try:
+        return rt.engine.decoder.decode(RawEvent(position, topic, "", 0, state)).at
+    except Exception:  # noqa: BLE001 - a poison event has no time to show
+        return None
 
 
 def _meta(rt: Runtime, cur: Any) -> dict[str, tuple[Any, ...]]:
@@ -38,28 +49,38 @@ def _meta(rt: Runtime, cur: Any) -> dict[str, tuple[Any, ...]]:
 
 def status(rt: Runtime) -> dict[str, Any]:
     db = rt.db
+    rebuild_running = db.running("rebuild")
     with db.snapshot() as cur:
         head = db.head(cur)
         head_at = event_time(rt, cur, head) if head else None
         meta = _meta(rt, cur)
+        known = db.table_exists(cur, HALTS_TABLE)
+        halts = read_halts(db, cur) if known else {}
+        skips = read_skips(db, cur) if known else {}
         names = [tracking_name(p.name, s) for p in PROJECTIONS for s in (LIVE, BUILD)]
         positions = rt.tracking.read(cur, names)
         rows = []
         for projection in PROJECTIONS:
-            position = positions.get(tracking_name(projection.name, LIVE))
+            live = tracking_name(projection.name, LIVE)
             row = _one(
                 rt,
                 cur,
                 projection.name,
                 projection.version,
-                position,
+                positions.get(live),
                 head,
                 head_at,
                 meta.get(projection.name),
             )
-            row["rebuilding"] = tracking_name(projection.name, BUILD) in positions
+            halt = halts.get(live)
+            row["stopped"] = None if halt is None else halt.as_dict()
+            row["skipped"] = sorted(skips.get((projection.name, projection.version), ()))
+            copy = tracking_name(projection.name, BUILD) in positions
+            row["rebuilding"] = copy and rebuild_running
+            row["rebuild_leftovers"] = copy and not rebuild_running
             rows.append(row)
-    return {"head": head, "head_at": _iso(head_at), "projections": rows}
+    stopped = [row["name"] for row in rows if row["stopped"]]
+    return {"head": head, "head_at": _iso(head_at), "stopped": stopped, "projections": rows}
 
 
 def _one(

@@ -8,6 +8,10 @@ positions that may still fill (see ``projections.engine``) it waits briefly and 
 
 ``stop`` (set by SIGTERM/SIGINT in ``ledger projections run``) is checked between batches:
 the batch under way commits, then the worker returns.
+
+A projection stopped on a poison event is left out (the others carry on, see
+``projections.poison``); each start of a worker tries it once more from where it stopped.
+A starting worker also removes the copies of a rebuild or check that was killed.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from dataclasses import dataclass
 import psycopg
 
 from projections.base import Projection
+from projections.copies import remove_dead_copies
 from projections.db import Listener
 from projections.engine import Runtime, StepResult, Target, ensure_live
+from projections.poison import Halt, read_halts
+from projections.schema import BUILD, CHECK
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +75,27 @@ class Worker:
                 name,
                 name,
             )
-        return [Target(p) for p in self.projections if p.name not in stale]
+        remove_dead_copies(self.rt, BUILD, "rebuild")
+        remove_dead_copies(self.rt, CHECK, "check")
+        targets = [Target(p) for p in self.projections if p.name not in stale]
+        halts = self.halts()
+        for target in targets:
+            if target.name in halts:
+                log.warning(
+                    "projection %s is stopped at position %s (%s): trying it once more",
+                    target.name,
+                    halts[target.name].position,
+                    halts[target.name].reason,
+                )
+        self.rt.engine.retry = {t.name for t in targets if t.name in halts}
+        return targets
+
+    def halts(self) -> dict[str, Halt]:
+        """The halts of this worker's projections (stopped on a poison event)."""
+        names = {Target(p).name for p in self.projections}
+        with self.rt.db.reading() as cur:
+            self.rt.engine.load_skips(cur)
+            return {n: h for n, h in read_halts(self.rt.db, cur).items() if n in names}
 
     def run(self, stop: threading.Event, *, until_caught_up: bool = False) -> WorkerStats:
         """Apply events until ``stop`` is set (or, with ``until_caught_up``, until the

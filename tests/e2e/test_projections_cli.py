@@ -149,49 +149,81 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     assert "unknown projection no-such-projection" in done.stderr
 
 
-def test_ctrl_c_stops_a_rebuild_and_its_processes_and_swaps_nothing(
-    pg_url: str, clock: ManualClock
+def start_rebuild(url: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, *LEDGER, "projections", "rebuild", "--no-progress", "--batch-size", "1"]
+        + list(extra),
+        cwd=ROOT,
+        env=env_for(url),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+
+
+def wait_for_building(rt: Any) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and build_position(rt, "orders") == 0:
+        time.sleep(0.02)
+    assert build_position(rt, "orders") > 0, "the building processes never started"
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "said"),
+    [("ctrl-c", 130, "ledger: interrupted"), ("sigterm", 143, "ledger: terminated")],
+)
+def test_an_interrupted_rebuild_stops_its_processes_swaps_nothing_and_leaves_nothing(
+    backend: str, clock: ManualClock, how: str, code: int, said: str
 ) -> None:
     from projections.engine import open_runtime
 
-    ledger = open_ledger(pg_url, clock=clock)
+    ledger = open_ledger(backend, clock=clock)
     try:
         run_traffic(ledger, traffic(120, seed=6))
     finally:
         ledger.close()
-    assert ledger_cli(pg_url, "run", "--once").returncode == 0
-    rt = open_runtime(pg_url)
+    assert ledger_cli(backend, "run", "--once").returncode == 0
+    rt = open_runtime(backend)
     try:
         before = generations(rt)
-        rebuilding = subprocess.Popen(
-            [
-                sys.executable,
-                *LEDGER,
-                "projections",
-                "rebuild",
-                "--no-progress",
-                "--batch-size",
-                "1",
-            ],
-            cwd=ROOT,
-            env=env_for(pg_url),
-            stdin=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # its own process group, as a terminal's foreground job
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and build_position(rt, "orders") == 0:
-            time.sleep(0.02)
-        assert build_position(rt, "orders") > 0, "the building processes never started"
-        os.killpg(rebuilding.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        rebuilding = start_rebuild(backend)
+        wait_for_building(rt)
+        during = status(backend)["projections"]
+        assert all(p["rebuilding"] and not p["rebuild_leftovers"] for p in during)
+        if how == "ctrl-c":
+            os.killpg(rebuilding.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        else:
+            rebuilding.terminate()  # `kill PID`: the parent only
         _, err = rebuilding.communicate(timeout=30)
-        assert rebuilding.returncode == 130, err
-        assert "ledger: interrupted" in err and "Traceback" not in err
+        assert rebuilding.returncode == code, err
+        assert said in err and "Traceback" not in err
         assert group_is_gone(rebuilding.pid), "a building process outlived the rebuild"
         assert generations(rt) == before  # nothing was swapped in
+        assert copies_left(rt) == []  # it dropped its copies before it exited
+        after = status(backend)["projections"]
+        assert not any(p["rebuilding"] or p["rebuild_leftovers"] for p in after)
+        assert "(rebuilding)" not in ledger_cli(backend, "status").stdout
     finally:
         rt.close()
+
+
+def copies_left(rt: Any) -> list[str]:
+    """A rebuild's copies that exist: tables and tracking rows."""
+    from projections.registry import PROJECTIONS
+    from projections.schema import BUILD
+
+    found = []
+    with rt.db.snapshot() as cur:
+        for projection in PROJECTIONS:
+            name = f"ledger:{projection.name}{BUILD}"
+            found += list(rt.tracking.read(cur, [name]))
+            found += [
+                t.physical(BUILD)
+                for t in projection.tables
+                if rt.db.table_exists(cur, t.physical(BUILD))
+            ]
+    return found
 
 
 def generations(rt: Any) -> list[tuple[str, str]]:
@@ -217,37 +249,67 @@ def group_is_gone(pgid: int, timeout_s: float = 10) -> bool:
     return False
 
 
-def test_building_processes_stop_when_a_rebuild_is_killed(pg_url: str, clock: ManualClock) -> None:
+def test_a_killed_rebuild_is_not_reported_as_running_and_its_leftovers_are_removed(
+    backend: str, clock: ManualClock
+) -> None:
     from projections.engine import open_runtime
 
-    ledger = open_ledger(pg_url, clock=clock)
+    ledger = open_ledger(backend, clock=clock)
     try:
         run_traffic(ledger, traffic(120, seed=7))
     finally:
         ledger.close()
-    rt = open_runtime(pg_url)
+    rt = open_runtime(backend)
     try:
-        rebuilding = subprocess.Popen(
-            [sys.executable, *LEDGER, "projections", "rebuild", "--no-progress"]
-            + ["--batch-size", "1"],
-            cwd=ROOT,
-            env=env_for(pg_url),
-            stdin=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and build_position(rt, "orders") == 0:
-            time.sleep(0.02)
-        assert build_position(rt, "orders") > 0, "the building processes never started"
+        rebuilding = start_rebuild(backend)
+        wait_for_building(rt)
         rebuilding.kill()  # the parent only, as an OOM killer or kill -9 would
         _, err = rebuilding.communicate(timeout=30)
         assert rebuilding.returncode == -signal.SIGKILL
         assert group_is_gone(rebuilding.pid), "a building process outlived its parent"
         assert "Traceback" not in err
         reached = build_position(rt, "orders")
-        assert reached < ledger_head(pg_url), "the orphan went on building"
+        assert reached < ledger_head(backend), "the orphan went on building"
+
+        # Its copies are left, but nobody holds the rebuild's lock: status says so.
+        assert copies_left(rt)
+        rows = status(backend)["projections"]
+        assert not any(p["rebuilding"] for p in rows)
+        assert all(p["rebuild_leftovers"] for p in rows)
+        table = ledger_cli(backend, "status").stdout
+        assert "(rebuilding)" not in table and "interrupted rebuild" in table
+
+        # The next worker to start removes them.
+        done = ledger_cli(backend, "run", "--once")
+        assert done.returncode == 0, done.stderr
+        assert "left by an interrupted run" in done.stderr
+        assert copies_left(rt) == []
+        assert not any(p["rebuild_leftovers"] for p in status(backend)["projections"])
+    finally:
+        rt.close()
+
+
+def test_a_rebuild_of_one_projection_removes_every_leftover_of_a_killed_one(
+    pg_url: str, clock: ManualClock
+) -> None:
+    from projections.engine import open_runtime
+
+    ledger = open_ledger(pg_url, clock=clock)
+    try:
+        run_traffic(ledger, traffic(120, seed=8))
+    finally:
+        ledger.close()
+    rt = open_runtime(pg_url)
+    try:
+        rebuilding = start_rebuild(pg_url)
+        wait_for_building(rt)
+        rebuilding.kill()
+        rebuilding.communicate(timeout=30)
+        assert group_is_gone(rebuilding.pid)
+        assert any("payments" in name for name in copies_left(rt))
+        done = ledger_cli(pg_url, "rebuild", "orders", "--no-progress")
+        assert done.returncode == 0, done.stderr
+        assert copies_left(rt) == []
     finally:
         rt.close()
 
@@ -258,3 +320,51 @@ def ledger_head(url: str) -> int:
         return ledger.head_position()
     finally:
         ledger.close()
+
+
+def test_a_nul_in_a_refusal_reason_stops_only_flags_and_status_says_so(
+    pg_url: str, clock: ManualClock
+) -> None:
+    from tests.integration.test_projections_poison import refusal_written_directly
+
+    ledger = open_ledger(pg_url, clock=clock)
+    try:
+        run_traffic(ledger, traffic(20, seed=12))
+        poison = refusal_written_directly(ledger, "a\u0000b")  # past command validation
+        run_traffic(ledger, traffic(20, seed=13))
+        head = ledger.head_position()
+    finally:
+        ledger.close()
+
+    done = ledger_cli(pg_url, "run", "--once")
+    assert done.returncode == 3, done.stderr
+    assert f"ledger:flags is stopped at position {poison}" in done.stderr
+    shown = ledger_cli(pg_url, "status", "--json")
+    assert shown.returncode == 3
+    report = json.loads(shown.stdout)
+    assert report["stopped"] == ["flags"]
+    rows = {p["name"]: p for p in report["projections"]}
+    assert all(rows[n]["position"] == head for n in rows if n != "flags")
+    assert rows["flags"]["position"] == poison - 1
+    halt = rows["flags"]["stopped"]
+    assert halt["position"] == poison and "SQLSTATE 22021" in halt["reason"]
+    assert "\\u0000" not in shown.stdout and "a\\u0000b" not in done.stderr
+    table = ledger_cli(pg_url, "status")
+    assert table.returncode == 3 and f"STOPPED at position {poison}" in table.stdout
+
+    checked = ledger_cli(pg_url, "check")  # flags is compared where it stopped
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"flags at position {poison - 1}: same" in checked.stdout
+
+    rebuilt = ledger_cli(pg_url, "rebuild", "--no-progress")
+    assert rebuilt.returncode == 3, rebuilt.stderr
+    assert "rebuilt orders, entitlements, limits, payments, retention" in rebuilt.stdout
+    assert f"not rebuilt flags: stopped at position {poison}" in rebuilt.stdout
+
+    wrong = ledger_cli(pg_url, "skip", "flags", str(poison + 1))
+    assert wrong.returncode == 2 and f"stopped at position {poison}" in wrong.stderr
+    skipped = ledger_cli(pg_url, "skip", "flags", str(poison))
+    assert skipped.returncode == 0, skipped.stderr
+    assert ledger_cli(pg_url, "run", "--once").returncode == 0
+    after = status(pg_url)
+    assert after["stopped"] == [] and {p["position"] for p in after["projections"]} == {head}

@@ -101,23 +101,47 @@ def die(event: Event, batch: Batch) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@pytest.mark.parametrize(
-    ("handler", "message"),
-    [(refuse, "failed: TEST_REFUSED: refused at position"), (die, "died (exit code -9)")],
-    ids=["raises", "killed"],
-)
-def test_a_build_process_that_fails_leaves_the_live_projections_alone(
-    pg_url: str, clock: ManualClock, handler: object, message: str
+def first_position(rt: Runtime, topic: str) -> int:
+    with rt.db.snapshot() as cur:
+        cur.execute(
+            rt.db.sql(f"SELECT min({rt.db.id_column}) FROM {rt.db.events_table} WHERE topic = %s"),
+            (topic,),
+        )
+        return int(cur.fetchone()[0])
+
+
+def test_a_projection_whose_handler_raises_stops_alone_and_the_others_are_swapped_in(
+    pg_url: str, clock: ManualClock
+) -> None:
+    with written_ledger(pg_url, clock) as ledger, runtime(pg_url) as rt:
+        rebuild(rt, select(["orders"]), jobs=1, show_progress=False)
+        swapped = generation(rt, "orders")
+        report = rebuild(
+            rt, [*select(["orders"]), failing("boom", refuse)], jobs=2, show_progress=False
+        )
+        (halt,) = report.stopped.values()
+        assert list(report.stopped) == ["boom"]
+        assert halt.position == first_position(rt, topic_of(OrderSubmitted))
+        assert halt.reason == f"{Refused.__module__}.Refused" and halt.attempts == 1
+        assert report.position == ledger.head_position()
+        assert generation(rt, "orders") != swapped  # orders was rebuilt and swapped in
+        assert_same_as_a_fresh_build(rt, ledger.head_position(), select(["orders"]))
+
+
+def test_a_build_process_that_dies_leaves_the_live_projections_alone(
+    pg_url: str, clock: ManualClock
 ) -> None:
     with written_ledger(pg_url, clock) as ledger, runtime(pg_url) as rt:
         rebuild(rt, select(["orders"]), jobs=1, show_progress=False)
         swapped = generation(rt, "orders")
         with pytest.raises(ProjectionBuildFailed, match="the process building boom") as caught:
-            rebuild(rt, [*select(["orders"]), failing("boom", handler)], jobs=2)
-        assert message in caught.value.message
+            rebuild(rt, [*select(["orders"]), failing("boom", die)], jobs=2)
+        assert "died (exit code -9)" in caught.value.message
         assert caught.value.code == "PROJECTION_BUILD_FAILED"
         # The other process built its orders copy, but nothing was swapped in.
         assert generation(rt, "orders") == swapped
         assert_same_as_a_fresh_build(rt, ledger.head_position(), select(["orders"]))
-        # The next rebuild drops the copies left behind and succeeds.
+        # The failed rebuild dropped its copies; the next one succeeds.
+        with rt.db.snapshot() as cur:
+            assert not rt.db.table_exists(cur, "pj_orders__b")
         assert rebuild(rt, select(["orders"]), jobs=2, show_progress=False).jobs == 1
