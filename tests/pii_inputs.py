@@ -148,10 +148,20 @@ def rule_steps(valid_from: datetime) -> list[tuple[dict[str, Any], str | None]]:
             ),
             "SKU_NOT_IN_ORDER",
         ),
-        (b.order_cmd("initiate_refund", o1, method=METHOD, amount_fen=10**9), "OVER_REFUND"),
         (
             b.order_cmd(
-                "initiate_refund", o1, method=METHOD, amount_fen=1, consent_id=f"K-{PHONE}"
+                "initiate_refund", o1, method=METHOD, amount_fen=10**9, purpose="price_adjustment"
+            ),
+            "OVER_REFUND",
+        ),
+        (
+            b.order_cmd(
+                "initiate_refund",
+                o1,
+                method=METHOD,
+                amount_fen=1,
+                consent_id=f"K-{PHONE}",
+                purpose="price_adjustment",
             ),
             "REFUND_DESTINATION_NOT_CONSENTED",
         ),
@@ -172,7 +182,7 @@ def rule_steps(valid_from: datetime) -> list[tuple[dict[str, Any], str | None]]:
                 "raise_flag",
                 o1,
                 flag_id=f"FL-{PHONE}",
-                criterion=1,
+                criterion=2,  # other facts: the same ones again would be a repeat
                 evidence={"signals": [PHONE]},
                 automated=True,
             ),
