@@ -9,9 +9,6 @@ command's events in one transaction; library and driver errors are translated he
 from __future__ import annotations
 
 import hmac
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -20,9 +17,8 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, PersistenceError, Recording, Transcoder
+from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
 from ledger.bulk_read import load_streams
 from ledger.clock import Clock, SystemClock
@@ -34,13 +30,13 @@ from ledger.domain.errors import (
     InvalidCommand,
     LedgerError,
     NotFound,
-    StorageUnavailable,
 )
 from ledger.domain.ids import command_record_id, order_id
 from ledger.domain.journal import journal
 from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
 from ledger.domain.repeats import RepeatedFact
+from ledger.driver_errors import storage_errors
 from ledger.handlers import HANDLERS, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
 from ledger.read_check import READ_VERSIONS, StaleRead
@@ -329,17 +325,6 @@ class Ledger:
     def close(self) -> None:
         self.app.close()
         self.keystore.close()
-
-
-@contextmanager
-def storage_errors() -> Iterator[None]:
-    """Driver and library failures as one typed error (optimistic-concurrency clashes are
-    handled where they happen). The driver's first line names host and port, no secrets."""
-    try:
-        yield
-    except (PersistenceError, psycopg.Error, sqlite3.Error) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StorageUnavailable(f"database unavailable or failing: {reason}") from None
 
 
 def open_ledger(
