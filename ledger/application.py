@@ -9,7 +9,9 @@ command's events in one transaction; library and driver errors are translated he
 from __future__ import annotations
 
 import hmac
+import logging
 import sqlite3
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -25,11 +27,12 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording, Transcoder
 
 from ledger.bulk_read import load_streams
-from ledger.clock import Clock, SystemClock
+from ledger.clock import Clock, SystemClock, check_command_time
 from ledger.commands import Command, parse_command
-from ledger.domain.command_record import CommandRecord
+from ledger.domain.command_record import REMEMBERED_REFUSALS, CommandRecord
 from ledger.domain.context import Ctx
 from ledger.domain.errors import (
+    CommandFailed,
     Conflict,
     InvalidCommand,
     LedgerError,
@@ -50,6 +53,8 @@ from ledger.unit_of_work import UnitOfWork
 
 # One import transaction holds at most this many commands (memory and lock time are bounded).
 MAX_BATCH_COMMANDS = 5000
+
+log = logging.getLogger("ledger.application")
 
 
 class LedgerApplication(Application[UUID]):
@@ -86,10 +91,16 @@ class Staged:
     command: Command
     record: CommandRecord
     events: list[Any]
+    # A refusal that is an outcome: only the command's record is saved, then this is raised.
+    refusal: LedgerError | None = None
+
+    def outcome(self, positions: dict[int, int]) -> CommandResult | LedgerError:
+        return self.refusal if self.refusal is not None else self.result(positions)
 
     def result(self, positions: dict[int, int], duplicate: bool = False) -> CommandResult:
         """The position is the last of the command's events in the log (read-your-writes)."""
         written = [positions[id(event)] for event in self.events if id(event) in positions]
+        assert self.record.outcome is not None, "a refused command has no result"
         return CommandResult(
             command_id=self.command.command_id,
             command_type=self.record.command_type,
@@ -123,7 +134,7 @@ class Ledger:
             return self._execute(data, at)
 
     def _execute(self, data: Any, at: datetime | None) -> CommandResult:
-        command = parse_command(data)
+        command = parse(data)
         uow = self.unit_of_work()
         staged = self.stage(uow, command, at)
         if isinstance(staged, CommandResult):
@@ -134,6 +145,8 @@ class Ledger:
             return self.positioned(self.after_conflict(command, at))
         for event in staged.events:
             self.stream_cache.take(event.originator_id)  # that copy is now behind
+        if staged.refusal is not None:
+            raise staged.refusal
         return staged.result(self.positions(recordings))
 
     def execute_batch(
@@ -163,9 +176,9 @@ class Ledger:
             try:
                 staged.append(self.stage(uow, command, at))
             except LedgerError as refusal:
-                if uow.dirty:
-                    return self.one_by_one(items)
                 staged.append(refusal)
+            if uow.dirty:
+                return self.one_by_one(items)
         # Events go to the log command by command, so a position inside the batch never
         # shows half a command; the transaction is still one.
         events = [event for s in staged if isinstance(s, Staged) for event in s.events]
@@ -175,7 +188,7 @@ class Ledger:
             return self.one_by_one(items)
         self.stream_cache.keep(uow.aggregates())
         positions = self.positions(recordings)
-        results = [s.result(positions) if isinstance(s, Staged) else s for s in staged]
+        results = [s.outcome(positions) if isinstance(s, Staged) else s for s in staged]
         if any(isinstance(r, CommandResult) and r.position is None for r in results):
             results = [self.positioned(r) if isinstance(r, CommandResult) else r for r in results]
         return results
@@ -198,7 +211,7 @@ class Ledger:
     @staticmethod
     def parse_or_error(data: Any) -> Command | LedgerError:
         try:
-            return parse_command(data)
+            return parse(data)
         except LedgerError as refusal:
             return refusal
 
@@ -212,7 +225,8 @@ class Ledger:
         self, uow: UnitOfWork, command: Command, at: datetime | None
     ) -> CommandResult | Staged:
         """Run the handler into the unit of work and add the command's record; or return
-        the earlier outcome of the same command."""
+        the earlier outcome of the same command. A refusal that is an outcome
+        (``REMEMBERED_REFUSALS``) is staged as a record alone; any other failure raises."""
         digest = self.payload_digest(command)
         uow.begin(Ctx(command.command_id, self.moment(at)))
         earlier = self.earlier_outcome(uow, command, digest)
@@ -221,9 +235,14 @@ class Ledger:
         with journal() as triggered:
             try:
                 HANDLERS[command.type](command, uow)
-            except LedgerError:
+            except Exception as exc:  # noqa: BLE001 - one command's failure, typed
                 uow.dirty = bool(uow.kept(triggered))
-                raise
+                error = unexpected_as_typed(exc, command.type, command.command_id)
+                if not isinstance(error, REMEMBERED_REFUSALS):
+                    raise error from None
+                refused = CommandRecord.refuse(uow.now, command.type, digest, error)
+                uow.add(refused)
+                return Staged(command, refused, list(refused.pending_events), error)
         written = uow.kept(triggered)
         topics = [type(e).TOPIC.removeprefix("mall-ledger/") for e in written]
         outcome = {"events": topics, "result": dict(uow.result)}
@@ -232,10 +251,10 @@ class Ledger:
         return Staged(command, record, [*written, *record.pending_events])
 
     def moment(self, at: datetime | None) -> datetime:
-        """The command's time in UTC, as events store it: its own, or the clock's."""
-        if at is not None and at.tzinfo is None:
-            raise InvalidCommand("at", "must carry a timezone offset")
-        return (at or self.clock.now()).astimezone(UTC)
+        """The command's time in UTC, as events store it: its own (within the range
+        ``check_command_time`` allows), or the clock's."""
+        now = self.clock.now()
+        return now.astimezone(UTC) if at is None else check_command_time(at, now)
 
     @staticmethod
     def positions(recordings: list[Recording[UUID]]) -> dict[int, int]:
@@ -258,6 +277,9 @@ class Ledger:
         if record is None:
             return None
         record.check_same_payload(command.command_id, digest)
+        refused = record.refused_again(command.command_id)
+        if refused is not None:
+            raise refused
         return Staged(command, record, []).result({}, duplicate=True)
 
     def after_conflict(self, command: Command, at: datetime | None) -> CommandResult:
@@ -296,6 +318,30 @@ class Ledger:
     def close(self) -> None:
         self.app.close()
         self.keystore.close()
+
+
+def parse(data: Any) -> Command:
+    """``parse_command``, with an unforeseen failure typed like any other refusal."""
+    try:
+        return parse_command(data)
+    except Exception as exc:  # noqa: BLE001 - typed as the command's failure
+        # The input's "type" is not named: it is not known to be one of ours.
+        raise unexpected_as_typed(exc, "command", "") from None
+
+
+def unexpected_as_typed(exc: Exception, command_type: str, command_id: str) -> Exception:
+    """The error one command's failure is reported as: a ``LedgerError`` or a storage
+    failure as it is (the caller translates the latter); anything else as ``CommandFailed``,
+    whose traceback goes to the debug log as frames and exception type only (the exception's
+    text may quote the input, which may be personal data)."""
+    if isinstance(exc, (LedgerError, PersistenceError, psycopg.Error, sqlite3.Error)):
+        return exc
+    frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+    name = f"{command_type} {command_id}".strip()
+    log.debug("%s failed with %s at\n%s", name, type(exc).__name__, frames)
+    return CommandFailed(
+        f"{name} failed unexpectedly ({type(exc).__name__}); nothing of it was written"
+    )
 
 
 @contextmanager

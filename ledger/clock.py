@@ -6,6 +6,15 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from ledger.domain.errors import InvalidCommand
+
+# A command's own time ("at") lies in this range. The earliest is before any record a
+# Chinese online mall could hold (a historical import reaches back years, not decades); the
+# latest allows the clock skew between the source system and ours, but not a future that
+# would open or close windows (payment deadlines, return windows) that have not begun.
+EARLIEST_COMMAND_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -43,3 +52,19 @@ class ManualClock:
             raise ValueError("ManualClock.set needs a timezone-aware time")
         with self._lock:
             self._now = moment.astimezone(UTC)
+
+
+def check_command_time(at: datetime, now: datetime) -> datetime:
+    """``at`` in UTC if it carries an offset and lies between ``EARLIEST_COMMAND_TIME`` and
+    ``now + MAX_CLOCK_SKEW``; else ``InvalidCommand`` naming ``at``. Compared before it is
+    converted: converting a time at the edge of the calendar (year 1 at +08:00) overflows."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidCommand("at", "must carry a timezone offset")
+    latest = now + MAX_CLOCK_SKEW
+    if not EARLIEST_COMMAND_TIME <= at <= latest:
+        raise InvalidCommand(
+            "at",
+            f"must lie between {EARLIEST_COMMAND_TIME.isoformat()} and the ledger's clock "
+            f"plus {int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes",
+        )
+    return at.astimezone(UTC)

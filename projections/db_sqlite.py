@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ledger.files import open_lock_file
 from projections.db import (
     SQLITE_BUSY_TIMEOUT_S,
     Convert,
@@ -194,7 +195,7 @@ class SqliteDb(Db):
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         lock_path = self.path.with_name(f"{self.path.name}.{name}.lock")
-        with lock_path.open("a") as handle:
+        with open_lock_file(lock_path) as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
