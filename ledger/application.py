@@ -133,10 +133,10 @@ class Ledger:
         with storage_errors():
             return self._execute(data, at)
 
-    def _execute(self, data: Any, at: datetime | None) -> CommandResult:
+    def _execute(self, data: Any, at: datetime | None, remember: bool = False) -> CommandResult:
         command = parse(data)
         uow = self.unit_of_work()
-        staged = self.stage(uow, command, at)
+        staged = self.stage(uow, command, at, remember)
         if isinstance(staged, CommandResult):
             return self.positioned(staged)
         try:
@@ -150,16 +150,20 @@ class Ledger:
         return staged.result(self.positions(recordings))
 
     def execute_batch(
-        self, items: list[tuple[Any, datetime | None]]
+        self, items: list[tuple[Any, datetime | None]], *, remember_refusals: bool = False
     ) -> list[CommandResult | LedgerError]:
         """Many commands, one transaction: each refused command is left out, the rest are
         saved together. If the batch cannot be saved whole (a concurrent writer, or a
-        command that failed half-way), every command is run again on its own."""
+        command that failed half-way), every command is run again on its own.
+
+        ``remember_refusals`` (an import of history): a command refused by a rule is
+        recorded under its command id, so that sending it again is refused the same way
+        (``ledger.domain.command_record``); otherwise a refusal writes nothing."""
         with storage_errors():
-            return self._execute_batch(items)
+            return self._execute_batch(items, remember_refusals)
 
     def _execute_batch(
-        self, items: list[tuple[Any, datetime | None]]
+        self, items: list[tuple[Any, datetime | None]], remember: bool
     ) -> list[CommandResult | LedgerError]:
         if len(items) > MAX_BATCH_COMMANDS:
             raise InvalidCommand("batch", f"at most {MAX_BATCH_COMMANDS} commands per batch")
@@ -174,18 +178,18 @@ class Ledger:
                 staged.append(command)
                 continue
             try:
-                staged.append(self.stage(uow, command, at))
+                staged.append(self.stage(uow, command, at, remember))
             except LedgerError as refusal:
                 staged.append(refusal)
             if uow.dirty:
-                return self.one_by_one(items)
+                return self.one_by_one(items, remember)
         # Events go to the log command by command, so a position inside the batch never
         # shows half a command; the transaction is still one.
         events = [event for s in staged if isinstance(s, Staged) for event in s.events]
         try:
             recordings = self.app.events.put(events)
         except IntegrityError:
-            return self.one_by_one(items)
+            return self.one_by_one(items, remember)
         self.stream_cache.keep(uow.aggregates())
         positions = self.positions(recordings)
         results = [s.outcome(positions) if isinstance(s, Staged) else s for s in staged]
@@ -202,11 +206,11 @@ class Ledger:
         return replace(result, position=self.head_position())
 
     def one_by_one(
-        self, items: list[tuple[Any, datetime | None]]
+        self, items: list[tuple[Any, datetime | None]], remember: bool = False
     ) -> list[CommandResult | LedgerError]:
         """A batch that cannot be saved whole: each command on its own, from fresh reads."""
         self.stream_cache.clear()
-        return [self.execute_or_error(data, at) for data, at in items]
+        return [self.execute_or_error(data, at, remember) for data, at in items]
 
     @staticmethod
     def parse_or_error(data: Any) -> Command | LedgerError:
@@ -215,18 +219,22 @@ class Ledger:
         except LedgerError as refusal:
             return refusal
 
-    def execute_or_error(self, data: Any, at: datetime | None) -> CommandResult | LedgerError:
+    def execute_or_error(
+        self, data: Any, at: datetime | None, remember: bool = False
+    ) -> CommandResult | LedgerError:
         try:
-            return self.execute(data, at)
+            with storage_errors():
+                return self._execute(data, at, remember)
         except LedgerError as refusal:
             return refusal
 
     def stage(
-        self, uow: UnitOfWork, command: Command, at: datetime | None
+        self, uow: UnitOfWork, command: Command, at: datetime | None, remember: bool = False
     ) -> CommandResult | Staged:
         """Run the handler into the unit of work and add the command's record; or return
-        the earlier outcome of the same command. A refusal that is an outcome
-        (``REMEMBERED_REFUSALS``) is staged as a record alone; any other failure raises."""
+        the earlier outcome of the same command. Any failure of the handler raises as a
+        typed error; with ``remember``, one that is an outcome (``REMEMBERED_REFUSALS``) is
+        staged instead, as the command's record alone, to be saved and then raised."""
         digest = self.payload_digest(command)
         uow.begin(Ctx(command.command_id, self.moment(at)))
         earlier = self.earlier_outcome(uow, command, digest)
@@ -238,7 +246,7 @@ class Ledger:
             except Exception as exc:  # noqa: BLE001 - one command's failure, typed
                 uow.dirty = bool(uow.kept(triggered))
                 error = unexpected_as_typed(exc, command.type, command.command_id)
-                if not isinstance(error, REMEMBERED_REFUSALS):
+                if not (remember and isinstance(error, REMEMBERED_REFUSALS)):
                     raise error from None
                 refused = CommandRecord.refuse(uow.now, command.type, digest, error)
                 uow.add(refused)

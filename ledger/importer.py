@@ -66,14 +66,14 @@ class Rejection:
     code: str
     clause: str
     message: str
+    field: str | None = None  # the input field an INVALID_COMMAND names
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "line": self.line,
-            "code": self.code,
-            "clause": self.clause,
-            "message": self.message,
-        }
+        found = {"line": self.line, "code": self.code, "clause": self.clause}
+        found["message"] = self.message
+        if self.field is not None:
+            found["field"] = self.field
+        return found
 
     def describe(self) -> str:
         clause = f" ({self.clause})" if self.clause else ""
@@ -272,7 +272,8 @@ def decode_line(number: int, raw: bytes) -> Item | Bad:
 
 
 def _rejection(number: int, error: LedgerError) -> Rejection:
-    return Rejection(number, error.code, error.clause, error.message)
+    field = error.field if isinstance(error, InvalidCommand) else None
+    return Rejection(number, error.code, error.clause, error.message, field)
 
 
 def prefetch_keys(ledger: Ledger, items: list[Item]) -> None:
@@ -323,7 +324,9 @@ class _Run:
         outcomes: dict[int, CommandResult | LedgerError] = {}
         if items:
             prefetch_keys(self.ledger, items)
-            results = self.ledger.execute_batch([(item.data, item.at) for item in items])
+            results = self.ledger.execute_batch(
+                [(item.data, item.at) for item in items], remember_refusals=True
+            )
             outcomes = {item.line: r for item, r in zip(items, results, strict=True)}
         for entry in entries:
             if isinstance(entry, Bad):

@@ -2,10 +2,12 @@
 command's events. A retry finds it and gets the original outcome; the same id with a
 different payload is refused (KurrentDB deduplicates by event id the same way).
 
-A command refused by a rule (or naming something that does not exist) is an outcome too:
-its record (``command/Refused``) keeps the code and clause, and a retry is refused the same
-way, however the ledger has changed since. Re-running an import therefore gives the ledger
-that running it once gave (issue 8, case 9). The refusal's message is not kept: the log is
+A command refused by a rule (or naming something that does not exist) during an import of
+history is an outcome too: its record (``command/Refused``) keeps the code and clause, and a
+retry is refused the same way, however the ledger has changed since. Re-running an import
+therefore gives the ledger that running it once gave (issue 8, case 9). A single command
+(``Ledger.execute``) is not recorded when refused: an interactive client may fix what it
+was refused for and retry with the same id. The refusal's message is not kept: the log is
 append-only and a message is text that must never hold personal data, so a retry's message
 is made from the command id, code and clause alone. Input errors (the same input is always
 refused again), conflicts, storage and unforeseen failures are not outcomes and leave no
