@@ -95,7 +95,11 @@ class Staged:
     refusal: LedgerError | None = None
 
     def outcome(self, positions: dict[int, int]) -> CommandResult | LedgerError:
-        return self.refusal if self.refusal is not None else self.result(positions)
+        """After the save: the result, or the refusal whose record was saved."""
+        if self.refusal is None:
+            return self.result(positions)
+        self.refusal.recorded = True
+        return self.refusal
 
     def result(self, positions: dict[int, int], duplicate: bool = False) -> CommandResult:
         """The position is the last of the command's events in the log (read-your-writes)."""
@@ -146,6 +150,7 @@ class Ledger:
         for event in staged.events:
             self.stream_cache.take(event.originator_id)  # that copy is now behind
         if staged.refusal is not None:
+            staged.refusal.recorded = True
             raise staged.refusal
         return staged.result(self.positions(recordings))
 

@@ -90,7 +90,8 @@ class ImportReport:
     already_imported: int = 0
     rejected: int = 0
     rejected_by_code: Counter[str] = field(default_factory=Counter)
-    # Stored event rows: the command's domain events plus its idempotency record.
+    # Stored event rows: the command's domain events plus its idempotency record (a refused
+    # command's record too, the first time it is refused).
     events_written: int = 0
     elapsed_s: float = 0.0
     rejects_path: str | None = None
@@ -337,6 +338,7 @@ class _Run:
                 self.count(outcome)
             else:
                 self.reject(_rejection(entry.line, outcome), entry.original)
+                self.report.events_written += outcome.recorded  # its command record
         self.bar.set_postfix(events=self.report.events_written, refresh=False)
 
     def count(self, result: CommandResult) -> None:

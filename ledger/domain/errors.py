@@ -8,6 +8,8 @@ class LedgerError(Exception):
 
     code: str = "LEDGER_ERROR"
     clause: str = ""
+    # True once the refusal was saved as its command's outcome (an import's command record).
+    recorded: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
