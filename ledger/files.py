@@ -104,13 +104,22 @@ def prepare_sqlite_file(path: Path) -> None:
 
 
 def _tighten(path: Path) -> None:
-    fd = _open_no_link(path, os.O_RDONLY | os.O_NONBLOCK)
+    """Refuse a link or a non-regular file at ``path``; narrow a file of ours to owner-only.
+
+    The file is reached through an ``O_PATH`` descriptor: closing an ordinary descriptor of
+    a database file drops every POSIX lock this process holds on it, so a connection already
+    open in this process (SQLite's locks are POSIX locks) would lose its locks and the file
+    could be corrupted. Closing an ``O_PATH`` descriptor leaves them alone."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         info = os.fstat(fd)
+        if stat.S_ISLNK(info.st_mode):
+            raise UnsafeFile(errno.ELOOP, "is a symbolic link", str(path))
         if not stat.S_ISREG(info.st_mode):
             raise UnsafeFile(errno.EINVAL, "is not a regular file", str(path))
         if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
-            os.fchmod(fd, stat.S_IMODE(info.st_mode) & 0o700)
+            # The very file checked above, whatever the path names by now.
+            os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(info.st_mode) & 0o700)
     finally:
         os.close(fd)
 

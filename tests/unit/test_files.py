@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +133,31 @@ def test_a_lock_file_that_is_a_device_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsafeFile):
         open_lock_file(Path(os.devnull))
     assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_preparing_an_open_database_keeps_this_process_s_locks_on_it(tmp_path: Path) -> None:
+    """Closing an ordinary descriptor of a file drops this process's POSIX locks on it, which
+    SQLite relies on: another process could then write under an open transaction."""
+    path = tmp_path / "open.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held by this process
+    try:
+        for side in ("open.db-wal", "open.db-shm"):
+            (tmp_path / side).chmod(0o644)
+        prepare_sqlite_file(path)
+        probe = (
+            "import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+            "try:\n    c.execute('BEGIN IMMEDIATE'); print('free')\n"
+            "except sqlite3.OperationalError: print('locked')\n"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True
+        )
+        assert other.stdout.strip() == "locked"
+        assert mode(tmp_path / "open.db-wal") == 0o600
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
