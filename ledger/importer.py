@@ -16,9 +16,9 @@ Re-running a file (whole, or after an interrupted run) gives the ledger one run 
 command id is found; an imported one is counted as "already imported", one refused by a rule
 is refused again with the same code (its refusal was recorded, ``ledger.domain.command_record``)
 even if the ledger has changed since. A line with an ``"at"`` before the last event of a stream
-it writes is refused ``TIME_BEFORE_STREAM``; ``"at"`` must lie between 2000-01-01 and the
-ledger's clock plus five minutes (``ledger.clock.check_command_time``). Any failure of one
-command, foreseen or not, rejects that line only (``COMMAND_FAILED`` for a bug).
+it writes is refused ``TIME_BEFORE_STREAM``; ``"at"`` must lie between 2000-01-01 and now
+plus five minutes (``ledger.clock.check_command_time``). Any failure of one command, foreseen
+or not, rejects that line only (``COMMAND_FAILED`` for a bug).
 
 The rejects file holds the original commands, personal data included, so that they can be fixed
 and imported again: it is created new with mode 0600 (``ledger.files``: never through a link,
