@@ -12,6 +12,9 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger.domain.errors import StorageUnavailable
 
+# What the library and the drivers raise when the database cannot be reached or fails.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (PersistenceError, psycopg.Error, sqlite3.Error)
+
 
 @contextmanager
 def storage_errors() -> Iterator[None]:
@@ -20,6 +23,6 @@ def storage_errors() -> Iterator[None]:
     host and port, never a password: libpq and sqlite3 do not echo the connection string."""
     try:
         yield
-    except (PersistenceError, psycopg.Error, sqlite3.Error) as exc:
+    except DRIVER_ERRORS as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StorageUnavailable(f"database unavailable or failing: {reason}") from None

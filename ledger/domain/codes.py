@@ -22,6 +22,8 @@ has ``per_raise=True`` and its ``clause`` says which; the raise site names the c
 ``RuleViolation(code, message, clause=…)``. Every other raise cites the entry's clause.
 
 The README's "Error codes" table is this catalogue (tests/unit/test_codes.py keeps them equal).
+A code is never removed or renamed: command records store the codes of refusals they remember
+(``CommandRecord.refused_again`` looks them up here).
 """
 
 from __future__ import annotations
@@ -451,7 +453,13 @@ DISPOSITION_NOT_CLOSE = ErrorCode(
     "A closure on an account ground without a recorded decision to close that order.",
 )
 
-# -- ECL 31: completion ---------------------------------------------------------------------
+# -- ECL 31: completion and the record's order -----------------------------------------------
+TIME_BEFORE_STREAM = ErrorCode(
+    "TIME_BEFORE_STREAM",
+    "ECL 31",
+    STATE,
+    "A command dated before the last event of a stream it would write.",
+)
 TRANSACTION_NOT_COMPLETE = ErrorCode(
     "TRANSACTION_NOT_COMPLETE",
     "ECL 31",
@@ -489,6 +497,12 @@ STORAGE_UNAVAILABLE = ErrorCode(
     "",
     HTTPStatus.SERVICE_UNAVAILABLE,
     "The database could not be reached or failed; a command wrote nothing.",
+)
+COMMAND_FAILED = ErrorCode(
+    "COMMAND_FAILED",
+    "",
+    HTTPStatus.INTERNAL_SERVER_ERROR,
+    "A command failed in a way no rule foresaw (a defect); nothing of it was written.",
 )
 COMMAND_ID_REUSED = ErrorCode(
     "COMMAND_ID_REUSED", "", INPUT, "A command id sent again with another payload."

@@ -18,6 +18,9 @@ class LedgerError(Exception):
     ``code`` and ``clause`` are the catalogue entry's (``entry``); a subclass names its entry in
     ``catalogued``."""
 
+    # True once the refusal was saved as its command's outcome (an import's command record).
+    recorded: bool = False
+
     catalogued: ClassVar[ErrorCode] = codes.LEDGER_ERROR
 
     def __init__(
@@ -82,3 +85,11 @@ class CommandIdReused(LedgerError):
     """The same command_id was sent again with a different payload."""
 
     catalogued = codes.COMMAND_ID_REUSED
+
+
+class CommandFailed(LedgerError):
+    """A command failed in a way no rule foresaw (a bug, an unexpected value): nothing of it
+    was written, and the commands around it (in a batch) are not affected. The message names
+    the command and the exception's type, never its text (it may quote the input)."""
+
+    catalogued = codes.COMMAND_FAILED
