@@ -13,8 +13,10 @@ status the API gives it (RFC 9457 problem details):
 - ``STORAGE_UNAVAILABLE`` and the projections' waits (``PROJECTION_BEHIND``,
   ``PROJECTION_STOPPED``, ``PROJECTIONS_BUSY``) are 503: the server cannot answer now, retry
   later (503 rather than 504: no gateway is involved, the read model itself is late);
-- faults of the ledger itself (``KEYSTORE_ERROR``, ``PROJECTION_BUILD_FAILED``, the root
-  ``LEDGER_ERROR``) are 500.
+- ``SEAL_INVALID`` (a token given that does not open) is 422, ``SUBJECT_ERASED`` (the
+  subject's key is gone) 409;
+- faults of the ledger itself (``COMMAND_FAILED``, ``KEYSTORE_ERROR``,
+  ``PROJECTION_BUILD_FAILED``, the root ``LEDGER_ERROR``) are 500.
 
 A few codes are cited under the clause of the command or the closure that triggers them
 (``ORDER_CLOSED`` cites the closure's clause, ``NOT_SHIPPED`` the delivery step's…): their entry
