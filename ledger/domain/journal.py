@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Self
 
 from eventsourcing.domain import Aggregate
 
@@ -42,7 +42,7 @@ class JournaledAggregate(Aggregate):
         _note(self.pending_events[-1])
 
     @classmethod
-    def _create(cls, event_class: Any, **kwargs: Any) -> Any:
+    def _create(cls, event_class: Any, **kwargs: Any) -> Self:
         aggregate = super()._create(event_class, **kwargs)
         _note(aggregate.pending_events[-1])
         return aggregate

@@ -61,7 +61,8 @@ class Step:
 
 
 def _scheduled(e: Event) -> dict[str, Any]:
-    completed, until = when(e.data["completed_at"]), when(e.data["retain_until"])
+    d = e.fields(ev.TransactionCompleted)
+    completed, until = when(d.completed_at), when(d.retain_until)
     assert completed is not None and until is not None
     return {"completed_at": completed.isoformat(), "retain_until": until.isoformat()}
 
@@ -97,13 +98,13 @@ def record_step(e: Event, b: Batch) -> None:
 
 
 def submitted(e: Event, b: Batch) -> None:
-    d = e.data
+    d = e.fields(ev.OrderSubmitted)
     b.put(
         "retention_orders",
         {
             "stream_id": e.stream,
-            "order_no": d["order_no"],
-            "subject_id": d["account_no"],
+            "order_no": d.order_no,
+            "subject_id": d.account_no,
             "submitted_at": e.at,
             "closed_at": None,
             "delivered_at": None,
@@ -127,8 +128,9 @@ def _stamp(column: str) -> Handler:
 def completed(e: Event, b: Batch) -> None:
     row = b.edit("retention_orders", e.stream)
     if row is not None:
-        row["completed_at"] = when(e.data["completed_at"])
-        row["retain_until"] = when(e.data["retain_until"])
+        d = e.fields(ev.TransactionCompleted)
+        row["completed_at"] = when(d.completed_at)
+        row["retain_until"] = when(d.retain_until)
         row["last_position"] = e.position
     record_step(e, b)
 

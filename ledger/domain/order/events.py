@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain.order.vocabulary import (
     LOWERS_DUE,
     ClosureGround,
+    DeliveryFailure,
     FlagOutcome,
     OrderStatus,
     RefundPurpose,
@@ -298,7 +299,7 @@ class Shipped(OrderEvent):
 
 @topic("order/DeliveryAttemptFailed")
 class DeliveryAttemptFailed(OrderEvent):
-    reason: str
+    reason: DeliveryFailure
 
     def apply(self, agg: Any) -> None:
         agg.failed_attempts.append(self.reason)
