@@ -90,9 +90,13 @@ def find(merged: dict[str, str], group_id: str) -> str:
     return group_id
 
 
+def submission_nodes(e: Event) -> list[tuple[str, str, str | None]]:
+    d = e.fields(ev.OrderSubmitted)
+    return node_names(d.account_no, d.linkage)
+
+
 def prefetch(events: Sequence[Event], b: Batch) -> None:
-    submissions = [e.fields(ev.OrderSubmitted) for e in events if e.topic == SUBMITTED]
-    nodes = [node_names(d.account_no, d.linkage) for d in submissions]
+    nodes = [submission_nodes(e) for e in events if e.topic == SUBMITTED]
     b.prefetch("limit_purchases", [e.stream for e in events if e.topic in PURCHASE_TOPICS])
     b.prefetch("link_nodes", [name for found in nodes for name, _, _ in found])
     founders = [found[0][0] for found in nodes]  # the id a new group would get
@@ -163,7 +167,7 @@ def _link(e: Event, b: Batch, nodes: list[tuple[str, str, str | None]]) -> None:
 
 def order_submitted(e: Event, b: Batch) -> None:
     d = e.fields(ev.OrderSubmitted)
-    _link(e, b, node_names(d.account_no, d.linkage))
+    _link(e, b, submission_nodes(e))
     quantities: Counter[str] = Counter()
     for line in d.lines:
         quantities[line["sku"]] += line["quantity"]

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from eventsourcing.utils import resolve_topic
+
 from ledger.domain.order import events as ev
 from projections.base import Handler, Projection, topic_of
 from projections.batch import Batch
@@ -81,8 +83,9 @@ def record_step(e: Event, b: Batch) -> None:
             return
         subject, order_no = order["subject_id"], order["order_no"]
     else:
-        subject = e.data[spec.subject_field]
-        order_no = e.data.get("order_no")
+        fields = e.fields(resolve_topic(e.topic))
+        subject = getattr(fields, spec.subject_field)
+        order_no = getattr(fields, "order_no", None)
     b.add(
         "retention_steps",
         {
