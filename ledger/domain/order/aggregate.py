@@ -34,6 +34,9 @@ class Order(
     Event = ev.OrderEvent
     Created = ev.OrderSubmitted
 
+    def stream_label(self) -> str:
+        return f"order {self.order_no}"
+
     @classmethod
     def submit(
         cls,
