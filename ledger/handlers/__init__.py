@@ -12,9 +12,9 @@ from ledger.domain import ids
 
 # Importing the handler modules registers each handler under its command class.
 from ledger.handlers import accounts, catalogue, orders, submission  # noqa: F401
-from ledger.handlers.registry import dispatch, registered
+from ledger.handlers.registry import HANDLERS, dispatch
 
-__all__ = ["dispatch", "registered", "streams_read_by"]
+__all__ = ["HANDLERS", "dispatch", "streams_read_by"]
 
 
 def streams_read_by(command: c.Command) -> list[UUID]:

@@ -13,8 +13,8 @@ from ledger.unit_of_work import Handler, UnitOfWork
 C = TypeVar("C", bound=Command)
 
 # One entry per command class. The value's parameter is Any only here: ``handles`` is the
-# one way in, and it ties each handler's parameter type to its key.
-_HANDLERS: dict[type[Command], Handler[Any]] = {}
+# way in, and it ties each handler's parameter type to its key (tests read this mapping).
+HANDLERS: dict[type[Command], Handler[Any]] = {}
 
 
 def handles(command_class: type[C]) -> Callable[[Handler[C]], Handler[C]]:
@@ -22,19 +22,14 @@ def handles(command_class: type[C]) -> Callable[[Handler[C]], Handler[C]]:
     handler for the same class is a programming error."""
 
     def register(handler: Handler[C]) -> Handler[C]:
-        if command_class in _HANDLERS:
+        if command_class in HANDLERS:
             raise TypeError(f"{command_class.__name__} already has a handler")
-        _HANDLERS[command_class] = handler
+        HANDLERS[command_class] = handler
         return handler
 
     return register
 
 
-def registered() -> dict[type[Command], Handler[Any]]:
-    """Every command class with its handler (the test that each has one reads this)."""
-    return dict(_HANDLERS)
-
-
 def dispatch(command: Command, uow: UnitOfWork) -> None:
     """Run the handler registered for the command's own class."""
-    _HANDLERS[type(command)](command, uow)
+    HANDLERS[type(command)](command, uow)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from ledger import commands as c
 from ledger import importer
 from ledger.application import Ledger, open_ledger
 from ledger.clock import ManualClock
@@ -325,7 +326,7 @@ def test_an_unexpected_failure_rejects_that_line_only_as_command_failed(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setitem(HANDLERS, "ship_order", failing_after(HANDLERS["ship_order"], "IMP-F2"))
+    monkeypatch.setitem(HANDLERS, c.ShipOrder, failing_after(HANDLERS[c.ShipOrder], "IMP-F2"))
     lines: list[Any] = []
     for n, order_no in enumerate(["IMP-F1", "IMP-F2", "IMP-F3"]):
         lines += [

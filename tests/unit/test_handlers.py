@@ -8,7 +8,7 @@ import typing
 import pytest
 
 from ledger import commands as c
-from ledger.handlers import registered
+from ledger.handlers import HANDLERS
 from ledger.handlers.registry import handles
 
 
@@ -20,14 +20,14 @@ def command_parameters(handler: typing.Any) -> list[type]:
 
 
 def test_every_command_class_has_a_handler_and_nothing_else_does() -> None:
-    assert set(registered()) == set(c.COMMAND_CLASSES)
+    assert set(HANDLERS) == set(c.COMMAND_CLASSES)
 
 
 @pytest.mark.parametrize("command_class", c.COMMAND_CLASSES, ids=lambda k: k.__name__)
 def test_each_handler_takes_exactly_the_command_class_it_is_keyed_by(
     command_class: type[c.Command],
 ) -> None:
-    assert command_parameters(registered()[command_class]) == [command_class]
+    assert command_parameters(HANDLERS[command_class]) == [command_class]
 
 
 def test_a_second_handler_for_one_command_class_is_refused() -> None:
