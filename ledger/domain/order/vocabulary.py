@@ -68,7 +68,7 @@ FlagOutcome = Literal["confirmed", "dismissed"]
 CommandedPurpose = Literal["price_adjustment", "shortage", "termination", "payment_returned"]
 RefundPurpose = Literal[CommandedPurpose, "closure", "return", "unstated"]
 COMMANDED_PURPOSES: frozenset[str] = frozenset(get_args(CommandedPurpose))
-LOWERS_DUE: frozenset[str] = frozenset({"price_adjustment", "shortage", "return"})
+LOWERS_DUE: frozenset[RefundPurpose] = frozenset({"price_adjustment", "shortage", "return"})
 
 # The grounds a seller may close an order on, each with the evidence its clause needs.
 SellerGround = Literal[
