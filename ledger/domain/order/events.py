@@ -63,7 +63,7 @@ class OrderSubmitted(OrderEvent, Aggregate.Created):
         agg.shipping_region = self.shipping_region
         agg.payment_deadline = self.payment_deadline
         agg.total_due_fen = self.total_due_fen
-        agg.status = OrderStatus.AWAITING_PAYMENT
+        agg.status = OrderStatus.AWAITING_PAYMENT.value
         agg.contract_formed = False
         agg.paid_fen = {}
         agg.refunded_fen = {}
@@ -118,7 +118,7 @@ class ContractFormed(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.contract_formed = True
-        agg.status = OrderStatus.PAID
+        agg.status = OrderStatus.PAID.value
 
 
 @topic("order/CancelledByUser")
@@ -186,7 +186,7 @@ class OrderClosed(OrderEvent):
     evidence: Json
 
     def apply(self, agg: Any) -> None:
-        agg.status = OrderStatus.CLOSED
+        agg.status = OrderStatus.CLOSED.value
         agg.closed_ground = self.ground
         agg.closed_clause = self.clause
         agg.closed_at = self.timestamp
@@ -285,7 +285,7 @@ class Shipped(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.shipped = True
-        agg.status = OrderStatus.SHIPPED
+        agg.status = OrderStatus.SHIPPED.value
         agg.shipment = {
             "facts": [
                 self.carrier,
@@ -321,7 +321,7 @@ class DeliveryRefused(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.refusals.append(self.quality_reason)
-        agg.status = OrderStatus.DELIVERY_REFUSED
+        agg.status = OrderStatus.DELIVERY_REFUSED.value
 
 
 @topic("order/Delivered")
@@ -333,7 +333,7 @@ class Delivered(OrderEvent):
     def apply(self, agg: Any) -> None:
         agg.delivered_at = self.timestamp
         agg.return_deadline = self.return_deadline
-        agg.status = OrderStatus.DELIVERED
+        agg.status = OrderStatus.DELIVERED.value
 
 
 @topic("order/ReturnRequested")
@@ -347,7 +347,7 @@ class ReturnRequested(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.open_return = {"return_id": self.return_id, "kind": self.kind, "received": False}
-        agg.status = OrderStatus.RETURN_REQUESTED
+        agg.status = OrderStatus.RETURN_REQUESTED.value
         # Each step's facts and first command, for repeats of this return id.
         agg.returns[self.return_id] = {
             "requested": {
@@ -382,7 +382,7 @@ class ReturnInspected(OrderEvent):
             "facts": sorted(self.gifts_returned),
             "command_id": self.command_id,
         }
-        agg.status = OrderStatus.RETURNED
+        agg.status = OrderStatus.RETURNED.value
 
 
 @topic("order/GiftPriceCharged")

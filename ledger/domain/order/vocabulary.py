@@ -4,7 +4,8 @@ projections (``projections/views``) show them, and the commands take them.
 States the ledger sets itself are ``StrEnum`` members (they compare and store as their text);
 words a command brings in (a return's kind, a refund's purpose, a closure's ground, a flag's
 outcome) are ``Literal`` types, so pydantic refuses any other word at the edge and mypy checks
-every comparison against them.
+every comparison against them. An aggregate keeps a state's plain word (``.value``): its state
+reaches JSON encoders (orjson) that take no ``str`` subclass as a dict key.
 """
 
 from __future__ import annotations
