@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+from psycopg.rows import tuple_row
 
 from ledger import commands as c
 from ledger import importer
@@ -456,7 +457,11 @@ def key_rows(ledger: Ledger) -> int:
         with sqlite3.connect(store.path) as conn:
             return int(conn.execute(f"SELECT count(*) FROM {KEY_TABLE}").fetchone()[0])
     assert isinstance(store, PostgresKeyStore)
-    with store._pool.connection() as conn:
-        row = conn.execute(f"SELECT count(*) FROM {KEY_TABLE}").fetchone()
+    with store._pool.connection() as conn:  # the shared pool reads rows as dicts
+        row = (
+            conn.cursor(row_factory=tuple_row)
+            .execute(f"SELECT count(*) FROM {KEY_TABLE}")
+            .fetchone()
+        )
     assert row is not None
     return int(row[0])
