@@ -13,6 +13,7 @@ from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.base import OrderBase
 from ledger.domain.order.refunds import REFUND_DUE_DAYS
+from ledger.domain.order.vocabulary import ReturnKind
 from ledger.domain.regions import is_mainland
 
 
@@ -23,7 +24,7 @@ class ReturnRules(OrderBase):
         steps = self.returns.get(return_id, {})
         self.check_repeat(steps.get(step), facts, codes.RETURN_ID_REUSED, "return id")
 
-    def check_return_allowed(self, ctx: Ctx, kind: str, service_region: str) -> None:
+    def check_return_allowed(self, ctx: Ctx, kind: ReturnKind, service_region: str) -> None:
         self.check_open()
         self.check_not_completed()
         if not self.is_delivered:
@@ -66,7 +67,7 @@ class ReturnRules(OrderBase):
         self,
         ctx: Ctx,
         return_id: str,
-        kind: str,
+        kind: ReturnKind,
         service_region: str,
         visible_damage_claimed: bool,
     ) -> None:
