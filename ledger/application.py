@@ -9,22 +9,16 @@ command's events in one transaction; library and driver errors are translated he
 from __future__ import annotations
 
 import hmac
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from hashlib import sha256
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import orjson
-import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, PersistenceError, Recording, Transcoder
+from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
-from ledger.bulk_read import load_streams
 from ledger.clock import Clock, SystemClock
 from ledger.commands import Command, parse_command
 from ledger.domain.command_record import CommandRecord
@@ -34,7 +28,6 @@ from ledger.domain.errors import (
     InvalidCommand,
     LedgerError,
     NotFound,
-    StorageUnavailable,
 )
 from ledger.domain.ids import command_record_id, order_id
 from ledger.domain.journal import journal
@@ -43,11 +36,14 @@ from ledger.domain.policy import Policy
 from ledger.domain.repeats import RepeatedFact
 from ledger.handlers import HANDLERS, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
-from ledger.read_check import READ_VERSIONS, StaleRead
+from ledger.library.bulk_read import load_streams
+from ledger.library.read_check import READ_VERSIONS, StaleRead
+from ledger.library.settings import library_env
+from ledger.library.transcoder import OrjsonTranscoder
 from ledger.sealing import Sealer
-from ledger.storage import APPLICATION_NAME, library_env, setup_lock, sqlite_path_of
+from ledger.storage import APPLICATION_NAME, opening, storage_errors
+from ledger.storage_url import StorageUrl
 from ledger.stream_cache import StreamCache
-from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import UnitOfWork
 
 # One import transaction holds at most this many commands (memory and lock time are bounded).
@@ -155,7 +151,7 @@ class Ledger:
 
     def save(self, uow: UnitOfWork, events: list[Any]) -> list[Recording[UUID]]:
         """One transaction: the events, provided no stream the unit of work read and did not
-        write has moved since it was read (StaleRead; ledger/read_check.py)."""
+        write has moved since it was read (StaleRead; ledger/library/read_check.py)."""
         reads = uow.reads_not_written(events)
         return self.app.events.put(events, **{READ_VERSIONS: reads})
 
@@ -331,30 +327,22 @@ class Ledger:
         self.keystore.close()
 
 
-@contextmanager
-def storage_errors() -> Iterator[None]:
-    """Driver and library failures as one typed error (optimistic-concurrency clashes are
-    handled where they happen). The driver's first line names host and port, no secrets."""
-    try:
-        yield
-    except (PersistenceError, psycopg.Error, sqlite3.Error) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StorageUnavailable(f"database unavailable or failing: {reason}") from None
-
-
 def open_ledger(
-    database_url: str | None,
+    url: StorageUrl | str | None,
     *,
+    create: bool = True,
     clock: Clock | None = None,
     policy: Policy | None = None,
-    sqlite_path: Path | None = None,
 ) -> Ledger:
-    """Open the ledger on SQLite (URL unset or sqlite:///) or PostgreSQL (postgresql://)."""
-    path = sqlite_path or sqlite_path_of(database_url)
-    with storage_errors(), setup_lock(database_url, path):
-        app = LedgerApplication(env=library_env(database_url, path))
+    """Open the ledger on ``url`` (None: the default SQLite file; a string is parsed as
+    ``LEDGER_DATABASE_URL``). With ``create`` a missing SQLite file is made; without it,
+    a missing database is ``STORAGE_UNAVAILABLE`` and nothing is created (ledger/storage.py).
+    Raises InvalidCommand for a malformed URL."""
+    where = StorageUrl.of(url)
+    with opening(where, create=create):
+        app = LedgerApplication(env=library_env(where))
         try:
-            keystore = open_keystore(database_url, path)
+            keystore = open_keystore(where)
         except LedgerError:
             app.close()
             raise

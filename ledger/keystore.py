@@ -35,6 +35,7 @@ from psycopg.rows import tuple_row
 
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.pg_pool import lease_for
+from ledger.storage_url import StorageUrl
 
 KEY_SIZE_BYTES = 32
 MAX_SUBJECT_ID_CHARS = 128
@@ -220,12 +221,14 @@ class KeyStore(ABC):
             self._cache.pop(subject_id, None)
 
 
-def open_keystore(database_url: str | None, sqlite_path: Path) -> KeyStore:
-    """PostgreSQL for a ``postgresql://`` URL, else a SQLite file at ``sqlite_path``."""
-    if database_url and database_url.startswith(("postgresql://", "postgres://")):
-        return PostgresKeyStore(database_url)
-    sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteKeyStore(sqlite_path)
+def open_keystore(url: StorageUrl) -> KeyStore:
+    """The keys in the ledger's own database: PostgreSQL or the SQLite file ``url`` names
+    (made, with its directory, if missing: ``ledger.storage.opening`` decides beforehand
+    whether a missing database may be made)."""
+    if url.sqlite_path is not None:
+        url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteKeyStore(url.sqlite_path)
+    return PostgresKeyStore(url)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -377,9 +380,11 @@ class PostgresKeyStore(KeyStore):
     autocommit: one statement, one transaction; INSERT-then-SELECT pairs are pipelined into
     one round trip). Rows are read as tuples, whatever the pool's row factory."""
 
-    def __init__(self, conninfo: str, *, cache_max_entries: int = CACHE_MAX_ENTRIES) -> None:
+    def __init__(
+        self, url: StorageUrl | str, *, cache_max_entries: int = CACHE_MAX_ENTRIES
+    ) -> None:
         super().__init__(cache_max_entries=cache_max_entries)
-        self._pool = lease_for(conninfo)  # connects now if this process had no pool yet
+        self._pool = lease_for(StorageUrl.of(url))  # connects now if this process had no pool yet
         try:
             self._create_table()
         except BaseException:

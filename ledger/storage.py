@@ -1,76 +1,88 @@
-"""Storage chosen by one setting: LEDGER_DATABASE_URL unset → SQLite file; postgresql:// →
-PostgreSQL. Translates it to the eventsourcing library's environment."""
+"""Opening the ledger's database, given its ``StorageUrl`` (ledger/storage_url.py): the
+set-up lock, whether a missing database may be created, and driver errors as one typed error.
+
+Writers (``demo``, ``import``, ``projections run``) open with ``create=True``: a missing SQLite
+file and its directories are made. Readers open with ``create=False`` and make nothing: a
+missing SQLite file, or one that is not a SQLite database, is ``STORAGE_UNAVAILABLE``. A
+PostgreSQL database is never created (the server's administrator makes it); a missing one,
+or a server not answering, is ``STORAGE_UNAVAILABLE`` for either.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import os
+import sqlite3
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
-from ledger.pg_pool import lease_for, target_of
-from ledger.settings import DEFAULT_SQLITE_PATH
+import psycopg
+from eventsourcing.persistence import PersistenceError
+
+from ledger.domain.errors import StorageUnavailable
+from ledger.pg_pool import lease_for
+from ledger.storage_url import StorageUrl
 
 APPLICATION_NAME = "ledger"
 SETUP_LOCK_KEY = zlib.crc32(b"mall-ledger setup")
 
 
-def is_postgres(database_url: str | None) -> bool:
-    return bool(database_url) and str(database_url).startswith(("postgresql://", "postgres://"))
-
-
-def sqlite_path_of(database_url: str | None, default: Path = DEFAULT_SQLITE_PATH) -> Path:
-    if database_url and database_url.startswith("sqlite:///"):
-        return Path(database_url.removeprefix("sqlite:///"))
-    return default
-
-
-def library_env(database_url: str | None, sqlite_path: Path | None = None) -> dict[str, str]:
-    """The eventsourcing settings for our URL. Database functions stay off (they are reported
-    to misbehave with several applications in one database)."""
-    if is_postgres(database_url):
-        assert database_url is not None
-        target = target_of(database_url)
-        return {
-            # The library's factory with its datastore on the process's shared pool, whose
-            # size is LEDGER_POOL_SIZE (the library's own pool settings go unused).
-            "PERSISTENCE_MODULE": "ledger.pg_pool:SharedPoolPostgresFactory",
-            "POSTGRES_DBNAME": target["dbname"],
-            "POSTGRES_HOST": target["host"],
-            "POSTGRES_PORT": target["port"],
-            "POSTGRES_USER": target["user"],
-            "POSTGRES_PASSWORD": target["password"],
-            "POSTGRES_LOCK_TIMEOUT": "10",
-            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-            "APPLICATION_RECORDER_TOPIC": "ledger.pg_recorder:CopyApplicationRecorder",
-            "CREATE_TABLE": "y",
-        }
-    path = sqlite_path or sqlite_path_of(database_url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(path),
-        "SQLITE_LOCK_TIMEOUT": "30",
-        "APPLICATION_RECORDER_TOPIC": "ledger.sqlite_recorder:CheckedSQLiteApplicationRecorder",
-        "CREATE_TABLE": "y",
-    }
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Driver and library failures as one typed error (optimistic-concurrency clashes are
+    handled where they happen). The driver's first line names host and port, no secrets."""
+    try:
+        yield
+    except (PersistenceError, psycopg.Error, sqlite3.Error) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageUnavailable(f"database unavailable or failing: {reason}") from None
 
 
 @contextmanager
-def setup_lock(database_url: str | None, sqlite_path: Path | None = None) -> Iterator[None]:
+def opening(url: StorageUrl, *, create: bool) -> Iterator[None]:
+    """Around opening every store on ``url``: the database checked (or its SQLite file made,
+    when ``create``), first-time table creation serialised between processes, and driver
+    errors raised as ``STORAGE_UNAVAILABLE``."""
+    with storage_errors():
+        if url.sqlite_path is not None:
+            _check_sqlite(url.sqlite_path, create=create)
+        with setup_lock(url):
+            yield
+
+
+def _check_sqlite(path: Path, *, create: bool) -> None:
+    """Raises StorageUnavailable for a path that is not a SQLite database, or is missing and
+    not to be created; makes the missing directories when ``create``."""
+    if path.is_dir():
+        raise StorageUnavailable(f"{path} is a directory, not a SQLite database")
+    if not path.exists():
+        if not create:
+            raise StorageUnavailable(f"no ledger at {path}: nothing has been written there yet")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    try:
+        # Read only: the header is read and checked, nothing is written.
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError:
+        raise StorageUnavailable(f"{path} is not a SQLite database") from None
+
+
+@contextmanager
+def setup_lock(url: StorageUrl) -> Iterator[None]:
     """One process at a time creates tables, when several (workers, API servers, a CLI)
     start together on a fresh database: on PostgreSQL two concurrent ``CREATE TABLE IF NOT
     EXISTS`` can fail on ``pg_type``'s unique index; on SQLite the library's tracking table
     inserts a migration row as it is created, and the second process fails on it."""
-    if not is_postgres(database_url):
-        with _file_lock(sqlite_path or sqlite_path_of(database_url)):
+    if url.sqlite_path is not None:
+        with _file_lock(url.sqlite_path):
             yield
         return
-    assert database_url is not None
     # A connection of the process's shared pool; the lease also keeps the pool open for
     # the stores opened under the lock.
-    with lease_for(database_url) as pool, pool.connection() as conn:
+    with lease_for(url) as pool, pool.connection() as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
         try:
             yield
@@ -80,12 +92,36 @@ def setup_lock(database_url: str | None, sqlite_path: Path | None = None) -> Ite
 
 @contextmanager
 def _file_lock(database_path: Path) -> Iterator[None]:
-    """An exclusive lock on a file beside the database, held across processes."""
-    database_path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = database_path.with_name(database_path.name + ".setup-lock")
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    """An exclusive lock across processes on a file beside the database, removed when done.
+
+    Not a lock on the database file itself: closing any descriptor of that file would drop
+    the POSIX locks SQLite holds on it in this process. The holder removes the lock file
+    before it lets go, so a waiter that then gets the lock may hold a file no longer in the
+    directory, while a newcomer locks a new one: a waiter checks that the file it locked is
+    still the one at the path, and starts again if not.
+    """
+    lock_path = database_path.with_name(f".{database_path.name}.setup-lock")
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, lock_path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        os.close(fd)  # releases the lock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        at_path = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ledger.library.tables import SQLITE_EVENTS_TABLE
 from projections.db import (
     EXCLUSIVE_WAIT_S,
     SQLITE_BUSY_TIMEOUT_S,
@@ -47,7 +48,7 @@ class SqliteDb(Db):
         JSON: json_out,
     }
 
-    def __init__(self, path: Path, events_table: str = "stored_events", poll: float = 0.05):
+    def __init__(self, path: Path, events_table: str = SQLITE_EVENTS_TABLE, poll: float = 0.05):
         super().__init__(events_table)
         self.path = path
         self.poll = poll

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+from ledger.storage_url import StorageUrl
 from projections.db import Row
 from projections.engine import Runtime, ensure_live, open_runtime
 from projections.freshness import DEFAULT_TIMEOUT_S, Freshness
@@ -31,8 +31,10 @@ class ReadModels:
         self.freshness = Freshness(rt.db, rt.tracking)
 
     @classmethod
-    def open(cls, database_url: str | None, sqlite_path: Path | None = None) -> ReadModels:
-        rt = open_runtime(database_url, sqlite_path)
+    def open(cls, url: StorageUrl | str | None, *, create: bool = False) -> ReadModels:
+        """The read models of the ledger at ``url``; a reader: without ``create`` a missing
+        database is ``STORAGE_UNAVAILABLE`` and nothing is made (projections/engine.py)."""
+        rt = open_runtime(url, create=create)
         ensure_live(rt.db, rt.tracking, PROJECTIONS)
         return cls(rt)
 
