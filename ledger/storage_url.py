@@ -13,7 +13,6 @@ with its password replaced (``redacted``).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,7 +29,6 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 # one may hold the set-up lock while another creates the tables.
 DEFAULT_POOL_SIZE = 4
 MIN_POOL_SIZE, MAX_POOL_SIZE = 2, 100
-_USERINFO_PASSWORD = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")
 
 
 class StorageKind(StrEnum):
@@ -51,8 +49,13 @@ def read_pool_size(environ: Mapping[str, str] | None = None) -> int:
 
 
 def redact(text: str) -> str:
-    """A URL with the password of its user part replaced by ``***``."""
-    return _USERINFO_PASSWORD.sub(r"\1:***@", text)
+    """A URL with the password of its user part replaced by ``***``. The user part ends at the
+    last ``@``, so a password with an unescaped ``@`` or ``/`` is hidden whole."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, tail = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return text
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{tail}"
 
 
 @dataclass(frozen=True)
