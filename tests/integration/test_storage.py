@@ -64,7 +64,10 @@ def test_unset_url_means_a_sqlite_file_in_var(
 def test_processes_starting_together_on_a_fresh_database_all_open_it(backend: str) -> None:
     """Workers and CLIs often start at once: table creation must not race (a lost race
     surfaced as an IntegrityError on the library's migration row, or on pg_type)."""
-    code = "import sys; from ledger.cli import main; sys.exit(main(['projections', 'run', '--once']))"
+    # ``run`` is a writer: it makes the fresh database (``status`` would refuse a missing one).
+    code = (
+        "import sys; from ledger.cli import main; sys.exit(main(['projections', 'run', '--once']))"
+    )
     env = {"LEDGER_DATABASE_URL": backend, "PATH": "/usr/bin:/bin"}
     starts = [
         subprocess.Popen(

@@ -86,9 +86,7 @@ def _with(pg_url: str, **parts: str) -> str:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("reader", READERS)
-def test_a_reader_on_a_missing_postgres_database_is_a_typed_error(
-    reader: str, pg_url: str
-) -> None:
+def test_a_reader_on_a_missing_postgres_database_is_a_typed_error(reader: str, pg_url: str) -> None:
     missing = _with(pg_url, path=f"/no_such_ledger_{uuid.uuid4().hex[:8]}")
     with pytest.raises(StorageUnavailable) as caught:
         READERS[reader](missing)
