@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ledger.library.tables import SQLITE_EVENTS_TABLE
+from ledger.library.tables import SQLITE_EVENTS_TABLE, SQLITE_POSITION_COLUMN
 from projections.db import (
     EXCLUSIVE_WAIT_S,
     SQLITE_BUSY_TIMEOUT_S,
@@ -38,6 +38,7 @@ from projections.schema import BOOL, INT, JSON, TEXT, TS, Table
 
 class SqliteDb(Db):
     kind = "sqlite"
+    id_column = SQLITE_POSITION_COLUMN
     ddl_types = {TEXT: "text", INT: "bigint", BOOL: "integer", TS: "text", JSON: "text"}
     to_db: dict[str, Convert | None] = {TEXT: None, INT: None, BOOL: None, TS: iso, JSON: json_in}
     from_db: dict[str, Convert | None] = {
