@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from eventsourcing.persistence import Environment, EnvType
 from eventsourcing.postgres import PostgresFactory
+from eventsourcing.utils import Environment, EnvType
 
 from ledger.library.settings import POOL_SIZE_KEY
 from ledger.pg_pool import lease

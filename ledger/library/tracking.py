@@ -27,7 +27,9 @@ def open_tracking_recorder(url: StorageUrl) -> tuple[TrackingRecorder, str]:
         factory.close()
     table = getattr(recorder, "tracking_table_name", "tracking")
     if url.is_postgres:
-        table = f'"{recorder.datastore.schema}"."{table}"'  # type: ignore[attr-defined]
+        schema = recorder.datastore.schema  # the library's PostgreSQL datastore
+        table = f'"{schema}"."{table}"'
+
     return recorder, table
 
 
