@@ -29,7 +29,6 @@ def open_tracking_recorder(url: StorageUrl) -> tuple[TrackingRecorder, str]:
     if url.is_postgres:
         schema = recorder.datastore.schema  # the library's PostgreSQL datastore
         table = f'"{schema}"."{table}"'
-
     return recorder, table
 
 
