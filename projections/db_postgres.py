@@ -17,7 +17,11 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 
-from ledger.library.tables import PG_EVENTS_TABLE, PG_POSITION_COLUMN, PG_SCHEMA
+from ledger.library.tables import (
+    PG_EVENTS_TABLE,
+    PG_POSITION_COLUMN,
+    PG_SCHEMA,
+)
 from ledger.storage_url import StorageUrl
 from projections.db import (
     EXCLUSIVE_WAIT_S,
@@ -67,7 +71,7 @@ class PgDb(Db):
         self.url = url
         self.events_regclass = f"{schema}.{events_table}"
         # PostgresApplicationRecorder: channel_name = events table name, NOTIFY on insert.
-        self.events_channel = events_table.replace(".", "_")
+        self.events_channel = events_table.replace(".", "_")  # PG_EVENTS_CHANNEL by default
         self.conn = connect_pg(url)
 
     def reconnect(self) -> None:

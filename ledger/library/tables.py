@@ -13,5 +13,7 @@ SQLITE_EVENTS_TABLE = "stored_events"
 PG_POSITION_COLUMN = "notification_id"
 SQLITE_POSITION_COLUMN = "rowid"
 EVENT_COLUMNS = ("topic", "originator_id", "originator_version", "state")
+# The channel the library's PostgreSQL recorder NOTIFYs on each insert: the events table's name.
+PG_EVENTS_CHANNEL = PG_EVENTS_TABLE
 # The tracking table: one row per name, (application_name, notification_id).
 TRACKING_COLUMNS = ("application_name", "notification_id")

@@ -25,7 +25,7 @@ from ledger.library.bulk_read import load_streams
 from ledger.library.pg_recorder import COPY_MIN_EVENTS, CopyApplicationRecorder
 from ledger.library.read_check import READ_VERSIONS, StaleRead
 from ledger.library.sqlite_recorder import CheckedSQLiteApplicationRecorder
-from ledger.library.tables import EVENT_COLUMNS, TRACKING_COLUMNS
+from ledger.library.tables import EVENT_COLUMNS, PG_EVENTS_CHANNEL, TRACKING_COLUMNS
 from ledger.pg_pool import PoolLease
 from projections.engine import Runtime
 from projections.events import Decoder, RawEvent
@@ -214,3 +214,23 @@ def test_the_projections_decoder_reads_what_the_mapper_writes(
         assert event.at == domain.timestamp
         plain = {k: v for k, v in event.data.items() if type(v) in (str, int, bool)}
         assert plain and plain == {k: getattr(domain, k) for k in plain}
+
+
+@pytest.mark.postgres
+def test_the_library_notifies_the_events_channel_on_insert(pg_url: str) -> None:
+    """The projections' worker sleeps until this NOTIFY (projections/db_postgres.py)."""
+    from ledger.application import open_ledger
+    from projections.engine import open_runtime
+
+    ledger = open_ledger(pg_url)
+    rt = open_runtime(pg_url)
+    assert rt.db.events_channel == PG_EVENTS_CHANNEL  # type: ignore[attr-defined]
+    listener = rt.db.listener(PG_EVENTS_CHANNEL)
+    try:
+        listener.drain()
+        put(ledger, Probe())
+        assert listener.wait(10.0)
+    finally:
+        listener.close()
+        rt.close()
+        ledger.close()
