@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import stat
 import zlib
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -22,6 +23,7 @@ import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from ledger.domain.errors import StorageUnavailable
+from ledger.files import open_lock_file, prepare_sqlite_file, private_directory
 from ledger.pg_pool import lease_for
 from ledger.storage_url import StorageUrl
 
@@ -53,17 +55,25 @@ def opening(url: StorageUrl, *, create: bool) -> Iterator[None]:
 
 
 def _check_sqlite(path: Path, *, create: bool) -> None:
-    """Raises StorageUnavailable for a path that is not a SQLite database, or is missing and
-    not to be created; makes the missing directories when ``create``."""
-    if path.is_dir():
-        raise StorageUnavailable(f"{path} is a directory, not a SQLite database")
-    if not path.exists():
-        if not create:
-            raise StorageUnavailable(f"no ledger at {path}: nothing has been written there yet")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return
+    """Raises StorageUnavailable for a path that is missing and not to be created, or that
+    is not a SQLite database (left as it is); ``UnsafeFile`` (ledger/files.py) for a link or
+    a non-regular file. A missing file is made 0600 (in 0700 directories) when ``create``."""
     try:
-        # Read only: the header is read and checked, nothing is written.
+        found = path.lstat()
+    except FileNotFoundError:
+        if not create:
+            raise StorageUnavailable(
+                f"no ledger at {path}: nothing has been written there yet"
+            ) from None
+    else:
+        if stat.S_ISREG(found.st_mode):
+            _check_sqlite_header(path)
+    prepare_sqlite_file(path)  # 0600 before SQLite opens it (its -wal/-shm follow), no links
+
+
+def _check_sqlite_header(path: Path) -> None:
+    """Opened read-only: the header is read and checked, nothing is written."""
+    try:
         with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
             conn.execute("PRAGMA schema_version").fetchone()
     except sqlite3.DatabaseError:
@@ -100,22 +110,23 @@ def _file_lock(database_path: Path) -> Iterator[None]:
     directory, while a newcomer locks a new one: a waiter checks that the file it locked is
     still the one at the path, and starts again if not.
     """
+    private_directory(database_path.parent)
     lock_path = database_path.with_name(f".{database_path.name}.setup-lock")
     while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = open_lock_file(lock_path)  # 0600, never through a link
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if _same_file(fd, lock_path):
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if _same_file(handle.fileno(), lock_path):
                 break
         except BaseException:
-            os.close(fd)
+            handle.close()
             raise
-        os.close(fd)
+        handle.close()
     try:
         yield
     finally:
         lock_path.unlink(missing_ok=True)
-        os.close(fd)  # releases the lock
+        handle.close()  # releases the lock
 
 
 def _same_file(fd: int, path: Path) -> bool:

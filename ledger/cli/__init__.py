@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as exc:
         print(f"ledger: {exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_PROBLEM
+    except OSError as exc:  # a file the ledger would write is unsafe or unwritable
+        print(f"ledger: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("ledger: interrupted", file=sys.stderr)
         return 130
