@@ -39,7 +39,7 @@ from ledger.domain.journal import journal
 from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
 from ledger.domain.repeats import RepeatedFact
-from ledger.handlers import HANDLERS, streams_read_by
+from ledger.handlers import dispatch, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
 from ledger.library.bulk_read import load_streams
 from ledger.library.read_check import READ_VERSIONS, StaleRead
@@ -269,7 +269,7 @@ class Ledger:
             return earlier
         with journal() as triggered:
             try:
-                HANDLERS[command.type](command, uow)
+                dispatch(command, uow)
             except RepeatedFact as repeat:
                 return self.first_outcome(uow, command, repeat.first_command_id)
             except Exception as exc:  # noqa: BLE001 - one command's failure, typed
