@@ -8,6 +8,7 @@ aliases below: every text field is ``Chars``-checked, every integer field is an 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -160,16 +161,33 @@ def _ip(value: str) -> str:
         raise ValueError("must be an IPv4 or IPv6 address") from None
 
 
-def _iso_moment(value: Any) -> Any:
-    """Only ISO-8601 text or a datetime: pydantic would read digits as Unix seconds."""
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO-8601 date-time with an offset")
+# RFC 3339's date-time (ISO-8601's profile for the internet): nothing before, between or after
+# its parts. ``datetime.fromisoformat`` alone takes more: a space before the offset, a NUL
+# after it, other separators; a time is text like any other field and takes no stray character.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?",
+    re.ASCII,
+)
+ISO_MOMENT_RULE = "must be an ISO-8601 date-time with an offset (RFC 3339)"
+
+
+def parse_moment(value: Any) -> datetime:
+    """An aware datetime from RFC 3339 text (``2026-03-01T10:00:00+08:00``); ValueError with
+    ``ISO_MOMENT_RULE`` for anything else (digits would be read as Unix seconds by pydantic)."""
+    if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
+        raise ValueError(ISO_MOMENT_RULE)
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
-        raise ValueError("must be an ISO-8601 date-time with an offset") from None
+        raise ValueError(ISO_MOMENT_RULE) from None
+    if moment.tzinfo is None:
+        raise ValueError("must carry a timezone offset")
+    return moment
+
+
+def _iso_moment(value: Any) -> Any:
+    return value if isinstance(value, datetime) else parse_moment(value)
 
 
 Moment = Annotated[datetime, BeforeValidator(_iso_moment), AfterValidator(_aware)]
@@ -522,4 +540,6 @@ def _field_and_rule(error: Any) -> tuple[str, str]:
         return ".".join(location[:-1]) or "type", "has a field this command does not take"
     if error["type"] == "bool_type":
         return ".".join(location), "must be true or false (a JSON boolean)"
-    return ".".join(location) or "type", str(error["msg"])
+    # A validator's own ValueError reads "Value error, <rule>": the rule is ours, the prefix
+    # pydantic's.
+    return ".".join(location) or "type", str(error["msg"]).removeprefix("Value error, ")

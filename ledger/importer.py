@@ -42,6 +42,7 @@ import orjson
 from tqdm import tqdm
 
 from ledger.application import CommandResult, Ledger
+from ledger.commands import parse_moment
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.files import create_new, create_numbered, remove_own
@@ -236,14 +237,11 @@ def _skip_rest_of_line(stream: IO[bytes]) -> int:
 
 
 def parse_at(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise InvalidCommand("at", "must be an ISO-8601 time with an offset")
+    """A line's own time: RFC 3339 text with an offset, as every time a command names."""
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidCommand("at", "must be an ISO-8601 time with an offset") from None
-    if moment.tzinfo is None:
-        raise InvalidCommand("at", "must carry a timezone offset")
+        moment = parse_moment(value)
+    except ValueError as exc:
+        raise InvalidCommand("at", str(exc)) from None
     # Not converted here: the ledger bounds it first (``check_command_time``), since the
     # conversion of a time at the edge of the calendar overflows.
     return moment

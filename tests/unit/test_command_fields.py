@@ -17,7 +17,7 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from ledger.commands import COMMAND_CLASSES, Chars, IntRange, parse_command
+from ledger.commands import COMMAND_CLASSES, ISO_MOMENT_RULE, Chars, IntRange, parse_command
 from ledger.domain.errors import InvalidCommand
 from ledger.importer import Bad, decode_line
 from tests.command_models import LEAVES, Leaf, example, valid_value, with_value
@@ -253,3 +253,21 @@ def test_every_date_time_field_refuses_the_calendars_edges_and_naive_times(leaf:
         assert error.field == leaf.name, value
         assert value not in error.message, value
         assert refused_as_json_line(data).as_dict() == error.as_dict(), value
+
+
+@pytest.mark.parametrize("leaf", MOMENTS)
+def test_every_date_time_field_is_strict_rfc_3339_text(leaf: Leaf) -> None:
+    for value in (
+        "2026-01-01T00:00:00\u0000+08:00",
+        "2026-01-01T00:00:00+08:00\u0000",
+        "2026-01-01T00:00:00 +08:00",
+        " 2026-01-01T00:00:00+08:00",
+        "2026-01-01T00:00:00+0800",
+        "20260101T000000+08:00",
+        1767196800,
+    ):
+        data = with_value(example(leaf.command), leaf.path, value)
+        error = refused(data)
+        assert (error.field, error.rule) == (leaf.name, ISO_MOMENT_RULE), value
+    for value in ("2026-01-01T00:00:00Z", "2026-01-01t00:00:00.123456z", "2026-01-01T00:00+08:00"):
+        assert parse_command(with_value(example(leaf.command), leaf.path, value)), value
