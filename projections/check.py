@@ -22,7 +22,7 @@ from typing import Any
 from projections.base import Projection
 from projections.copies import catch_up, drop, drop_leftovers, prepare, removed_on_failure
 from projections.db import ProjectionsBusy
-from projections.engine import Runtime, Target, new_generation
+from projections.engine import Runtime, Target, ensure_live, new_generation
 from projections.parallel import DEFAULT_JOBS, BuildPlan, build_copies
 from projections.poison import Halt, read_halts
 from projections.rebuild import REBUILD_BATCH
@@ -154,9 +154,11 @@ def check(
     jobs: int = DEFAULT_JOBS,
 ) -> list[ProjectionCheck]:
     """Build every projection's scratch copy up to the lowest live position (split between
-    processes as a rebuild is), then take each to its own live position and compare."""
+    processes as a rebuild is), then take each to its own live position and compare. A
+    projection never run yet is compared as what it is: empty, at position 0."""
     targets = [Target(p, CHECK) for p in projections]
     gen = new_generation()
+    ensure_live(rt.db, rt.tracking, projections)
     with rt.db.exclusive("check"):
         drop_leftovers(rt, CHECK)
         prepare(rt, targets, gen, indexes=False)

@@ -87,6 +87,16 @@ def test_live_projections_in_small_batches_equal_a_rebuild(written: Ledger, rt: 
     assert_same_as_rebuild(rt, position)
 
 
+def test_check_of_projections_never_run_compares_them_empty_at_position_zero(
+    written: Ledger, rt: Runtime
+) -> None:
+    results = check(rt, PROJECTIONS)
+
+    assert [(r.name, r.position, r.differences) for r in results] == [
+        (p.name, 0, 0) for p in PROJECTIONS
+    ]
+
+
 def test_check_finds_a_tampered_row(written: Ledger, rt: Runtime) -> None:
     catch_up(rt)
     with rt.db.write() as cur:
