@@ -502,3 +502,19 @@ def _field_and_rule(error: Any) -> tuple[str, str]:
     if error["type"] == "bool_type":
         return ".".join(location), "must be true or false (a JSON boolean)"
     return ".".join(location) or "type", str(error["msg"])
+
+
+# What a command's result carries beyond its events and position (CommandResult.result):
+# the ids a later command needs. ``complete_refund`` takes the ``refund_id`` of
+# ``initiate_refund``; a refund a closure or a return starts shows in the order's events.
+RESULT_FIELDS: dict[str, tuple[str, ...]] = {"initiate_refund": ("refund_id",)}
+
+
+def command_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of every command: one object per type under
+    ``$defs``, chosen by ``type`` (``discriminator``). The import and the API take exactly
+    what it describes, since it is generated from the models ``parse_command`` uses."""
+    schema: dict[str, Any] = _ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mall-ledger command"
+    return schema

@@ -1156,3 +1156,13 @@ def showcase_kinds(orders: int) -> list[str]:
             kinds.append(kind)
             budget -= size
     return kinds
+
+
+def personal_strings(seed: int, orders: int) -> set[str]:
+    """Every name, phone, address, IP and payer account the demo may send for this seed and
+    size (each in every written form it uses): the traffic is generated (no database) and
+    everyone it drew is listed."""
+    traffic = Traffic(orders, seed)
+    for _ in traffic.steps():
+        pass
+    return {text for person in traffic.people.generated() for text in person.strings()}

@@ -17,11 +17,15 @@ import orjson
 import pytest
 
 from ledger.commands import parse_command
-from ledger.demo.people import personal_strings
-from ledger.demo.traffic import MIN_ORDERS_FOR_EVERY_PATH, SCENES, generate_traffic
+from ledger.demo.traffic import (
+    MIN_ORDERS_FOR_EVERY_PATH,
+    SCENES,
+    generate_traffic,
+    personal_strings,
+)
 
 SEED, ORDERS = 7, 60
-# Keys of the --json object that vary between runs (documented in ledger/cli/demo.py).
+# Keys of the --json object that vary between runs (documented in cli/demo.py).
 VARYING_KEYS = ("timing", "run")
 # Every closure ground the traffic drives, with the clause it must be recorded under.
 CLOSED_STATES = {
@@ -65,7 +69,7 @@ def ledger_command() -> list[str]:
     script = Path(sys.executable).with_name("ledger")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from ledger.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
 
 
 def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

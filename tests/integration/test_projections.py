@@ -23,8 +23,8 @@ from projections.queries import ReadModels
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS, select
 from projections.worker import Worker
-from projections.workload import run_traffic, traffic
 from tests import builders as b
+from tests.workload import run_traffic, traffic
 
 ORDERS = 60
 
