@@ -497,6 +497,8 @@ def _field_and_rule(error: Any) -> tuple[str, str]:
     location = [str(part) for part in error["loc"]]
     if error["type"] == "union_tag_invalid":
         return "type", f"unknown command type; expected one of {', '.join(COMMAND_TYPES)}"
+    if error["type"] == "union_tag_not_found":
+        return "type", f"required; one of {', '.join(COMMAND_TYPES)}"
     if error["type"] == "extra_forbidden":
         return ".".join(location[:-1]) or "type", "has a field this command does not take"
     if error["type"] == "bool_type":
