@@ -5,7 +5,7 @@
 
 Runs on the PostgreSQL server of ``LEDGER_DATABASE_URL`` (default the local one) in a scratch
 database ``bench_rebuild_<pid>`` it creates and drops. The log is the demo's mall traffic
-(``ledger.demo.traffic.generate_traffic``; ``bench.common.generate_orders`` if it is missing)
+(``ledger.demo.traffic.generate_traffic``)
 written through the import path, about 13 events per order: the default 15000 orders give
 the 200k+ events the figure is defined on (200,441), in about three minutes on two cores;
 ``--orders 60000`` gives 800k. Three ways of reading the same log, each in a fresh child
