@@ -19,8 +19,6 @@ import orjson
 from eventsourcing.persistence import Mapper
 from eventsourcing.utils import resolve_topic
 
-DATETIME_TAG = "datetime_iso"
-
 
 class RawEvent(NamedTuple):
     """One row of the events table; ``state`` is None for topics the reader did not ask for."""

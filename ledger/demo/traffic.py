@@ -111,7 +111,6 @@ class OrderScript:
         self.next_refund = 1
         self.payments = 0
         self.return_deadline: datetime | None = None
-        self.settled_at: datetime | None = None
 
     # -- time and emission --------------------------------------------------------------
     def wait(self, lo_minutes: float, hi_minutes: float) -> None:
@@ -239,7 +238,6 @@ class OrderScript:
             self.cmd("complete_refund", refund_id=refund_id)
             self.refunded[method] = self.refunded.get(method, 0) + amount
             del self.pending[refund_id]
-            self.settled_at = self.at
 
     def complete(self, early: bool = False) -> None:
         """Completion (ECL 31) once the return window and every refund are over; ``early``

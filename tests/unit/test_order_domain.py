@@ -221,9 +221,7 @@ def test_a_user_cancel_after_the_contract_formed_is_refused() -> None:
     )
 
 
-def test_cancelling_a_paid_order_points_to_mutual_termination_before_delivery_and_to_a_return_after() -> (
-    None
-):
+def test_a_refused_cancel_points_to_mutual_termination_before_delivery_and_a_return_after() -> None:
     before = paid(submitted())
     with pytest.raises(RuleViolation) as undelivered:
         before.cancel_by_user(ctx(), "too late")
