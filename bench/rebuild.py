@@ -235,7 +235,9 @@ def split_workload(orders: int, seed: int, tmp: Path) -> tuple[Path, Path, str]:
 def write_log(url: str, path: Path, tmp: Path) -> int:
     ledger = open_ledger(url)
     try:
-        report = import_file(ledger, path, batch_size=1000, rejects_path=tmp / "rejects.jsonl")
+        # Each half its own rejects file: a rejects file is never overwritten.
+        rejects = tmp / f"{path.stem}.rejects.jsonl"
+        report = import_file(ledger, path, batch_size=1000, rejects_path=rejects)
     finally:
         ledger.close()
     log(f"imported {path.name}: {report.elapsed_s:.1f}s")

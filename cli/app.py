@@ -2,8 +2,8 @@
 
 Every failure a user can cause or meet ends as ``ledger: CODE: message`` on stderr and an
 exit code from ``cli.exits.Exit``: a ``LedgerError`` by its code; a database the drivers
-cannot open or use as ``STORAGE_UNAVAILABLE``; any other operating-system error (a file, a
-disk) as ``IO_ERROR``.
+cannot open or use as ``STORAGE_UNAVAILABLE``; a file that cannot be read or written (or is
+unsafe to write through) as ``IO_ERROR``.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return fail("STORAGE_UNAVAILABLE", driver_message(exc), Exit.PROBLEM)
     except BrokenPipeError:
         raise
-    except OSError as exc:
+    except OSError as exc:  # a file named to read or write is missing, unsafe or unwritable
         where = f"{exc.filename}: " if exc.filename else ""
-        return fail("IO_ERROR", f"{where}{exc.strerror or exc}", Exit.PROBLEM)
+        return fail("IO_ERROR", f"{where}{exc.strerror or exc}", Exit.USAGE)
     return code

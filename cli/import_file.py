@@ -18,7 +18,6 @@ from ledger.importer import (
     MAX_BATCH_SIZE,
     MAX_LISTED_REJECTIONS,
     Rejection,
-    default_rejects_path,
     import_file,
 )
 from ledger.settings import Settings
@@ -28,17 +27,23 @@ Import commands from a JSON-lines file: one command object per line, as the API 
 optionally with a top-level "at" (ISO-8601 with offset, e.g. 2025-11-11T00:00:05+08:00) giving
 the time it happened; without "at" the command happens now. Blank lines are skipped.
 
+"at" must lie between 2000-01-01 and now plus five minutes, and not before the last event of
+any record the command changes (TIME_BEFORE_STREAM).
+
 Commands are saved in batched transactions. Lines that cannot be imported (bad JSON, invalid
-command, refused by a rule, conflict, command id reused with another payload) are reported by
-line number and code and written to the rejects file; the other lines are kept. Re-running the
-same file is safe: commands already imported are recognised by their command_id and skipped.
+command, refused by a rule, conflict, command id reused with another payload, an unexpected
+failure) are reported by line number and code and written to the rejects file; the other lines
+are kept. Re-running the same file gives the same ledger: commands already imported are
+recognised by their command_id and skipped, and those refused by a rule are refused again.
 """
 
 EPILOG = """\
 The rejects file holds each rejected line's ORIGINAL command, personal data included (names,
 phones, addresses), so that it can be fixed and imported again. It is created with mode 0600:
-protect it like the input file and delete it once the lines are dealt with. Each run replaces
-it (and removes it when nothing was rejected).
+protect it like the input file and delete it once the lines are dealt with. It is always a new
+file, never written through a link: by default the first free one of FILE.rejects.jsonl,
+FILE.rejects.2.jsonl, ... (an earlier run's is kept); a --rejects PATH must not exist. It is
+removed again when nothing was rejected.
 
 exit status: 0 every line imported (or already imported), 1 some lines were rejected,
 2 the file cannot be read or the arguments are wrong.
@@ -66,7 +71,8 @@ def register(subparsers: Any) -> None:
         "--rejects",
         type=Path,
         metavar="PATH",
-        help="where rejected lines go (default FILE.rejects.jsonl; mode 0600, holds personal data)",
+        help="a new file for rejected lines (default: the first free FILE.rejects[.N].jsonl;"
+        " mode 0600, holds personal data)",
     )
     add_json(parser, "the summary as one JSON object")
     add_database_url(parser)
@@ -97,14 +103,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         print(f"ledger import: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return Exit.USAGE
-    rejects_path: Path = args.rejects or default_rejects_path(path)
     ledger = open_ledger(settings.database_url, policy=settings.policy)
     try:
         report = import_file(
             ledger,
             path,
             batch_size=args.batch_size,
-            rejects_path=rejects_path,
+            rejects_path=args.rejects,
             progress=not args.no_progress,
             on_reject=RejectionPrinter(),
         )

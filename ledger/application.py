@@ -9,7 +9,9 @@ command's events in one transaction; library and driver errors are translated he
 from __future__ import annotations
 
 import hmac
+import logging
 import sqlite3
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -25,11 +27,12 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError, Recording, Transcoder
 
 from ledger.bulk_read import load_streams
-from ledger.clock import Clock, SystemClock
+from ledger.clock import Clock, SystemClock, check_command_time
 from ledger.commands import Command, parse_command
-from ledger.domain.command_record import CommandRecord
+from ledger.domain.command_record import REMEMBERED_REFUSALS, CommandRecord
 from ledger.domain.context import Ctx
 from ledger.domain.errors import (
+    CommandFailed,
     Conflict,
     InvalidCommand,
     LedgerError,
@@ -55,6 +58,8 @@ MAX_BATCH_COMMANDS = 5000
 # A single command decided again because a stream it only read changed before its save;
 # past this many, other writers keep winning and the caller gets CONFLICT.
 MAX_RERUNS_ON_STALE_READ = 3
+
+log = logging.getLogger("ledger.application")
 
 
 class LedgerApplication(Application[UUID]):
@@ -91,10 +96,20 @@ class Staged:
     command: Command
     record: CommandRecord
     events: list[Any]
+    # A refusal that is an outcome: only the command's record is saved, then this is raised.
+    refusal: LedgerError | None = None
+
+    def outcome(self, positions: dict[int, int]) -> CommandResult | LedgerError:
+        """After the save: the result, or the refusal whose record was saved."""
+        if self.refusal is None:
+            return self.result(positions)
+        self.refusal.recorded = True
+        return self.refusal
 
     def result(self, positions: dict[int, int], duplicate: bool = False) -> CommandResult:
         """The position is the last of the command's events in the log (read-your-writes)."""
         written = [positions[id(event)] for event in self.events if id(event) in positions]
+        assert self.record.outcome is not None, "a refused command has no result"
         return CommandResult(
             command_id=self.command.command_id,
             command_type=self.record.command_type,
@@ -127,16 +142,17 @@ class Ledger:
         with storage_errors():
             return self._execute(data, at)
 
-    def _execute(self, data: Any, at: datetime | None) -> CommandResult:
+    def _execute(self, data: Any, at: datetime | None, remember: bool = False) -> CommandResult:
         """A stream the command only read (its account, a promotion, a limit rule) changed
         before the save: the command is decided again on fresh reads, as if it had come
         after that change. A stream it writes changed: another command did what this one
         meant to, so it is refused ``CONFLICT`` (or given that command's outcome if it was
-        this same command)."""
-        command = parse_command(data)
+        this same command). With ``remember``, a refusal is recorded under the command id
+        and then raised (imports: a re-run gets the same refusal)."""
+        command = parse(data)
         for _ in range(MAX_RERUNS_ON_STALE_READ + 1):
             uow = self.unit_of_work()
-            staged = self.stage(uow, command, at)
+            staged = self.stage(uow, command, at, remember)
             if isinstance(staged, CommandResult):
                 return self.positioned(staged)
             try:
@@ -147,6 +163,9 @@ class Ledger:
                 return self.positioned(self.after_conflict(command, at))
             for event in staged.events:
                 self.stream_cache.take(event.originator_id)  # that copy is now behind
+            if staged.refusal is not None:
+                staged.refusal.recorded = True
+                raise staged.refusal
             return staged.result(self.positions(recordings))
         raise Conflict(
             f"{command.type} {command.command_id}: what it read kept changing under other "
@@ -160,16 +179,20 @@ class Ledger:
         return self.app.events.put(events, **{READ_VERSIONS: reads})
 
     def execute_batch(
-        self, items: list[tuple[Any, datetime | None]]
+        self, items: list[tuple[Any, datetime | None]], *, remember_refusals: bool = False
     ) -> list[CommandResult | LedgerError]:
         """Many commands, one transaction: each refused command is left out, the rest are
         saved together. If the batch cannot be saved whole (a concurrent writer, or a
-        command that failed half-way), every command is run again on its own."""
+        command that failed half-way), every command is run again on its own.
+
+        ``remember_refusals`` (an import of history): a command refused by a rule is
+        recorded under its command id, so that sending it again is refused the same way
+        (``ledger.domain.command_record``); otherwise a refusal writes nothing."""
         with storage_errors():
-            return self._execute_batch(items)
+            return self._execute_batch(items, remember_refusals)
 
     def _execute_batch(
-        self, items: list[tuple[Any, datetime | None]]
+        self, items: list[tuple[Any, datetime | None]], remember: bool
     ) -> list[CommandResult | LedgerError]:
         if len(items) > MAX_BATCH_COMMANDS:
             raise InvalidCommand("batch", f"at most {MAX_BATCH_COMMANDS} commands per batch")
@@ -184,21 +207,21 @@ class Ledger:
                 staged.append(command)
                 continue
             try:
-                staged.append(self.stage(uow, command, at))
+                staged.append(self.stage(uow, command, at, remember))
             except LedgerError as refusal:
-                if uow.dirty:
-                    return self.one_by_one(items)
                 staged.append(refusal)
+            if uow.dirty:
+                return self.one_by_one(items, remember)
         # Events go to the log command by command, so a position inside the batch never
         # shows half a command; the transaction is still one.
         events = [event for s in staged if isinstance(s, Staged) for event in s.events]
         try:
             recordings = self.save(uow, events)
         except IntegrityError:
-            return self.one_by_one(items)
+            return self.one_by_one(items, remember)
         self.stream_cache.keep(uow.aggregates())
         positions = self.positions(recordings)
-        results = [s.result(positions) if isinstance(s, Staged) else s for s in staged]
+        results = [s.outcome(positions) if isinstance(s, Staged) else s for s in staged]
         if any(isinstance(r, CommandResult) and r.position is None for r in results):
             results = [self.positioned(r) if isinstance(r, CommandResult) else r for r in results]
         return results
@@ -212,30 +235,35 @@ class Ledger:
         return replace(result, position=self.head_position())
 
     def one_by_one(
-        self, items: list[tuple[Any, datetime | None]]
+        self, items: list[tuple[Any, datetime | None]], remember: bool = False
     ) -> list[CommandResult | LedgerError]:
         """A batch that cannot be saved whole: each command on its own, from fresh reads."""
         self.stream_cache.clear()
-        return [self.execute_or_error(data, at) for data, at in items]
+        return [self.execute_or_error(data, at, remember) for data, at in items]
 
     @staticmethod
     def parse_or_error(data: Any) -> Command | LedgerError:
         try:
-            return parse_command(data)
+            return parse(data)
         except LedgerError as refusal:
             return refusal
 
-    def execute_or_error(self, data: Any, at: datetime | None) -> CommandResult | LedgerError:
+    def execute_or_error(
+        self, data: Any, at: datetime | None, remember: bool = False
+    ) -> CommandResult | LedgerError:
         try:
-            return self.execute(data, at)
+            with storage_errors():
+                return self._execute(data, at, remember)
         except LedgerError as refusal:
             return refusal
 
     def stage(
-        self, uow: UnitOfWork, command: Command, at: datetime | None
+        self, uow: UnitOfWork, command: Command, at: datetime | None, remember: bool = False
     ) -> CommandResult | Staged:
         """Run the handler into the unit of work and add the command's record; or return
-        the earlier outcome of the same command."""
+        the earlier outcome of the same command. Any failure of the handler raises as a
+        typed error; with ``remember``, one that is an outcome (``REMEMBERED_REFUSALS``) is
+        staged instead, as the command's record alone, to be saved and then raised."""
         digest = self.payload_digest(command)
         uow.begin(Ctx(command.command_id, self.moment(at)))
         earlier = self.earlier_outcome(uow, command, digest)
@@ -246,9 +274,14 @@ class Ledger:
                 HANDLERS[command.type](command, uow)
             except RepeatedFact as repeat:
                 return self.first_outcome(uow, command, repeat.first_command_id)
-            except LedgerError:
+            except Exception as exc:  # noqa: BLE001 - one command's failure, typed
                 uow.dirty = bool(uow.kept(triggered))
-                raise
+                error = unexpected_as_typed(exc, command.type, command.command_id)
+                if not (remember and isinstance(error, REMEMBERED_REFUSALS)):
+                    raise error from None
+                refused = CommandRecord.refuse(uow.now, command.type, digest, error)
+                uow.add(refused)
+                return Staged(command, refused, list(refused.pending_events), error)
         written = uow.kept(triggered)
         topics = [type(e).TOPIC.removeprefix("mall-ledger/") for e in written]
         outcome = {"events": topics, "result": dict(uow.result)}
@@ -257,10 +290,10 @@ class Ledger:
         return Staged(command, record, [*written, *record.pending_events])
 
     def moment(self, at: datetime | None) -> datetime:
-        """The command's time in UTC, as events store it: its own, or the clock's."""
-        if at is not None and at.tzinfo is None:
-            raise InvalidCommand("at", "must carry a timezone offset")
-        return (at or self.clock.now()).astimezone(UTC)
+        """The command's time in UTC, as events store it: its own (within the range
+        ``check_command_time`` allows), or the clock's."""
+        now = self.clock.now()
+        return now.astimezone(UTC) if at is None else check_command_time(at, now)
 
     @staticmethod
     def positions(recordings: list[Recording[UUID]]) -> dict[int, int]:
@@ -283,6 +316,9 @@ class Ledger:
         if record is None:
             return None
         record.check_same_payload(command.command_id, digest)
+        refused = record.refused_again(command.command_id)
+        if refused is not None:
+            raise refused
         return Staged(command, record, []).result({}, duplicate=True)
 
     @staticmethod
@@ -329,6 +365,30 @@ class Ledger:
     def close(self) -> None:
         self.app.close()
         self.keystore.close()
+
+
+def parse(data: Any) -> Command:
+    """``parse_command``, with an unforeseen failure typed like any other refusal."""
+    try:
+        return parse_command(data)
+    except Exception as exc:  # noqa: BLE001 - typed as the command's failure
+        # The input's "type" is not named: it is not known to be one of ours.
+        raise unexpected_as_typed(exc, "command", "") from None
+
+
+def unexpected_as_typed(exc: Exception, command_type: str, command_id: str) -> Exception:
+    """The error one command's failure is reported as: a ``LedgerError`` or a storage
+    failure as it is (the caller translates the latter); anything else as ``CommandFailed``,
+    whose traceback goes to the debug log as frames and exception type only (the exception's
+    text may quote the input, which may be personal data)."""
+    if isinstance(exc, (LedgerError, PersistenceError, psycopg.Error, sqlite3.Error)):
+        return exc
+    frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+    name = f"{command_type} {command_id}".strip()
+    log.debug("%s failed with %s at\n%s", name, type(exc).__name__, frames)
+    return CommandFailed(
+        f"{name} failed unexpectedly ({type(exc).__name__}); nothing of it was written"
+    )
 
 
 @contextmanager

@@ -6,6 +6,18 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from ledger.domain.errors import InvalidCommand
+
+# A command's own time ("at") lies in this range. The earliest is before any record a
+# Chinese online mall could hold (a historical import reaches back years, not decades); the
+# latest is "now" plus the clock skew between the source system and ours: a later time has
+# not happened yet, and would open or close windows (payment deadlines, return windows) that
+# have not begun. "Now" is the later of the ledger's clock and the system's: a manual clock
+# (tests, the demo) may lag behind the commands it is given, but nothing is dated after the
+# real present.
+EARLIEST_COMMAND_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -43,3 +55,20 @@ class ManualClock:
             raise ValueError("ManualClock.set needs a timezone-aware time")
         with self._lock:
             self._now = moment.astimezone(UTC)
+
+
+def check_command_time(at: datetime, clock_now: datetime) -> datetime:
+    """``at`` in UTC if it carries an offset and lies between ``EARLIEST_COMMAND_TIME`` and
+    now (the later of ``clock_now`` and the system's time) plus ``MAX_CLOCK_SKEW``; else
+    ``InvalidCommand`` naming ``at``. Compared before it is converted: converting a time at
+    the edge of the calendar (year 1 at +08:00) overflows."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidCommand("at", "must carry a timezone offset")
+    latest = max(clock_now, datetime.now(UTC)) + MAX_CLOCK_SKEW
+    if not EARLIEST_COMMAND_TIME <= at <= latest:
+        raise InvalidCommand(
+            "at",
+            f"must lie between {EARLIEST_COMMAND_TIME.isoformat()} and now plus "
+            f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes",
+        )
+    return at.astimezone(UTC)

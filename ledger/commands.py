@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal, get_args
 
@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
+from ledger.clock import EARLIEST_COMMAND_TIME
 from ledger.domain.errors import InvalidCommand
 from ledger.domain.order.closure import SellerGround
 
@@ -126,9 +127,22 @@ PeriodDays = Annotated[int, IntRange(1, 3660)]
 Flag = Annotated[bool, Strict()]
 
 
+# Dates a command may name (delivery estimates, validity windows): from the earliest time a
+# command may carry to well past any coupon or promotion; year 1 or 9999 would overflow the
+# day arithmetic the rules do (return windows, limit periods) and mean nothing.
+LATEST_MOMENT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
+    """An aware time within [EARLIEST_COMMAND_TIME, LATEST_MOMENT); compared before any
+    conversion, which overflows at the calendar's edges (year 1 at +08:00)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("must carry a timezone offset")
+    if not EARLIEST_COMMAND_TIME <= moment < LATEST_MOMENT:
+        raise ValueError(
+            f"must lie from {EARLIEST_COMMAND_TIME.date().isoformat()} "
+            f"to before {LATEST_MOMENT.date().isoformat()} (UTC)"
+        )
     return moment
 
 

@@ -10,11 +10,20 @@ transaction per command when a batch cannot be saved whole), so sealing, rules a
 are exactly those of single commands. A line that cannot be imported (bad JSON, an invalid
 command, a refusal by a rule, a conflict, a reused command id) is *rejected*: the other lines
 still go in, and the rejection is counted, reported by line number and code (never with the
-line's content) and written, with the original object, to the rejects file. Re-running a file
-is a no-op: every command id is found and counted as "already imported".
+line's content) and written, with the original object, to the rejects file.
+
+Re-running a file (whole, or after an interrupted run) gives the ledger one run gave: every
+command id is found; an imported one is counted as "already imported", one refused by a rule
+is refused again with the same code (its refusal was recorded, ``ledger.domain.command_record``)
+even if the ledger has changed since. A line with an ``"at"`` before the last event of a stream
+it writes is refused ``TIME_BEFORE_STREAM``; ``"at"`` must lie between 2000-01-01 and now
+plus five minutes (``ledger.clock.check_command_time``). Any failure of one command, foreseen
+or not, rejects that line only (``COMMAND_FAILED`` for a bug).
 
 The rejects file holds the original commands, personal data included, so that they can be fixed
-and imported again: it is created with mode 0600 and must be protected like the input.
+and imported again: it is created new with mode 0600 (``ledger.files``: never through a link,
+never over an existing file; a re-run writes ``FILE.rejects.2.jsonl`` and so on) and must be
+protected like the input. Sealing keys are created only for orders that passed their checks.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +44,7 @@ from tqdm import tqdm
 
 from ledger.application import CommandResult, Ledger
 from ledger.domain.errors import InvalidCommand, LedgerError
+from ledger.files import create_new, create_numbered, remove_own
 from ledger.keystore import validate_subject_id
 
 DEFAULT_BATCH_SIZE = 500
@@ -57,14 +67,14 @@ class Rejection:
     code: str
     clause: str
     message: str
+    field: str | None = None  # the input field an INVALID_COMMAND names
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "line": self.line,
-            "code": self.code,
-            "clause": self.clause,
-            "message": self.message,
-        }
+        found = {"line": self.line, "code": self.code, "clause": self.clause}
+        found["message"] = self.message
+        if self.field is not None:
+            found["field"] = self.field
+        return found
 
     def describe(self) -> str:
         clause = f" ({self.clause})" if self.clause else ""
@@ -81,7 +91,8 @@ class ImportReport:
     already_imported: int = 0
     rejected: int = 0
     rejected_by_code: Counter[str] = field(default_factory=Counter)
-    # Stored event rows: the command's domain events plus its idempotency record.
+    # Stored event rows: the command's domain events plus its idempotency record (a refused
+    # command's record too, the first time it is refused).
     events_written: int = 0
     elapsed_s: float = 0.0
     rejects_path: str | None = None
@@ -152,14 +163,26 @@ class Bad:
 
 
 class RejectsFile:
-    """The rejects file, created (or emptied) up front with mode 0600 so that an unwritable
-    path fails before anything is imported; removed at the end if nothing was rejected."""
+    """The rejects file, mode 0600, created new (``ledger.files``): never through a link,
+    never over an existing file, so an earlier run's rejects file is kept. Made up front so
+    that an unwritable place fails before anything is imported; removed at the end if
+    nothing was rejected (only while the path still names the file this run made).
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode on O_CREAT: tighten it
-        self._out: IO[bytes] = os.fdopen(fd, "wb")
+    The default name takes the first free one of ``FILE.rejects.jsonl``,
+    ``FILE.rejects.2.jsonl``, …; a path the caller chose must not exist.
+    """
+
+    def __init__(self, path: Path, chosen: bool) -> None:
+        if chosen:
+            try:
+                self._out = create_new(path)
+            except FileExistsError:
+                raise InvalidCommand(
+                    "rejects", "names an existing file; choose a new path (it is never overwritten)"
+                ) from None
+            self.path = path
+        else:
+            self.path, self._out = create_numbered(path)
         self.count = 0
 
     def write(self, rejection: Rejection, original: Any, raw: bytes | None = None) -> None:
@@ -171,10 +194,11 @@ class RejectsFile:
 
     def close(self) -> bool:
         """Close; True if the file was kept (something was rejected)."""
-        self._out.close()
-        if self.count == 0:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+        try:
+            if self.count == 0:
+                remove_own(self.path, self._out)
+        finally:
+            self._out.close()
         return self.count > 0
 
 
@@ -227,7 +251,9 @@ def parse_at(value: Any) -> datetime:
         raise InvalidCommand("at", "must be an ISO-8601 time with an offset") from None
     if moment.tzinfo is None:
         raise InvalidCommand("at", "must carry a timezone offset")
-    return moment.astimezone(UTC)  # times are UTC in storage (DESIGN.md, Events)
+    # Not converted here: the ledger bounds it first (``check_command_time``), since the
+    # conversion of a time at the edge of the calendar overflows.
+    return moment
 
 
 def decode_line(number: int, raw: bytes) -> Item | Bad:
@@ -251,12 +277,14 @@ def decode_line(number: int, raw: bytes) -> Item | Bad:
 
 
 def _rejection(number: int, error: LedgerError) -> Rejection:
-    return Rejection(number, error.code, error.clause, error.message)
+    field = error.field if isinstance(error, InvalidCommand) else None
+    return Rejection(number, error.code, error.clause, error.message, field)
 
 
 def prefetch_keys(ledger: Ledger, items: list[Item]) -> None:
-    """Load (or create) the sealing keys of the batch's new orders' accounts in one round trip
-    instead of one per order. A key made for an order that is then refused holds no data."""
+    """Load the sealing keys the batch's new orders' accounts already have, in one round trip
+    instead of one per order. Never creates one: a key is made only when an order that
+    passed its checks seals its contact, so refused lines leave no key rows behind."""
     accounts = {
         item.data.get("account_no") for item in items if item.data.get("type") == "submit_order"
     }
@@ -268,7 +296,7 @@ def prefetch_keys(ledger: Ledger, items: list[Item]) -> None:
     if valid:
         # Only a warm-up: a key store problem shows up on the commands themselves.
         with contextlib.suppress(LedgerError):
-            ledger.keystore.keys_for(valid)
+            ledger.keystore.load_existing(valid)
 
 
 class _Run:
@@ -301,7 +329,9 @@ class _Run:
         outcomes: dict[int, CommandResult | LedgerError] = {}
         if items:
             prefetch_keys(self.ledger, items)
-            results = self.ledger.execute_batch([(item.data, item.at) for item in items])
+            results = self.ledger.execute_batch(
+                [(item.data, item.at) for item in items], remember_refusals=True
+            )
             outcomes = {item.line: r for item, r in zip(items, results, strict=True)}
         for entry in entries:
             if isinstance(entry, Bad):
@@ -312,6 +342,7 @@ class _Run:
                 self.count(outcome)
             else:
                 self.reject(_rejection(entry.line, outcome), entry.original)
+                self.report.events_written += outcome.recorded  # its command record
         self.bar.set_postfix(events=self.report.events_written, refresh=False)
 
     def count(self, result: CommandResult) -> None:
@@ -332,17 +363,20 @@ def import_file(
 ) -> ImportReport:
     """Import every command line of ``path``; see the module docstring for the rules.
 
-    Raises OSError if the file cannot be read or the rejects file cannot be written (batches
-    committed before that stay committed; a re-run skips them as already imported).
+    ``rejects_path`` None means the first free one of ``FILE.rejects.jsonl``,
+    ``FILE.rejects.2.jsonl``, …; a path given must not exist (``InvalidCommand`` on
+    ``rejects``). Raises OSError if the file cannot be read or the rejects file cannot be
+    written (batches committed before that stay committed; a re-run gives their outcomes).
     """
     check_batch_size(batch_size)
-    rejects_path = rejects_path or default_rejects_path(path)
     with path.open("rb") as stream:
-        if rejects_path.exists() and rejects_path.samefile(path):
-            raise InvalidCommand("rejects", "must not be the input file")
         report = ImportReport(str(path), batch_size)
         size = os.fstat(stream.fileno()).st_size
-        rejects = RejectsFile(rejects_path)
+        # A new file: never the input, never an earlier run's rejects.
+        if rejects_path is None:
+            rejects = RejectsFile(default_rejects_path(path), chosen=False)
+        else:
+            rejects = RejectsFile(rejects_path, chosen=True)
         bar = tqdm(
             total=size,
             unit="B",
@@ -360,7 +394,7 @@ def import_file(
             report.elapsed_s = time.perf_counter() - started
             bar.close()
             if rejects.close():
-                report.rejects_path = str(rejects_path)
+                report.rejects_path = str(rejects.path)
     return report
 
 

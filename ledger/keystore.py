@@ -34,6 +34,7 @@ import psycopg.errors
 from psycopg.rows import tuple_row
 
 from ledger.domain.errors import InvalidCommand, LedgerError
+from ledger.files import prepare_sqlite_file
 from ledger.pg_pool import lease_for
 
 KEY_SIZE_BYTES = 32
@@ -118,6 +119,14 @@ class KeyStore(ABC):
             self._remember(loaded, epoch)
             found.update(loaded)
         return {subject_id: found[subject_id] for subject_id in wanted}
+
+    def load_existing(self, subject_ids: Iterable[str]) -> None:
+        """Cache the live keys of ``subject_ids`` that exist, in one round trip; never
+        creates one (a key is made only when a command that passed its checks seals)."""
+        wanted = sorted({validate_subject_id(s) for s in subject_ids} - self._cache.keys())
+        if wanted:
+            epoch = self._epoch
+            self._remember(self._load(wanted), epoch)
 
     def existing_key(self, subject_id: str) -> bytes | None:
         """The subject's live key, or None if it never existed or was destroyed. Never creates."""
@@ -224,7 +233,7 @@ def open_keystore(database_url: str | None, sqlite_path: Path) -> KeyStore:
     """PostgreSQL for a ``postgresql://`` URL, else a SQLite file at ``sqlite_path``."""
     if database_url and database_url.startswith(("postgresql://", "postgres://")):
         return PostgresKeyStore(database_url)
-    sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_sqlite_file(sqlite_path)  # keys are the most private thing the ledger holds
     return SqliteKeyStore(sqlite_path)
 
 

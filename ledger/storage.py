@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ledger.files import open_lock_file, prepare_sqlite_file, private_directory
 from ledger.pg_pool import lease_for, target_of
 from ledger.settings import DEFAULT_SQLITE_PATH
 
@@ -47,7 +48,7 @@ def library_env(database_url: str | None, sqlite_path: Path | None = None) -> di
             "CREATE_TABLE": "y",
         }
     path = sqlite_path or sqlite_path_of(database_url)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_sqlite_file(path)  # 0600 before SQLite opens it (its -wal/-shm follow), no links
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),
@@ -81,9 +82,9 @@ def setup_lock(database_url: str | None, sqlite_path: Path | None = None) -> Ite
 @contextmanager
 def _file_lock(database_path: Path) -> Iterator[None]:
     """An exclusive lock on a file beside the database, held across processes."""
-    database_path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(database_path.parent)
     lock_path = database_path.with_name(database_path.name + ".setup-lock")
-    with lock_path.open("a") as handle:
+    with open_lock_file(lock_path) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ledger.files import open_lock_file
 from projections.db import (
     EXCLUSIVE_WAIT_S,
     SQLITE_BUSY_TIMEOUT_S,
@@ -210,7 +211,7 @@ class SqliteDb(Db):
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
-        with self._lock_path(name).open("a") as handle:
+        with open_lock_file(self._lock_path(name)) as handle:
             deadline = time.monotonic() + EXCLUSIVE_WAIT_S  # outlast a `running` probe
             while not _try_flock(handle, fcntl.LOCK_EX):
                 if time.monotonic() > deadline:
@@ -225,7 +226,7 @@ class SqliteDb(Db):
         path = self._lock_path(name)
         if not path.exists():
             return False
-        with path.open("a") as handle:
+        with open_lock_file(path) as handle:
             if not _try_flock(handle, fcntl.LOCK_SH):
                 return True
             fcntl.flock(handle, fcntl.LOCK_UN)

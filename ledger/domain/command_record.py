@@ -1,6 +1,18 @@
 """Idempotency: one stream per command_id, written in the same transaction as the
 command's events. A retry finds it and gets the original outcome; the same id with a
-different payload is refused (KurrentDB deduplicates by event id the same way)."""
+different payload is refused (KurrentDB deduplicates by event id the same way).
+
+A command refused by a rule (or naming something that does not exist) during an import of
+history is an outcome too: its record (``command/Refused``) keeps the code and clause, and a
+retry is refused the same way, however the ledger has changed since. Re-running an import
+therefore gives the ledger that running it once gave (issue 8, case 9). A single command
+(``Ledger.execute``) is not recorded when refused: an interactive client may fix what it
+was refused for and retry with the same id. The refusal's message is not kept: the log is
+append-only and a message is text that must never hold personal data, so a retry's message
+is made from the command id, code and clause alone. Input errors (the same input is always
+refused again), conflicts, storage and unforeseen failures are not outcomes and leave no
+record: a retry runs the command afresh.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.domain import Aggregate
 
 from ledger.domain.context import Ctx
-from ledger.domain.errors import CommandIdReused
+from ledger.domain.errors import CommandIdReused, LedgerError, NotFound, RuleViolation
 from ledger.domain.ids import command_record_id
 from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
@@ -31,6 +43,25 @@ class CommandRecorded(CommandEvent, Aggregate.Created):
         agg.command_type = self.command_type
         agg.payload_digest = self.payload_digest
         agg.outcome = self.outcome
+        agg.refusal = None
+
+
+@topic("command/Refused")
+class CommandRefused(CommandEvent, Aggregate.Created):
+    command_type: str
+    payload_digest: str
+    code: str
+    clause: str
+
+    def apply(self, agg: Any) -> None:
+        agg.command_type = self.command_type
+        agg.payload_digest = self.payload_digest
+        agg.outcome = None
+        agg.refusal = {"code": self.code, "clause": self.clause}
+
+
+# The refusals that are outcomes of a command (decisions on the ledger's state), remembered.
+REMEMBERED_REFUSALS = (RuleViolation, NotFound)
 
 
 class CommandRecord(JournaledAggregate):
@@ -41,7 +72,8 @@ class CommandRecord(JournaledAggregate):
     if TYPE_CHECKING:
         command_type: str
         payload_digest: str
-        outcome: dict[str, Any]
+        outcome: dict[str, Any] | None
+        refusal: dict[str, str] | None
 
     @classmethod
     def record(
@@ -56,6 +88,29 @@ class CommandRecord(JournaledAggregate):
             payload_digest=payload_digest,
             outcome=outcome,
         )
+
+    @classmethod
+    def refuse(
+        cls, ctx: Ctx, command_type: str, payload_digest: str, refusal: LedgerError
+    ) -> CommandRecord:
+        return cls._create(
+            CommandRefused,
+            id=command_record_id(ctx.command_id),
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            command_type=command_type,
+            payload_digest=payload_digest,
+            code=refusal.code,
+            clause=refusal.clause,
+        )
+
+    def refused_again(self, command_id: str) -> LedgerError | None:
+        """The recorded refusal, to raise for a retry; None if the command was accepted."""
+        if self.refusal is None:
+            return None
+        code, clause = self.refusal["code"], self.refusal["clause"]
+        message = f"{self.command_type} {command_id} was refused {code} when first sent"
+        return NotFound(message) if code == NotFound.code else RuleViolation(code, clause, message)
 
     def check_same_payload(self, command_id: str, payload_digest: str) -> None:
         if payload_digest != self.payload_digest:

@@ -8,6 +8,8 @@ class LedgerError(Exception):
 
     code: str = "LEDGER_ERROR"
     clause: str = ""
+    # True once the refusal was saved as its command's outcome (an import's command record).
+    recorded: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -66,3 +68,11 @@ class CommandIdReused(LedgerError):
     """The same command_id was sent again with a different payload."""
 
     code = "COMMAND_ID_REUSED"
+
+
+class CommandFailed(LedgerError):
+    """A command failed in a way no rule foresaw (a bug, an unexpected value): nothing of it
+    was written, and the commands around it (in a batch) are not affected. The message names
+    the command and the exception's type, never its text (it may quote the input)."""
+
+    code = "COMMAND_FAILED"

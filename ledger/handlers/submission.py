@@ -39,6 +39,8 @@ def submit_order(cmd: SubmitOrder, uow: UnitOfWork) -> None:
     counters = _limit_counters(cmd, uow, linkage)
     fields = _order_fields(cmd, uow, promotions, linkage)
     fields["total_due_fen"] = check_submission(cmd.order_no, fields)
+    for written in [*entitlements, *(counter for counter, _ in counters)]:
+        written.check_time_forward(ctx.at)  # as their events will, but before the key below
     # Every check passed: from here on only changes. Sealing comes last because it may
     # create the subject's key, a write a refused submission must not leave behind.
     fields["contact"] = _sealed_contact(cmd, uow)

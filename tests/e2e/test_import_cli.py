@@ -106,3 +106,41 @@ def test_an_unreadable_file_or_bad_arguments_exit_2(tmp_path: Path) -> None:
     unwritable = ledger(tmp_path, "import", "good.jsonl", "--rejects", "no/such/dir/r.jsonl")
     assert unwritable.returncode == 2
     assert "no/such/dir/r.jsonl" in unwritable.stderr
+
+
+def test_a_planted_rejects_link_is_never_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    victim.chmod(0o644)
+    (tmp_path / "good.rejects.jsonl").symlink_to(victim)
+    write(tmp_path / "good.jsonl", good_lines())
+    clean = ledger(tmp_path, "import", "good.jsonl")
+    assert clean.returncode == 0, clean.stderr
+    bad = {**b.submit("CLI-3", shipping_region="CN-HK"), "at": "2026-01-05T11:00:00+08:00"}
+    write(tmp_path / "good.jsonl", [bad])
+    rejected = ledger(tmp_path, "import", "good.jsonl", "--json")
+    assert rejected.returncode == 1, rejected.stderr
+    assert orjson.loads(rejected.stdout)["rejects_file"] == "good.rejects.2.jsonl"
+    assert victim.read_bytes() == b"precious" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert (tmp_path / "good.rejects.jsonl").is_symlink()
+
+
+def test_an_existing_rejects_path_exits_2_and_leaves_the_device_alone(tmp_path: Path) -> None:
+    before = os.stat(os.devnull)
+    write(tmp_path / "good.jsonl", good_lines())
+    run = ledger(tmp_path, "import", "good.jsonl", "--rejects", os.devnull)
+    assert run.returncode == 2
+    assert "rejects" in run.stderr and "Traceback" not in run.stderr
+    after = os.stat(os.devnull)
+    assert stat.S_ISCHR(after.st_mode) and after.st_mode == before.st_mode
+    assert ledger(tmp_path, "import", "good.jsonl").returncode == 0, "nothing was imported"
+
+
+def test_a_line_dated_in_year_1_is_one_rejection_not_a_crash(tmp_path: Path) -> None:
+    year1 = {**b.submit("CLI-Y"), "at": "0001-01-01T00:00:00+08:00"}
+    write(tmp_path / "y.jsonl", [good_lines()[0], year1])
+    run = ledger(tmp_path, "import", "y.jsonl", "--json")
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    report = orjson.loads(run.stdout)
+    assert (report["imported"], report["rejected_by_code"]) == (1, {"INVALID_COMMAND": 1})

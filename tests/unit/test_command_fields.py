@@ -10,6 +10,7 @@ orjson as the importer does, must be refused the same way.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -220,3 +221,35 @@ def test_a_quantity_of_ten_to_the_twentieth_names_the_field_and_its_range() -> N
 
     assert error.field == "submit_order.lines.0.quantity"
     assert error.rule == "must be a JSON integer from 1 to 10000"
+
+
+# -- date-times: issue 8 case 6, the kind of fault behind "at" ---------------------------------
+MOMENTS = [pytest.param(leaf, id=leaf.name) for leaf in LEAVES if leaf.kind is datetime]
+
+
+def test_the_walk_finds_the_date_time_fields() -> None:
+    assert {"ship_order.estimated_delivery", "define_promotion.valid_until"} <= {
+        leaf.name for leaf in LEAVES if leaf.kind is datetime
+    }
+
+
+@pytest.mark.parametrize("leaf", MOMENTS)
+def test_every_date_time_field_takes_the_edges_of_its_range(leaf: Leaf) -> None:
+    for value in ("2000-01-01T08:00:00+08:00", "2099-12-31T23:59:59+00:00"):
+        assert parse_command(with_value(example(leaf.command), leaf.path, value))
+
+
+@pytest.mark.parametrize("leaf", MOMENTS)
+def test_every_date_time_field_refuses_the_calendars_edges_and_naive_times(leaf: Leaf) -> None:
+    for value in (
+        "0001-01-01T00:00:00+08:00",
+        "9999-12-31T23:59:59-08:00",
+        "1999-12-31T23:59:59+00:00",
+        "2100-01-01T00:00:00+00:00",
+        "2026-03-01T10:00:00",
+    ):
+        data = with_value(example(leaf.command), leaf.path, value)
+        error = refused(data)
+        assert error.field == leaf.name, value
+        assert value not in error.message, value
+        assert refused_as_json_line(data).as_dict() == error.as_dict(), value

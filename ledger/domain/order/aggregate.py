@@ -35,6 +35,9 @@ class Order(
     Event = ev.OrderEvent
     Created = ev.OrderSubmitted
 
+    def stream_label(self) -> str:
+        return f"order {self.order_no}"
+
     @classmethod
     def submit(cls, ctx: Ctx, **fields: Any) -> Order:
         """Checks that need other streams (entitlements, limits, account, promotions) are

@@ -1,0 +1,144 @@
+"""Every file the ledger writes is made here: owner-only, never through a link, never over
+another file (issue 8, case 13).
+
+- **New output files** (the import's rejects file) are created with ``O_CREAT | O_EXCL |
+  O_NOFOLLOW`` and mode 0600: an existing path, a planted symlink or a device is never opened
+  for writing, so nothing is truncated, chmodded or overwritten. ``create_numbered`` takes the
+  first free name instead (``x.jsonl``, ``x.2.jsonl``, …) so an earlier run's file is kept.
+- **Removal** happens only for a file this run created, and only while the path still names
+  that very file (same device and inode): ``remove_own``.
+- **SQLite databases** (``prepare_sqlite_file``): the file is created 0600 before the library
+  opens it, so SQLite, which gives its ``-wal`` and ``-shm`` files the database's mode, makes
+  them 0600 too; an existing database must be a regular file (not a link), and one of ours
+  with looser permissions is tightened, with its ``-wal`` and ``-shm``. Directories the
+  ledger creates are 0700.
+- **Lock files** beside a database (``open_lock_file``) hold no data but are opened the same
+  way, so a planted link cannot make the ledger create or open a file elsewhere.
+
+Key material is held in the database (``ledger/keystore.py``); no key file is written yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import IO
+
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+MAX_NUMBERED = 999  # x.2.jsonl … x.999.jsonl; beyond that the directory wants tidying
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+_NEW = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafeFile(OSError):
+    """A path the ledger would write through is not a regular file of its own."""
+
+
+def private_directory(path: Path) -> None:
+    """Create ``path`` (and its parents) owner-only if missing; an existing one is left as
+    it is (it may be shared on purpose, e.g. the working directory)."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+
+
+def create_new(path: Path) -> IO[bytes]:
+    """Open a file that did not exist, for writing, mode 0600. Raises FileExistsError if
+    anything (a file, a link, a device) is at ``path``."""
+    fd = os.open(path, _NEW | os.O_WRONLY, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)  # the umask may only have narrowed it; make it exact
+    return os.fdopen(fd, "wb")
+
+
+def numbered(path: Path, n: int) -> Path:
+    """``dir/x.rejects.jsonl`` → ``dir/x.rejects.<n>.jsonl`` (n >= 2); n == 1 is ``path``."""
+    if n == 1:
+        return path
+    return path.with_name(f"{path.stem}.{n}{path.suffix}" if path.suffix else f"{path.name}.{n}")
+
+
+def create_numbered(path: Path) -> tuple[Path, IO[bytes]]:
+    """``create_new`` at the first free one of ``path``, ``numbered(path, 2)``, …: an
+    existing file of that name (an earlier run's) is never touched."""
+    for n in range(1, MAX_NUMBERED + 1):
+        candidate = numbered(path, n)
+        with contextlib.suppress(FileExistsError):
+            return candidate, create_new(candidate)
+    raise FileExistsError(17, f"{path} and {MAX_NUMBERED - 1} numbered siblings exist", str(path))
+
+
+def remove_own(path: Path, handle: IO[bytes]) -> bool:
+    """Remove ``path`` if it still is the file ``handle`` has open (this run made it);
+    True if removed. A path replaced meanwhile (by a link, another file) is left alone."""
+    ours = os.fstat(handle.fileno())
+    try:
+        there = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if (there.st_dev, there.st_ino) != (ours.st_dev, ours.st_ino):
+        return False
+    path.unlink()
+    return True
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """Make ``path`` ready for SQLite to open: created 0600 (in a 0700 directory if that is
+    new) when missing; else it must be a regular file, not a link, and if it is ours its
+    permissions (and those of its ``-wal``/``-shm`` files) are tightened to 0600.
+
+    Raises ``UnsafeFile`` for a link or a non-regular file at ``path``.
+    """
+    private_directory(path.parent)
+    try:
+        create_new(path).close()
+        return
+    except FileExistsError:
+        pass
+    _tighten(path)
+    for suffix in SQLITE_SIDE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            _tighten(path.with_name(path.name + suffix))
+
+
+def _tighten(path: Path) -> None:
+    """Refuse a link or a non-regular file at ``path``; narrow a file of ours to owner-only.
+
+    The file is reached through an ``O_PATH`` descriptor: closing an ordinary descriptor of
+    a database file drops every POSIX lock this process holds on it, so a connection already
+    open in this process (SQLite's locks are POSIX locks) would lose its locks and the file
+    could be corrupted. Closing an ``O_PATH`` descriptor leaves them alone."""
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISLNK(info.st_mode):
+            raise UnsafeFile(errno.ELOOP, "is a symbolic link", str(path))
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(errno.EINVAL, "is not a regular file", str(path))
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
+            # The very file checked above, whatever the path names by now.
+            os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(info.st_mode) & 0o700)
+    finally:
+        os.close(fd)
+
+
+def _open_no_link(path: Path, flags: int, mode: int = PRIVATE_FILE_MODE) -> int:
+    """``os.open`` that refuses a symbolic link as the last component (``UnsafeFile``)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFile(exc.errno, "is a symbolic link", str(path)) from None
+        raise
+
+
+def open_lock_file(path: Path) -> IO[bytes]:
+    """A lock file beside a database: created 0600 if missing, opened without following a
+    link; its content is never read or written (only ``flock`` is taken on it)."""
+    fd = _open_no_link(path, os.O_RDWR | os.O_CREAT)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeFile(errno.EINVAL, "is not a regular file", str(path))
+    return os.fdopen(fd, "r+b")
