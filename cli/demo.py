@@ -18,7 +18,14 @@ import orjson
 
 from cli.args import add_database_url, any_int, int_range
 from cli.exits import Exit
-from ledger.demo import DEFAULT_BATCH, DEFAULT_ORDERS, DEFAULT_SEED, DemoOptions, run_demo
+from ledger.demo import (
+    DEFAULT_BATCH,
+    DEFAULT_ORDERS,
+    DEFAULT_SEED,
+    DemoOptions,
+    demo_sqlite_path,
+    run_demo,
+)
 from ledger.demo.summary import render_text
 from ledger.demo.traffic import MIN_ORDERS_FOR_EVERY_PATH
 from ledger.settings import DEFAULT_SQLITE_PATH, Settings
@@ -93,8 +100,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ledger demo: unexpected: {line}", file=sys.stderr)
     if not args.json:
         print(
-            f"next: ledger projections run --once{_url_option(args)}, then "
-            f"ledger projections status{_url_option(args)}"
+            f"next: ledger projections run --once{_url_option(args, options)}, then "
+            f"ledger projections status{_url_option(args, options)}"
         )
     return Exit.OK if not report.unexpected else Exit.PROBLEM
 
@@ -104,9 +111,10 @@ def demo_database_url(settings: Settings) -> str:
     return settings.database_url or f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
-def _url_option(args: argparse.Namespace) -> str:
+def _url_option(args: argparse.Namespace, options: DemoOptions) -> str:
+    """What the next commands need to read where the demo wrote."""
     if args.fresh:
-        return f" --database-url sqlite:///var/demo-{args.seed}-{args.orders}.db"
+        return f" --database-url sqlite:///{demo_sqlite_path(options)}"
     if args.database_url:
         return " --database-url URL"  # the same URL; not echoed, it may carry a password
     return ""
