@@ -15,7 +15,6 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 
 import psycopg
@@ -65,14 +64,13 @@ def settings_for(args: argparse.Namespace) -> Settings:
     url = getattr(args, "database_url", None)
     if url is None:
         settings = load_settings()
-    else:
+    else:  # parsed and checked as the variable is, and named as the option
         try:
             settings = load_settings({**os.environ, "LEDGER_DATABASE_URL": url})
         except InvalidCommand as exc:
             if exc.field != "LEDGER_DATABASE_URL":
                 raise
             raise InvalidCommand("--database-url", exc.rule) from None
-        settings = replace(settings, database_url=url)
     if settings.log_level not in LOG_LEVELS:
         raise InvalidCommand("LEDGER_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
     return settings

@@ -372,3 +372,9 @@ def test_database_url_wins_over_the_environment(tmp_path: Path) -> None:
     )
     assert done.returncode == Exit.OK, done.stderr
     assert orjson.loads(done.stdout)["head"] > 0
+
+
+def test_a_malformed_database_url_option_is_named_as_the_option(tmp_path: Path) -> None:
+    done = run(tmp_path, ["projections", "status", "--database-url", "mysql://db"])
+    assert done.returncode == Exit.USAGE
+    assert "--database-url: " in one_line_error(done, "INVALID_COMMAND")
