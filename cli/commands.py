@@ -38,7 +38,7 @@ def describe(spec: dict[str, Any]) -> str:
     if "enum" in spec:
         return " | ".join(json.dumps(v) for v in spec["enum"])
     if "$ref" in spec:
-        return spec["$ref"].rsplit("/", 1)[-1]
+        return str(spec["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in spec:
         return " | ".join(describe(part) for part in spec["anyOf"])
     if spec.get("type") == "array":

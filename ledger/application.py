@@ -44,7 +44,7 @@ from ledger.domain.journal import journal
 from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
 from ledger.domain.repeats import RepeatedFact
-from ledger.handlers import HANDLERS, streams_read_by
+from ledger.handlers import dispatch, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
 from ledger.read_check import READ_VERSIONS, StaleRead
 from ledger.sealing import Sealer
@@ -271,7 +271,7 @@ class Ledger:
             return earlier
         with journal() as triggered:
             try:
-                HANDLERS[command.type](command, uow)
+                dispatch(command, uow)
             except RepeatedFact as repeat:
                 return self.first_outcome(uow, command, repeat.first_command_id)
             except Exception as exc:  # noqa: BLE001 - one command's failure, typed

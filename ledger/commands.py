@@ -28,8 +28,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from ledger.clock import EARLIEST_COMMAND_TIME
+from ledger.domain.entitlement import EntitlementKind
 from ledger.domain.errors import InvalidCommand
-from ledger.domain.order.closure import SellerGround
+from ledger.domain.order.vocabulary import (
+    CommandedPurpose,
+    DeliveryFailure,
+    FlagOutcome,
+    ReturnKind,
+    SellerGround,
+)
 
 # -- text ------------------------------------------------------------------------------------
 # Every text field refuses what no one types and what breaks the stores and files downstream
@@ -297,7 +304,7 @@ class InitiateRefund(OrderCommand):
     method: Key
     amount_fen: PositiveFen
     # Why the money goes back; what is due follows (ledger/domain/order/refunds.py).
-    purpose: Literal["price_adjustment", "shortage", "termination", "payment_returned"]
+    purpose: CommandedPurpose
     consent_id: Key | None = None
 
 
@@ -331,7 +338,7 @@ class ShipOrder(OrderCommand):
 
 class RecordDeliveryFailure(OrderCommand):
     type: Literal["record_delivery_failure"]
-    reason: Literal["bad_address", "no_answer", "nobody_to_sign", "force_majeure"]
+    reason: DeliveryFailure
 
 
 class RecordContactCall(OrderCommand):
@@ -353,7 +360,7 @@ class DeliverOrder(OrderCommand):
 class RequestReturn(OrderCommand):
     type: Literal["request_return"]
     return_id: Key
-    kind: Literal["no_reason", "quality"]
+    kind: ReturnKind
     service_region: Region
     visible_damage_claimed: Flag = False
 
@@ -381,7 +388,7 @@ class ReviewFlag(OrderCommand):
     type: Literal["review_flag"]
     flag_id: Key
     reviewer_id: Key
-    outcome: Literal["confirmed", "dismissed"]
+    outcome: FlagOutcome
     note: Note = ""
 
 
@@ -392,7 +399,7 @@ class CompleteTransaction(OrderCommand):
 class IssueEntitlement(Command):
     type: Literal["issue_entitlement"]
     code: Key
-    kind: Literal["f_code", "coupon"]
+    kind: EntitlementKind
     campaign: Key
     sku: Key | None = None
     value_fen: Fen = 0

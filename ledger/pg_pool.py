@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
-from eventsourcing.persistence import Environment, EnvType
 from eventsourcing.postgres import PostgresFactory
+from eventsourcing.utils import Environment, EnvType
 from psycopg import Connection
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import DictRow, dict_row

@@ -48,7 +48,8 @@ class CopyApplicationRecorder(PostgresApplicationRecorder):
         # The library's database function (off: library_env) inserts in one statement with
         # no place for the read check; only tests turn it on, to write without the lock.
         if self.datastore.enable_db_functions or len(stored_events) < COPY_MIN_EVENTS:
-            return super().insert_events(stored_events, **kwargs)
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             self._insert_events(curs, stored_events, **kwargs)  # the library's hook, first
             self._lock_table(curs)

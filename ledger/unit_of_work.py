@@ -9,12 +9,14 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.domain import Aggregate
 
+from ledger.commands import Command
 from ledger.domain.context import Ctx
 from ledger.domain.policy import Policy
 from ledger.sealing import Sealer
 from ledger.stream_cache import StreamCache
 
 A = TypeVar("A", bound=Aggregate)
+C = TypeVar("C", bound=Command)
 
 
 class UnitOfWork:
@@ -108,5 +110,6 @@ class UnitOfWork:
         return [e for e in triggered if self._loaded.get(e.originator_id) is not None]
 
 
-# A command handler: runs every check, then changes the aggregates it loaded or added.
-Handler = Callable[[Any, UnitOfWork], None]
+# A command handler for commands of class C: runs every check, then changes the aggregates
+# it loaded or added. ``ledger.handlers.registry`` keys each by the class it takes.
+Handler = Callable[[C, UnitOfWork], None]

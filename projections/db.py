@@ -160,7 +160,8 @@ class Db(ABC):
     def ts_from(self, value: Any) -> datetime | None:
         """A stored moment back as a datetime."""
         convert = self.from_db[TS]
-        return value if convert is None else convert(value)
+        moment: datetime | None = value if convert is None else convert(value)
+        return moment
 
     def decode_row(self, table: Table, values: Sequence[Any]) -> Row:
         return {

@@ -51,7 +51,7 @@ class TrackingTable:
             factory.close()
         table = getattr(recorder, "tracking_table_name", "tracking")
         if is_postgres(database_url):
-            table = f'"{recorder.datastore.schema}"."{table}"'  # type: ignore[attr-defined]
+            table = f'"{recorder.datastore.schema}"."{table}"'
         return cls(recorder, table, db)
 
     def ensure(self, cur: Any, names: Sequence[str]) -> None:

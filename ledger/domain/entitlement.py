@@ -8,7 +8,7 @@ The agreement's exception ("如小米商城有特殊规则") speaks of coupons a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from eventsourcing.domain import Aggregate
 
@@ -76,7 +76,8 @@ class EntitlementRestored(EntitlementEvent):
 
 
 # How messages name a kind: never by the code itself, which may be someone's data.
-KIND_NAMES = {"f_code": "F-code", "coupon": "coupon"}
+EntitlementKind = Literal["f_code", "coupon"]
+KIND_NAMES: dict[str, str] = {"f_code": "F-code", "coupon": "coupon"}
 
 
 class Entitlement(JournaledAggregate):
@@ -98,13 +99,30 @@ class Entitlement(JournaledAggregate):
         return KIND_NAMES[self.kind]
 
     @classmethod
-    def issue(cls, ctx: Ctx, **fields: Any) -> Entitlement:
+    def issue(
+        cls,
+        ctx: Ctx,
+        *,
+        code: str,
+        kind: EntitlementKind,
+        campaign: str,
+        sku: str | None,
+        value_fen: int,
+        holder_account: str | None,
+        valid_until: datetime | None,
+    ) -> Entitlement:
         return cls._create(
             EntitlementIssued,
-            id=entitlement_id(fields["code"]),
+            id=entitlement_id(code),
             timestamp=ctx.at,
             command_id=ctx.command_id,
-            **fields,
+            code=code,
+            kind=kind,
+            campaign=campaign,
+            sku=sku,
+            value_fen=value_fen,
+            holder_account=holder_account,
+            valid_until=valid_until,
         )
 
     def check_consumable(self, ctx: Ctx, account_no: str, skus: set[str]) -> None:

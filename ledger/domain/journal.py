@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from eventsourcing.domain import Aggregate
 
@@ -73,7 +73,7 @@ class JournaledAggregate(Aggregate):
         return f"this {type(self).__name__} stream"
 
     @classmethod
-    def _create(cls, event_class: Any, **kwargs: Any) -> Any:
+    def _create(cls, event_class: Any, **kwargs: Any) -> Self:
         aggregate = super()._create(event_class, **kwargs)
         _note(aggregate.pending_events[-1])
         return aggregate

@@ -9,7 +9,7 @@ accounts directly (one shared signal); transitive groups are the projection's wo
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from eventsourcing.domain import Aggregate
 
@@ -20,6 +20,15 @@ from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
 
 LINKAGE_KINDS = ("address", "ip", "phone", "recipient")
+
+
+class LimitTerms(TypedDict):
+    """What a purchase-limit rule says, apart from its SKU: defined, then revised whole."""
+
+    limit_qty: int
+    period_days: int
+    per_account: bool
+    valid_from: datetime
 
 
 @topic("limit/Event")
@@ -74,17 +83,19 @@ class PurchaseLimitRule(JournaledAggregate):
         rule_version: int
 
     @classmethod
-    def define(cls, ctx: Ctx, **fields: Any) -> PurchaseLimitRule:
+    def define(cls, ctx: Ctx, sku: str, terms: LimitTerms) -> PurchaseLimitRule:
         return cls._create(
             LimitRuleDefined,
-            id=limit_rule_id(fields["sku"]),
+            id=limit_rule_id(sku),
             timestamp=ctx.at,
             command_id=ctx.command_id,
-            **fields,
+            sku=sku,
+            **terms,
         )
 
-    def revise(self, ctx: Ctx, **fields: Any) -> None:
-        self.trigger_event(LimitRuleRevised, timestamp=ctx.at, command_id=ctx.command_id, **fields)
+    def revise(self, ctx: Ctx, terms: LimitTerms) -> None:
+        """A new version of the rule's terms; the SKU stays (3.1.5)."""
+        self.trigger_event(LimitRuleRevised, timestamp=ctx.at, command_id=ctx.command_id, **terms)
 
     def period_start(self, at: datetime) -> datetime | None:
         """Start of the period ``at`` falls in, or None before the rule applies."""

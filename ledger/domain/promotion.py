@@ -58,14 +58,24 @@ class Promotion(JournaledAggregate):
         rule_version: int
 
     @classmethod
-    def define(cls, ctx: Ctx, **fields: Any) -> Promotion:
-        check_window(fields["valid_from"], fields["valid_until"])
+    def define(
+        cls,
+        ctx: Ctx,
+        promotion_no: str,
+        valid_from: datetime,
+        valid_until: datetime,
+        description: str,
+    ) -> Promotion:
+        check_window(valid_from, valid_until)
         return cls._create(
             PromotionDefined,
-            id=promotion_id(fields["promotion_no"]),
+            id=promotion_id(promotion_no),
             timestamp=ctx.at,
             command_id=ctx.command_id,
-            **fields,
+            promotion_no=promotion_no,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            description=description,
         )
 
     def revise(

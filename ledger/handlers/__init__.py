@@ -9,15 +9,12 @@ from uuid import UUID
 
 from ledger import commands as c
 from ledger.domain import ids
-from ledger.handlers import accounts, catalogue, orders, submission
-from ledger.unit_of_work import Handler
 
-HANDLERS: dict[str, Handler] = {
-    "submit_order": submission.submit_order,
-    **orders.HANDLERS,
-    **catalogue.HANDLERS,
-    **accounts.HANDLERS,
-}
+# Importing the handler modules registers each handler under its command class.
+from ledger.handlers import accounts, catalogue, orders, submission  # noqa: F401
+from ledger.handlers.registry import HANDLERS, dispatch
+
+__all__ = ["HANDLERS", "dispatch", "streams_read_by"]
 
 
 def streams_read_by(command: c.Command) -> list[UUID]:

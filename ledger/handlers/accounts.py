@@ -7,7 +7,8 @@ from ledger.domain.account import Account
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import account_id, order_id
 from ledger.domain.order.aggregate import Order
-from ledger.unit_of_work import Handler, UnitOfWork
+from ledger.handlers.registry import handles
+from ledger.unit_of_work import UnitOfWork
 
 
 def account_for(account_no: str, uow: UnitOfWork) -> Account:
@@ -16,6 +17,7 @@ def account_for(account_no: str, uow: UnitOfWork) -> Account:
     return existing or Account.register(uow.now, account_no)
 
 
+@handles(c.RestrictAccount)
 def restrict_account(cmd: c.RestrictAccount, uow: UnitOfWork) -> None:
     account = account_for(cmd.account_no, uow)
     policy = uow.policy
@@ -29,6 +31,7 @@ def restrict_account(cmd: c.RestrictAccount, uow: UnitOfWork) -> None:
     uow.add(account)
 
 
+@handles(c.TerminateAccount)
 def terminate_account(cmd: c.TerminateAccount, uow: UnitOfWork) -> None:
     account = account_for(cmd.account_no, uow)
     account.terminate(
@@ -37,6 +40,7 @@ def terminate_account(cmd: c.TerminateAccount, uow: UnitOfWork) -> None:
     uow.add(account)
 
 
+@handles(c.DecideOpenOrder)
 def decide_open_order(cmd: c.DecideOpenOrder, uow: UnitOfWork) -> None:
     order = uow.get(Order, order_id(cmd.order_no))
     if order is None or order.account_no != cmd.account_no:
@@ -49,10 +53,3 @@ def decide_open_order(cmd: c.DecideOpenOrder, uow: UnitOfWork) -> None:
     account = account_for(cmd.account_no, uow)
     account.decide_open_order(uow.now, cmd.order_no, cmd.disposition)
     uow.add(account)
-
-
-HANDLERS: dict[str, Handler] = {
-    "restrict_account": restrict_account,
-    "terminate_account": terminate_account,
-    "decide_open_order": decide_open_order,
-}

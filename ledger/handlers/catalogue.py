@@ -6,20 +6,33 @@ from ledger import commands as c
 from ledger.domain.entitlement import Entitlement
 from ledger.domain.errors import NotFound, RuleViolation
 from ledger.domain.ids import entitlement_id, limit_rule_id, promotion_id
-from ledger.domain.limits import PurchaseLimitRule
+from ledger.domain.limits import LimitTerms, PurchaseLimitRule
 from ledger.domain.promotion import Promotion
-from ledger.unit_of_work import Handler, UnitOfWork
+from ledger.handlers.registry import handles
+from ledger.unit_of_work import UnitOfWork
 
 
+@handles(c.IssueEntitlement)
 def issue_entitlement(cmd: c.IssueEntitlement, uow: UnitOfWork) -> None:
     if uow.get(Entitlement, entitlement_id(cmd.code)) is not None:
         raise RuleViolation("ENTITLEMENT_EXISTS", "3.1.11", "the code was already issued")
     if cmd.kind == "f_code" and cmd.sku is None:
         raise RuleViolation("F_CODE_NEEDS_SKU", "3.1.11", "an F-code names its SKU")
-    fields = cmd.model_dump(exclude={"type", "command_id"})
-    uow.add(Entitlement.issue(uow.now, **fields))
+    uow.add(
+        Entitlement.issue(
+            uow.now,
+            code=cmd.code,
+            kind=cmd.kind,
+            campaign=cmd.campaign,
+            sku=cmd.sku,
+            value_fen=cmd.value_fen,
+            holder_account=cmd.holder_account,
+            valid_until=cmd.valid_until,
+        )
+    )
 
 
+@handles(c.RestoreEntitlement)
 def restore_entitlement(cmd: c.RestoreEntitlement, uow: UnitOfWork) -> None:
     entitlement = uow.get(Entitlement, entitlement_id(cmd.code))
     if entitlement is None:
@@ -36,29 +49,30 @@ def restore_entitlement(cmd: c.RestoreEntitlement, uow: UnitOfWork) -> None:
     entitlement.restore(uow.now, cmd.rule)
 
 
+@handles(c.DefinePromotion)
 def define_promotion(cmd: c.DefinePromotion, uow: UnitOfWork) -> None:
     """A second definition of the same promotion is a revision: its rule version goes up."""
     promotion = uow.get(Promotion, promotion_id(cmd.promotion_no))
     if promotion is None:
-        fields = cmd.model_dump(exclude={"type", "command_id"})
-        uow.add(Promotion.define(uow.now, **fields))
+        uow.add(
+            Promotion.define(
+                uow.now, cmd.promotion_no, cmd.valid_from, cmd.valid_until, cmd.description
+            )
+        )
     else:
         promotion.revise(uow.now, cmd.valid_from, cmd.valid_until, cmd.description)
 
 
+@handles(c.DefinePurchaseLimit)
 def define_purchase_limit(cmd: c.DefinePurchaseLimit, uow: UnitOfWork) -> None:
-    fields = cmd.model_dump(exclude={"type", "command_id"})
+    terms = LimitTerms(
+        limit_qty=cmd.limit_qty,
+        period_days=cmd.period_days,
+        per_account=cmd.per_account,
+        valid_from=cmd.valid_from,
+    )
     rule = uow.get(PurchaseLimitRule, limit_rule_id(cmd.sku))
     if rule is None:
-        uow.add(PurchaseLimitRule.define(uow.now, **fields))
+        uow.add(PurchaseLimitRule.define(uow.now, cmd.sku, terms))
     else:
-        del fields["sku"]
-        rule.revise(uow.now, **fields)
-
-
-HANDLERS: dict[str, Handler] = {
-    "issue_entitlement": issue_entitlement,
-    "restore_entitlement": restore_entitlement,
-    "define_promotion": define_promotion,
-    "define_purchase_limit": define_purchase_limit,
-}
+        rule.revise(uow.now, terms)

@@ -4,7 +4,8 @@ closure forfeit the order's F-code and coupons in the same transaction (3.1.11).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from functools import wraps
+from typing import TypeVar
 from uuid import UUID
 
 from ledger import commands as c
@@ -15,10 +16,15 @@ from ledger.domain.limits import LimitCounter
 from ledger.domain.order.aggregate import Order
 from ledger.domain.payment_ids import PaymentIdClaim
 from ledger.handlers.accounts import account_for
-from ledger.unit_of_work import Handler, UnitOfWork
+from ledger.handlers.registry import handles
+from ledger.unit_of_work import UnitOfWork
 
 ACCOUNT_GROUNDS = ("account_restricted", "account_terminated")
 NO_REASON_COUPON_RULE = "7D art. 15"
+
+C = TypeVar("C", bound=c.OrderCommand)
+# What a command does to its order, given the order loaded; ``order_command`` does the rest.
+OrderRun = Callable[[Order, C, UnitOfWork], None]
 
 
 def load_order(order_no: str, uow: UnitOfWork) -> Order:
@@ -37,9 +43,6 @@ def forfeit_entitlements(order: Order, uow: UnitOfWork) -> None:
             entitlement.forfeit(uow.now, order.order_no, str(order.closed_ground))
 
 
-OrderRun = Callable[[Order, Any, UnitOfWork], None]
-
-
 def release_limit_counts(order: Order, uow: UnitOfWork) -> None:
     for counter_id in order.limit_counters:
         counter = uow.get(LimitCounter, UUID(counter_id))
@@ -47,20 +50,31 @@ def release_limit_counts(order: Order, uow: UnitOfWork) -> None:
         counter.release(uow.now, order.order_no)
 
 
-def order_command(run: OrderRun) -> Callable[[Any, UnitOfWork], None]:
-    def handle(cmd: Any, uow: UnitOfWork) -> None:
-        order = load_order(cmd.order_no, uow)
-        was_closed = order.is_closed
-        run(order, cmd, uow)
-        if order.is_closed and not was_closed:
-            forfeit_entitlements(order, uow)
-            if not order.contract_formed:
-                release_limit_counts(order, uow)
+def order_command(command_class: type[C]) -> Callable[[OrderRun[C]], OrderRun[C]]:
+    """Register ``run`` as the handler of ``command_class``: load the order, run it, and on
+    a closure forfeit the order's codes and, before the contract formed, release its
+    purchase-limit counts (3.1.11, 3.1.5). The handler keeps ``run``'s name and annotations
+    (``functools.wraps``), so its command parameter type can be read back."""
 
-    return handle
+    def register(run: OrderRun[C]) -> OrderRun[C]:
+        @wraps(run)
+        def handle(cmd: C, uow: UnitOfWork) -> None:
+            order = load_order(cmd.order_no, uow)
+            was_closed = order.is_closed
+            run(order, cmd, uow)
+            if order.is_closed and not was_closed:
+                forfeit_entitlements(order, uow)
+                if not order.contract_formed:
+                    release_limit_counts(order, uow)
+
+        handles(command_class)(handle)
+        return run
+
+    return register
 
 
-def _receive_payment(order: Order, cmd: c.ReceivePayment, uow: UnitOfWork) -> None:
+@order_command(c.ReceivePayment)
+def receive_payment(order: Order, cmd: c.ReceivePayment, uow: UnitOfWork) -> None:
     """A provider's payment id counts once in the whole ledger (3.1.3): the claim says
     which order took it; that order's record of the payment tells a repeat from a reuse."""
     claim = uow.get(PaymentIdClaim, payment_claim_id(cmd.payment_id))
@@ -79,7 +93,49 @@ def _receive_payment(order: Order, cmd: c.ReceivePayment, uow: UnitOfWork) -> No
     order.receive_payment(uow.now, cmd.payment_id, cmd.method, token, cmd.amount_fen, same_payer)
 
 
-def _close_order(order: Order, cmd: c.CloseOrder, uow: UnitOfWork) -> None:
+@order_command(c.CancelOrder)
+def cancel_order(order: Order, cmd: c.CancelOrder, uow: UnitOfWork) -> None:
+    order.cancel_by_user(uow.now, cmd.reason)
+
+
+@order_command(c.LapsePaymentDeadline)
+def lapse_payment_deadline(order: Order, cmd: c.LapsePaymentDeadline, uow: UnitOfWork) -> None:
+    order.lapse_payment_deadline(uow.now)
+
+
+@order_command(c.DeclareStockShortage)
+def declare_stock_shortage(order: Order, cmd: c.DeclareStockShortage, uow: UnitOfWork) -> None:
+    order.declare_stock_shortage(uow.now, list(cmd.skus))
+
+
+@order_command(c.ResolveStockShortage)
+def resolve_stock_shortage(order: Order, cmd: c.ResolveStockShortage, uow: UnitOfWork) -> None:
+    order.resolve_stock_shortage(uow.now, cmd.resolution, cmd.exchange_sku)
+
+
+@order_command(c.RequestMutualTermination)
+def request_mutual_termination(
+    order: Order, cmd: c.RequestMutualTermination, uow: UnitOfWork
+) -> None:
+    order.request_mutual_termination(uow.now, cmd.requested_by, cmd.reason)
+
+
+@order_command(c.AcceptMutualTermination)
+def accept_mutual_termination(
+    order: Order, cmd: c.AcceptMutualTermination, uow: UnitOfWork
+) -> None:
+    order.accept_mutual_termination(uow.now)
+
+
+@order_command(c.DeclineMutualTermination)
+def decline_mutual_termination(
+    order: Order, cmd: c.DeclineMutualTermination, uow: UnitOfWork
+) -> None:
+    order.decline_mutual_termination(uow.now, cmd.reason)
+
+
+@order_command(c.CloseOrder)
+def close_order(order: Order, cmd: c.CloseOrder, uow: UnitOfWork) -> None:
     evidence = cmd.evidence.model_dump(exclude_none=True)
     order.check_seller_may_close(cmd.ground, evidence)
     if cmd.ground in ACCOUNT_GROUNDS:
@@ -89,7 +145,13 @@ def _close_order(order: Order, cmd: c.CloseOrder, uow: UnitOfWork) -> None:
     order.close(uow.now, cmd.ground, evidence)
 
 
-def _record_refund_consent(order: Order, cmd: c.RecordRefundConsent, uow: UnitOfWork) -> None:
+@order_command(c.NotifyUser)
+def notify_user(order: Order, cmd: c.NotifyUser, uow: UnitOfWork) -> None:
+    order.notify_user(uow.now, cmd.subject, cmd.clause)
+
+
+@order_command(c.RecordRefundConsent)
+def record_refund_consent(order: Order, cmd: c.RecordRefundConsent, uow: UnitOfWork) -> None:
     token = uow.sealer.seal(order.account_no, "refund_destination", cmd.destination_account)
     order.record_refund_consent(
         uow.now,
@@ -102,13 +164,47 @@ def _record_refund_consent(order: Order, cmd: c.RecordRefundConsent, uow: UnitOf
     )
 
 
-def _initiate_refund(order: Order, cmd: c.InitiateRefund, uow: UnitOfWork) -> None:
+@order_command(c.InitiateRefund)
+def initiate_refund(order: Order, cmd: c.InitiateRefund, uow: UnitOfWork) -> None:
     uow.result["refund_id"] = order.initiate_refund(
         uow.now, cmd.method, cmd.amount_fen, cmd.purpose, cmd.consent_id
     )
 
 
-def _refuse_delivery(order: Order, cmd: c.RefuseDelivery, uow: UnitOfWork) -> None:
+@order_command(c.CompleteRefund)
+def complete_refund(order: Order, cmd: c.CompleteRefund, uow: UnitOfWork) -> None:
+    order.complete_refund(uow.now, cmd.refund_id)
+
+
+@order_command(c.DetectPriceError)
+def detect_price_error(order: Order, cmd: c.DetectPriceError, uow: UnitOfWork) -> None:
+    order.detect_price_error(
+        uow.now, cmd.sku, cmd.displayed_price_fen, cmd.correct_price_fen, cmd.cause
+    )
+
+
+@order_command(c.ResolvePriceError)
+def resolve_price_error(order: Order, cmd: c.ResolvePriceError, uow: UnitOfWork) -> None:
+    order.resolve_price_error(uow.now, cmd.resolution, cmd.user_consented, cmd.adjusted_total_fen)
+
+
+@order_command(c.ShipOrder)
+def ship_order(order: Order, cmd: c.ShipOrder, uow: UnitOfWork) -> None:
+    order.ship(uow.now, cmd.carrier, cmd.tracking_no, cmd.estimated_delivery, cmd.promised_delivery)
+
+
+@order_command(c.RecordDeliveryFailure)
+def record_delivery_failure(order: Order, cmd: c.RecordDeliveryFailure, uow: UnitOfWork) -> None:
+    order.record_delivery_failure(uow.now, cmd.reason)
+
+
+@order_command(c.RecordContactCall)
+def record_contact_call(order: Order, cmd: c.RecordContactCall, uow: UnitOfWork) -> None:
+    order.record_contact_call(uow.now, cmd.answered)
+
+
+@order_command(c.RefuseDelivery)
+def refuse_delivery(order: Order, cmd: c.RefuseDelivery, uow: UnitOfWork) -> None:
     """A non-quality refusal also counts against the account (6.1(5), 3.1.6(4))."""
     order.refuse_delivery(uow.now, cmd.quality_reason, cmd.reason)
     if not cmd.quality_reason:
@@ -117,7 +213,25 @@ def _refuse_delivery(order: Order, cmd: c.RefuseDelivery, uow: UnitOfWork) -> No
         uow.add(account)
 
 
-def _inspect_return(order: Order, cmd: c.InspectReturn, uow: UnitOfWork) -> None:
+@order_command(c.DeliverOrder)
+def deliver_order(order: Order, cmd: c.DeliverOrder, uow: UnitOfWork) -> None:
+    order.deliver(uow.now, cmd.signer_relation, uow.policy.return_window_days)
+
+
+@order_command(c.RequestReturn)
+def request_return(order: Order, cmd: c.RequestReturn, uow: UnitOfWork) -> None:
+    order.request_return(
+        uow.now, cmd.return_id, cmd.kind, cmd.service_region, cmd.visible_damage_claimed
+    )
+
+
+@order_command(c.ReceiveReturn)
+def receive_return(order: Order, cmd: c.ReceiveReturn, uow: UnitOfWork) -> None:
+    order.receive_return(uow.now, cmd.return_id)
+
+
+@order_command(c.InspectReturn)
+def inspect_return(order: Order, cmd: c.InspectReturn, uow: UnitOfWork) -> None:
     """Coupons come back on a no-reason return unless the policy says otherwise (7D 15)."""
     no_reason = order.open_return is not None and order.open_return["kind"] == "no_reason"
     restore = no_reason and uow.policy.coupons_restored_on_no_reason_return
@@ -130,58 +244,17 @@ def _inspect_return(order: Order, cmd: c.InspectReturn, uow: UnitOfWork) -> None
                 coupon.restore(uow.now, NO_REASON_COUPON_RULE)
 
 
-def _deliver(order: Order, cmd: c.DeliverOrder, uow: UnitOfWork) -> None:
-    order.deliver(uow.now, cmd.signer_relation, uow.policy.return_window_days)
+@order_command(c.RaiseFlag)
+def raise_flag(order: Order, cmd: c.RaiseFlag, uow: UnitOfWork) -> None:
+    evidence = cmd.evidence.model_dump(exclude_none=True)
+    order.raise_flag(uow.now, cmd.flag_id, cmd.criterion, evidence, cmd.automated)
 
 
-def _evidence(cmd: Any) -> dict[str, Any]:
-    return dict(cmd.evidence.model_dump(exclude_none=True))
+@order_command(c.ReviewFlag)
+def review_flag(order: Order, cmd: c.ReviewFlag, uow: UnitOfWork) -> None:
+    order.review_flag(uow.now, cmd.flag_id, cmd.reviewer_id, cmd.outcome, cmd.note)
 
 
-# type -> what the command does to the order; everything else is loading and forfeiting.
-_RUNS: dict[str, OrderRun] = {
-    "receive_payment": _receive_payment,
-    "cancel_order": lambda o, cmd, u: o.cancel_by_user(u.now, cmd.reason),
-    "lapse_payment_deadline": lambda o, cmd, u: o.lapse_payment_deadline(u.now),
-    "declare_stock_shortage": lambda o, cmd, u: o.declare_stock_shortage(u.now, list(cmd.skus)),
-    "resolve_stock_shortage": lambda o, cmd, u: o.resolve_stock_shortage(
-        u.now, cmd.resolution, cmd.exchange_sku
-    ),
-    "request_mutual_termination": lambda o, cmd, u: o.request_mutual_termination(
-        u.now, cmd.requested_by, cmd.reason
-    ),
-    "accept_mutual_termination": lambda o, cmd, u: o.accept_mutual_termination(u.now),
-    "decline_mutual_termination": lambda o, cmd, u: o.decline_mutual_termination(u.now, cmd.reason),
-    "close_order": _close_order,
-    "notify_user": lambda o, cmd, u: o.notify_user(u.now, cmd.subject, cmd.clause),
-    "record_refund_consent": _record_refund_consent,
-    "initiate_refund": _initiate_refund,
-    "complete_refund": lambda o, cmd, u: o.complete_refund(u.now, cmd.refund_id),
-    "detect_price_error": lambda o, cmd, u: o.detect_price_error(
-        u.now, cmd.sku, cmd.displayed_price_fen, cmd.correct_price_fen, cmd.cause
-    ),
-    "resolve_price_error": lambda o, cmd, u: o.resolve_price_error(
-        u.now, cmd.resolution, cmd.user_consented, cmd.adjusted_total_fen
-    ),
-    "ship_order": lambda o, cmd, u: o.ship(
-        u.now, cmd.carrier, cmd.tracking_no, cmd.estimated_delivery, cmd.promised_delivery
-    ),
-    "record_delivery_failure": lambda o, cmd, u: o.record_delivery_failure(u.now, cmd.reason),
-    "record_contact_call": lambda o, cmd, u: o.record_contact_call(u.now, cmd.answered),
-    "refuse_delivery": _refuse_delivery,
-    "deliver_order": _deliver,
-    "request_return": lambda o, cmd, u: o.request_return(
-        u.now, cmd.return_id, cmd.kind, cmd.service_region, cmd.visible_damage_claimed
-    ),
-    "receive_return": lambda o, cmd, u: o.receive_return(u.now, cmd.return_id),
-    "inspect_return": _inspect_return,
-    "raise_flag": lambda o, cmd, u: o.raise_flag(
-        u.now, cmd.flag_id, cmd.criterion, _evidence(cmd), cmd.automated
-    ),
-    "review_flag": lambda o, cmd, u: o.review_flag(
-        u.now, cmd.flag_id, cmd.reviewer_id, cmd.outcome, cmd.note
-    ),
-    "complete_transaction": lambda o, cmd, u: o.complete_transaction(u.now),
-}
-
-HANDLERS: dict[str, Handler] = {name: order_command(run) for name, run in _RUNS.items()}
+@order_command(c.CompleteTransaction)
+def complete_transaction(order: Order, cmd: c.CompleteTransaction, uow: UnitOfWork) -> None:
+    order.complete_transaction(uow.now)

@@ -18,14 +18,16 @@ from ledger.domain.errors import InvalidCommand, RuleViolation
 from ledger.domain.ids import account_id, entitlement_id, limit_rule_id, order_id, promotion_id
 from ledger.domain.limits import LimitCounter, PurchaseLimitRule
 from ledger.domain.order.aggregate import Order
-from ledger.domain.order.submission import check_submission
+from ledger.domain.order.submission import Submission, check_submission
 from ledger.domain.promotion import Promotion
+from ledger.handlers.registry import handles
 from ledger.unit_of_work import UnitOfWork
 
 PERSONAL_FIELDS = ("recipient_name", "phone", "address", "ip")
 LINKAGE_OF = {"address": "address", "ip": "ip", "phone": "phone", "recipient": "recipient_name"}
 
 
+@handles(SubmitOrder)
 def submit_order(cmd: SubmitOrder, uow: UnitOfWork) -> None:
     ctx = uow.now
     if uow.get(Order, order_id(cmd.order_no)) is not None:
@@ -37,15 +39,20 @@ def submit_order(cmd: SubmitOrder, uow: UnitOfWork) -> None:
     entitlements = _consumable_entitlements(cmd, uow)
     linkage = _linkage(cmd, uow)
     counters = _limit_counters(cmd, uow, linkage)
-    fields = _order_fields(cmd, uow, promotions, linkage)
-    fields["total_due_fen"] = check_submission(cmd.order_no, fields)
+    submission = _submission(cmd, uow, promotions, linkage)
+    total_due_fen = check_submission(cmd.order_no, submission)
     for written in [*entitlements, *(counter for counter, _ in counters)]:
         written.check_time_forward(ctx.at)  # as their events will, but before the key below
     # Every check passed: from here on only changes. Sealing comes last because it may
     # create the subject's key, a write a refused submission must not leave behind.
-    fields["contact"] = _sealed_contact(cmd, uow)
-    fields["limit_counters"] = [str(counter.id) for counter, _ in counters]
-    uow.add(Order.submit(ctx, **fields))
+    order = Order.submit(
+        ctx,
+        submission,
+        total_due_fen=total_due_fen,
+        contact=_sealed_contact(cmd, uow),
+        limit_counters=[str(counter.id) for counter, _ in counters],
+    )
+    uow.add(order)
     for entitlement in entitlements:
         entitlement.consume(ctx, cmd.order_no, cmd.account_no)
     for counter, quantity in counters:
@@ -129,27 +136,27 @@ def _limit_counters(
     return counters
 
 
-def _order_fields(
+def _submission(
     cmd: SubmitOrder,
     uow: UnitOfWork,
     promotions: list[dict[str, Any]],
     linkage: dict[str, str],
-) -> dict[str, Any]:
-    return {
-        "order_no": cmd.order_no,
-        "account_no": cmd.account_no,
-        "lines": [line.model_dump() for line in cmd.lines],
-        "gifts": [gift.model_dump() for gift in cmd.gifts],
-        "promotions": promotions,
-        "f_codes": list(cmd.f_codes),
-        "coupons": list(cmd.coupons),
-        "purchase_type": cmd.purchase_type,
-        "seller_id": cmd.seller_id,
-        "seller_kind": cmd.seller_kind,
-        "shipping_region": cmd.shipping_region,
-        "payment_deadline": uow.now.at + timedelta(minutes=uow.policy.payment_deadline_min),
-        "linkage": linkage,
-    }
+) -> Submission:
+    return Submission(
+        order_no=cmd.order_no,
+        account_no=cmd.account_no,
+        lines=[line.model_dump() for line in cmd.lines],
+        gifts=[gift.model_dump() for gift in cmd.gifts],
+        promotions=promotions,
+        f_codes=list(cmd.f_codes),
+        coupons=list(cmd.coupons),
+        purchase_type=cmd.purchase_type,
+        seller_id=cmd.seller_id,
+        seller_kind=cmd.seller_kind,
+        shipping_region=cmd.shipping_region,
+        payment_deadline=uow.now.at + timedelta(minutes=uow.policy.payment_deadline_min),
+        linkage=linkage,
+    )
 
 
 def _sealed_contact(cmd: SubmitOrder, uow: UnitOfWork) -> dict[str, str]:

@@ -57,16 +57,16 @@ def _history(b: Batch, e: Event, row: dict[str, Any], step: str, **fields: Any) 
 
 
 def issued(e: Event, b: Batch) -> None:
-    d = e.data
+    d = e.fields(en.EntitlementIssued)
     row = {
         "stream_id": e.stream,
-        "code": d["code"],
-        "kind": d["kind"],
-        "campaign": d["campaign"],
-        "sku": d["sku"],
-        "value_fen": d["value_fen"],
-        "holder_account": d["holder_account"],
-        "valid_until": when(d["valid_until"]),
+        "code": d.code,
+        "kind": d.kind,
+        "campaign": d.campaign,
+        "sku": d.sku,
+        "value_fen": d.value_fen,
+        "holder_account": d.holder_account,
+        "valid_until": when(d.valid_until),
         "issued_at": e.at,
         "status": "issued",
         "consumed_order": None,
@@ -82,56 +82,56 @@ def issued(e: Event, b: Batch) -> None:
         "last_position": e.position,
     }
     b.put("entitlements", row)
-    _history(b, e, row, "issued", account_no=d["holder_account"])
+    _history(b, e, row, "issued", account_no=d.holder_account)
 
 
 def consumed(e: Event, b: Batch) -> None:
     row = b.edit("entitlements", e.stream)
     if row is None:
         return
-    d = e.data
+    d = e.fields(en.EntitlementConsumed)
     row.update(
         status="consumed",
-        consumed_order=d["order_no"],
-        consumed_account=d["account_no"],
+        consumed_order=d.order_no,
+        consumed_account=d.account_no,
         consumed_at=e.at,
         times_consumed=row["times_consumed"] + 1,
         last_position=e.position,
     )
-    _history(b, e, row, "consumed", order_no=d["order_no"], account_no=d["account_no"])
+    _history(b, e, row, "consumed", order_no=d.order_no, account_no=d.account_no)
 
 
 def forfeited(e: Event, b: Batch) -> None:
     row = b.edit("entitlements", e.stream)
     if row is None:
         return
-    d = e.data
+    d = e.fields(en.EntitlementForfeited)
     row.update(
         status="forfeited",
-        forfeited_order=d["order_no"],
-        forfeited_ground=d["ground"],
+        forfeited_order=d.order_no,
+        forfeited_ground=d.ground,
         forfeited_at=e.at,
         last_position=e.position,
     )
-    _history(b, e, row, "forfeited", order_no=d["order_no"], ground=d["ground"])
+    _history(b, e, row, "forfeited", order_no=d.order_no, ground=d.ground)
 
 
 def restored(e: Event, b: Batch) -> None:
     row = b.edit("entitlements", e.stream)
     if row is None:
         return
-    d = e.data
+    d = e.fields(en.EntitlementRestored)
     row.update(
         status="restored",
         consumed_order=None,
         consumed_account=None,
         consumed_at=None,
-        restored_rule=d["rule"],
-        restored_order=d["order_no"],
+        restored_rule=d.rule,
+        restored_order=d.order_no,
         restored_at=e.at,
         last_position=e.position,
     )
-    _history(b, e, row, "restored", order_no=d["order_no"], rule=d["rule"])
+    _history(b, e, row, "restored", order_no=d.order_no, rule=d.rule)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -45,10 +45,10 @@ REFUSALS = Table(
 
 
 def submitted(e: Event, b: Batch) -> None:
-    d = e.data
+    d = e.fields(ev.OrderSubmitted)
     b.put(
         "flag_orders",
-        {"stream_id": e.stream, "order_no": d["order_no"], "account_no": d["account_no"]},
+        {"stream_id": e.stream, "order_no": d.order_no, "account_no": d.account_no},
     )
 
 
@@ -56,21 +56,21 @@ def flag_raised(e: Event, b: Batch) -> None:
     order = b.get("flag_orders", e.stream)
     if order is None:
         return
-    d = e.data
-    evidence = d["evidence"]
+    d = e.fields(ev.AbnormalOrderFlagRaised)
+    evidence = d.evidence
     b.put(
         "flags",
         {
             "stream_id": e.stream,
-            "flag_id": d["flag_id"],
+            "flag_id": d.flag_id,
             "order_no": order["order_no"],
             "account_no": order["account_no"],
-            "criterion": d["criterion"],
-            "criterion_text": CRITERIA.get(d["criterion"], ""),
+            "criterion": d.criterion,
+            "criterion_text": CRITERIA.get(d.criterion, ""),
             "evidence_orders": list(evidence.get("orders", [])),
             "evidence_signals": list(evidence.get("signals", [])),
             "evidence": evidence,
-            "automated": d["automated"],
+            "automated": d.automated,
             "raised_at": e.at,
             "raised_position": e.position,
             "outcome": None,
@@ -83,14 +83,14 @@ def flag_raised(e: Event, b: Batch) -> None:
 
 
 def flag_reviewed(e: Event, b: Batch) -> None:
-    d = e.data
-    row = b.edit("flags", (e.stream, d["flag_id"]))
+    d = e.fields(ev.AbnormalOrderFlagReviewed)
+    row = b.edit("flags", (e.stream, d.flag_id))
     if row is None:
         return
     row.update(
-        outcome=d["outcome"],
-        reviewer_id=d["reviewer_id"],
-        review_note=d["note"],
+        outcome=d.outcome,
+        reviewer_id=d.reviewer_id,
+        review_note=d.note,
         reviewed_at=e.at,
         last_position=e.position,
     )
@@ -100,7 +100,7 @@ def refused(e: Event, b: Batch) -> None:
     order = b.get("flag_orders", e.stream)
     if order is None:
         return
-    d = e.data
+    d = e.fields(ev.DeliveryRefused)
     b.add(
         "refusals",
         {
@@ -108,8 +108,8 @@ def refused(e: Event, b: Batch) -> None:
             "stream_id": e.stream,
             "order_no": order["order_no"],
             "account_no": order["account_no"],
-            "quality_reason": d["quality_reason"],
-            "reason": d["reason"],
+            "quality_reason": d.quality_reason,
+            "reason": d.reason,
             "at": e.at,
         },
     )

@@ -69,7 +69,8 @@ PURCHASES = Table(
     load_by="order_stream",
 )
 
-PURCHASE_TOPICS = frozenset({topic_of(ev.OrderSubmitted), topic_of(ev.OrderClosed)})
+SUBMITTED = topic_of(ev.OrderSubmitted)
+PURCHASE_TOPICS = frozenset({SUBMITTED, topic_of(ev.OrderClosed)})
 MERGED = "merged"  # batch scratch: group id -> the group that absorbed it in this batch
 
 
@@ -89,12 +90,13 @@ def find(merged: dict[str, str], group_id: str) -> str:
     return group_id
 
 
+def submission_nodes(e: Event) -> list[tuple[str, str, str | None]]:
+    d = e.fields(ev.OrderSubmitted)
+    return node_names(d.account_no, d.linkage)
+
+
 def prefetch(events: Sequence[Event], b: Batch) -> None:
-    nodes = [
-        node_names(e.data["account_no"], e.data["linkage"])
-        for e in events
-        if e.topic == topic_of(ev.OrderSubmitted)
-    ]
+    nodes = [submission_nodes(e) for e in events if e.topic == SUBMITTED]
     b.prefetch("limit_purchases", [e.stream for e in events if e.topic in PURCHASE_TOPICS])
     b.prefetch("link_nodes", [name for found in nodes for name, _, _ in found])
     founders = [found[0][0] for found in nodes]  # the id a new group would get
@@ -164,19 +166,19 @@ def _link(e: Event, b: Batch, nodes: list[tuple[str, str, str | None]]) -> None:
 
 
 def order_submitted(e: Event, b: Batch) -> None:
-    d = e.data
-    _link(e, b, node_names(d["account_no"], d["linkage"]))
+    d = e.fields(ev.OrderSubmitted)
+    _link(e, b, submission_nodes(e))
     quantities: Counter[str] = Counter()
-    for line in d["lines"]:
+    for line in d.lines:
         quantities[line["sku"]] += line["quantity"]
     for sku, quantity in sorted(quantities.items()):
         b.put(
             "limit_purchases",
             {
                 "order_stream": e.stream,
-                "order_no": d["order_no"],
+                "order_no": d.order_no,
                 "sku": sku,
-                "account_no": d["account_no"],
+                "account_no": d.account_no,
                 "quantity": quantity,
                 "at": e.at,
                 "position": e.position,
@@ -187,7 +189,7 @@ def order_submitted(e: Event, b: Batch) -> None:
 def order_closed(e: Event, b: Batch) -> None:
     """Closed before its contract formed, an order bought nothing (3.1.5 counts purchases);
     the core releases its limit count the same way (``limit/PurchaseReleased``)."""
-    if e.data["contract_formed"]:
+    if e.fields(ev.OrderClosed).contract_formed:
         return
     b.prefetch("limit_purchases", [e.stream])
     bought = [r for r in b.rows("limit_purchases") if r["order_stream"] == e.stream]
@@ -205,17 +207,17 @@ def finish(b: Batch) -> None:
 
 
 def rule_defined(e: Event, b: Batch) -> None:
-    d = e.data
+    d = e.fields(lim.LimitRuleDefined)
     b.put(
         "limit_rules",
         {
             "stream_id": e.stream,
-            "sku": d["sku"],
+            "sku": d.sku,
             "rule_version": 1,
-            "limit_qty": d["limit_qty"],
-            "period_days": d["period_days"],
-            "per_account": d["per_account"],
-            "valid_from": when(d["valid_from"]),
+            "limit_qty": d.limit_qty,
+            "period_days": d.period_days,
+            "per_account": d.per_account,
+            "valid_from": when(d.valid_from),
             "defined_at": e.at,
             "last_position": e.position,
         },
@@ -226,13 +228,13 @@ def rule_revised(e: Event, b: Batch) -> None:
     row = b.edit("limit_rules", e.stream)
     if row is None:
         return
-    d = e.data
+    d = e.fields(lim.LimitRuleRevised)
     row.update(
         rule_version=row["rule_version"] + 1,
-        limit_qty=d["limit_qty"],
-        period_days=d["period_days"],
-        per_account=d["per_account"],
-        valid_from=when(d["valid_from"]),
+        limit_qty=d.limit_qty,
+        period_days=d.period_days,
+        per_account=d.per_account,
+        valid_from=when(d.valid_from),
         last_position=e.position,
     )
 

@@ -7,9 +7,10 @@ details stay sealed tokens (unsealed at read time by a role allowed to, DOMAIN.m
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.domain.order import events as ev
+from ledger.domain.order.vocabulary import LOWERS_DUE, DeliveryStatus, OrderStatus, ReturnStatus
 from projections.base import Handler, Projection, topic_of
 from projections.batch import Batch
 from projections.events import Event, when
@@ -41,24 +42,27 @@ ORDERS = Table(
     load_by="stream_id",
 )
 
-Change = Callable[[dict[str, Any], dict[str, Any], Event], None]
+Row = dict[str, Any]
+E = TypeVar("E")
+# What an event on an existing order changes in its row, given the event's typed fields.
+Change = Callable[[Row, E, Event], None]
 
 
 def submitted(e: Event, b: Batch) -> None:
-    d = e.data
+    d = e.fields(ev.OrderSubmitted)
     b.put(
         "orders",
         {
             "stream_id": e.stream,
-            "order_no": d["order_no"],
-            "account_no": d["account_no"],
-            "seller_id": d["seller_id"],
-            "seller_kind": d["seller_kind"],
-            "purchase_type": d["purchase_type"],
-            "shipping_region": d["shipping_region"],
-            "status": "awaiting_payment",
+            "order_no": d.order_no,
+            "account_no": d.account_no,
+            "seller_id": d.seller_id,
+            "seller_kind": d.seller_kind,
+            "purchase_type": d.purchase_type,
+            "shipping_region": d.shipping_region,
+            "status": OrderStatus.AWAITING_PAYMENT,
             "contract_formed": False,
-            "total_due_fen": d["total_due_fen"],
+            "total_due_fen": d.total_due_fen,
             "paid_fen": 0,
             "refunded_fen": 0,
             "pending_refund_fen": 0,
@@ -71,7 +75,7 @@ def submitted(e: Event, b: Batch) -> None:
             "shortage_open": False,
             "price_error_open": False,
             "termination_requested": False,
-            "delivery_status": "not_shipped",
+            "delivery_status": DeliveryStatus.NOT_SHIPPED,
             "carrier": None,
             "shipped_at": None,
             "estimated_delivery": None,
@@ -91,38 +95,39 @@ def submitted(e: Event, b: Batch) -> None:
             "completed_at": None,
             "retain_until": None,
             "submitted_at": e.at,
-            "payment_deadline": when(d["payment_deadline"]),
-            "contact": d["contact"],  # sealed tokens, never plaintext
+            "payment_deadline": when(d.payment_deadline),
+            "contact": d.contact,  # sealed tokens, never plaintext
             "last_position": e.position,
             "last_event_at": e.at,
         },
     )
 
 
-def on_order(change: Change) -> Handler:
-    """A handler for an event on an existing order: apply ``change``, stamp the position."""
+def on_order(event_class: type[E], change: Change[E]) -> tuple[str, Handler]:
+    """The handler for ``event_class`` on an existing order: apply ``change`` to the
+    event's typed fields, stamp the position."""
 
     def handle(e: Event, b: Batch) -> None:
         row = b.edit("orders", e.stream)
         if row is None:
             return  # an order stream without its submission: nothing to show
-        change(row, e.data, e)
+        change(row, e.fields(event_class), e)
         row["last_position"] = e.position
         row["last_event_at"] = e.at
 
-    return handle
+    return topic_of(event_class), handle
 
 
-def nothing(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
+def nothing(row: Row, d: object, e: Event) -> None:
     """Events that change nothing shown here but still move the order's last position."""
 
 
-def add_to(field: str, method_field: str) -> Change:
-    def change(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
+def add_to(field: str, method_field: str) -> Change[ev.PaymentReceived | ev.RefundCompleted]:
+    def change(row: Row, d: ev.PaymentReceived | ev.RefundCompleted, e: Event) -> None:
         by_method = dict(row[field])
-        by_method[d["method"]] = by_method.get(d["method"], 0) + d["amount_fen"]
+        by_method[d.method] = by_method.get(d.method, 0) + d.amount_fen
         row[field] = by_method
-        row[method_field] += d["amount_fen"]
+        row[method_field] += d.amount_fen
 
     return change
 
@@ -131,143 +136,145 @@ payment_received = add_to("paid_by_method", "paid_fen")
 _add_refunded = add_to("refunded_by_method", "refunded_fen")
 
 
-def contract_formed(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
+def contract_formed(row: Row, d: object, e: Event) -> None:
     row["contract_formed"] = True
-    row["status"] = "paid"
+    row["status"] = OrderStatus.PAID
 
 
-def closed(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["status"] = "closed"
-    row["closed_ground"] = d["ground"]
-    row["closed_clause"] = d["clause"]
+def closed(row: Row, d: ev.OrderClosed, e: Event) -> None:
+    row["status"] = OrderStatus.CLOSED
+    row["closed_ground"] = d.ground
+    row["closed_clause"] = d.clause
     row["closed_at"] = e.at
 
 
-def refund_initiated(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["pending_refund_fen"] += d["amount_fen"]
-    if d["purpose"] in ev.LOWERS_DUE:  # an agreed lower price, short lines, a return
-        row["total_due_fen"] -= d["amount_fen"]
+def refund_initiated(row: Row, d: ev.RefundInitiated, e: Event) -> None:
+    row["pending_refund_fen"] += d.amount_fen
+    if d.purpose in LOWERS_DUE:  # an agreed lower price, short lines, a return
+        row["total_due_fen"] -= d.amount_fen
 
 
-def refund_completed(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["pending_refund_fen"] -= d["amount_fen"]
+def refund_completed(row: Row, d: ev.RefundCompleted, e: Event) -> None:
+    row["pending_refund_fen"] -= d.amount_fen
     _add_refunded(row, d, e)
 
 
-def price_error_resolved(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
+def price_error_resolved(row: Row, d: ev.PriceErrorResolved, e: Event) -> None:
     row["price_error_open"] = False
-    if d["adjusted_total_fen"] is not None:
-        row["total_due_fen"] = d["adjusted_total_fen"]
+    if d.adjusted_total_fen is not None:
+        row["total_due_fen"] = d.adjusted_total_fen
 
 
-def shipped(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["status"] = "shipped"
-    row["delivery_status"] = "in_transit"
-    row["carrier"] = d["carrier"]
+def shipped(row: Row, d: ev.Shipped, e: Event) -> None:
+    row["status"] = OrderStatus.SHIPPED
+    row["delivery_status"] = DeliveryStatus.IN_TRANSIT
+    row["carrier"] = d.carrier
     row["shipped_at"] = e.at
-    row["estimated_delivery"] = when(d["estimated_delivery"])
-    row["promised_delivery"] = when(d["promised_delivery"])
+    row["estimated_delivery"] = when(d.estimated_delivery)
+    row["promised_delivery"] = when(d.promised_delivery)
 
 
-def attempt_failed(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["delivery_status"] = f"failed:{d['reason']}"
+def attempt_failed(row: Row, d: ev.DeliveryAttemptFailed, e: Event) -> None:
+    row["delivery_status"] = DeliveryStatus.failed(d.reason)
     row["delivery_attempts"] += 1
     row["failed_attempts"] += 1
 
 
-def call_attempted(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    if not d["answered"]:
+def call_attempted(row: Row, d: ev.ContactCallAttempted, e: Event) -> None:
+    if not d.answered:
         row["unanswered_calls"] += 1
 
 
-def refused(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["status"] = "delivery_refused"
-    row["delivery_status"] = "refused"
+def refused(row: Row, d: object, e: Event) -> None:
+    row["status"] = OrderStatus.DELIVERY_REFUSED
+    row["delivery_status"] = DeliveryStatus.REFUSED
     row["delivery_attempts"] += 1
     row["refusals"] += 1
 
 
-def delivered(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["status"] = "delivered"
-    row["delivery_status"] = "delivered"
+def delivered(row: Row, d: ev.Delivered, e: Event) -> None:
+    row["status"] = OrderStatus.DELIVERED
+    row["delivery_status"] = DeliveryStatus.DELIVERED
     row["delivery_attempts"] += 1
     row["delivered_at"] = e.at
-    row["signer_relation"] = d["signer_relation"]
-    row["return_deadline"] = when(d["return_deadline"])
+    row["signer_relation"] = d.signer_relation
+    row["return_deadline"] = when(d.return_deadline)
 
 
-def return_requested(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["status"] = "return_requested"
-    row["return_status"] = "requested"
-    row["return_kind"] = d["kind"]
+def return_requested(row: Row, d: ev.ReturnRequested, e: Event) -> None:
+    row["status"] = OrderStatus.RETURN_REQUESTED
+    row["return_status"] = ReturnStatus.REQUESTED
+    row["return_kind"] = d.kind
 
 
-def return_inspected(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["status"] = "returned"
-    row["return_status"] = "inspected"
+def return_inspected(row: Row, d: object, e: Event) -> None:
+    row["status"] = OrderStatus.RETURNED
+    row["return_status"] = ReturnStatus.INSPECTED
 
 
-def flag_reviewed(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
+def flag_reviewed(row: Row, d: ev.AbnormalOrderFlagReviewed, e: Event) -> None:
     row["flags_open"] -= 1
-    if d["outcome"] == "confirmed":
+    if d.outcome == "confirmed":
         row["flags_confirmed"] += 1
 
 
-def flag_raised(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
+def flag_raised(row: Row, d: object, e: Event) -> None:
     row["flags_total"] += 1
     row["flags_open"] += 1
 
 
-def completed(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["completed_at"] = when(d["completed_at"])
-    row["retain_until"] = when(d["retain_until"])
+def completed(row: Row, d: ev.TransactionCompleted, e: Event) -> None:
+    row["completed_at"] = when(d.completed_at)
+    row["retain_until"] = when(d.retain_until)
 
 
-def setter(field: str, value: Any) -> Change:
-    def change(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
+def setter(field: str, value: Any) -> Change[object]:
+    def change(row: Row, d: object, e: Event) -> None:
         row[field] = value
 
     return change
 
 
-def gift_charged(row: dict[str, Any], d: dict[str, Any], e: Event) -> None:
-    row["gift_charged_fen"] += d["price_fen"]
+def gift_charged(row: Row, d: ev.GiftPriceCharged, e: Event) -> None:
+    row["gift_charged_fen"] += d.price_fen
 
 
-CHANGES: dict[str, Change] = {
-    topic_of(ev.PaymentReceived): payment_received,
-    topic_of(ev.ContractFormed): contract_formed,
-    topic_of(ev.CancelledByUser): nothing,
-    topic_of(ev.PaymentDeadlineLapsed): nothing,
-    topic_of(ev.StockShortageDeclared): setter("shortage_open", True),
-    topic_of(ev.StockShortageResolved): setter("shortage_open", False),
-    topic_of(ev.MutualTerminationRequested): setter("termination_requested", True),
-    topic_of(ev.MutualTerminationAccepted): setter("termination_requested", False),
-    topic_of(ev.MutualTerminationDeclined): setter("termination_requested", False),
-    topic_of(ev.OrderClosed): closed,
-    topic_of(ev.UserNotified): nothing,
-    topic_of(ev.RefundConsentRecorded): nothing,
-    topic_of(ev.RefundInitiated): refund_initiated,
-    topic_of(ev.RefundCompleted): refund_completed,
-    topic_of(ev.PriceErrorDetected): setter("price_error_open", True),
-    topic_of(ev.PriceErrorResolved): price_error_resolved,
-    topic_of(ev.Shipped): shipped,
-    topic_of(ev.DeliveryAttemptFailed): attempt_failed,
-    topic_of(ev.ContactCallAttempted): call_attempted,
-    topic_of(ev.DeliveryRefused): refused,
-    topic_of(ev.Delivered): delivered,
-    topic_of(ev.ReturnRequested): return_requested,
-    topic_of(ev.ReturnReceived): setter("return_status", "received"),
-    topic_of(ev.ReturnInspected): return_inspected,
-    topic_of(ev.GiftPriceCharged): gift_charged,
-    topic_of(ev.AbnormalOrderFlagRaised): flag_raised,
-    topic_of(ev.AbnormalOrderFlagReviewed): flag_reviewed,
-    topic_of(ev.TransactionCompleted): completed,
-}
+CHANGES: dict[str, Handler] = dict(
+    [
+        on_order(ev.PaymentReceived, payment_received),
+        on_order(ev.ContractFormed, contract_formed),
+        on_order(ev.CancelledByUser, nothing),
+        on_order(ev.PaymentDeadlineLapsed, nothing),
+        on_order(ev.StockShortageDeclared, setter("shortage_open", True)),
+        on_order(ev.StockShortageResolved, setter("shortage_open", False)),
+        on_order(ev.MutualTerminationRequested, setter("termination_requested", True)),
+        on_order(ev.MutualTerminationAccepted, setter("termination_requested", False)),
+        on_order(ev.MutualTerminationDeclined, setter("termination_requested", False)),
+        on_order(ev.OrderClosed, closed),
+        on_order(ev.UserNotified, nothing),
+        on_order(ev.RefundConsentRecorded, nothing),
+        on_order(ev.RefundInitiated, refund_initiated),
+        on_order(ev.RefundCompleted, refund_completed),
+        on_order(ev.PriceErrorDetected, setter("price_error_open", True)),
+        on_order(ev.PriceErrorResolved, price_error_resolved),
+        on_order(ev.Shipped, shipped),
+        on_order(ev.DeliveryAttemptFailed, attempt_failed),
+        on_order(ev.ContactCallAttempted, call_attempted),
+        on_order(ev.DeliveryRefused, refused),
+        on_order(ev.Delivered, delivered),
+        on_order(ev.ReturnRequested, return_requested),
+        on_order(ev.ReturnReceived, setter("return_status", ReturnStatus.RECEIVED)),
+        on_order(ev.ReturnInspected, return_inspected),
+        on_order(ev.GiftPriceCharged, gift_charged),
+        on_order(ev.AbnormalOrderFlagRaised, flag_raised),
+        on_order(ev.AbnormalOrderFlagReviewed, flag_reviewed),
+        on_order(ev.TransactionCompleted, completed),
+    ]
+)
 
 HANDLERS: dict[str, Handler] = {
     topic_of(ev.OrderSubmitted): submitted,
-    **{topic: on_order(change) for topic, change in CHANGES.items()},
+    **CHANGES,
 }
 
 PROJECTION = Projection(

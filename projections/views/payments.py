@@ -9,8 +9,10 @@ Payer and consented refund accounts stay sealed tokens.
 from __future__ import annotations
 
 from ledger.domain.order import events as ev
+from ledger.domain.order.vocabulary import LOWERS_DUE, RefundStatus
 from projections.base import Handler, Projection, topic_of
 from projections.batch import Batch
+from projections.db import Row
 from projections.events import Event, when
 from projections.schema import Table, columns
 
@@ -63,19 +65,19 @@ CONSENTS = Table(
 
 
 def submitted(e: Event, b: Batch) -> None:
-    d = e.data
+    d = e.fields(ev.OrderSubmitted)
     b.put(
         "pay_orders",
         {
             "stream_id": e.stream,
-            "order_no": d["order_no"],
-            "account_no": d["account_no"],
-            "total_due_fen": d["total_due_fen"],
+            "order_no": d.order_no,
+            "account_no": d.account_no,
+            "total_due_fen": d.total_due_fen,
         },
     )
 
 
-def _method_row(e: Event, b: Batch, order_no: str, method: str) -> dict[str, object]:
+def _method_row(e: Event, b: Batch, order_no: str, method: str) -> Row:
     row = b.edit("payments", (e.stream, method))
     if row is None:
         row = {
@@ -98,20 +100,20 @@ def payment_received(e: Event, b: Batch) -> None:
     order = b.get("pay_orders", e.stream)
     if order is None:
         return
-    d = e.data
-    row = _method_row(e, b, order["order_no"], d["method"])
-    row["paid_fen"] += d["amount_fen"]  # type: ignore[operator]
-    row["receipts"] += 1  # type: ignore[operator]
+    d = e.fields(ev.PaymentReceived)
+    row = _method_row(e, b, order["order_no"], d.method)
+    row["paid_fen"] += d.amount_fen
+    row["receipts"] += 1
     b.add(
         "payment_receipts",
         {
             "position": e.position,
             "stream_id": e.stream,
             "order_no": order["order_no"],
-            "payment_id": d["payment_id"],
-            "method": d["method"],
-            "amount_fen": d["amount_fen"],
-            "payer_account": d["payer_account"],  # sealed token
+            "payment_id": d.payment_id,
+            "method": d.method,
+            "amount_fen": d.amount_fen,
+            "payer_account": d.payer_account,  # sealed token
             "at": e.at,
         },
     )
@@ -121,25 +123,25 @@ def refund_initiated(e: Event, b: Batch) -> None:
     order = b.get("pay_orders", e.stream)
     if order is None:
         return
-    d = e.data
-    row = _method_row(e, b, order["order_no"], d["method"])
-    row["pending_fen"] += d["amount_fen"]  # type: ignore[operator]
-    row["refunds"] += 1  # type: ignore[operator]
-    lowered = b.edit("pay_orders", e.stream) if d["purpose"] in ev.LOWERS_DUE else None
+    d = e.fields(ev.RefundInitiated)
+    row = _method_row(e, b, order["order_no"], d.method)
+    row["pending_fen"] += d.amount_fen
+    row["refunds"] += 1
+    lowered = b.edit("pay_orders", e.stream) if d.purpose in LOWERS_DUE else None
     if lowered is not None:  # an agreed lower price, short lines, a return
-        lowered["total_due_fen"] -= d["amount_fen"]  # type: ignore[operator]
+        lowered["total_due_fen"] -= d.amount_fen
     b.put(
         "refunds",
         {
             "stream_id": e.stream,
-            "refund_id": d["refund_id"],
+            "refund_id": d.refund_id,
             "order_no": order["order_no"],
-            "method": d["method"],
-            "amount_fen": d["amount_fen"],
-            "destination": d["destination"],
-            "consent_id": d["consent_id"],
-            "due_by": when(d["due_by"]),
-            "status": "initiated",
+            "method": d.method,
+            "amount_fen": d.amount_fen,
+            "destination": d.destination,
+            "consent_id": d.consent_id,
+            "due_by": when(d.due_by),
+            "status": RefundStatus.INITIATED,
             "initiated_at": e.at,
             "completed_at": None,
             "last_position": e.position,
@@ -151,36 +153,36 @@ def refund_completed(e: Event, b: Batch) -> None:
     order = b.get("pay_orders", e.stream)
     if order is None:
         return
-    d = e.data
-    row = _method_row(e, b, order["order_no"], d["method"])
-    row["pending_fen"] -= d["amount_fen"]  # type: ignore[operator]
-    row["refunded_fen"] += d["amount_fen"]  # type: ignore[operator]
-    refund = b.edit("refunds", (e.stream, d["refund_id"]))
+    d = e.fields(ev.RefundCompleted)
+    row = _method_row(e, b, order["order_no"], d.method)
+    row["pending_fen"] -= d.amount_fen
+    row["refunded_fen"] += d.amount_fen
+    refund = b.edit("refunds", (e.stream, d.refund_id))
     if refund is not None:
-        refund.update(status="completed", completed_at=e.at, last_position=e.position)
+        refund.update(status=RefundStatus.COMPLETED, completed_at=e.at, last_position=e.position)
 
 
 def consent_recorded(e: Event, b: Batch) -> None:
     order = b.get("pay_orders", e.stream)
     if order is None:
         return
-    d = e.data
+    d = e.fields(ev.RefundConsentRecorded)
     b.add(
         "refund_consents",
         {
             "position": e.position,
             "stream_id": e.stream,
             "order_no": order["order_no"],
-            "consent_id": d["consent_id"],
-            "method": d["method"],
-            "destination_account": d["destination_account"],  # sealed token
+            "consent_id": d.consent_id,
+            "method": d.method,
+            "destination_account": d.destination_account,  # sealed token
             "at": e.at,
         },
     )
 
 
 def price_error_resolved(e: Event, b: Batch) -> None:
-    adjusted = e.data["adjusted_total_fen"]
+    adjusted = e.fields(ev.PriceErrorResolved).adjusted_total_fen
     order = b.edit("pay_orders", e.stream)
     if order is not None and adjusted is not None:
         order["total_due_fen"] = adjusted

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from eventsourcing.utils import resolve_topic
+
 from ledger.domain.order import events as ev
 from projections.base import Handler, Projection, topic_of
 from projections.batch import Batch
@@ -61,7 +63,8 @@ class Step:
 
 
 def _scheduled(e: Event) -> dict[str, Any]:
-    completed, until = when(e.data["completed_at"]), when(e.data["retain_until"])
+    d = e.fields(ev.TransactionCompleted)
+    completed, until = when(d.completed_at), when(d.retain_until)
     assert completed is not None and until is not None
     return {"completed_at": completed.isoformat(), "retain_until": until.isoformat()}
 
@@ -80,8 +83,9 @@ def record_step(e: Event, b: Batch) -> None:
             return
         subject, order_no = order["subject_id"], order["order_no"]
     else:
-        subject = e.data[spec.subject_field]
-        order_no = e.data.get("order_no")
+        fields = e.fields(resolve_topic(e.topic))
+        subject = getattr(fields, spec.subject_field)
+        order_no = getattr(fields, "order_no", None)
     b.add(
         "retention_steps",
         {
@@ -97,13 +101,13 @@ def record_step(e: Event, b: Batch) -> None:
 
 
 def submitted(e: Event, b: Batch) -> None:
-    d = e.data
+    d = e.fields(ev.OrderSubmitted)
     b.put(
         "retention_orders",
         {
             "stream_id": e.stream,
-            "order_no": d["order_no"],
-            "subject_id": d["account_no"],
+            "order_no": d.order_no,
+            "subject_id": d.account_no,
             "submitted_at": e.at,
             "closed_at": None,
             "delivered_at": None,
@@ -127,8 +131,9 @@ def _stamp(column: str) -> Handler:
 def completed(e: Event, b: Batch) -> None:
     row = b.edit("retention_orders", e.stream)
     if row is not None:
-        row["completed_at"] = when(e.data["completed_at"])
-        row["retain_until"] = when(e.data["retain_until"])
+        d = e.fields(ev.TransactionCompleted)
+        row["completed_at"] = when(d.completed_at)
+        row["retain_until"] = when(d.retain_until)
         row["last_position"] = e.position
     record_step(e, b)
 

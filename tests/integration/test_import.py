@@ -13,7 +13,9 @@ from typing import Any
 
 import orjson
 import pytest
+from psycopg.rows import tuple_row
 
+from ledger import commands as c
 from ledger import importer
 from ledger.application import Ledger, open_ledger
 from ledger.clock import ManualClock
@@ -325,7 +327,7 @@ def test_an_unexpected_failure_rejects_that_line_only_as_command_failed(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setitem(HANDLERS, "ship_order", failing_after(HANDLERS["ship_order"], "IMP-F2"))
+    monkeypatch.setitem(HANDLERS, c.ShipOrder, failing_after(HANDLERS[c.ShipOrder], "IMP-F2"))
     lines: list[Any] = []
     for n, order_no in enumerate(["IMP-F1", "IMP-F2", "IMP-F3"]):
         lines += [
@@ -455,7 +457,11 @@ def key_rows(ledger: Ledger) -> int:
         with sqlite3.connect(store.path) as conn:
             return int(conn.execute(f"SELECT count(*) FROM {KEY_TABLE}").fetchone()[0])
     assert isinstance(store, PostgresKeyStore)
-    with store._pool.connection() as conn:
-        row = conn.execute(f"SELECT count(*) FROM {KEY_TABLE}").fetchone()
+    with store._pool.connection() as conn:  # the shared pool reads rows as dicts
+        row = (
+            conn.cursor(row_factory=tuple_row)
+            .execute(f"SELECT count(*) FROM {KEY_TABLE}")
+            .fetchone()
+        )
     assert row is not None
     return int(row[0])

@@ -13,6 +13,7 @@ from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.aggregate import Order
+from ledger.domain.order.submission import Submission
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 _ids = count(1)
@@ -46,7 +47,8 @@ def submitted(**over: Any) -> Order:
         "limit_counters": [],
     }
     fields.update(over)
-    return Order.submit(ctx(), **fields)
+    decided = {name: fields.pop(name) for name in ("total_due_fen", "contact", "limit_counters")}
+    return Order.submit(ctx(), Submission(**fields), **decided)
 
 
 def paid(order: Order, *payments: tuple[str, int]) -> Order:

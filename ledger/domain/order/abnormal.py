@@ -10,6 +10,7 @@ from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.base import OrderBase
+from ledger.domain.order.vocabulary import FlagOutcome
 
 CRITERIA = {
     1: "same user, several accounts, same product",
@@ -50,7 +51,7 @@ class AbnormalOrderRules(OrderBase):
         )
 
     def review_flag(
-        self, ctx: Ctx, flag_id: str, reviewer_id: str, outcome: str, note: str
+        self, ctx: Ctx, flag_id: str, reviewer_id: str, outcome: FlagOutcome, note: str
     ) -> None:
         """The human review PIPL art. 24 gives the user a right to; the same review again
         is a repeat, another review of a reviewed flag is refused."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ledger.domain.context import Ctx
 from ledger.domain.ids import order_id
 from ledger.domain.journal import JournaledAggregate
@@ -17,6 +15,7 @@ from ledger.domain.order.price_error import PriceErrorRules
 from ledger.domain.order.refunds import RefundRules
 from ledger.domain.order.returns import ReturnRules
 from ledger.domain.order.shortage import ShortageRules
+from ledger.domain.order.submission import Submission
 
 
 class Order(
@@ -39,13 +38,24 @@ class Order(
         return f"order {self.order_no}"
 
     @classmethod
-    def submit(cls, ctx: Ctx, **fields: Any) -> Order:
+    def submit(
+        cls,
+        ctx: Ctx,
+        submission: Submission,
+        *,
+        total_due_fen: int,
+        contact: dict[str, str],
+        limit_counters: list[str],
+    ) -> Order:
         """Checks that need other streams (entitlements, limits, account, promotions) are
         the application's; what the order alone can check is in ``submission.py``."""
         return cls._create(
             ev.OrderSubmitted,
-            id=order_id(fields["order_no"]),
+            id=order_id(submission["order_no"]),
             timestamp=ctx.at,
             command_id=ctx.command_id,
-            **fields,
+            **submission,
+            total_due_fen=total_due_fen,
+            contact=contact,
+            limit_counters=limit_counters,
         )

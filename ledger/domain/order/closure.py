@@ -3,12 +3,13 @@ contract and must refund everything and notify the user (ECL 49 para 2)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any
 
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.base import OrderBase
+from ledger.domain.order.vocabulary import SELLER_GROUNDS
 
 # ground -> clause. The first group come from their own commands; the seller may close on
 # the second group only, each with the evidence its clause needs.
@@ -28,18 +29,6 @@ CLOSURE_CLAUSES: dict[str, str] = {
     "account_restricted": "6.1",
     "account_terminated": "6.2",
 }
-SellerGround = Literal[
-    "purchase_limit",
-    "abnormal_order",
-    "bad_address",
-    "no_answer",
-    "nobody_to_sign",
-    "force_majeure",
-    "delivery_refused",
-    "account_restricted",
-    "account_terminated",
-]
-SELLER_GROUNDS = frozenset(get_args(SellerGround))
 # 3.2.4: grounds (1), (3), (4) need a failed attempt recorded for that reason.
 _ATTEMPT_GROUNDS = frozenset({"bad_address", "nobody_to_sign", "force_majeure"})
 REQUIRED_UNANSWERED_CALLS = 2

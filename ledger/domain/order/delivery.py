@@ -11,6 +11,7 @@ from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.base import OrderBase
+from ledger.domain.order.vocabulary import DeliveryFailure
 
 SIGNER_RELATIONS = ("self", "family", "designated_recipient", "agent")
 
@@ -82,7 +83,7 @@ class DeliveryRules(OrderBase):
                 "DELIVERY_REFUSED", clause, f"order {self.order_no}: the user refused delivery"
             )
 
-    def record_delivery_failure(self, ctx: Ctx, reason: str) -> None:
+    def record_delivery_failure(self, ctx: Ctx, reason: DeliveryFailure) -> None:
         self.check_in_transit("3.2.4")
         self.emit(ev.DeliveryAttemptFailed, ctx, reason=reason)
 

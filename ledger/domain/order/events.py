@@ -11,6 +11,15 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain.order.vocabulary import (
+    LOWERS_DUE,
+    ClosureGround,
+    DeliveryFailure,
+    FlagOutcome,
+    OrderStatus,
+    RefundPurpose,
+    ReturnKind,
+)
 from ledger.domain.topics import topic
 
 Json = dict[str, Any]
@@ -54,7 +63,7 @@ class OrderSubmitted(OrderEvent, Aggregate.Created):
         agg.shipping_region = self.shipping_region
         agg.payment_deadline = self.payment_deadline
         agg.total_due_fen = self.total_due_fen
-        agg.status = "awaiting_payment"
+        agg.status = OrderStatus.AWAITING_PAYMENT.value
         agg.contract_formed = False
         agg.paid_fen = {}
         agg.refunded_fen = {}
@@ -109,7 +118,7 @@ class ContractFormed(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.contract_formed = True
-        agg.status = "paid"
+        agg.status = OrderStatus.PAID.value
 
 
 @topic("order/CancelledByUser")
@@ -171,13 +180,13 @@ class MutualTerminationDeclined(OrderEvent):
 
 @topic("order/Closed")
 class OrderClosed(OrderEvent):
-    ground: str
+    ground: ClosureGround
     clause: str
     contract_formed: bool
     evidence: Json
 
     def apply(self, agg: Any) -> None:
-        agg.status = "closed"
+        agg.status = OrderStatus.CLOSED.value
         agg.closed_ground = self.ground
         agg.closed_clause = self.clause
         agg.closed_at = self.timestamp
@@ -206,15 +215,6 @@ class RefundConsentRecorded(OrderEvent):
         }
 
 
-# Why money goes back. The first three lower what is due by the amount: the user and the
-# seller agreed a lower price (3.1.7), dropped short lines (3.1.4), or the goods came back
-# (CPL 24/25). The others give money back without changing the price: a payment returned
-# to be made again, the refunds of a termination or a closure (the order then owes
-# nothing: ``OrderBase.due_fen``), and "unstated" for rows stored before purposes existed.
-LOWERS_DUE = frozenset({"price_adjustment", "shortage", "return"})
-REFUND_PURPOSES = LOWERS_DUE | {"payment_returned", "termination", "closure", "unstated"}
-
-
 @topic("order/RefundInitiated")
 class RefundInitiated(OrderEvent):
     class_version = 2
@@ -224,7 +224,7 @@ class RefundInitiated(OrderEvent):
     destination: str
     consent_id: str | None
     due_by: datetime | None
-    purpose: str
+    purpose: RefundPurpose
 
     @staticmethod
     def upcast_v1_v2(state: Json) -> None:
@@ -285,7 +285,7 @@ class Shipped(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.shipped = True
-        agg.status = "shipped"
+        agg.status = OrderStatus.SHIPPED.value
         agg.shipment = {
             "facts": [
                 self.carrier,
@@ -299,7 +299,7 @@ class Shipped(OrderEvent):
 
 @topic("order/DeliveryAttemptFailed")
 class DeliveryAttemptFailed(OrderEvent):
-    reason: str
+    reason: DeliveryFailure
 
     def apply(self, agg: Any) -> None:
         agg.failed_attempts.append(self.reason)
@@ -321,7 +321,7 @@ class DeliveryRefused(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.refusals.append(self.quality_reason)
-        agg.status = "delivery_refused"
+        agg.status = OrderStatus.DELIVERY_REFUSED.value
 
 
 @topic("order/Delivered")
@@ -333,13 +333,13 @@ class Delivered(OrderEvent):
     def apply(self, agg: Any) -> None:
         agg.delivered_at = self.timestamp
         agg.return_deadline = self.return_deadline
-        agg.status = "delivered"
+        agg.status = OrderStatus.DELIVERED.value
 
 
 @topic("order/ReturnRequested")
 class ReturnRequested(OrderEvent):
     return_id: str
-    kind: str
+    kind: ReturnKind
     service_region: str
     visible_damage_claimed: bool
     appearance_accepted_at_signing: bool
@@ -347,7 +347,7 @@ class ReturnRequested(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.open_return = {"return_id": self.return_id, "kind": self.kind, "received": False}
-        agg.status = "return_requested"
+        agg.status = OrderStatus.RETURN_REQUESTED.value
         # Each step's facts and first command, for repeats of this return id.
         agg.returns[self.return_id] = {
             "requested": {
@@ -382,7 +382,7 @@ class ReturnInspected(OrderEvent):
             "facts": sorted(self.gifts_returned),
             "command_id": self.command_id,
         }
-        agg.status = "returned"
+        agg.status = OrderStatus.RETURNED.value
 
 
 @topic("order/GiftPriceCharged")
@@ -416,7 +416,7 @@ class AbnormalOrderFlagRaised(OrderEvent):
 class AbnormalOrderFlagReviewed(OrderEvent):
     flag_id: str
     reviewer_id: str
-    outcome: str
+    outcome: FlagOutcome
     note: str
 
     def apply(self, agg: Any) -> None:

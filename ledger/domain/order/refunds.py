@@ -28,11 +28,10 @@ from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.base import OrderBase
 from ledger.domain.order.submission import line_total_fen
+from ledger.domain.order.vocabulary import COMMANDED_PURPOSES, LOWERS_DUE, CommandedPurpose
 from ledger.domain.repeats import RepeatedFact
 
 REFUND_DUE_DAYS = 7
-# The purposes a command may give; the others are the ledger's own (closure, return).
-COMMANDED_PURPOSES = ("price_adjustment", "shortage", "termination", "payment_returned")
 
 
 class RefundRules(OrderBase):
@@ -96,7 +95,7 @@ class RefundRules(OrderBase):
             )
         if purpose == "shortage":
             self.check_shortage_refund(amount_fen)
-        lowers_due = purpose in ev.LOWERS_DUE
+        lowers_due = purpose in LOWERS_DUE
         if lowers_due and not self.is_delivered and amount_fen >= self.due_fen:
             raise RuleViolation(
                 "FULL_REFUND_IS_TERMINATION",
@@ -128,7 +127,7 @@ class RefundRules(OrderBase):
         ctx: Ctx,
         method: str,
         amount_fen: int,
-        purpose: str,
+        purpose: CommandedPurpose,
         consent_id: str | None = None,
     ) -> str:
         """A commanded refund, to the original account unless a recorded consent names

@@ -12,6 +12,7 @@ from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
 from ledger.domain.order.base import OrderBase
 from ledger.domain.order.refunds import REFUND_DUE_DAYS
+from ledger.domain.order.vocabulary import ReturnKind
 from ledger.domain.regions import is_mainland
 
 
@@ -22,7 +23,7 @@ class ReturnRules(OrderBase):
         steps = self.returns.get(return_id, {})
         self.check_repeat(steps.get(step), facts, "RETURN_ID_REUSED", "3.3.1", "return id")
 
-    def check_return_allowed(self, ctx: Ctx, kind: str, service_region: str) -> None:
+    def check_return_allowed(self, ctx: Ctx, kind: ReturnKind, service_region: str) -> None:
         self.check_open()
         self.check_not_completed()
         if not self.is_delivered:
@@ -69,7 +70,7 @@ class ReturnRules(OrderBase):
         self,
         ctx: Ctx,
         return_id: str,
-        kind: str,
+        kind: ReturnKind,
         service_region: str,
         visible_damage_claimed: bool,
     ) -> None:

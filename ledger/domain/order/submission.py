@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal, TypedDict
 
 from ledger.domain.errors import RuleViolation
 from ledger.domain.regions import is_mainland
+
+Json = dict[str, Any]
+
+
+class Submission(TypedDict):
+    """What a submitted order says, as checked here; ``Order.submit`` adds what the checks
+    decide (the total due) and what is written only once they pass (sealed contact, counters)."""
+
+    order_no: str
+    account_no: str
+    lines: list[Json]
+    gifts: list[Json]
+    promotions: list[Json]
+    f_codes: list[str]
+    coupons: list[str]
+    purchase_type: Literal["consumer", "enterprise_group"]
+    seller_id: str
+    seller_kind: Literal["self_operated", "third_party"]
+    shipping_region: str
+    payment_deadline: datetime
+    linkage: dict[str, str]
 
 
 def line_total_fen(line: dict[str, Any]) -> int:
     return int(line["quantity"]) * int(line["unit_price_fen"]) - int(line["discount_fen"])
 
 
-def check_submission(order_no: str, fields: dict[str, Any]) -> int:
+def check_submission(order_no: str, fields: Submission) -> int:
     """Refuse what no clause allows; return the amount due in fen."""
     if not is_mainland(fields["shipping_region"]):
         raise RuleViolation(
