@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-import sqlite3
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -22,9 +19,8 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, PersistenceError, Recording, Transcoder
+from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
 from ledger.bulk_read import load_streams
 from ledger.clock import Clock, SystemClock, check_command_time
@@ -37,13 +33,13 @@ from ledger.domain.errors import (
     InvalidCommand,
     LedgerError,
     NotFound,
-    StorageUnavailable,
 )
 from ledger.domain.ids import command_record_id, order_id
 from ledger.domain.journal import journal
 from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
 from ledger.domain.repeats import RepeatedFact
+from ledger.driver_errors import DRIVER_ERRORS, storage_errors
 from ledger.handlers import dispatch, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
 from ledger.read_check import READ_VERSIONS, StaleRead
@@ -381,7 +377,7 @@ def unexpected_as_typed(exc: Exception, command_type: str, command_id: str) -> E
     failure as it is (the caller translates the latter); anything else as ``CommandFailed``,
     whose traceback goes to the debug log as frames and exception type only (the exception's
     text may quote the input, which may be personal data)."""
-    if isinstance(exc, (LedgerError, PersistenceError, psycopg.Error, sqlite3.Error)):
+    if isinstance(exc, (LedgerError, *DRIVER_ERRORS)):
         return exc
     frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
     name = f"{command_type} {command_id}".strip()
@@ -389,17 +385,6 @@ def unexpected_as_typed(exc: Exception, command_type: str, command_id: str) -> E
     return CommandFailed(
         f"{name} failed unexpectedly ({type(exc).__name__}); nothing of it was written"
     )
-
-
-@contextmanager
-def storage_errors() -> Iterator[None]:
-    """Driver and library failures as one typed error (optimistic-concurrency clashes are
-    handled where they happen). The driver's first line names host and port, no secrets."""
-    try:
-        yield
-    except (PersistenceError, psycopg.Error, sqlite3.Error) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StorageUnavailable(f"database unavailable or failing: {reason}") from None
 
 
 def open_ledger(

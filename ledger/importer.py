@@ -43,6 +43,7 @@ import orjson
 from tqdm import tqdm
 
 from ledger.application import CommandResult, Ledger
+from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.files import create_new, create_numbered, remove_own
 from ledger.keystore import validate_subject_id
@@ -53,10 +54,6 @@ MAX_LINE_BYTES = 1 << 20  # one command; a longer line is rejected, not read int
 MAX_BATCH_BYTES = 32 << 20  # input held at once: a batch is cut short when it reaches this
 MAX_LISTED_REJECTIONS = 20  # rejections kept in the report itself (all go to the rejects file)
 _SKIP_CHUNK_BYTES = 1 << 16
-
-# Codes for lines that never became a command.
-INVALID_JSON = "INVALID_JSON"
-LINE_TOO_LONG = "LINE_TOO_LONG"
 
 
 @dataclass(frozen=True)
@@ -260,12 +257,12 @@ def decode_line(number: int, raw: bytes) -> Item | Bad:
     """The command on one non-blank line, or why there is none."""
     if not raw:
         too_long = f"line longer than {MAX_LINE_BYTES} bytes"
-        return Bad(Rejection(number, LINE_TOO_LONG, "", too_long), None, None)
+        return Bad(Rejection(number, codes.LINE_TOO_LONG.code, "", too_long), None, None)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         not_json = "not valid JSON (UTF-8, one object per line)"
-        return Bad(Rejection(number, INVALID_JSON, "", not_json), None, raw)
+        return Bad(Rejection(number, codes.INVALID_JSON.code, "", not_json), None, raw)
     if not isinstance(obj, dict):
         return Bad(_rejection(number, InvalidCommand("line", "must be a JSON object")), obj, None)
     data = {k: v for k, v in obj.items() if k != "at"}

@@ -33,6 +33,7 @@ import psycopg
 import psycopg.errors
 from psycopg.rows import tuple_row
 
+from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.files import prepare_sqlite_file
 from ledger.pg_pool import lease_for
@@ -57,7 +58,7 @@ _SUBJECT_ID_RE = re.compile(rf"[\x21-\x39\x3b-\x7e]{{1,{MAX_SUBJECT_ID_CHARS}}}"
 class KeyStoreError(LedgerError):
     """The key store holds something it should not (e.g. a key of the wrong size)."""
 
-    code = "KEYSTORE_ERROR"
+    catalogued = codes.KEYSTORE_ERROR
 
 
 def validate_subject_id(subject_id: str) -> str:

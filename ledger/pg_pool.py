@@ -87,6 +87,7 @@ def _configure(conn: Connection[Any]) -> None:
 
 class SharedPool:
     def __init__(self, target: Target, size: int) -> None:
+        self.target = target
         self.size = size
         self.users = 0
         self.max_connections = self._probe(target)
@@ -123,10 +124,22 @@ class SharedPool:
             f"this process uses at most {self.size} (LEDGER_POOL_SIZE)"
         )
 
+    def refused_now(self) -> str | None:
+        """Whether the server refuses a new connection right now, in its words: the pool's
+        own attempts may not have failed yet when the wait runs out (it grows and retries in
+        the background), so the error path asks once itself."""
+        try:
+            conninfo = make_conninfo(**self.target)
+            psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.OperationalError as exc:
+            return refusal(exc)
+        return None
+
     def unavailable(self) -> StorageUnavailable:
         """Why no connection came within the wait: refused by the server, or all in use."""
-        if self.pool.refused is not None:
-            return StorageUnavailable(self.refused_message(self.pool.refused, self.max_connections))
+        said = self.pool.refused or self.refused_now()
+        if said is not None:
+            return StorageUnavailable(self.refused_message(said, self.max_connections))
         return StorageUnavailable(
             f"connection pool of {self.size} connections exhausted after {POOL_WAIT_S:g} s "
             "(LEDGER_POOL_SIZE): more work in this process waits on the database than the "

@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.keystore import KeyStore, validate_subject_id
 
@@ -44,13 +45,13 @@ _MAINLAND_MOBILE_RE = re.compile(r"1[3-9][0-9]{9}")
 class SealInvalid(LedgerError):
     """A sealed token that is malformed or fails authentication (tampered, wrong field)."""
 
-    code = "SEAL_INVALID"
+    catalogued = codes.SEAL_INVALID
 
 
 class SubjectErased(LedgerError):
     """Personal data cannot be sealed for a subject whose key was destroyed."""
 
-    code = "SUBJECT_ERASED"
+    catalogued = codes.SUBJECT_ERASED
 
 
 # Normalisers --------------------------------------------------------------------------------

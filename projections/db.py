@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from ledger.domain import codes
 from ledger.domain.errors import LedgerError
 from projections.events import RawEvent
 from projections.schema import TEXT, TS, Table
@@ -46,7 +47,7 @@ PROGRESS_CHANNEL = "pj_progress"
 class ProjectionsBusy(LedgerError):
     """Another process holds the lock a rebuild or check needs."""
 
-    code = "PROJECTIONS_BUSY"
+    catalogued = codes.PROJECTIONS_BUSY
 
 
 def dump_json(value: Any) -> str:

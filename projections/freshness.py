@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from ledger.domain import codes
 from ledger.domain.errors import LedgerError
 from projections.db import HALTS_TABLE, PROGRESS_CHANNEL, Db, Listener
 from projections.poison import read_halts
@@ -28,7 +29,7 @@ POLL_S = (0.002, 0.05)
 class ProjectionBehind(LedgerError):
     """A projection has not reached the position a reader asked for within the timeout."""
 
-    code = "PROJECTION_BEHIND"
+    catalogued = codes.PROJECTION_BEHIND
 
     def __init__(self, behind: dict[str, int], position: int, timeout_s: float) -> None:
         names = ", ".join(f"{name} at {reached}" for name, reached in sorted(behind.items()))
@@ -48,7 +49,7 @@ class ProjectionStopped(LedgerError):
     """A projection a reader waits for is stopped on an event it cannot apply, before the
     position asked for (``projections.poison``)."""
 
-    code = "PROJECTION_STOPPED"
+    catalogued = codes.PROJECTION_STOPPED
 
     def __init__(self, stopped: dict[str, int], position: int) -> None:
         names = ", ".join(f"{name} at {at}" for name, at in sorted(stopped.items()))

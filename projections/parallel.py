@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from ledger.domain import codes
 from ledger.domain.errors import LedgerError
 from projections.copies import AfterPage, catch_up, create_indexes, owned
 from projections.engine import Runtime, StepResult, Target
@@ -49,7 +50,7 @@ OnProgress = Callable[[int], None]  # the lowest position the copies have reache
 class ProjectionBuildFailed(LedgerError):
     """A process building copies of projections failed; the copies are incomplete."""
 
-    code = "PROJECTION_BUILD_FAILED"
+    catalogued = codes.PROJECTION_BUILD_FAILED
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Every query takes ``after``: the position a command returned. The query then first waits
 (``timeout_s``) until the projection it reads has applied that position, so a service reads
-its own writes; ``ProjectionBehind`` if it does not get there in time.
+its own writes; ``ProjectionBehind`` if it does not get there in time. A database that cannot
+be reached or fails is ``StorageUnavailable`` (``STORAGE_UNAVAILABLE``), as on the write side:
+no driver exception reaches the caller.
 
 Personal fields come back sealed (``s1:<subject>:…`` tokens); ``Ledger.reveal(token, field)``
 unseals one for a role allowed to see it, and reads ``[erased]`` once the subject's key is gone.
@@ -10,11 +12,13 @@ unseals one for a role allowed to see it, and reads ``[erased]`` once the subjec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ledger.driver_errors import storage_errors
 from projections.db import Row
 from projections.engine import Runtime, ensure_live, open_runtime
 from projections.freshness import DEFAULT_TIMEOUT_S, Freshness
@@ -32,8 +36,14 @@ class ReadModels:
 
     @classmethod
     def open(cls, database_url: str | None, sqlite_path: Path | None = None) -> ReadModels:
-        rt = open_runtime(database_url, sqlite_path)
-        ensure_live(rt.db, rt.tracking, PROJECTIONS)
+        """Raises StorageUnavailable if the database cannot be opened."""
+        with storage_errors():
+            rt = open_runtime(database_url, sqlite_path)
+            try:
+                ensure_live(rt.db, rt.tracking, PROJECTIONS)
+            except BaseException:
+                rt.close()
+                raise
         return cls(rt)
 
     def close(self) -> None:
@@ -47,7 +57,14 @@ class ReadModels:
         names: Sequence[str] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> dict[str, int]:
-        return self.freshness.wait_for(position, list(names or BY_NAME), timeout_s)
+        with storage_errors():
+            return self.freshness.wait_for(position, list(names or BY_NAME), timeout_s)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Any]:
+        """A read transaction; a driver error in it is STORAGE_UNAVAILABLE."""
+        with storage_errors(), self.db.snapshot() as cur:
+            yield cur
 
     def _select(
         self,
@@ -69,12 +86,12 @@ class ReadModels:
         if order:
             query += f" ORDER BY {order}"
         query += f" LIMIT {max(1, min(int(limit), MAX_ROWS))}"
-        with self.db.snapshot() as cur:
+        with self._snapshot() as cur:
             cur.execute(self.db.sql(query), params)
             return [self.db.decode_row(spec, r) for r in cur.fetchall()]
 
     def _scalar(self, query: str, params: tuple[Any, ...]) -> Any:
-        with self.db.snapshot() as cur:
+        with self._snapshot() as cur:
             cur.execute(self.db.sql(query), params)
             found = cur.fetchone()
         return None if found is None else found[0]
@@ -199,7 +216,7 @@ class ReadModels:
         """``{"coupon/consumed": 12, …}`` for one campaign."""
         if after is not None:
             self.wait_for(after, ["entitlements"], timeout_s)
-        with self.db.snapshot() as cur:
+        with self._snapshot() as cur:
             cur.execute(
                 self.db.sql(
                     'SELECT kind, status, count(*) FROM "pj_entitlements" WHERE campaign = %s '
@@ -216,7 +233,7 @@ class ReadModels:
         """Every account linked to this one, itself included (transitively, 3.1.5)."""
         if after is not None:
             self.wait_for(after, ["limits"], timeout_s)
-        with self.db.snapshot() as cur:
+        with self._snapshot() as cur:
             cur.execute(
                 self.db.sql(
                     'SELECT n.account_no FROM "pj_link_nodes" n WHERE n.kind = %s AND '

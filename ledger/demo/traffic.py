@@ -33,6 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ledger.demo.people import People, Person
+from ledger.domain import codes
 from ledger.domain.china_time import end_of_day_after
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -245,7 +246,7 @@ class OrderScript:
         if early and self.return_deadline is not None and self.at < self.return_deadline:
             self.wait(1 * H, 20 * H)
             if self.at < self.return_deadline:
-                self.cmd("complete_transaction", expect="TRANSACTION_NOT_COMPLETE")
+                self.cmd("complete_transaction", expect=codes.TRANSACTION_NOT_COMPLETE.code)
         if self.return_deadline is not None:
             self.not_before(self.return_deadline)
         self.wait(1 * H, 30 * H)
@@ -508,7 +509,7 @@ def split_payment(s: Scene) -> None:
     o.pay("alipay", part)
     if s.chance(0.5):
         o.wait(1, 3)
-        o.ship(expect="NOT_PAID")  # a part payment forms no contract (3.1.2, 3.1.3)
+        o.ship(expect=codes.NOT_PAID.code)  # a part payment forms no contract (3.1.2, 3.1.3)
     o.wait(1, 8)
     o.pay("wechat")
     o.ship_and_deliver()
@@ -520,11 +521,11 @@ def payment_lapsed(s: Scene) -> None:
     o.submit(s.basket())
     if s.chance(0.3):
         o.wait(10, 25)
-        o.cmd("lapse_payment_deadline", expect="DEADLINE_NOT_REACHED")
+        o.cmd("lapse_payment_deadline", expect=codes.DEADLINE_NOT_REACHED.code)
     o.not_before(s.start + timedelta(minutes=31))
     o.wait(1, 20)
     if s.chance(0.4):
-        o.pay(s.method(), expect="PAYMENT_DEADLINE_PASSED")
+        o.pay(s.method(), expect=codes.PAYMENT_DEADLINE_PASSED.code)
         o.wait(1, 10)
     o.close("lapse_payment_deadline")
     o.wait(1, 60)
@@ -553,7 +554,7 @@ def shortage(s: Scene, resolution: str) -> None:
         o.close("resolve_stock_shortage", resolution="refund")
     else:
         if s.chance(0.5):
-            o.ship(expect="SHORTAGE_UNRESOLVED")
+            o.ship(expect=codes.SHORTAGE_UNRESOLVED.code)
             o.wait(5, 60)
         other = next(sku for sku, _ in PHONES if sku != lines[0]["sku"])
         o.cmd("resolve_stock_shortage", resolution="exchange", exchange_sku=other)
@@ -580,7 +581,7 @@ def no_answer_closure(s: Scene) -> None:
     o.cmd("record_contact_call", answered=False)
     if s.chance(0.5):
         o.wait(5, 60)
-        o.close("close_order", expect="TWO_CALLS_REQUIRED", ground="no_answer")
+        o.close("close_order", expect=codes.TWO_CALLS_REQUIRED.code, ground="no_answer")
     o.wait(2 * H, 6 * H)
     o.cmd("record_contact_call", answered=False)
     o.wait(10, 3 * H)
@@ -592,7 +593,9 @@ def no_answer_closure(s: Scene) -> None:
 def bad_address_closure(s: Scene) -> None:
     o = s.in_transit()
     if s.chance(0.3):
-        o.close("close_order", expect="DELIVERY_FAILURE_NOT_RECORDED", ground="bad_address")
+        o.close(
+            "close_order", expect=codes.DELIVERY_FAILURE_NOT_RECORDED.code, ground="bad_address"
+        )
         o.wait(5, 60)
     o.cmd("record_delivery_failure", reason="bad_address")
     o.wait(1 * H, 20 * H)
@@ -650,7 +653,7 @@ def quality_return(s: Scene) -> None:
         o.wait(1 * H, 6 * D)
         o.cmd(
             "request_return",
-            expect="RETURN_WINDOW_CLOSED",
+            expect=codes.RETURN_WINDOW_CLOSED.code,
             return_id=return_id,
             kind="no_reason",
             service_region=o.person.region,
@@ -706,10 +709,12 @@ def coupon_forfeit(s: Scene) -> None:
     second = s.special_order(first.person, first.account)
     second.at = first.at
     second.wait(10, 6 * H)
-    second.submit([dict(line)], expect="ENTITLEMENT_ALREADY_CONSUMED", coupons=[coupon])
+    second.submit([dict(line)], expect=codes.ENTITLEMENT_ALREADY_CONSUMED.code, coupons=[coupon])
     second.wait(1, 5)
     second.submit(
-        [{**line, "discount_fen": 0}], expect="ENTITLEMENT_ALREADY_CONSUMED", f_codes=[f_code]
+        [{**line, "discount_fen": 0}],
+        expect=codes.ENTITLEMENT_ALREADY_CONSUMED.code,
+        f_codes=[f_code],
     )
     second.wait(1, 10)
     second.submit([{**line, "discount_fen": 0}])
@@ -740,7 +745,7 @@ def price_error(s: Scene, resolution: str) -> None:
     elif resolution == "adjusted" and (s.showcase or s.rng.random() < 0.7):
         o.cmd(
             "resolve_price_error",
-            expect="USER_CONSENT_REQUIRED",
+            expect=codes.USER_CONSENT_REQUIRED.code,
             resolution="adjusted",
             adjusted_total_fen=correct,
         )
@@ -769,7 +774,7 @@ def mutual_termination(s: Scene, accepted: bool) -> None:
     o.pay_in_full(split=s.rng.random() < 0.3)
     o.wait(10, 5 * H)
     if s.chance(0.6):
-        o.cmd("cancel_order", expect="CONTRACT_ALREADY_FORMED", reason="found it cheaper")
+        o.cmd("cancel_order", expect=codes.CONTRACT_ALREADY_FORMED.code, reason="found it cheaper")
         o.wait(1, 10)
     o.cmd("request_mutual_termination", requested_by="user", reason="found it cheaper")
     o.wait(1 * H, 12 * H)
@@ -787,7 +792,7 @@ def promotion_expired(s: Scene) -> None:
     o = s.customer_order()
     o.submit(
         s.basket(discount_pct=10),
-        expect="PROMOTION_NOT_ACTIVE",
+        expect=codes.PROMOTION_NOT_ACTIVE.code,
         promotion_nos=[s.traffic.promo_expired],
     )
     o.wait(1, 5)
@@ -815,7 +820,7 @@ def goodwill_refund(s: Scene) -> None:
     o.wait(5, 60)
     o.cmd(
         "initiate_refund",
-        expect="OVER_REFUND",
+        expect=codes.OVER_REFUND.code,
         method=method,
         amount_fen=o.paid[method] + 1000,
         purpose="price_adjustment",
@@ -850,7 +855,7 @@ def group_purchase(s: Scene) -> None:
     o.wait(1 * D, 4 * D)
     o.cmd(
         "request_return",
-        expect="GROUP_PURCHASE_NO_REASON_RETURN",
+        expect=codes.GROUP_PURCHASE_NO_REASON_RETURN.code,
         return_id=f"{o.no}.RT1",
         kind="no_reason",
         service_region=o.person.region,
@@ -865,7 +870,7 @@ def outside_mainland(s: Scene) -> None:
     p = o.person
     o.submit(
         s.basket(),
-        expect="OUTSIDE_MAINLAND",
+        expect=codes.OUTSIDE_MAINLAND.code,
         shipping_region=p.away_region,
         contact=p.contact(address=p.away_address),
     )
@@ -896,7 +901,7 @@ def custom_made(s: Scene) -> None:
     o.wait(1 * D, 4 * D)
     o.cmd(
         "request_return",
-        expect="GOODS_EXCLUDED_FROM_NO_REASON_RETURN",
+        expect=codes.GOODS_EXCLUDED_FROM_NO_REASON_RETURN.code,
         return_id=f"{o.no}.RT1",
         kind="no_reason",
         service_region=o.person.region,
@@ -933,7 +938,7 @@ def resale_cluster(s: Scene) -> None:
         contact = {**person.contact(), "phone": phones[i], "address": addresses[i]}
         o.submit(
             [{"sku": sku, "quantity": 1, "unit_price_fen": 549900, "discount_fen": 0}],
-            expect=None if i < limit else "PURCHASE_LIMIT_EXCEEDED",
+            expect=None if i < limit else codes.PURCHASE_LIMIT_EXCEEDED.code,
             shipping_region=controller.region,
             contact=contact,
             seller_id=SELF_OPERATED,
@@ -956,7 +961,7 @@ def resale_cluster(s: Scene) -> None:
     kept.wait(10, 60)
     kept.cmd(
         "close_order",
-        expect="ALREADY_DELIVERED",
+        expect=codes.ALREADY_DELIVERED.code,
         ground="abnormal_order",
         evidence={"flag_id": f"{kept.no}.F2"},
     )
@@ -977,7 +982,7 @@ def review_flags(s: Scene, kept: OrderScript, closed: OrderScript) -> None:
     closed.wait(1, 20)
     closed.close(
         "close_order",
-        expect="FLAG_NOT_REVIEWED",
+        expect=codes.FLAG_NOT_REVIEWED.code,
         ground="abnormal_order",
         evidence={"flag_id": f"{closed.no}.F1"},
     )
@@ -1007,7 +1012,7 @@ def review_flags(s: Scene, kept: OrderScript, closed: OrderScript) -> None:
     kept.wait(1, 10)
     kept.cmd(
         "close_order",
-        expect="FLAG_DISMISSED",
+        expect=codes.FLAG_DISMISSED.code,
         ground="abnormal_order",
         evidence={"flag_id": f"{kept.no}.F1"},
     )
@@ -1039,7 +1044,7 @@ def restricted_account(s: Scene) -> None:
         "restrict_account",
         f"{account}.restrict1",
         at,
-        expect="REFUSAL_THRESHOLD_NOT_MET",
+        expect=codes.REFUSAL_THRESHOLD_NOT_MET.code,
         account_no=account,
         ground="6.1(5)",
         evidence={"orders": [o1.no, o2.no], "signals": ["non_quality_refusals"]},
@@ -1059,9 +1064,9 @@ def restricted_account(s: Scene) -> None:
         evidence={"orders": [o1.no, o2.no, o3.no], "signals": ["non_quality_refusals"]},
     )
     o5.not_before(at + timedelta(minutes=20))
-    o5.submit(s.basket(), expect="ACCOUNT_RESTRICTED")
+    o5.submit(s.basket(), expect=codes.ACCOUNT_RESTRICTED.code)
     o4.not_before(at + timedelta(hours=1))
-    o4.close("close_order", expect="DISPOSITION_NOT_CLOSE", ground="account_restricted")
+    o4.close("close_order", expect=codes.DISPOSITION_NOT_CLOSE.code, ground="account_restricted")
     o4.wait(30, 3 * H)
     s.other(
         "decide_open_order",

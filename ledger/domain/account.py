@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import account_id
@@ -103,8 +104,7 @@ class Account(JournaledAggregate):
     def check_may_order(self) -> None:
         if self.is_blocked:
             raise RuleViolation(
-                "ACCOUNT_RESTRICTED",
-                "6.1",
+                codes.ACCOUNT_RESTRICTED,
                 "the account is restricted or terminated and may not place orders",
             )
 
@@ -120,7 +120,7 @@ class Account(JournaledAggregate):
     ) -> None:
         if self.is_blocked:
             raise RuleViolation(
-                "ACCOUNT_ALREADY_RESTRICTED", "6.1", "the account is already restricted"
+                codes.ACCOUNT_ALREADY_RESTRICTED, "the account is already restricted"
             )
         self.check_ground(ctx, ground, threshold, window_days)
         self._emit(AccountRestricted, ctx, ground=ground, evidence=evidence)
@@ -128,7 +128,7 @@ class Account(JournaledAggregate):
     def terminate(self, ctx: Ctx, ground: str, threshold: int, window_days: int) -> None:
         if self.terminated:
             raise RuleViolation(
-                "ACCOUNT_ALREADY_TERMINATED", "6.1", "the account is already terminated"
+                codes.ACCOUNT_ALREADY_TERMINATED, "the account is already terminated"
             )
         self.check_ground(ctx, ground, threshold, window_days)
         self._emit(AccountTerminated, ctx, ground=ground)
@@ -137,12 +137,11 @@ class Account(JournaledAggregate):
         """One of the eight grounds; 6.1(5), "several refusals in a short period", is
         checked against the refusals on record."""
         if ground not in RESTRICTION_GROUNDS:
-            raise RuleViolation("UNKNOWN_GROUND", "6.1", "the ground is not one of 6.1(1)-(8)")
+            raise RuleViolation(codes.UNKNOWN_GROUND, "the ground is not one of 6.1(1)-(8)")
         refusals = self.refusals_within(ctx.at, window_days)
         if ground == "6.1(5)" and refusals < threshold:
             raise RuleViolation(
-                "REFUSAL_THRESHOLD_NOT_MET",
-                "6.1(5)",
+                codes.REFUSAL_THRESHOLD_NOT_MET,
                 f"the account has {refusals} non-quality refusals in "
                 f"{window_days} days, {threshold} needed",
             )
@@ -150,7 +149,9 @@ class Account(JournaledAggregate):
     def decide_open_order(self, ctx: Ctx, order_no: str, disposition: str) -> None:
         """6.2: the seller decides for each open order whether it is closed or goes on."""
         if not self.is_blocked:
-            raise RuleViolation("ACCOUNT_NOT_RESTRICTED", "6.2", "the account is in good standing")
+            raise RuleViolation(
+                codes.ACCOUNT_NOT_RESTRICTED, "the account is in good standing", clause="6.2"
+            )
         self._emit(OpenOrderDispositionDecided, ctx, order_no=order_no, disposition=disposition)
 
     def check_ground_matches(self, ground: str) -> None:
@@ -158,15 +159,14 @@ class Account(JournaledAggregate):
         actual = self.terminated if ground == "account_terminated" else self.is_blocked
         if not actual:
             raise RuleViolation(
-                "ACCOUNT_NOT_RESTRICTED",
-                "6.2" if ground == "account_terminated" else "6.1",
+                codes.ACCOUNT_NOT_RESTRICTED,
                 f"the account is not {ground.removeprefix('account_')}",
+                clause="6.2" if ground == "account_terminated" else "6.1",
             )
 
     def check_disposition_close(self, order_no: str) -> None:
         if self.dispositions.get(order_no) != "close":
             raise RuleViolation(
-                "DISPOSITION_NOT_CLOSE",
-                "6.2",
+                codes.DISPOSITION_NOT_CLOSE,
                 f"order {order_no}: the seller has not decided to close it",
             )

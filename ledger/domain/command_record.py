@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import CommandIdReused, LedgerError, NotFound, RuleViolation
 from ledger.domain.ids import command_record_id
@@ -110,7 +111,10 @@ class CommandRecord(JournaledAggregate):
             return None
         code, clause = self.refusal["code"], self.refusal["clause"]
         message = f"{self.command_type} {command_id} was refused {code} when first sent"
-        return NotFound(message) if code == NotFound.code else RuleViolation(code, clause, message)
+        entry = codes.BY_CODE[code]  # a stored code stays in the catalogue for good
+        if entry is codes.NOT_FOUND:
+            return NotFound(message)
+        return RuleViolation(entry, message, clause=clause)  # the clause cited the first time
 
     def check_same_payload(self, command_id: str, payload_digest: str) -> None:
         if payload_digest != self.payload_digest:

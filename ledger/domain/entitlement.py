@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import entitlement_id
@@ -128,20 +129,17 @@ class Entitlement(JournaledAggregate):
     def check_consumable(self, ctx: Ctx, account_no: str, skus: set[str]) -> None:
         if self.consumed_by is not None:
             raise RuleViolation(
-                "ENTITLEMENT_ALREADY_CONSUMED",
-                "3.1.11",
+                codes.ENTITLEMENT_ALREADY_CONSUMED,
                 f"the {self.kind_name} was used by order {self.consumed_by}",
             )
         if self.valid_until is not None and ctx.at > self.valid_until:
-            raise RuleViolation(
-                "ENTITLEMENT_EXPIRED", "3.1.11", f"the {self.kind_name} has expired"
-            )
+            raise RuleViolation(codes.ENTITLEMENT_EXPIRED, f"the {self.kind_name} has expired")
         if self.holder_account is not None and self.holder_account != account_no:
             raise RuleViolation(
-                "ENTITLEMENT_NOT_HELD", "3.1.11", f"the {self.kind_name} is another account's"
+                codes.ENTITLEMENT_NOT_HELD, f"the {self.kind_name} is another account's"
             )
         if self.kind == "f_code" and self.sku not in skus:
-            raise RuleViolation("F_CODE_WRONG_SKU", "3.1.11", "the F-code is for another product")
+            raise RuleViolation(codes.F_CODE_WRONG_SKU, "the F-code is for another product")
 
     def consume(self, ctx: Ctx, order_no: str, account_no: str) -> None:
         self.trigger_event(
@@ -166,16 +164,15 @@ class Entitlement(JournaledAggregate):
     def check_restorable(self, rule: str) -> None:
         if self.kind != "coupon":
             raise RuleViolation(
-                "F_CODE_NOT_RESTORABLE",
-                "3.1.11",
+                codes.F_CODE_NOT_RESTORABLE,
                 "the agreement's special rules restore coupons only, not F-codes",
             )
         if not rule.strip():
             raise RuleViolation(
-                "RESTORE_RULE_REQUIRED", "3.1.11", "name the special rule that restores the coupon"
+                codes.RESTORE_RULE_REQUIRED, "name the special rule that restores the coupon"
             )
         if self.consumed_by is None:
-            raise RuleViolation("ENTITLEMENT_NOT_CONSUMED", "3.1.11", "the coupon was never used")
+            raise RuleViolation(codes.ENTITLEMENT_NOT_CONSUMED, "the coupon was never used")
 
     def restore(self, ctx: Ctx, rule: str) -> None:
         self.check_restorable(rule)

@@ -1,18 +1,35 @@
-"""One error root for the ledger; every refusal names a stable code and the clause behind it."""
+"""One error root for the ledger; every refusal names a stable code and the clause behind it.
+
+The codes are defined once, in ``ledger.domain.codes`` (the catalogue): an error class names
+its entry, a ``RuleViolation`` is given one, so a mistyped code fails the type check.
+"""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from ledger.domain import codes
+from ledger.domain.codes import ErrorCode
+
 
 class LedgerError(Exception):
-    """Root of every error the ledger raises on purpose."""
+    """Root of every error the ledger raises on purpose.
 
-    code: str = "LEDGER_ERROR"
-    clause: str = ""
+    ``code`` and ``clause`` are the catalogue entry's (``entry``); a subclass names its entry in
+    ``catalogued``."""
+
     # True once the refusal was saved as its command's outcome (an import's command record).
     recorded: bool = False
 
-    def __init__(self, message: str) -> None:
+    catalogued: ClassVar[ErrorCode] = codes.LEDGER_ERROR
+
+    def __init__(
+        self, message: str, *, entry: ErrorCode | None = None, clause: str | None = None
+    ) -> None:
         super().__init__(message)
+        self.entry = entry or self.catalogued
+        self.code = self.entry.code
+        self.clause = self.entry.clause if clause is None else clause
         self.message = message
 
     def as_dict(self) -> dict[str, str]:
@@ -22,13 +39,13 @@ class LedgerError(Exception):
 class RuleViolation(LedgerError):
     """A command refused by a rule of the agreement or the law behind it.
 
-    The message never carries personal data: it names orders, codes and amounts only.
+    The clause cited is the catalogue entry's; an entry marked ``per_raise`` (cited under the
+    command's or the closure's clause) is given its ``clause`` by the raise site. The message
+    never carries personal data: it names orders, codes and amounts only.
     """
 
-    def __init__(self, code: str, clause: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.clause = clause
+    def __init__(self, code: ErrorCode, message: str, *, clause: str | None = None) -> None:
+        super().__init__(message, entry=code, clause=clause)
 
     def __repr__(self) -> str:
         return f"RuleViolation({self.code!r}, {self.clause!r}, {self.message!r})"
@@ -37,7 +54,7 @@ class RuleViolation(LedgerError):
 class InvalidCommand(LedgerError):
     """Input that cannot be a command at all: names the field and the rule it breaks."""
 
-    code = "INVALID_COMMAND"
+    catalogued = codes.INVALID_COMMAND
 
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}")
@@ -49,25 +66,25 @@ class InvalidCommand(LedgerError):
 
 
 class NotFound(LedgerError):
-    code = "NOT_FOUND"
+    catalogued = codes.NOT_FOUND
 
 
 class Conflict(LedgerError):
     """Another writer changed the same stream first (optimistic concurrency lost)."""
 
-    code = "CONFLICT"
+    catalogued = codes.CONFLICT
 
 
 class StorageUnavailable(LedgerError):
     """The database could not be reached or failed; nothing of the command was written."""
 
-    code = "STORAGE_UNAVAILABLE"
+    catalogued = codes.STORAGE_UNAVAILABLE
 
 
 class CommandIdReused(LedgerError):
     """The same command_id was sent again with a different payload."""
 
-    code = "COMMAND_ID_REUSED"
+    catalogued = codes.COMMAND_ID_REUSED
 
 
 class CommandFailed(LedgerError):
@@ -75,4 +92,4 @@ class CommandFailed(LedgerError):
     was written, and the commands around it (in a batch) are not affected. The message names
     the command and the exception's type, never its text (it may quote the input)."""
 
-    code = "COMMAND_FAILED"
+    catalogued = codes.COMMAND_FAILED

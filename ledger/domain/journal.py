@@ -18,9 +18,9 @@ from typing import Any, Self
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain import codes
 from ledger.domain.errors import RuleViolation
 
-TIME_BEFORE_STREAM = "TIME_BEFORE_STREAM"
 _journal: ContextVar[list[Any] | None] = ContextVar("ledger_journal", default=None)
 
 
@@ -62,8 +62,7 @@ class JournaledAggregate(Aggregate):
         """
         if at < self.modified_on:
             raise RuleViolation(
-                TIME_BEFORE_STREAM,
-                "ECL 31",
+                codes.TIME_BEFORE_STREAM,
                 f"the command's time {at.isoformat()} is before the last event of "
                 f"{self.stream_label()} at {self.modified_on.isoformat()}",
             )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import limit_counter_id, limit_rule_id
@@ -181,8 +182,7 @@ class LimitCounter(JournaledAggregate):
         if self.quantity + quantity > limit_qty:
             kind = self.signal.split(":", 1)[0]
             raise RuleViolation(
-                "PURCHASE_LIMIT_EXCEEDED",
-                "3.1.5",
+                codes.PURCHASE_LIMIT_EXCEEDED,
                 f"order {order_no}: a product limited to {limit_qty} per period; "
                 f"{self.quantity} already bought by accounts sharing this {kind}",
             )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import payment_claim_id
@@ -60,7 +61,6 @@ class PaymentIdClaim(JournaledAggregate):
         """A payment already counted for one order never pays another (3.1.3)."""
         if order_no != self.order_no:
             raise RuleViolation(
-                "PAYMENT_ID_REUSED",
-                "3.1.3",
+                codes.PAYMENT_ID_REUSED,
                 f"order {order_no}: that payment id already paid another order",
             )

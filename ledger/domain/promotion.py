@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import promotion_id
@@ -94,8 +95,7 @@ class Promotion(JournaledAggregate):
     def check_active(self, at: datetime) -> None:
         if not self.valid_from <= at < self.valid_until:
             raise RuleViolation(
-                "PROMOTION_NOT_ACTIVE",
-                "3.1.10",
+                codes.PROMOTION_NOT_ACTIVE,
                 f"the promotion runs {self.valid_from.isoformat()} to "
                 f"{self.valid_until.isoformat()}",
             )
@@ -103,4 +103,4 @@ class Promotion(JournaledAggregate):
 
 def check_window(valid_from: datetime, valid_until: datetime) -> None:
     if valid_until <= valid_from:
-        raise RuleViolation("EMPTY_VALIDITY_WINDOW", "3.1.10", "valid_until must follow valid_from")
+        raise RuleViolation(codes.EMPTY_VALIDITY_WINDOW, "valid_until must follow valid_from")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger import commands as c
+from ledger.domain import codes
 from ledger.domain.account import Account
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import account_id, order_id
@@ -45,8 +46,7 @@ def decide_open_order(cmd: c.DecideOpenOrder, uow: UnitOfWork) -> None:
     order = uow.get(Order, order_id(cmd.order_no))
     if order is None or order.account_no != cmd.account_no:
         raise RuleViolation(
-            "ORDER_NOT_OF_ACCOUNT",
-            "6.2",
+            codes.ORDER_NOT_OF_ACCOUNT,
             f"order {cmd.order_no} is not an order of this account",
         )
     order.check_open()

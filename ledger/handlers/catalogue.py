@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger import commands as c
+from ledger.domain import codes
 from ledger.domain.entitlement import Entitlement
 from ledger.domain.errors import NotFound, RuleViolation
 from ledger.domain.ids import entitlement_id, limit_rule_id, promotion_id
@@ -15,9 +16,9 @@ from ledger.unit_of_work import UnitOfWork
 @handles(c.IssueEntitlement)
 def issue_entitlement(cmd: c.IssueEntitlement, uow: UnitOfWork) -> None:
     if uow.get(Entitlement, entitlement_id(cmd.code)) is not None:
-        raise RuleViolation("ENTITLEMENT_EXISTS", "3.1.11", "the code was already issued")
+        raise RuleViolation(codes.ENTITLEMENT_EXISTS, "the code was already issued")
     if cmd.kind == "f_code" and cmd.sku is None:
-        raise RuleViolation("F_CODE_NEEDS_SKU", "3.1.11", "an F-code names its SKU")
+        raise RuleViolation(codes.F_CODE_NEEDS_SKU, "an F-code names its SKU")
     uow.add(
         Entitlement.issue(
             uow.now,
@@ -42,8 +43,7 @@ def restore_entitlement(cmd: c.RestoreEntitlement, uow: UnitOfWork) -> None:
         # A special rule gives back what a cancelled or closed order forfeited (3.1.11);
         # a code still held by a live order would otherwise be usable twice.
         raise RuleViolation(
-            "ENTITLEMENT_NOT_FORFEITED",
-            "3.1.11",
+            codes.ENTITLEMENT_NOT_FORFEITED,
             "the code is not forfeited by a cancelled or closed order",
         )
     entitlement.restore(uow.now, cmd.rule)

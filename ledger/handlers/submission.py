@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from ledger.commands import SubmitOrder
+from ledger.domain import codes
 from ledger.domain.account import Account
 from ledger.domain.entitlement import KIND_NAMES, Entitlement
 from ledger.domain.errors import InvalidCommand, RuleViolation
@@ -31,7 +32,7 @@ LINKAGE_OF = {"address": "address", "ip": "ip", "phone": "phone", "recipient": "
 def submit_order(cmd: SubmitOrder, uow: UnitOfWork) -> None:
     ctx = uow.now
     if uow.get(Order, order_id(cmd.order_no)) is not None:
-        raise RuleViolation("ORDER_EXISTS", "3.1.2", f"order {cmd.order_no} was already submitted")
+        raise RuleViolation(codes.ORDER_EXISTS, f"order {cmd.order_no} was already submitted")
     account = uow.get(Account, account_id(cmd.account_no))
     if account is not None:
         account.check_may_order()
@@ -66,8 +67,7 @@ def _active_promotions(cmd: SubmitOrder, uow: UnitOfWork) -> list[dict[str, Any]
         promotion = uow.get(Promotion, promotion_id(promotion_no))
         if promotion is None:
             raise RuleViolation(
-                "PROMOTION_NOT_FOUND",
-                "3.1.10",
+                codes.PROMOTION_NOT_FOUND,
                 f"order {cmd.order_no}: promotion_nos.{index} is not a defined promotion",
             )
         promotion.check_active(uow.now.at)
@@ -76,10 +76,10 @@ def _active_promotions(cmd: SubmitOrder, uow: UnitOfWork) -> list[dict[str, Any]
 
 
 def _consumable_entitlements(cmd: SubmitOrder, uow: UnitOfWork) -> list[Entitlement]:
-    codes = [*cmd.f_codes, *cmd.coupons]
-    if len(set(codes)) != len(codes):
+    used = [*cmd.f_codes, *cmd.coupons]
+    if len(set(used)) != len(used):
         raise RuleViolation(
-            "ENTITLEMENT_ALREADY_CONSUMED", "3.1.11", f"order {cmd.order_no} uses a code twice"
+            codes.ENTITLEMENT_ALREADY_CONSUMED, f"order {cmd.order_no} uses a code twice"
         )
     skus = {line.sku for line in cmd.lines}
     found = []
@@ -90,8 +90,7 @@ def _consumable_entitlements(cmd: SubmitOrder, uow: UnitOfWork) -> list[Entitlem
         entitlement = uow.get(Entitlement, entitlement_id(code))
         if entitlement is None or entitlement.kind != kind:
             raise RuleViolation(
-                "ENTITLEMENT_NOT_FOUND",
-                "3.1.11",
+                codes.ENTITLEMENT_NOT_FOUND,
                 f"order {cmd.order_no}: {field}.{index} is not an issued {KIND_NAMES[kind]}",
             )
         entitlement.check_consumable(uow.now, cmd.account_no, skus)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
@@ -29,17 +30,18 @@ class AbnormalOrderRules(OrderBase):
         evidence and automation it is a repeat; with others it is refused."""
         flag = self.flags.get(flag_id)
         facts = [criterion, evidence, automated]
-        self.check_repeat(flag and flag["raised"], facts, "FLAG_EXISTS", "3.1.6", "flag id")
+        self.check_repeat(flag and flag["raised"], facts, codes.FLAG_EXISTS, "flag id")
         self.check_open()
         if criterion not in CRITERIA:
             raise RuleViolation(
-                "UNKNOWN_CRITERION",
-                "3.1.6",
+                codes.UNKNOWN_CRITERION,
                 f"order {self.order_no}: the criterion is not one of 3.1.6's",
             )
         if not evidence.get("orders") and not evidence.get("signals"):
             raise RuleViolation(
-                "EVIDENCE_REQUIRED", "3.1.6", f"order {self.order_no}: a flag needs its evidence"
+                codes.EVIDENCE_REQUIRED,
+                f"order {self.order_no}: a flag needs its evidence",
+                clause="3.1.6",
             )
         self.emit(
             ev.AbnormalOrderFlagRaised,
@@ -59,11 +61,11 @@ class AbnormalOrderRules(OrderBase):
         if flag is not None:
             facts = [reviewer_id, outcome, note]
             self.check_repeat(
-                flag.get("reviewed"), facts, "FLAG_ALREADY_REVIEWED", "PIPL 24", "flag review"
+                flag.get("reviewed"), facts, codes.FLAG_ALREADY_REVIEWED, "flag review"
             )
         self.check_open()
         if flag is None:
-            raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no such flag")
+            raise RuleViolation(codes.FLAG_NOT_FOUND, f"order {self.order_no}: no such flag")
         self.emit(
             ev.AbnormalOrderFlagReviewed,
             ctx,
@@ -76,14 +78,13 @@ class AbnormalOrderRules(OrderBase):
     def check_flag_allows_close(self, flag_id: str) -> None:
         flag = self.flags.get(flag_id)
         if flag is None:
-            raise RuleViolation("FLAG_NOT_FOUND", "3.1.6", f"order {self.order_no}: no such flag")
+            raise RuleViolation(codes.FLAG_NOT_FOUND, f"order {self.order_no}: no such flag")
         if flag["outcome"] == "dismissed":
             raise RuleViolation(
-                "FLAG_DISMISSED", "3.1.6", f"order {self.order_no}: that flag was dismissed"
+                codes.FLAG_DISMISSED, f"order {self.order_no}: that flag was dismissed"
             )
         if flag["automated"] and flag["outcome"] != "confirmed":
             raise RuleViolation(
-                "FLAG_NOT_REVIEWED",
-                "PIPL 24",
+                codes.FLAG_NOT_REVIEWED,
                 f"order {self.order_no}: an automated flag needs a person's review",
             )

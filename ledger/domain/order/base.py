@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ledger.domain import codes
+from ledger.domain.codes import ErrorCode
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.repeats import RepeatedFact
@@ -140,37 +142,40 @@ class OrderBase:
         """A closed order takes no commercial command; only its settlement may follow."""
         if self.is_closed:
             raise RuleViolation(
-                "ORDER_CLOSED",
-                self.closed_clause or "",
+                codes.ORDER_CLOSED,
                 f"order {self.order_no} was closed ({self.closed_ground}) and takes no command",
+                clause=self.closed_clause or "",
             )
 
     def check_not_completed(self) -> None:
         if self.completed_at is not None:
             raise RuleViolation(
-                "TRANSACTION_ALREADY_COMPLETED",
-                "ECL 31",
+                codes.TRANSACTION_ALREADY_COMPLETED,
                 f"order {self.order_no} is complete; its record is kept, not changed",
             )
 
     def check_not_delivered(self, clause: str) -> None:
         if self.is_delivered:
             raise RuleViolation(
-                "ALREADY_DELIVERED", clause, f"order {self.order_no} was already delivered"
+                codes.ALREADY_DELIVERED,
+                f"order {self.order_no} was already delivered",
+                clause=clause,
             )
 
     def check_repeat(
         self,
         step: dict[str, Any] | None,
         facts: list[Any],
-        code: str,
-        clause: str,
+        code: ErrorCode,
         what: str,
         same_sealed: Callable[[str], bool] | None = None,
+        *,
+        clause: str | None = None,
     ) -> None:
         """A step already recorded under the same external id: with the same facts it is a
         repeat (``RepeatedFact``: the first outcome answers); with others it is refused
-        with ``code``. Sealed facts are compared by ``same_sealed``, given the token."""
+        with ``code`` (under ``clause`` when the entry is cited per raise). Sealed facts are
+        compared by ``same_sealed``, given the token."""
         if step is None:
             return
         same = step["facts"] == facts
@@ -179,5 +184,5 @@ class OrderBase:
         if same:
             raise RepeatedFact(step["command_id"])
         raise RuleViolation(
-            code, clause, f"order {self.order_no}: that {what} was recorded with other facts"
+            code, f"order {self.order_no}: that {what} was recorded with other facts", clause=clause
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
@@ -52,41 +53,39 @@ class ClosureRules(OrderBase):
     def check_seller_may_close(self, ground: str, evidence: dict[str, Any]) -> None:
         if ground not in SELLER_GROUNDS:
             raise RuleViolation(
-                "CLOSURE_GROUND_NOT_ALLOWED",
-                CLOSURE_CLAUSES.get(ground, "3.1.7" if ground == "price_error" else ""),
+                codes.CLOSURE_GROUND_NOT_ALLOWED,
                 f"order {self.order_no}: the seller may not close on that ground",
+                clause=CLOSURE_CLAUSES.get(ground, "3.1.7" if ground == "price_error" else ""),
             )
         self.check_open()
         self.check_not_delivered(CLOSURE_CLAUSES[ground])
         if ground == "no_answer" and self.unanswered_calls < REQUIRED_UNANSWERED_CALLS:
             raise RuleViolation(
-                "TWO_CALLS_REQUIRED",
-                "3.2.4(2)",
+                codes.TWO_CALLS_REQUIRED,
                 f"order {self.order_no}: {self.unanswered_calls} unanswered call(s) recorded, "
                 f"{REQUIRED_UNANSWERED_CALLS} needed",
             )
         if ground in _ATTEMPT_GROUNDS and ground not in self.failed_attempts:
             raise RuleViolation(
-                "DELIVERY_FAILURE_NOT_RECORDED",
-                CLOSURE_CLAUSES[ground],
+                codes.DELIVERY_FAILURE_NOT_RECORDED,
                 f"order {self.order_no}: no failed delivery attempt for that reason",
+                clause=CLOSURE_CLAUSES[ground],
             )
         if ground == "delivery_refused" and not self.refusals:
             raise RuleViolation(
-                "REFUSAL_NOT_RECORDED", "3.2.3", f"order {self.order_no}: no refusal recorded"
+                codes.REFUSAL_NOT_RECORDED, f"order {self.order_no}: no refusal recorded"
             )
         if ground == "purchase_limit" and not evidence.get("orders"):
             raise RuleViolation(
-                "EVIDENCE_REQUIRED",
-                "3.1.5",
+                codes.EVIDENCE_REQUIRED,
                 f"order {self.order_no}: name the orders that together pass the limit",
+                clause="3.1.5",
             )
         if ground == "abnormal_order":
             self.check_flag_allows_close(str(evidence.get("flag_id", "")))
         if self.price_error_open:
             raise RuleViolation(
-                "PRICE_ERROR_NO_UNILATERAL_CLOSE",
-                "3.1.7",
+                codes.PRICE_ERROR_NO_UNILATERAL_CLOSE,
                 f"order {self.order_no}: resolve the price error with the user first",
             )
 

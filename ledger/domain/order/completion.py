@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ledger.domain import codes
 from ledger.domain.china_time import add_years_china
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
@@ -39,8 +40,7 @@ class CompletionRules(OrderBase):
         completed_at = self.completion_time(ctx)
         if completed_at is None:
             raise RuleViolation(
-                "TRANSACTION_NOT_COMPLETE",
-                "ECL 31",
+                codes.TRANSACTION_NOT_COMPLETE,
                 f"order {self.order_no}: refunds, a return or the return window are still open",
             )
         self.emit(

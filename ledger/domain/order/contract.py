@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
@@ -23,8 +24,7 @@ class ContractRules(OrderBase):
         self.check_repeat(
             self.payments.get(payment_id),
             [method, amount_fen],
-            "PAYMENT_ID_REUSED",
-            "3.1.3",
+            codes.PAYMENT_ID_REUSED,
             "payment id",
             same_payer,
         )
@@ -35,18 +35,16 @@ class ContractRules(OrderBase):
         self.check_open()
         if self.outstanding_fen <= 0:
             raise RuleViolation(
-                "ALREADY_PAID", "3.1.2", f"order {self.order_no} is already paid in full"
+                codes.ALREADY_PAID, f"order {self.order_no} is already paid in full"
             )
         if not self.contract_formed and ctx.at > self.payment_deadline:
             raise RuleViolation(
-                "PAYMENT_DEADLINE_PASSED",
-                "3.1.3",
+                codes.PAYMENT_DEADLINE_PASSED,
                 f"order {self.order_no}: payment after the deadline forms no contract",
             )
         if amount_fen > self.outstanding_fen:
             raise RuleViolation(
-                "OVERPAYMENT",
-                "3.1.3",
+                codes.OVERPAYMENT,
                 f"order {self.order_no}: more offered than the "
                 f"{self.outstanding_fen} fen outstanding",
             )
@@ -93,9 +91,9 @@ class ContractRules(OrderBase):
                 else "ask the seller for mutual termination"
             )
             raise RuleViolation(
-                "CONTRACT_ALREADY_FORMED",
-                "3.1.2",
+                codes.CONTRACT_ALREADY_FORMED,
                 f"order {self.order_no} is paid in full; {way_out}",
+                clause="3.1.2",
             )
 
     def cancel_by_user(self, ctx: Ctx, reason: str) -> None:
@@ -110,12 +108,13 @@ class ContractRules(OrderBase):
         self.check_open()
         if self.contract_formed:
             raise RuleViolation(
-                "CONTRACT_ALREADY_FORMED", "3.1.3", f"order {self.order_no} was paid in time"
+                codes.CONTRACT_ALREADY_FORMED,
+                f"order {self.order_no} was paid in time",
+                clause="3.1.3",
             )
         if ctx.at <= self.payment_deadline:
             raise RuleViolation(
-                "DEADLINE_NOT_REACHED",
-                "3.1.3",
+                codes.DEADLINE_NOT_REACHED,
                 f"order {self.order_no}: the payment deadline has not passed",
             )
         self.emit(ev.PaymentDeadlineLapsed, ctx, deadline=self.payment_deadline)
@@ -125,15 +124,13 @@ class ContractRules(OrderBase):
         self.check_open()
         if not self.contract_formed:
             raise RuleViolation(
-                "CONTRACT_NOT_FORMED",
-                "3.1.2",
+                codes.CONTRACT_NOT_FORMED,
                 f"order {self.order_no} is not paid in full: the user may simply cancel",
             )
         self.check_not_delivered("3.1.2")
         if self.termination_requested:
             raise RuleViolation(
-                "TERMINATION_ALREADY_REQUESTED",
-                "3.1.2",
+                codes.TERMINATION_ALREADY_REQUESTED,
                 f"order {self.order_no} already has a termination request open",
             )
 
@@ -146,8 +143,7 @@ class ContractRules(OrderBase):
         self.check_open()
         if not self.termination_requested:
             raise RuleViolation(
-                "TERMINATION_NOT_REQUESTED",
-                "3.1.2",
+                codes.TERMINATION_NOT_REQUESTED,
                 f"order {self.order_no} has no open termination request",
             )
 

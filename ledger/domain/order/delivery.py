@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ledger.domain import codes
 from ledger.domain.china_time import end_of_day_after
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
@@ -22,8 +23,7 @@ class DeliveryRules(OrderBase):
         done or under way) covers what is due."""
         if not self.contract_formed or not self.covered:
             raise RuleViolation(
-                "NOT_PAID",
-                "3.1.3",
+                codes.NOT_PAID,
                 f"order {self.order_no}: {self.kept_fen} fen kept of {self.due_fen} fen due: "
                 f"no {step}",
             )
@@ -31,26 +31,25 @@ class DeliveryRules(OrderBase):
     def check_shipment(self, facts: list[Any]) -> None:
         """One shipment per order: the same carrier, tracking number and times again are
         a repeat of it; anything else is refused."""
-        self.check_repeat(self.shipment, facts, "ALREADY_SHIPPED", "3.2", "shipment")
+        self.check_repeat(self.shipment, facts, codes.ALREADY_SHIPPED, "shipment", clause="3.2")
 
     def check_can_ship(self) -> None:
         self.check_open()
         self.check_covered("shipping")
         if self.termination_requested:
             raise RuleViolation(
-                "TERMINATION_PENDING",
-                "3.1.2",
+                codes.TERMINATION_PENDING,
                 f"order {self.order_no}: answer the termination request before shipping",
             )
         if self.shortage_open:
             raise RuleViolation(
-                "SHORTAGE_UNRESOLVED", "3.1.4", f"order {self.order_no}: shortage not resolved"
+                codes.SHORTAGE_UNRESOLVED, f"order {self.order_no}: shortage not resolved"
             )
         if self.price_error_open:
             # 3.1.7: the platform settles a price error with the user; shipping first would
             # decide it for them.
             raise RuleViolation(
-                "PRICE_ERROR_UNRESOLVED", "3.1.7", f"order {self.order_no}: price error open"
+                codes.PRICE_ERROR_UNRESOLVED, f"order {self.order_no}: price error open"
             )
 
     def ship(
@@ -76,11 +75,15 @@ class DeliveryRules(OrderBase):
     def check_in_transit(self, clause: str) -> None:
         self.check_open()
         if not self.shipped:
-            raise RuleViolation("NOT_SHIPPED", clause, f"order {self.order_no} has not shipped")
+            raise RuleViolation(
+                codes.NOT_SHIPPED, f"order {self.order_no} has not shipped", clause=clause
+            )
         self.check_not_delivered(clause)
         if self.refusals:
             raise RuleViolation(
-                "DELIVERY_REFUSED", clause, f"order {self.order_no}: the user refused delivery"
+                codes.DELIVERY_REFUSED,
+                f"order {self.order_no}: the user refused delivery",
+                clause=clause,
             )
 
     def record_delivery_failure(self, ctx: Ctx, reason: DeliveryFailure) -> None:
@@ -104,8 +107,7 @@ class DeliveryRules(OrderBase):
         self.check_covered("delivery")
         if signer_relation not in SIGNER_RELATIONS:
             raise RuleViolation(
-                "SIGNER_NOT_AUTHORISED",
-                "3.2.3",
+                codes.SIGNER_NOT_AUTHORISED,
                 f"order {self.order_no}: that signer cannot sign for the user",
             )
         deadline = (

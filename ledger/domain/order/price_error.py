@@ -6,6 +6,7 @@ close unilaterally, so every outcome other than honouring the price needs the us
 
 from __future__ import annotations
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
@@ -20,7 +21,9 @@ class PriceErrorRules(OrderBase):
         self.check_not_delivered("3.1.7")
         if sku not in {line["sku"] for line in self.lines}:
             raise RuleViolation(
-                "SKU_NOT_IN_ORDER", "3.1.7", f"order {self.order_no}: the SKU is not in the order"
+                codes.SKU_NOT_IN_ORDER,
+                f"order {self.order_no}: the SKU is not in the order",
+                clause="3.1.7",
             )
         self.emit(
             ev.PriceErrorDetected,
@@ -37,20 +40,18 @@ class PriceErrorRules(OrderBase):
         self.check_open()
         if not self.price_error_open:
             raise RuleViolation(
-                "NO_OPEN_PRICE_ERROR", "3.1.7", f"order {self.order_no} has no open price error"
+                codes.NO_OPEN_PRICE_ERROR, f"order {self.order_no} has no open price error"
             )
         if resolution != "honoured" and not user_consented:
             raise RuleViolation(
-                "USER_CONSENT_REQUIRED",
-                "3.1.7",
+                codes.USER_CONSENT_REQUIRED,
                 f"order {self.order_no}: only the user's consent adjusts or terminates it",
             )
         if resolution == "adjusted" and (
             adjusted_total_fen is None or adjusted_total_fen < self.kept_fen
         ):
             raise RuleViolation(
-                "ADJUSTED_TOTAL_INVALID",
-                "3.1.7",
+                codes.ADJUSTED_TOTAL_INVALID,
                 f"order {self.order_no}: adjusted total missing or below what was paid",
             )
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
@@ -49,8 +50,7 @@ class RefundRules(OrderBase):
         self.check_repeat(
             self.refund_consents.get(consent_id),
             [method],
-            "REFUND_CONSENT_ID_REUSED",
-            "3.1.4",
+            codes.REFUND_CONSENT_ID_REUSED,
             "consent id",
             same_destination,
         )
@@ -67,8 +67,7 @@ class RefundRules(OrderBase):
         self.check_not_completed()
         if amount_fen > self.refundable_fen(method):
             raise RuleViolation(
-                "OVER_REFUND",
-                "3.1.4",
+                codes.OVER_REFUND,
                 f"order {self.order_no}: more asked back than the "
                 f"{self.refundable_fen(method)} fen refundable on that method",
             )
@@ -76,8 +75,7 @@ class RefundRules(OrderBase):
         if consent_id is not None and (consent is None or consent["facts"] != [method]):
             # Refunds go back method by method (3.1.4): a consent redirects only its own.
             raise RuleViolation(
-                "REFUND_DESTINATION_NOT_CONSENTED",
-                "3.1.4",
+                codes.REFUND_DESTINATION_NOT_CONSENTED,
                 f"order {self.order_no}: no recorded consent for that method and destination",
             )
 
@@ -89,8 +87,7 @@ class RefundRules(OrderBase):
         self.check_open()
         if purpose == "payment_returned" and self.shipped:
             raise RuleViolation(
-                "SHIPPED_ORDER_STAYS_PAID",
-                "3.1.3",
+                codes.SHIPPED_ORDER_STAYS_PAID,
                 f"order {self.order_no} has shipped: a payment cannot be returned to be made again",
             )
         if purpose == "shortage":
@@ -98,8 +95,7 @@ class RefundRules(OrderBase):
         lowers_due = purpose in LOWERS_DUE
         if lowers_due and not self.is_delivered and amount_fen >= self.due_fen:
             raise RuleViolation(
-                "FULL_REFUND_IS_TERMINATION",
-                "3.1.2",
+                codes.FULL_REFUND_IS_TERMINATION,
                 f"order {self.order_no}: a refund of all {self.due_fen} fen due leaves the "
                 "goods unpaid; terminate the order instead",
             )
@@ -109,15 +105,14 @@ class RefundRules(OrderBase):
         are at most what the lines ever declared short cost."""
         if not self.shortage_open:
             raise RuleViolation(
-                "SHORTAGE_NOT_DECLARED", "3.1.4", f"order {self.order_no} has no open shortage"
+                codes.SHORTAGE_NOT_DECLARED, f"order {self.order_no} has no open shortage"
             )
         short_fen = sum(
             line_total_fen(line) for line in self.lines if line["sku"] in self.shortage_skus
         )
         if self.shortage_refunded_fen + amount_fen > short_fen:
             raise RuleViolation(
-                "SHORTAGE_REFUND_TOO_LARGE",
-                "3.1.4",
+                codes.SHORTAGE_REFUND_TOO_LARGE,
                 f"order {self.order_no}: more asked back than the short lines' {short_fen} fen, "
                 f"less the {self.shortage_refunded_fen} fen that went back already",
             )
@@ -190,8 +185,7 @@ class RefundRules(OrderBase):
         pending = self.pending_refunds.get(refund_id)
         if pending is None:
             raise RuleViolation(
-                "REFUND_NOT_PENDING",
-                "3.1.4",
+                codes.REFUND_NOT_PENDING,
                 f"order {self.order_no}: no refund of that id is under way",
             )
         self.emit(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
@@ -21,24 +22,23 @@ class ReturnRules(OrderBase):
         """A return id names one return on this order: a step of it stated again with the
         same facts is a repeat; with others it is refused."""
         steps = self.returns.get(return_id, {})
-        self.check_repeat(steps.get(step), facts, "RETURN_ID_REUSED", "3.3.1", "return id")
+        self.check_repeat(steps.get(step), facts, codes.RETURN_ID_REUSED, "return id")
 
     def check_return_allowed(self, ctx: Ctx, kind: ReturnKind, service_region: str) -> None:
         self.check_open()
         self.check_not_completed()
         if not self.is_delivered:
             raise RuleViolation(
-                "NOT_DELIVERED", "CPL 25", f"order {self.order_no} has not been delivered"
+                codes.NOT_DELIVERED, f"order {self.order_no} has not been delivered"
             )
         if not is_mainland(service_region):
             raise RuleViolation(
-                "OUTSIDE_MAINLAND",
-                "3.3.3",
+                codes.OUTSIDE_MAINLAND,
                 f"order {self.order_no}: after-sales service is for mainland China only",
             )
         if self.open_return is not None or self.returns_done:
             raise RuleViolation(
-                "RETURN_ALREADY_OPEN", "3.3.1", f"order {self.order_no} already has a return"
+                codes.RETURN_ALREADY_OPEN, f"order {self.order_no} already has a return"
             )
         if kind == "no_reason":
             self.check_no_reason_return(ctx)
@@ -46,22 +46,19 @@ class ReturnRules(OrderBase):
     def check_no_reason_return(self, ctx: Ctx) -> None:
         if self.purchase_type != "consumer":
             raise RuleViolation(
-                "GROUP_PURCHASE_NO_REASON_RETURN",
-                "3.3.2",
+                codes.GROUP_PURCHASE_NO_REASON_RETURN,
                 f"order {self.order_no} is a group purchase: no seven-day no-reason return",
             )
         excluded = sorted({ln["sku"] for ln in self.lines if ln.get("no_reason_exclusion")})
         if excluded:
             raise RuleViolation(
-                "GOODS_EXCLUDED_FROM_NO_REASON_RETURN",
-                "CPL 25",
+                codes.GOODS_EXCLUDED_FROM_NO_REASON_RETURN,
                 f"order {self.order_no}: {len(excluded)} of its goods are excluded",
             )
         assert self.return_deadline is not None, "consumer deliveries always set the window"
         if ctx.at >= self.return_deadline:
             raise RuleViolation(
-                "RETURN_WINDOW_CLOSED",
-                "CPL 25",
+                codes.RETURN_WINDOW_CLOSED,
                 f"order {self.order_no}: the seven-day window ended "
                 f"{self.return_deadline.isoformat()}",
             )
@@ -95,7 +92,7 @@ class ReturnRules(OrderBase):
         current = self.open_return
         if current is None or current["return_id"] != return_id:
             raise RuleViolation(
-                "NO_OPEN_RETURN", "3.3.1", f"order {self.order_no}: no open return of that id"
+                codes.NO_OPEN_RETURN, f"order {self.order_no}: no open return of that id"
             )
         return current
 
@@ -103,7 +100,7 @@ class ReturnRules(OrderBase):
         self.check_return_step(return_id, "received", [])
         if self.check_open_return(return_id)["received"]:
             raise RuleViolation(
-                "RETURN_ALREADY_RECEIVED", "3.3.1", f"order {self.order_no}: already received"
+                codes.RETURN_ALREADY_RECEIVED, f"order {self.order_no}: already received"
             )
         due = ctx.at + timedelta(days=REFUND_DUE_DAYS)
         self.emit(ev.ReturnReceived, ctx, return_id=return_id, refund_due_by=due)
@@ -116,14 +113,13 @@ class ReturnRules(OrderBase):
         current = self.check_open_return(return_id)
         if not current["received"]:
             raise RuleViolation(
-                "RETURN_NOT_RECEIVED", "3.3.1", f"order {self.order_no}: goods not received"
+                codes.RETURN_NOT_RECEIVED, f"order {self.order_no}: goods not received"
             )
         gift_ids = [g["gift_id"] for g in self.gifts]
         unknown = sorted(set(gifts_returned) - set(gift_ids))
         if unknown:
             raise RuleViolation(
-                "GIFT_NOT_IN_ORDER",
-                "3.1.8",
+                codes.GIFT_NOT_IN_ORDER,
                 f"order {self.order_no}: a gift named is not in the order",
             )
         missing = [g for g in self.gifts if g["gift_id"] not in set(gifts_returned)]

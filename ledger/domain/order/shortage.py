@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
 from ledger.domain.order import events as ev
@@ -13,15 +14,17 @@ class ShortageRules(OrderBase):
         self.check_open()
         if self.shipped:
             raise RuleViolation(
-                "ALREADY_SHIPPED", "3.1.4", f"order {self.order_no} has shipped; no shortage"
+                codes.ALREADY_SHIPPED,
+                f"order {self.order_no} has shipped; no shortage",
+                clause="3.1.4",
             )
         ordered = {line["sku"] for line in self.lines}
         unknown = sorted(set(skus) - ordered)
         if not skus or unknown:
             raise RuleViolation(
-                "SKU_NOT_IN_ORDER",
-                "3.1.4",
+                codes.SKU_NOT_IN_ORDER,
                 f"order {self.order_no}: a SKU named is not in the order",
+                clause="3.1.4",
             )
         self.emit(ev.StockShortageDeclared, ctx, skus=sorted(skus))
 
@@ -32,11 +35,11 @@ class ShortageRules(OrderBase):
         self.check_open()
         if not self.shortage_open:
             raise RuleViolation(
-                "SHORTAGE_NOT_DECLARED", "3.1.4", f"order {self.order_no} has no open shortage"
+                codes.SHORTAGE_NOT_DECLARED, f"order {self.order_no} has no open shortage"
             )
         if resolution == "exchange" and not exchange_sku:
             raise RuleViolation(
-                "EXCHANGE_SKU_REQUIRED", "3.1.4", f"order {self.order_no}: name the other SKU"
+                codes.EXCHANGE_SKU_REQUIRED, f"order {self.order_no}: name the other SKU"
             )
         self.emit(
             ev.StockShortageResolved,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
+from ledger.domain import codes
 from ledger.domain.errors import RuleViolation
 from ledger.domain.regions import is_mainland
 
@@ -38,21 +39,19 @@ def check_submission(order_no: str, fields: Submission) -> int:
     """Refuse what no clause allows; return the amount due in fen."""
     if not is_mainland(fields["shipping_region"]):
         raise RuleViolation(
-            "OUTSIDE_MAINLAND",
-            "3.3.3",
+            codes.OUTSIDE_MAINLAND,
             f"order {order_no}: goods are sold and serviced in mainland China only",
         )
     for index, line in enumerate(fields["lines"]):
         if line["discount_fen"] > line["quantity"] * line["unit_price_fen"]:
             raise RuleViolation(
-                "DISCOUNT_EXCEEDS_PRICE",
-                "3.1.10",
+                codes.DISCOUNT_EXCEEDS_PRICE,
                 f"order {order_no}: the discount on lines.{index} exceeds its price",
             )
     gift_ids = [g["gift_id"] for g in fields["gifts"]]
     if len(set(gift_ids)) != len(gift_ids):
-        raise RuleViolation("DUPLICATE_GIFT", "3.1.8", f"order {order_no}: gift ids repeat")
+        raise RuleViolation(codes.DUPLICATE_GIFT, f"order {order_no}: gift ids repeat")
     total_fen = sum(line_total_fen(line) for line in fields["lines"])
     if total_fen <= 0:
-        raise RuleViolation("NOTHING_TO_PAY", "3.1.3", f"order {order_no}: total is {total_fen}")
+        raise RuleViolation(codes.NOTHING_TO_PAY, f"order {order_no}: total is {total_fen}")
     return total_fen
