@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 import psycopg
 
 from cli.exits import Exit
+from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.settings import Settings, load_settings
 
@@ -107,10 +108,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except LedgerError as exc:
         return fail(exc.code, exc.message, Exit.PROBLEM)
     except (psycopg.Error, sqlite3.Error) as exc:
-        return fail("STORAGE_UNAVAILABLE", driver_message(exc), Exit.PROBLEM)
+        return fail(codes.STORAGE_UNAVAILABLE.code, driver_message(exc), Exit.PROBLEM)
     except BrokenPipeError:
         raise
     except OSError as exc:  # a file named to read or write is missing, unsafe or unwritable
+        # IO_ERROR is the CLI's own line, not a ledger refusal: no catalogue entry (yet).
         where = f"{exc.filename}: " if exc.filename else ""
         return fail("IO_ERROR", f"{where}{exc.strerror or exc}", Exit.USAGE)
     return code
