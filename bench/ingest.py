@@ -67,8 +67,8 @@ from cli.args import int_range
 from ledger.application import open_ledger
 from ledger.domain.errors import LedgerError
 from ledger.importer import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, import_file, parse_at
-from ledger.settings import load_settings
-from ledger.storage import APPLICATION_NAME, is_postgres
+from ledger.storage import APPLICATION_NAME
+from ledger.storage_url import URL_SETTING, StorageUrl
 
 BENCH = "ingest"
 DEFAULT_ORDERS = 1000
@@ -294,7 +294,11 @@ def results(
 
 
 def server_url() -> str:
-    return load_settings().database_url or DEFAULT_SERVER_URL
+    """``LEDGER_DATABASE_URL`` as written (checked: InvalidCommand if malformed), or the
+    default server."""
+    text = os.environ.get(URL_SETTING) or None
+    StorageUrl.parse(text)
+    return text or DEFAULT_SERVER_URL
 
 
 def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
@@ -354,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     except LedgerError as exc:
         log(f"bench: {exc.message}")
         return 2
-    if not is_postgres(server):
+    if not StorageUrl.parse(server).is_postgres:
         log("bench: needs PostgreSQL (LEDGER_DATABASE_URL=postgresql://...)")
         return 2
     problem = server_problem(server)

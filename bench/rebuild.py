@@ -64,7 +64,8 @@ from bench.common import (
 )
 from ledger.application import LedgerApplication, open_ledger
 from ledger.importer import import_file
-from ledger.storage import is_postgres, library_env
+from ledger.library.settings import library_env
+from ledger.storage_url import StorageUrl
 from projections.batch import Batch
 from projections.db_postgres import PgDb
 from projections.engine import Target, create_tables
@@ -172,7 +173,7 @@ class BaselineProjection(LibraryProjection[BaselineView]):
 
 
 def phase_baseline(url: str, stop_at: int) -> dict[str, Any]:
-    db = PgDb(url)
+    db = PgDb(StorageUrl.parse(url))
     with db.write() as cur:
         for projection in PROJECTIONS:
             create_tables(db, cur, Target(projection, CHECK), "bl", indexes=True)
@@ -182,7 +183,7 @@ def phase_baseline(url: str, stop_at: int) -> dict[str, Any]:
         application_class=LedgerApplication,
         projection_class=BaselineProjection,
         view_class=BaselineView,
-        env=library_env(url),
+        env=library_env(StorageUrl.parse(url)),
     ) as runner:
         with contextlib.suppress(TimeoutError):  # slower than the cap: take what it reached
             runner.wait(stop_at, timeout=BASELINE_TIMEOUT_S)
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         print(orjson.dumps(PHASES[phase](url, int(arg))).decode())
         return 0
     configured = os.environ.get("LEDGER_DATABASE_URL")
-    server = configured if is_postgres(configured) else DEFAULT_SERVER_URL
+    server = configured if StorageUrl.parse(configured).is_postgres else DEFAULT_SERVER_URL
     assert server is not None
     problem = server_problem(server)
     if problem:

@@ -28,7 +28,8 @@ from ledger.demo import (
 )
 from ledger.demo.summary import render_text
 from ledger.demo.traffic import MIN_ORDERS_FOR_EVERY_PATH
-from ledger.settings import DEFAULT_SQLITE_PATH, Settings
+from ledger.settings import Settings
+from ledger.storage_url import DEFAULT_SQLITE_PATH, StorageUrl
 
 positive_int = int_range(1)
 
@@ -106,9 +107,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return Exit.OK if not report.unexpected else Exit.PROBLEM
 
 
-def demo_database_url(settings: Settings) -> str:
+def demo_database_url(settings: Settings) -> StorageUrl:
     """The database the other commands read by default, so the next command sees the demo."""
-    return settings.database_url or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    return settings.database_url or StorageUrl.sqlite(DEFAULT_SQLITE_PATH)
 
 
 def _url_option(args: argparse.Namespace, options: DemoOptions) -> str:

@@ -51,7 +51,7 @@ def event_dict(event: Any) -> dict[str, Any]:
 def order_report(order_no: str, settings: Settings) -> dict[str, Any]:
     """The order's events from the log and its rows in the read models; NotFound without
     events."""
-    ledger = open_ledger(settings.database_url, policy=settings.policy)
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
     try:
         events = [event_dict(e) for e in ledger.app.events.get(order_id(order_no))]
     finally:

@@ -141,8 +141,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     sk.set_defaults(run=cmd_skip)
 
 
-def _runtime(settings: Settings) -> Runtime:
-    return open_runtime(settings.database_url)
+def _runtime(settings: Settings, *, create: bool = False) -> Runtime:
+    """Only ``run`` (a writer) makes a missing database; the others report it."""
+    return open_runtime(settings.database_url, create=create)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -154,7 +155,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    rt = _runtime(settings)
+    rt = _runtime(settings, create=True)
     try:
         worker = Worker(rt, projections, batch=args.batch_size, idle_s=args.idle)
         log.info("running %s", ", ".join(p.name for p in projections))

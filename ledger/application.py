@@ -14,7 +14,6 @@ import traceback
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from hashlib import sha256
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -22,7 +21,6 @@ import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
-from ledger.bulk_read import load_streams
 from ledger.clock import Clock, SystemClock, check_command_time
 from ledger.commands import Command, parse_command
 from ledger.domain.command_record import REMEMBERED_REFUSALS, CommandRecord
@@ -42,11 +40,14 @@ from ledger.domain.repeats import RepeatedFact
 from ledger.driver_errors import DRIVER_ERRORS, storage_errors
 from ledger.handlers import dispatch, streams_read_by
 from ledger.keystore import KeyStore, open_keystore
-from ledger.read_check import READ_VERSIONS, StaleRead
+from ledger.library.bulk_read import load_streams
+from ledger.library.read_check import READ_VERSIONS, StaleRead
+from ledger.library.settings import library_env
+from ledger.library.transcoder import OrjsonTranscoder
 from ledger.sealing import Sealer
-from ledger.storage import APPLICATION_NAME, library_env, setup_lock, sqlite_path_of
+from ledger.storage import APPLICATION_NAME, opening
+from ledger.storage_url import StorageUrl
 from ledger.stream_cache import StreamCache
-from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import UnitOfWork
 
 # One import transaction holds at most this many commands (memory and lock time are bounded).
@@ -170,7 +171,7 @@ class Ledger:
 
     def save(self, uow: UnitOfWork, events: list[Any]) -> list[Recording[UUID]]:
         """One transaction: the events, provided no stream the unit of work read and did not
-        write has moved since it was read (StaleRead; ledger/read_check.py)."""
+        write has moved since it was read (StaleRead; ledger/library/read_check.py)."""
         reads = uow.reads_not_written(events)
         return self.app.events.put(events, **{READ_VERSIONS: reads})
 
@@ -388,18 +389,21 @@ def unexpected_as_typed(exc: Exception, command_type: str, command_id: str) -> E
 
 
 def open_ledger(
-    database_url: str | None,
+    url: StorageUrl | str | None,
     *,
+    create: bool = True,
     clock: Clock | None = None,
     policy: Policy | None = None,
-    sqlite_path: Path | None = None,
 ) -> Ledger:
-    """Open the ledger on SQLite (URL unset or sqlite:///) or PostgreSQL (postgresql://)."""
-    path = sqlite_path or sqlite_path_of(database_url)
-    with storage_errors(), setup_lock(database_url, path):
-        app = LedgerApplication(env=library_env(database_url, path))
+    """Open the ledger on ``url`` (None: the default SQLite file; a string is parsed as
+    ``LEDGER_DATABASE_URL``). With ``create`` a missing SQLite file is made; without it,
+    a missing database is ``STORAGE_UNAVAILABLE`` and nothing is created (ledger/storage.py).
+    Raises InvalidCommand for a malformed URL."""
+    where = StorageUrl.of(url)
+    with opening(where, create=create):
+        app = LedgerApplication(env=library_env(where))
         try:
-            keystore = open_keystore(database_url, path)
+            keystore = open_keystore(where)
         except LedgerError:
             app.close()
             raise

@@ -37,6 +37,7 @@ from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.files import prepare_sqlite_file
 from ledger.pg_pool import lease_for
+from ledger.storage_url import StorageUrl
 
 KEY_SIZE_BYTES = 32
 MAX_SUBJECT_ID_CHARS = 128
@@ -230,12 +231,14 @@ class KeyStore(ABC):
             self._cache.pop(subject_id, None)
 
 
-def open_keystore(database_url: str | None, sqlite_path: Path) -> KeyStore:
-    """PostgreSQL for a ``postgresql://`` URL, else a SQLite file at ``sqlite_path``."""
-    if database_url and database_url.startswith(("postgresql://", "postgres://")):
-        return PostgresKeyStore(database_url)
-    prepare_sqlite_file(sqlite_path)  # keys are the most private thing the ledger holds
-    return SqliteKeyStore(sqlite_path)
+def open_keystore(url: StorageUrl) -> KeyStore:
+    """The keys in the ledger's own database: PostgreSQL or the SQLite file ``url`` names
+    (made 0600 if missing: ``ledger.storage.opening`` decides beforehand whether a missing
+    database may be made)."""
+    if url.sqlite_path is not None:
+        prepare_sqlite_file(url.sqlite_path)  # keys are the most private thing the ledger holds
+        return SqliteKeyStore(url.sqlite_path)
+    return PostgresKeyStore(url)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -387,9 +390,11 @@ class PostgresKeyStore(KeyStore):
     autocommit: one statement, one transaction; INSERT-then-SELECT pairs are pipelined into
     one round trip). Rows are read as tuples, whatever the pool's row factory."""
 
-    def __init__(self, conninfo: str, *, cache_max_entries: int = CACHE_MAX_ENTRIES) -> None:
+    def __init__(
+        self, url: StorageUrl | str, *, cache_max_entries: int = CACHE_MAX_ENTRIES
+    ) -> None:
         super().__init__(cache_max_entries=cache_max_entries)
-        self._pool = lease_for(conninfo)  # connects now if this process had no pool yet
+        self._pool = lease_for(StorageUrl.of(url))  # connects now if this process had no pool yet
         try:
             self._create_table()
         except BaseException:

@@ -3,8 +3,8 @@
 The library's datastore (events, and the projections' tracking recorder), the key store and
 the set-up lock each used to open connections of their own: seven per ledger, so twenty
 service processes exhausted a stock server (``max_connections = 100``). Now each takes a
-``PoolLease`` on one pool of at most ``LEDGER_POOL_SIZE`` connections (settings.py) for its
-database, made on first use and closed when its last lease is closed.
+``PoolLease`` on one pool of at most ``LEDGER_POOL_SIZE`` connections (ledger/storage_url.py)
+for its database, made on first use and closed when its last lease is closed.
 
 When no connection comes within ``POOL_WAIT_S`` the error names the limit: the server refused
 connections (too many clients: its ``max_connections``, or a role's or database's connection
@@ -22,18 +22,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import psycopg
-from eventsourcing.postgres import PostgresFactory
-from eventsourcing.utils import Environment, EnvType
 from psycopg import Connection
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ledger.domain.errors import StorageUnavailable
-from ledger.settings import read_pool_size
+from ledger.storage_url import StorageUrl
 
 POOL_WAIT_S = 30.0  # a caller waits this long for a free connection
 CONNECT_TIMEOUT_S = 10  # one connection attempt
@@ -41,18 +38,6 @@ IDLE_IN_TRANSACTION_TIMEOUT_S = 30
 _TOO_MANY = ("too many clients", "too many connections")
 
 Target = dict[str, str]
-
-
-def target_of(database_url: str) -> Target:
-    """Connection parameters of a ``postgresql://`` URL, as the library's settings hold them."""
-    parts = urlsplit(database_url)
-    return {
-        "dbname": parts.path.lstrip("/") or "postgres",
-        "host": parts.hostname or "127.0.0.1",
-        "port": str(parts.port or 5432),
-        "user": unquote(parts.username or "postgres"),
-        "password": unquote(parts.password or ""),
-    }
 
 
 def refusal(exc: BaseException) -> str | None:
@@ -195,19 +180,22 @@ _registry_lock = threading.Lock()
 _registry: dict[tuple[Any, ...], SharedPool] = {}
 
 
-def lease(target: Target) -> PoolLease:
-    """A lease on this process's pool for ``target``, made (and connected once) if new."""
+def lease(target: Target, size: int) -> PoolLease:
+    """A lease on this process's pool for ``target``, made (and connected once) if new, of at
+    most ``size`` connections."""
     key = (os.getpid(), *sorted(target.items()))
     with _registry_lock:
         shared = _registry.get(key)
         if shared is None:
-            shared = _registry[key] = SharedPool(target, read_pool_size())
+            shared = _registry[key] = SharedPool(target, size)
         shared.users += 1
     return PoolLease(key, shared)
 
 
-def lease_for(database_url: str) -> PoolLease:
-    return lease(target_of(database_url))
+def lease_for(url: StorageUrl) -> PoolLease:
+    """A lease on the pool of a PostgreSQL ``url``."""
+    assert url.pg is not None, "a PostgreSQL URL"
+    return lease(url.pg.as_dict(), url.pool_size)
 
 
 def _release(key: tuple[Any, ...], shared: SharedPool) -> None:
@@ -217,14 +205,3 @@ def _release(key: tuple[Any, ...], shared: SharedPool) -> None:
             return
         del _registry[key]
     shared.pool.close()
-
-
-class SharedPoolPostgresFactory(PostgresFactory):
-    """The library's PostgreSQL factory, its datastore on the process's shared pool."""
-
-    def __init__(self, env: Environment | EnvType | None) -> None:
-        super().__init__(env)
-        own = self.datastore.pool.kwargs  # its pool is made but never opened: no connection
-        assert isinstance(own, dict)
-        target = {k: str(own[k]) for k in ("dbname", "host", "port", "user", "password")}
-        self.datastore.pool = lease(target)  # type: ignore[assignment]

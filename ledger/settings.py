@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ledger.domain.errors import InvalidCommand
 from ledger.domain.policy import Policy
+from ledger.storage_url import DEFAULT_POOL_SIZE, StorageUrl, read_pool_size
 
-DEFAULT_SQLITE_PATH = Path("var/ledger.db")
 DEFAULT_SIGNING_KEY_PATH = Path("var/signing-key.pem")
-# PostgreSQL connections per process, all stores together (ledger/pg_pool.py). At least two:
-# one may hold the set-up lock while another creates the tables.
-DEFAULT_POOL_SIZE = 4
-MIN_POOL_SIZE, MAX_POOL_SIZE = 2, 100
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str | None = None
+    # None when LEDGER_DATABASE_URL is unset: each command then uses its default database.
+    database_url: StorageUrl | None = None
     signing_key_path: Path = DEFAULT_SIGNING_KEY_PATH
     policy: Policy = field(default_factory=Policy)
     log_level: str = "INFO"
@@ -57,28 +53,12 @@ def load_policy(path: Path | None) -> Policy:
     return policy
 
 
-def read_pool_size(environ: Mapping[str, str] | None = None) -> int:
-    """``LEDGER_POOL_SIZE``: a whole number from MIN_POOL_SIZE to MAX_POOL_SIZE."""
-    text = (os.environ if environ is None else environ).get("LEDGER_POOL_SIZE", "").strip()
-    if not text:
-        return DEFAULT_POOL_SIZE
-    if not (text.isascii() and text.isdigit()) or not MIN_POOL_SIZE <= int(text) <= MAX_POOL_SIZE:
-        raise InvalidCommand(
-            "LEDGER_POOL_SIZE", f"must be a whole number from {MIN_POOL_SIZE} to {MAX_POOL_SIZE}"
-        )
-    return int(text)
-
-
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     url = env.get("LEDGER_DATABASE_URL") or None
-    if url and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
-        raise InvalidCommand(
-            "LEDGER_DATABASE_URL", "must start with postgresql:// or sqlite:/// (or be unset)"
-        )
     policy_path = env.get("LEDGER_POLICY")
     return Settings(
-        database_url=url,
+        database_url=StorageUrl.parse(url, environ=env) if url else None,
         signing_key_path=Path(env.get("LEDGER_SIGNING_KEY") or DEFAULT_SIGNING_KEY_PATH),
         policy=load_policy(Path(policy_path) if policy_path else None),
         log_level=env.get("LEDGER_LOG_LEVEL", "INFO").upper(),

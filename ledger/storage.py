@@ -1,77 +1,85 @@
-"""Storage chosen by one setting: LEDGER_DATABASE_URL unset → SQLite file; postgresql:// →
-PostgreSQL. Translates it to the eventsourcing library's environment."""
+"""Opening the ledger's database, given its ``StorageUrl`` (ledger/storage_url.py): the
+set-up lock, whether a missing database may be created, and driver errors as one typed error.
+
+Writers (``demo``, ``import``, ``projections run``) open with ``create=True``: a missing SQLite
+file and its directories are made. Readers open with ``create=False`` and make nothing: a
+missing SQLite file, or one that is not a SQLite database, is ``STORAGE_UNAVAILABLE``. A
+PostgreSQL database is never created (the server's administrator makes it); a missing one,
+or a server not answering, is ``STORAGE_UNAVAILABLE`` for either.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import os
+import sqlite3
+import stat
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
+from ledger.domain.errors import StorageUnavailable
+from ledger.driver_errors import storage_errors
 from ledger.files import open_lock_file, prepare_sqlite_file, private_directory
-from ledger.pg_pool import lease_for, target_of
-from ledger.settings import DEFAULT_SQLITE_PATH
+from ledger.pg_pool import lease_for
+from ledger.storage_url import StorageUrl
 
 APPLICATION_NAME = "ledger"
 SETUP_LOCK_KEY = zlib.crc32(b"mall-ledger setup")
 
 
-def is_postgres(database_url: str | None) -> bool:
-    return bool(database_url) and str(database_url).startswith(("postgresql://", "postgres://"))
+@contextmanager
+def opening(url: StorageUrl, *, create: bool) -> Iterator[None]:
+    """Around opening every store on ``url``: the database checked (or its SQLite file made,
+    when ``create``), first-time table creation serialised between processes, and driver
+    errors raised as ``STORAGE_UNAVAILABLE``."""
+    with storage_errors():
+        if url.sqlite_path is not None:
+            _check_sqlite(url.sqlite_path, create=create)
+        with setup_lock(url):
+            yield
 
 
-def sqlite_path_of(database_url: str | None, default: Path = DEFAULT_SQLITE_PATH) -> Path:
-    if database_url and database_url.startswith("sqlite:///"):
-        return Path(database_url.removeprefix("sqlite:///"))
-    return default
-
-
-def library_env(database_url: str | None, sqlite_path: Path | None = None) -> dict[str, str]:
-    """The eventsourcing settings for our URL. Database functions stay off (they are reported
-    to misbehave with several applications in one database)."""
-    if is_postgres(database_url):
-        assert database_url is not None
-        target = target_of(database_url)
-        return {
-            # The library's factory with its datastore on the process's shared pool, whose
-            # size is LEDGER_POOL_SIZE (the library's own pool settings go unused).
-            "PERSISTENCE_MODULE": "ledger.pg_pool:SharedPoolPostgresFactory",
-            "POSTGRES_DBNAME": target["dbname"],
-            "POSTGRES_HOST": target["host"],
-            "POSTGRES_PORT": target["port"],
-            "POSTGRES_USER": target["user"],
-            "POSTGRES_PASSWORD": target["password"],
-            "POSTGRES_LOCK_TIMEOUT": "10",
-            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-            "APPLICATION_RECORDER_TOPIC": "ledger.pg_recorder:CopyApplicationRecorder",
-            "CREATE_TABLE": "y",
-        }
-    path = sqlite_path or sqlite_path_of(database_url)
+def _check_sqlite(path: Path, *, create: bool) -> None:
+    """Raises StorageUnavailable for a path that is missing and not to be created, or that
+    is not a SQLite database (left as it is); ``UnsafeFile`` (ledger/files.py) for a link or
+    a non-regular file. A missing file is made 0600 (in 0700 directories) when ``create``."""
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        if not create:
+            raise StorageUnavailable(
+                f"no ledger at {path}: nothing has been written there yet"
+            ) from None
+    else:
+        if stat.S_ISREG(found.st_mode):
+            _check_sqlite_header(path)
     prepare_sqlite_file(path)  # 0600 before SQLite opens it (its -wal/-shm follow), no links
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(path),
-        "SQLITE_LOCK_TIMEOUT": "30",
-        "APPLICATION_RECORDER_TOPIC": "ledger.sqlite_recorder:CheckedSQLiteApplicationRecorder",
-        "CREATE_TABLE": "y",
-    }
+
+
+def _check_sqlite_header(path: Path) -> None:
+    """Opened read-only: the header is read and checked, nothing is written."""
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError:
+        raise StorageUnavailable(f"{path} is not a SQLite database") from None
 
 
 @contextmanager
-def setup_lock(database_url: str | None, sqlite_path: Path | None = None) -> Iterator[None]:
+def setup_lock(url: StorageUrl) -> Iterator[None]:
     """One process at a time creates tables, when several (workers, API servers, a CLI)
     start together on a fresh database: on PostgreSQL two concurrent ``CREATE TABLE IF NOT
     EXISTS`` can fail on ``pg_type``'s unique index; on SQLite the library's tracking table
     inserts a migration row as it is created, and the second process fails on it."""
-    if not is_postgres(database_url):
-        with _file_lock(sqlite_path or sqlite_path_of(database_url)):
+    if url.sqlite_path is not None:
+        with _file_lock(url.sqlite_path):
             yield
         return
-    assert database_url is not None
     # A connection of the process's shared pool; the lease also keeps the pool open for
     # the stores opened under the lock.
-    with lease_for(database_url) as pool, pool.connection() as conn:
+    with lease_for(url) as pool, pool.connection() as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
         try:
             yield
@@ -81,12 +89,37 @@ def setup_lock(database_url: str | None, sqlite_path: Path | None = None) -> Ite
 
 @contextmanager
 def _file_lock(database_path: Path) -> Iterator[None]:
-    """An exclusive lock on a file beside the database, held across processes."""
+    """An exclusive lock across processes on a file beside the database, removed when done.
+
+    Not a lock on the database file itself: closing any descriptor of that file would drop
+    the POSIX locks SQLite holds on it in this process. The holder removes the lock file
+    before it lets go, so a waiter that then gets the lock may hold a file no longer in the
+    directory, while a newcomer locks a new one: a waiter checks that the file it locked is
+    still the one at the path, and starts again if not.
+    """
     private_directory(database_path.parent)
-    lock_path = database_path.with_name(database_path.name + ".setup-lock")
-    with open_lock_file(lock_path) as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock_path = database_path.with_name(f".{database_path.name}.setup-lock")
+    while True:
+        handle = open_lock_file(lock_path)  # 0600, never through a link
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if _same_file(handle.fileno(), lock_path):
+                break
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        handle.close()  # releases the lock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        at_path = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)

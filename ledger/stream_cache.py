@@ -3,7 +3,7 @@ not read them again (the import profile showed re-reading them as a fifth of the
 
 Safe with other writers because every save is checked: a stale stream the batch writes
 clashes on its version, and one it only read (an account an order was decided on) fails the
-save's read check (ledger/read_check.py). Either way nothing is written, the batch is run
+save's read check (ledger/library/read_check.py). Either way nothing is written, the batch is run
 again command by command from fresh reads, and the cache is emptied. A stream is taken out
 while a batch uses it, so a batch that fails leaves no half-changed aggregate behind.
 """

@@ -15,7 +15,14 @@ from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
+from psycopg.conninfo import make_conninfo
 
+from ledger.library.tables import (
+    PG_EVENTS_TABLE,
+    PG_POSITION_COLUMN,
+    PG_SCHEMA,
+)
+from ledger.storage_url import StorageUrl
 from projections.db import (
     EXCLUSIVE_WAIT_S,
     PROGRESS_CHANNEL,
@@ -52,14 +59,19 @@ class PgDb(Db):
         TS: None,
         JSON: json_out,
     }
-    id_column = "notification_id"
+    id_column = PG_POSITION_COLUMN
 
-    def __init__(self, url: str, events_table: str = "ledger_events", schema: str = "public"):
+    def __init__(
+        self,
+        url: StorageUrl,
+        events_table: str = PG_EVENTS_TABLE,
+        schema: str = PG_SCHEMA,
+    ):
         super().__init__(f'"{schema}"."{events_table}"')
         self.url = url
         self.events_regclass = f"{schema}.{events_table}"
         # PostgresApplicationRecorder: channel_name = events table name, NOTIFY on insert.
-        self.events_channel = events_table.replace(".", "_")
+        self.events_channel = events_table.replace(".", "_")  # PG_EVENTS_CHANNEL by default
         self.conn = connect_pg(url)
 
     def reconnect(self) -> None:
@@ -248,14 +260,16 @@ def _first(cur: Any) -> bool:
     return bool(row and row[0])
 
 
-def connect_pg(url: str) -> psycopg.Connection[Any]:
-    conn = psycopg.connect(url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT_S)
+def connect_pg(url: StorageUrl) -> psycopg.Connection[Any]:
+    assert url.pg is not None, "a PostgreSQL URL"
+    conninfo = make_conninfo(**url.pg.as_dict())
+    conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT_S)
     conn.execute("SET TIME ZONE 'UTC'")
     return conn
 
 
 class PgListener(Listener):
-    def __init__(self, url: str, channel: str) -> None:
+    def __init__(self, url: StorageUrl, channel: str) -> None:
         self.conn = connect_pg(url)
         self.conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from ledger.files import open_lock_file
+from ledger.library.tables import SQLITE_EVENTS_TABLE, SQLITE_POSITION_COLUMN
 from projections.db import (
     EXCLUSIVE_WAIT_S,
     SQLITE_BUSY_TIMEOUT_S,
@@ -38,6 +39,7 @@ from projections.schema import BOOL, INT, JSON, TEXT, TS, Table
 
 class SqliteDb(Db):
     kind = "sqlite"
+    id_column = SQLITE_POSITION_COLUMN
     ddl_types = {TEXT: "text", INT: "bigint", BOOL: "integer", TS: "text", JSON: "text"}
     to_db: dict[str, Convert | None] = {TEXT: None, INT: None, BOOL: None, TS: iso, JSON: json_in}
     from_db: dict[str, Convert | None] = {
@@ -48,7 +50,7 @@ class SqliteDb(Db):
         JSON: json_out,
     }
 
-    def __init__(self, path: Path, events_table: str = "stored_events", poll: float = 0.05):
+    def __init__(self, path: Path, events_table: str = SQLITE_EVENTS_TABLE, poll: float = 0.05):
         super().__init__(events_table)
         self.path = path
         self.poll = poll

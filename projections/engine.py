@@ -31,11 +31,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ledger.application import LedgerApplication
-from ledger.storage import is_postgres, library_env, setup_lock, sqlite_path_of
+from ledger.library.settings import library_env
+from ledger.storage import opening
+from ledger.storage_url import StorageUrl
 from projections.base import Projection
 from projections.batch import Batch, RowCache
 from projections.db import META_TABLE, Db
@@ -416,8 +417,7 @@ class Runtime:
     db: Db
     tracking: TrackingTable
     engine: Engine
-    database_url: str | None
-    sqlite_path: Path | None = None
+    url: StorageUrl
 
     def close(self) -> None:
         self.db.close()
@@ -426,31 +426,36 @@ class Runtime:
         """This runtime on a connection of its own, opened now (for a thread, or in a forked
         process, which must never use its parent's), sharing the decoder and the library's
         tracking recorder (it only composes statements for the cursor it is given)."""
-        db = open_db(self.database_url, self.sqlite_path)
+        db = open_db(self.url)
         tracking = TrackingTable(self.tracking.recorder, self.tracking.table, db)
         engine = Engine(db, tracking, self.engine.decoder)
         engine.cache_ceiling = self.engine.cache_ceiling
         engine.skips = self.engine.skips
-        return Runtime(db, tracking, engine, self.database_url, self.sqlite_path)
+        return Runtime(db, tracking, engine, self.url)
 
 
-def open_db(database_url: str | None, sqlite_path: Path | None = None) -> Db:
-    if is_postgres(database_url):
-        assert database_url is not None
-        return PgDb(database_url)
-    return SqliteDb(sqlite_path or sqlite_path_of(database_url))
+def open_db(url: StorageUrl | str | None) -> Db:
+    """A connection of the projections' own to the ledger's database (which must exist)."""
+    where = StorageUrl.of(url)
+    if where.pg is not None:
+        return PgDb(where)
+    assert where.sqlite_path is not None
+    return SqliteDb(where.sqlite_path)
 
 
-def open_runtime(database_url: str | None, sqlite_path: Path | None = None) -> Runtime:
-    """Open the ledger's database for projections. The ledger application is constructed
+def open_runtime(url: StorageUrl | str | None, *, create: bool = True) -> Runtime:
+    """Open the ledger's database for projections (a string is parsed as
+    ``LEDGER_DATABASE_URL``; ``create`` as for ``open_ledger``: without it a missing database
+    is ``STORAGE_UNAVAILABLE`` and nothing is made). The ledger application is constructed
     once, to create the events table if this is a fresh database and to take its mapper
     (transcoder, and a cipher or compressor if the environment configures one)."""
-    with setup_lock(database_url, sqlite_path):
-        app = LedgerApplication(env=library_env(database_url, sqlite_path))
+    where = StorageUrl.of(url)
+    with opening(where, create=create):
+        app = LedgerApplication(env=library_env(where))
         try:
             decoder = Decoder(app.mapper)
         finally:
             app.close()
-        db = open_db(database_url, sqlite_path)
-        tracking = TrackingTable.open(database_url, db, sqlite_path)
-    return Runtime(db, tracking, Engine(db, tracking, decoder), database_url, sqlite_path)
+        db = open_db(where)
+        tracking = TrackingTable.open(where, db)
+    return Runtime(db, tracking, Engine(db, tracking, decoder), where)

@@ -19,6 +19,8 @@ import orjson
 from eventsourcing.persistence import Mapper
 from eventsourcing.utils import resolve_topic
 
+from ledger.library.transcoder import DATA_KEY
+
 E = TypeVar("E")
 
 
@@ -77,7 +79,7 @@ def when(value: Any) -> datetime | None:
     if value is None:
         return None
     if type(value) is dict:
-        value = value["_data_"]
+        value = value[DATA_KEY]
     if type(value) is str:
         found = _PARSED.get(value)
         if found is None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from ledger.driver_errors import storage_errors
+from ledger.storage_url import StorageUrl
 from projections.db import Row
 from projections.engine import Runtime, ensure_live, open_runtime
 from projections.freshness import DEFAULT_TIMEOUT_S, Freshness
@@ -35,10 +35,12 @@ class ReadModels:
         self.freshness = Freshness(rt.db, rt.tracking)
 
     @classmethod
-    def open(cls, database_url: str | None, sqlite_path: Path | None = None) -> ReadModels:
-        """Raises StorageUnavailable if the database cannot be opened."""
+    def open(cls, url: StorageUrl | str | None, *, create: bool = False) -> ReadModels:
+        """The read models of the ledger at ``url``; a reader: without ``create`` a missing
+        database is ``STORAGE_UNAVAILABLE`` and nothing is made (projections/engine.py).
+        Driver failures are ``STORAGE_UNAVAILABLE`` too."""
         with storage_errors():
-            rt = open_runtime(database_url, sqlite_path)
+            rt = open_runtime(url, create=create)
             try:
                 ensure_live(rt.db, rt.tracking, PROJECTIONS)
             except BaseException:

@@ -15,16 +15,14 @@ first's batch), created at 0, reset when a rebuild is swapped in, and removed wi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
-from eventsourcing.utils import Environment
+from eventsourcing.persistence import TrackingRecorder
 
-from ledger.storage import APPLICATION_NAME, is_postgres, library_env
+from ledger.library.tracking import insert_tracking, open_tracking_recorder
+from ledger.storage import APPLICATION_NAME
+from ledger.storage_url import StorageUrl
 from projections.db import Db
-
-TRACKING_ENV_NAME = "projections"
 
 
 def tracking_name(projection: str, suffix: str) -> str:
@@ -39,19 +37,9 @@ class TrackingTable:
         self.lock_clause = " FOR UPDATE" if db.kind == "postgres" else ""
 
     @classmethod
-    def open(
-        cls, database_url: str | None, db: Db, sqlite_path: Path | None = None
-    ) -> TrackingTable:
+    def open(cls, url: StorageUrl, db: Db) -> TrackingTable:
         """Let the library create its tracking table (if missing) and keep its recorder."""
-        env = Environment(TRACKING_ENV_NAME, library_env(database_url, sqlite_path))
-        factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(env)
-        try:
-            recorder = factory.tracking_recorder()
-        finally:
-            factory.close()
-        table = getattr(recorder, "tracking_table_name", "tracking")
-        if is_postgres(database_url):
-            table = f'"{recorder.datastore.schema}"."{table}"'
+        recorder, table = open_tracking_recorder(url)
         return cls(recorder, table, db)
 
     def ensure(self, cur: Any, names: Sequence[str]) -> None:
@@ -83,7 +71,7 @@ class TrackingTable:
     def advance(self, cur: Any, name: str, position: int) -> None:
         """The library's own tracking insert, in the batch's transaction."""
         assert self.recorder is not None, "a read-only tracking table"
-        self.recorder._insert_tracking(cur, Tracking(name, position))  # type: ignore[attr-defined]
+        insert_tracking(self.recorder, cur, name, position)
 
     def reset(self, cur: Any, name: str, position: int) -> None:
         cur.execute(

@@ -35,7 +35,6 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
@@ -47,7 +46,7 @@ from ledger.domain.errors import CommandIdReused, Conflict, InvalidCommand
 from ledger.domain.ids import promotion_id
 from ledger.domain.policy import Policy
 from ledger.domain.promotion import Promotion
-from ledger.storage import is_postgres
+from ledger.storage_url import StorageUrl
 
 log = logging.getLogger("ledger.demo")
 
@@ -60,7 +59,8 @@ DEFAULT_BATCH = 100  # larger batches cost more than they save (UnitOfWork.mark 
 class DemoOptions:
     orders: int = DEFAULT_ORDERS
     seed: int = DEFAULT_SEED
-    database_url: str | None = None  # None: a fresh SQLite file under var_dir
+    # None: a fresh SQLite file under var_dir; a string is parsed as --database-url
+    database_url: StorageUrl | str | None = None
     var_dir: Path = Path("var")
     batch_size: int = DEFAULT_BATCH  # commands per transaction; 1 runs them one by one
     progress: bool | None = None  # None: a progress bar when stderr is a terminal
@@ -80,14 +80,6 @@ class DemoReport:
 
 def demo_sqlite_path(options: DemoOptions) -> Path:
     return options.var_dir / f"demo-{options.seed}-{options.orders}.db"
-
-
-def describe(database_url: str) -> str:
-    """Where the demo writes, without user or password."""
-    parts = urlsplit(database_url)
-    if is_postgres(database_url):
-        return f"PostgreSQL {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
-    return f"SQLite {database_url.removeprefix('sqlite:///')}"
 
 
 @dataclass
@@ -121,20 +113,23 @@ class DemoDatabase:
 
 
 def sqlite_companions(path: Path) -> list[Path]:
-    suffixes = ("-wal", "-shm", "-journal", ".setup-lock")
+    suffixes = ("-wal", "-shm", "-journal")
     return [path.with_name(path.name + suffix) for suffix in suffixes]
 
 
 def open_demo_ledger(options: DemoOptions, clock: ManualClock) -> DemoDatabase:
     """A fresh SQLite file of this run's own, or the database the URL names."""
-    url = options.database_url
-    if url:
-        if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
-            raise InvalidCommand("--database-url", "must start with postgresql:// or sqlite:///")
-        return DemoDatabase(open_ledger(url, clock=clock, policy=Policy()), describe(url))
+    given = options.database_url
+    if given:
+        url = (
+            given
+            if isinstance(given, StorageUrl)
+            else StorageUrl.parse(given, setting="--database-url")
+        )
+        return DemoDatabase(open_ledger(url, clock=clock, policy=Policy()), url.where)
     final = demo_sqlite_path(options)
     building = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}")
-    ledger = open_ledger(None, clock=clock, policy=Policy(), sqlite_path=building)
+    ledger = open_ledger(StorageUrl.sqlite(building), clock=clock, policy=Policy())
     return DemoDatabase(ledger, f"SQLite {final} (fresh)", building, final)
 
 

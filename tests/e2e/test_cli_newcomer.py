@@ -238,6 +238,7 @@ def test_a_closed_pipe_on_stdout_ends_quietly(name: str, tmp_path: Path) -> None
 
 
 def test_status_piped_into_head_prints_its_first_line_and_exits_quietly(tmp_path: Path) -> None:
+    assert run(tmp_path, ["projections", "run", "--once"]).returncode == Exit.OK  # makes it
     shell = f"{' '.join(ledger_argv('projections', 'status'))} | head -c 5; exit ${{PIPESTATUS[0]}}"
     done = subprocess.run(
         ["bash", "-c", shell],
@@ -329,6 +330,7 @@ def test_order_show_gives_state_and_events_with_personal_fields_sealed(tmp_path:
 
 
 def test_order_show_of_an_unknown_order_is_not_found(tmp_path: Path) -> None:
+    assert run(tmp_path, ["projections", "run", "--once"]).returncode == Exit.OK  # makes it
     done = run(tmp_path, ["order", "show", "NO-SUCH"])
     assert done.returncode == Exit.PROBLEM
     one_line_error(done, "NOT_FOUND")

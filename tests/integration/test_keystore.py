@@ -24,6 +24,7 @@ from ledger.keystore import (
     SqliteKeyStore,
     open_keystore,
 )
+from ledger.storage_url import StorageUrl
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 RACERS = 8
@@ -205,18 +206,17 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
 
 def test_open_keystore_sqlite_makes_the_directory(tmp_path: Path) -> None:
     path = tmp_path / "var" / "nested" / "ledger.db"
-    with open_keystore(None, path) as store:
+    with open_keystore(StorageUrl.sqlite(path)) as store:
         assert isinstance(store, SqliteKeyStore)
         assert store.key_for("acct-1") is not None
     assert path.exists()
 
 
 @pytest.mark.postgres
-def test_open_keystore_postgres(pg_url: str, tmp_path: Path) -> None:
-    with open_keystore(pg_url, tmp_path / "unused.db") as store:
+def test_open_keystore_postgres(pg_url: str) -> None:
+    with open_keystore(StorageUrl.parse(pg_url)) as store:
         assert isinstance(store, PostgresKeyStore)
         assert store.key_for("acct-1") is not None
-    assert not (tmp_path / "unused.db").exists()
 
 
 @pytest.mark.postgres

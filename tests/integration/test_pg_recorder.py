@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg.rows import DictRow
 
 from ledger.application import CommandResult, Ledger, open_ledger
-from ledger.pg_recorder import COPY_MIN_EVENTS, CopyApplicationRecorder
+from ledger.library.pg_recorder import COPY_MIN_EVENTS, CopyApplicationRecorder
 from tests import builders as b
 
 SEQUENCE = "pg_get_serial_sequence('ledger_events', 'notification_id')"

@@ -24,7 +24,8 @@ from ledger.application import Ledger, LedgerApplication, Staged, open_ledger
 from ledger.clock import ManualClock
 from ledger.commands import parse_command
 from ledger.domain.policy import Policy
-from ledger.storage import library_env
+from ledger.library.settings import library_env
+from ledger.storage_url import StorageUrl
 from projections.check import check
 from projections.engine import Runtime, Target, ensure_live, open_runtime
 from projections.registry import PROJECTIONS
@@ -107,7 +108,7 @@ def test_positions_committed_out_of_order_are_not_skipped(
     start = ledger.head_position()
     # B's ledger: the library with its insert function, which takes no table lock. (Made
     # first: creating its function and indexes would wait for A's lock.)
-    env = {**library_env(pg_url), "POSTGRES_ENABLE_DB_FUNCTIONS": "y"}
+    env = {**library_env(StorageUrl.parse(pg_url)), "POSTGRES_ENABLE_DB_FUNCTIONS": "y"}
     fast = Ledger(LedgerApplication(env=env), ledger.keystore, ManualClock(AT), Policy())
 
     # A: a transaction that takes positions without the library's table lock, and lingers.

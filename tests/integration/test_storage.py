@@ -19,6 +19,7 @@ from psycopg import sql
 from ledger import pg_pool
 from ledger.application import open_ledger
 from ledger.domain.errors import StorageUnavailable
+from ledger.storage_url import StorageUrl
 from tests import builders as b
 
 CLOSED_PORT_URL = "postgresql://postgres:secret-pw@127.0.0.1:1/ledger"
@@ -63,7 +64,8 @@ def test_unset_url_means_a_sqlite_file_in_var(
 def test_processes_starting_together_on_a_fresh_database_all_open_it(backend: str) -> None:
     """Workers and CLIs often start at once: table creation must not race (a lost race
     surfaced as an IntegrityError on the library's migration row, or on pg_type)."""
-    code = "import sys; from cli import main; sys.exit(main(['projections', 'status']))"
+    # ``run`` is a writer: it makes the fresh database (``status`` would refuse a missing one).
+    code = "import sys; from cli import main; sys.exit(main(['projections', 'run', '--once']))"
     env = {"LEDGER_DATABASE_URL": backend, "PATH": "/usr/bin:/bin"}
     starts = [
         subprocess.Popen(
@@ -170,7 +172,7 @@ def test_an_exhausted_pool_names_its_size_and_the_setting(
     ledger = open_ledger(pg_url)
     try:
         with (
-            pg_pool.lease_for(pg_url) as held,
+            pg_pool.lease_for(StorageUrl.parse(pg_url)) as held,
             held.connection(),
             held.connection(),
             pytest.raises(StorageUnavailable) as caught,

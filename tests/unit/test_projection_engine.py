@@ -14,7 +14,7 @@ from eventsourcing.persistence import Mapper
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.domain.order import events as ev
 from ledger.domain.topics import topic
-from ledger.transcoder import OrjsonTranscoder
+from ledger.library.transcoder import OrjsonTranscoder
 from projections.base import topic_of
 from projections.check import compare_rows
 from projections.engine import first_gap

@@ -23,7 +23,7 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 
-from ledger.transcoder import OrjsonTranscoder
+from ledger.library.transcoder import OrjsonTranscoder
 
 SHANGHAI = timezone(timedelta(hours=8))
 AT = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)

@@ -16,7 +16,7 @@ the COPY with a unique violation, which the library's connection maps to its
 ``IntegrityError`` as for its own insert. Smaller batches (one command) take the library's
 pipelined path.
 
-Both paths check the streams the save only read (``read_versions``, ledger/read_check.py)
+Both paths check the streams the save only read (``read_versions``, ledger/library/read_check.py)
 right after the table lock: no other insert can commit until this transaction ends, so one
 query over the whole read set tells whether any of them moved since it was read; if one did,
 ``StaleRead`` is raised before anything is inserted.
@@ -34,7 +34,7 @@ from psycopg import Cursor, InterfaceError, OperationalError
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
-from ledger.read_check import ReadVersions, StaleRead, read_versions_of
+from ledger.library.read_check import ReadVersions, StaleRead, read_versions_of
 
 COPY_MIN_EVENTS = 32
 COPY_TYPES = ("uuid", "int8", "text", "bytea")

@@ -1,5 +1,5 @@
 """The library's SQLite recorder with the save-time check of streams only read
-(ledger/read_check.py).
+(ledger/library/read_check.py).
 
 The library writes in a deferred transaction: its first insert takes the database's write
 lock, and from then on no other connection (in this process or another) can commit, and this
@@ -16,7 +16,7 @@ import orjson
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from ledger.read_check import StaleRead, read_versions_of
+from ledger.library.read_check import StaleRead, read_versions_of
 
 
 class CheckedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
