@@ -4,10 +4,9 @@
 
 Runs on the PostgreSQL server of ``LEDGER_DATABASE_URL`` (default the local one), in scratch
 databases ``bench_ingest_<pid>_*`` that it creates and drops. One deterministic workload is
-written to a JSON-lines file: ``ledger.demo.traffic.generate_traffic`` where it exists (the
-demo's mall traffic over every path of the agreement, some commands meant to be refused),
-else ``bench.common.generate_orders`` (submit, pay, ship, deliver); the result line says which.
-Both carry Chinese personal data to seal. The file is then measured three ways:
+written to a JSON-lines file: ``ledger.demo.traffic.generate_traffic`` (the demo's mall
+traffic over every path of the agreement, some commands meant to be refused), which carries
+Chinese personal data to seal. The file is then measured three ways:
 
 - **ours**: ``ledger.importer.import_file`` on a fresh database, the real ``ledger import`` path:
   streaming, one transaction per ``--batch-size`` commands, every command parsed, checked by the
@@ -42,7 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +63,7 @@ from bench.common import (
     traffic,
     write_jsonl,
 )
+from cli.args import int_range
 from ledger.application import open_ledger
 from ledger.domain.errors import LedgerError
 from ledger.importer import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, import_file, parse_at
@@ -101,39 +101,26 @@ class Phase:
         }
 
 
-def bounded(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.ingest", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--orders",
-        type=bounded(1, MAX_ORDERS),
+        type=int_range(1, MAX_ORDERS),
         default=DEFAULT_ORDERS,
         help=f"orders in the workload, a few commands each (default {DEFAULT_ORDERS})",
     )
     parser.add_argument(
         "--batch-size",
-        type=bounded(1, MAX_BATCH_SIZE),
+        type=int_range(1, MAX_BATCH_SIZE),
         default=DEFAULT_BATCH_SIZE,
         help="commands per import transaction",
     )
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     parser.add_argument(
         "--profile",
-        type=bounded(0, 200),
+        type=int_range(0, 200),
         default=0,
         metavar="TOP",
         help="also import once under cProfile and report the TOP hot spots",

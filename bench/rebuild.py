@@ -5,13 +5,13 @@
 
 Runs on the PostgreSQL server of ``LEDGER_DATABASE_URL`` (default the local one) in a scratch
 database ``bench_rebuild_<pid>`` it creates and drops. The log is the demo's mall traffic
-(``ledger.demo.traffic.generate_traffic``; ``bench.common.generate_orders`` if it is missing)
+(``ledger.demo.traffic.generate_traffic``)
 written through the import path, about 13 events per order: the default 15000 orders give
 the 200k+ events the figure is defined on (200,441), in about three minutes on two cores;
 ``--orders 60000`` gives 800k. Three ways of reading the same log, each in a fresh child
 process (so its peak memory is its own):
 
-- **ours**: ``ledger projections rebuild`` of all six projections (``projections.cli``): fresh
+- **ours**: ``ledger projections rebuild`` of all six projections (``cli.projections``): fresh
   tables, batched application, secondary indexes at the end, atomic swap; the projections
   split between processes, one per core (its default ``--jobs``). Also reported, as
   ``ours_one_process``: the same with ``--jobs 1``, since the limit reads in one process.
@@ -91,7 +91,7 @@ MAX_REPEAT = 9
 
 
 def phase_ours(url: str, batch: int, jobs: int = DEFAULT_JOBS) -> dict[str, Any]:
-    from projections.cli import main
+    from cli.projections import main
 
     os.environ["LEDGER_DATABASE_URL"] = url
     out = io.StringIO()

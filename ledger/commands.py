@@ -536,6 +536,8 @@ def _field_and_rule(error: Any) -> tuple[str, str]:
     location = [str(part) for part in error["loc"]]
     if error["type"] == "union_tag_invalid":
         return "type", f"unknown command type; expected one of {', '.join(COMMAND_TYPES)}"
+    if error["type"] == "union_tag_not_found":
+        return "type", f"required; one of {', '.join(COMMAND_TYPES)}"
     if error["type"] == "extra_forbidden":
         return ".".join(location[:-1]) or "type", "has a field this command does not take"
     if error["type"] == "bool_type":
@@ -543,3 +545,19 @@ def _field_and_rule(error: Any) -> tuple[str, str]:
     # A validator's own ValueError reads "Value error, <rule>": the rule is ours, the prefix
     # pydantic's.
     return ".".join(location) or "type", str(error["msg"]).removeprefix("Value error, ")
+
+
+# What a command's result carries beyond its events and position (CommandResult.result):
+# the ids a later command needs. ``complete_refund`` takes the ``refund_id`` of
+# ``initiate_refund``; a refund a closure or a return starts shows in the order's events.
+RESULT_FIELDS: dict[str, tuple[str, ...]] = {"initiate_refund": ("refund_id",)}
+
+
+def command_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of every command: one object per type under
+    ``$defs``, chosen by ``type`` (``discriminator``). The import and the API take exactly
+    what it describes, since it is generated from the models ``parse_command`` uses."""
+    schema: dict[str, Any] = _ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mall-ledger command"
+    return schema

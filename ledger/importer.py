@@ -28,6 +28,7 @@ protected like the input. Sealing keys are created only for orders that passed t
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import time
@@ -213,7 +214,8 @@ def default_rejects_path(path: Path) -> Path:
 
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
     """(line number, line or b"" if too long, bytes consumed), never holding more than
-    ``MAX_LINE_BYTES`` of one line."""
+    ``MAX_LINE_BYTES`` of one line. A UTF-8 byte-order mark opening the file (editors on
+    Windows write one) is not part of the first line."""
     number = 0
     while True:
         chunk = stream.readline(MAX_LINE_BYTES + 1)
@@ -224,6 +226,8 @@ def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
         if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
             consumed += _skip_rest_of_line(stream)
             chunk = b""
+        if number == 1:
+            chunk = chunk.removeprefix(codecs.BOM_UTF8)
         yield number, chunk, consumed
 
 

@@ -232,14 +232,6 @@ class Db(ABC):
             out += [self.decode_row(table, r) for r in cur.fetchall()]
         return out
 
-    def select_key(self, cur: Any, table: Table, physical: str, key: Any) -> Row | None:
-        parts = key if len(table.key) > 1 else (key,)
-        where = " AND ".join(f'"{c}" = %s' for c in table.key)
-        cols = ", ".join(f'"{c}"' for c in table.column_names)
-        cur.execute(self.sql(f'SELECT {cols} FROM "{physical}" WHERE {where}'), tuple(parts))
-        found = cur.fetchone()
-        return None if found is None else self.decode_row(table, found)
-
     def iter_rows(
         self, cur: Any, table: Table, physical: str, name: str
     ) -> Iterator[tuple[Any, ...]]:

@@ -269,8 +269,6 @@ def connect_pg(url: StorageUrl) -> psycopg.Connection[Any]:
 
 
 class PgListener(Listener):
-    SLICE_S = 0.5
-
     def __init__(self, url: StorageUrl, channel: str) -> None:
         self.conn = connect_pg(url)
         self.conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))

@@ -59,7 +59,6 @@ class RebuildReport:
     events: int = 0
     seconds: float = 0.0
     position: int = 0
-    swapped_at: datetime | None = None
     worker_peak_rss_mb: list[float] = field(default_factory=list)
     # Projections whose copy stopped on a poison event: not swapped in.
     stopped: dict[str, Halt] = field(default_factory=dict)
@@ -154,5 +153,4 @@ def rebuild(
             report.events = built.read + last.read
             report.position, report.stopped = swap(rt, targets, gen, batch)
         report.seconds = time.perf_counter() - started
-        report.swapped_at = datetime.now(UTC)
     return report

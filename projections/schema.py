@@ -64,10 +64,6 @@ class Table:
     def types(self) -> tuple[str, ...]:
         return tuple(t for _, t in self.columns)
 
-    @property
-    def append_only(self) -> bool:
-        return self.load_by is None
-
     def physical(self, suffix: str) -> str:
         assert suffix in SUFFIXES, suffix
         return f"{TABLE_PREFIX}{self.name}{suffix}"

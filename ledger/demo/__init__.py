@@ -2,13 +2,13 @@
 
 Where it writes:
 
-- By default a fresh SQLite file ``var/demo-<seed>-<orders>.db``, so the same seed and size
-  always give the same summary. It is built under a name of the run's own beside it and
-  moved into place (replacing an earlier one) when the run ends: two runs at once never
-  write into one file.
-- With ``--database-url`` or ``LEDGER_DATABASE_URL`` (PostgreSQL, or an explicit
-  ``sqlite:///`` file) it writes into that database as it is, beside whatever is there.
-  Every business key of the run starts with a run id, ``demo<seed>``, or ``demo<seed>r2``,
+- Without a URL (``ledger demo --fresh``) a fresh SQLite file ``var/demo-<seed>-<orders>.db``,
+  so the same seed and size always give the same summary. It is built under a name of the
+  run's own beside it and moved into place (replacing an earlier one) when the run ends: two
+  runs at once never write into one file.
+- With a URL (``ledger demo``: ``--database-url``, else ``LEDGER_DATABASE_URL``, else the
+  ledger's default ``var/ledger.db``) it writes into that database as it is, beside whatever
+  is there. Every business key of the run starts with a run id, ``demo<seed>``, or ``demo<seed>r2``,
   ``r3`` … when taken. The id is claimed in the ledger (``claim_run``), so runs started
   together take different ids. Nothing is deleted, so the counts are the same every run
   while the events table keeps growing.

@@ -3,8 +3,9 @@ full addresses from real province / city / district names, IPs and payer account
 
 Everything comes from ``random.Random`` seeded by the demo seed, one person at a time in a
 fixed order, so ``People(seed).person(i)`` is the same person in every run and every process.
-``personal_strings(seed, orders)`` lists every string the demo may send for that seed (each
-person's values and the written variants the demo uses), which is what the privacy tests
+``ledger.demo.traffic.personal_strings(seed, orders)`` lists every string the demo may send
+for that seed (each person's values and the written variants the demo uses), which is what
+the privacy tests
 look for in the database. None of it is real: the numbers are random, the names are drawn
 from common surnames and given-name characters.
 """
@@ -295,15 +296,3 @@ def _address(rng: random.Random, table: tuple[tuple[str, str, str, str], ...]) -
         f"{building}栋{unit}单元{room}室"
     )
     return address, region
-
-
-def personal_strings(seed: int, orders: int) -> set[str]:
-    """Every name, phone, address, IP and payer account the demo may send for this seed and
-    size (each in every written form it uses): the traffic is generated (no database) and
-    everyone it drew is listed."""
-    from ledger.demo.traffic import Traffic  # traffic.py imports this module
-
-    traffic = Traffic(orders, seed)
-    for _ in traffic.steps():
-        pass
-    return {text for person in traffic.people.generated() for text in person.strings()}

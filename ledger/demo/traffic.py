@@ -112,7 +112,6 @@ class OrderScript:
         self.next_refund = 1
         self.payments = 0
         self.return_deadline: datetime | None = None
-        self.settled_at: datetime | None = None
 
     # -- time and emission --------------------------------------------------------------
     def wait(self, lo_minutes: float, hi_minutes: float) -> None:
@@ -240,7 +239,6 @@ class OrderScript:
             self.cmd("complete_refund", refund_id=refund_id)
             self.refunded[method] = self.refunded.get(method, 0) + amount
             del self.pending[refund_id]
-            self.settled_at = self.at
 
     def complete(self, early: bool = False) -> None:
         """Completion (ECL 31) once the return window and every refund are over; ``early``
@@ -1161,3 +1159,13 @@ def showcase_kinds(orders: int) -> list[str]:
             kinds.append(kind)
             budget -= size
     return kinds
+
+
+def personal_strings(seed: int, orders: int) -> set[str]:
+    """Every name, phone, address, IP and payer account the demo may send for this seed and
+    size (each in every written form it uses): the traffic is generated (no database) and
+    everyone it drew is listed."""
+    traffic = Traffic(orders, seed)
+    for _ in traffic.steps():
+        pass
+    return {text for person in traffic.people.generated() for text in person.strings()}

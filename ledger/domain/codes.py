@@ -539,6 +539,13 @@ LINE_TOO_LONG = ErrorCode(
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     "An import line over 1 MiB, skipped without being read into memory.",
 )
+IO_ERROR = ErrorCode(
+    "IO_ERROR",
+    "",
+    HTTPStatus.BAD_REQUEST,
+    "A file named to the command line cannot be read or written, or is not safe to write "
+    "through (a link, a device); nothing was done with it.",
+)
 PROJECTION_BEHIND = ErrorCode(
     "PROJECTION_BEHIND",
     "",

@@ -1,6 +1,7 @@
 """`ledger demo` through the real command line, in a subprocess, on the embedded SQLite.
 
-Each run works in a temporary directory, so its ``./var/demo-<seed>-<orders>.db`` lands there.
+Each run works in a temporary directory, so its ``./var/ledger.db`` (or with ``--fresh`` its
+``./var/demo-<seed>-<orders>.db``) lands there.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import orjson
 import pytest
 
 from ledger.commands import parse_command
-from ledger.demo.people import personal_strings
-from ledger.demo.traffic import MIN_ORDERS_FOR_EVERY_PATH, SCENES, generate_traffic
+from ledger.demo.traffic import (
+    MIN_ORDERS_FOR_EVERY_PATH,
+    SCENES,
+    generate_traffic,
+    personal_strings,
+)
 
 SEED, ORDERS = 7, 60
-# Keys of the --json object that vary between runs (documented in ledger/cli/demo.py).
+# Keys of the --json object that vary between runs (documented in cli/demo.py).
 VARYING_KEYS = ("timing", "run")
 # Every closure ground the traffic drives, with the clause it must be recorded under.
 CLOSED_STATES = {
@@ -65,7 +70,7 @@ def ledger_command() -> list[str]:
     script = Path(sys.executable).with_name("ledger")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from ledger.cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
 
 
 def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -83,7 +88,7 @@ def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def run_json(cwd: Path) -> dict[str, Any]:
-    done = run_cli(cwd, "--orders", str(ORDERS), "--seed", str(SEED), "--json")
+    done = run_cli(cwd, "--orders", str(ORDERS), "--seed", str(SEED), "--json", "--fresh")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 1, "--json prints exactly one JSON object"
@@ -247,7 +252,7 @@ def test_two_demos_at_once_into_one_database_take_different_runs_and_both_succee
 def test_two_fresh_demos_at_once_in_one_directory_both_succeed_and_leave_one_whole_file(
     tmp_path: Path,
 ) -> None:
-    runs = [start_demo(tmp_path, "--seed", "4") for _ in range(2)]
+    runs = [start_demo(tmp_path, "--seed", "4", "--fresh") for _ in range(2)]
     first, second = both_succeed(runs)
     assert first["commands"]["unexpected"] == second["commands"]["unexpected"] == 0
     assert deterministic(first) == deterministic(second)

@@ -16,10 +16,10 @@ import pytest
 
 from ledger.application import Ledger, open_ledger
 from ledger.clock import ManualClock
-from projections.workload import run_traffic, traffic
+from tests.workload import run_traffic, traffic
 
 ROOT = Path(__file__).resolve().parents[2]
-LEDGER = ["-c", "import sys; from ledger.cli import main; sys.exit(main())"]
+LEDGER = ["-c", "import sys; from cli import main; sys.exit(main())"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-LEDGER = ["-c", "import sys; from ledger.cli import main; sys.exit(main())"]
+LEDGER = ["-c", "import sys; from cli import main; sys.exit(main())"]
 READ_ONLY = [
     ["projections", "status"],
     ["projections", "status", "--json"],

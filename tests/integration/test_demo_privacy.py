@@ -25,7 +25,7 @@ import pytest
 from psycopg import sql
 
 from ledger.demo import DemoOptions, demo_sqlite_path, run_demo
-from ledger.demo.people import personal_strings
+from ledger.demo.traffic import personal_strings
 
 SEED, ORDERS = 11, 40
 MAX_INFLATED_BYTES = 50_000_000

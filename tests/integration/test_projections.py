@@ -23,8 +23,8 @@ from projections.queries import ReadModels
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS, select
 from projections.worker import Worker
-from projections.workload import run_traffic, traffic
 from tests import builders as b
+from tests.workload import run_traffic, traffic
 
 ORDERS = 60
 
@@ -305,6 +305,11 @@ def test_entitlements_flags_refusals_and_retention(
     assert (flag["criterion"], flag["automated"], flag["outcome"]) == (4, True, None)
     assert flag["evidence_orders"] == ["E-2"]
     assert read_models.refusals_in_window("acct-e", ledger.clock.now(), 90) == 1
+    assert [f["flag_id"] for f in read_models.unreviewed_flags()] == ["F-1"]
+    reviewed = ledger.execute(
+        b.order_cmd("review_flag", "E-2", flag_id="F-1", reviewer_id="rev-1", outcome="dismissed")
+    )
+    assert read_models.unreviewed_flags(after=reviewed.position) == []
     assert (
         read_models.refusals_in_window("acct-e", ledger.clock.now() + timedelta(days=91), 90) == 0
     )

@@ -23,7 +23,7 @@ from projections.engine import Runtime
 from projections.freshness import Freshness
 from projections.registry import BY_NAME, PROJECTIONS
 from projections.worker import Worker
-from projections.workload import run_traffic, traffic
+from tests.workload import run_traffic, traffic
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 5
@@ -42,7 +42,7 @@ def ledger(backend: str, clock: ManualClock) -> Iterator[Ledger]:
 def start_worker(url: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_LOG_LEVEL": "INFO"}
     return subprocess.Popen(
-        [sys.executable, "-m", "projections.cli", "run", "--idle", "0.2", *extra],
+        [sys.executable, "-m", "cli.projections", "run", "--idle", "0.2", *extra],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

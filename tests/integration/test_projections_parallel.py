@@ -23,7 +23,7 @@ from projections.events import Event
 from projections.parallel import ProjectionBuildFailed
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS, select
-from projections.workload import run_traffic, traffic
+from tests.workload import run_traffic, traffic
 
 ORDERS = 40
 

@@ -36,8 +36,8 @@ from projections.registry import BY_NAME, PROJECTIONS, select
 from projections.skip import skip
 from projections.status import status
 from projections.worker import Worker
-from projections.workload import run_traffic, traffic
 from tests import builders as b
+from tests.workload import run_traffic, traffic
 
 OTHERS = [p.name for p in PROJECTIONS if p.name != "flags"]
 

@@ -36,7 +36,7 @@ def test_an_unreachable_database_is_a_typed_error_without_the_password() -> None
 
 def test_the_cli_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "demo", "--orders", "40"],
+        [sys.executable, "-m", "cli", "demo", "--orders", "40"],
         cwd=tmp_path,
         env={"LEDGER_DATABASE_URL": CLOSED_PORT_URL, "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -65,9 +65,7 @@ def test_processes_starting_together_on_a_fresh_database_all_open_it(backend: st
     """Workers and CLIs often start at once: table creation must not race (a lost race
     surfaced as an IntegrityError on the library's migration row, or on pg_type)."""
     # ``run`` is a writer: it makes the fresh database (``status`` would refuse a missing one).
-    code = (
-        "import sys; from ledger.cli import main; sys.exit(main(['projections', 'run', '--once']))"
-    )
+    code = "import sys; from cli import main; sys.exit(main(['projections', 'run', '--once']))"
     env = {"LEDGER_DATABASE_URL": backend, "PATH": "/usr/bin:/bin"}
     starts = [
         subprocess.Popen(

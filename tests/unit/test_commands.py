@@ -13,6 +13,7 @@ from ledger.commands import (
     CloseOrder,
     RequestReturn,
     SubmitOrder,
+    command_schema,
     parse_command,
 )
 from ledger.domain.errors import InvalidCommand, LedgerError
@@ -185,3 +186,25 @@ def test_request_return_parses_the_damage_claim_default() -> None:
 
     assert isinstance(command, RequestReturn)
     assert command.visible_damage_claimed is False
+
+
+@pytest.mark.parametrize("data", [{}, {"command_id": "c-1", "order_no": "O-1"}])
+def test_a_command_without_a_type_says_type_is_required_and_lists_the_types(
+    data: dict[str, Any],
+) -> None:
+    with pytest.raises(InvalidCommand) as caught:
+        parse_command(data)
+    assert caught.value.field == "type"
+    assert caught.value.rule.startswith("required; one of ")
+    assert "submit_order" in caught.value.rule and "discriminator" not in caught.value.rule
+
+
+def test_the_command_schema_describes_every_command_type() -> None:
+    schema = command_schema()
+    tags = {
+        m["properties"]["type"]["const"]
+        for m in schema["$defs"].values()
+        if "type" in m.get("properties", {}) and "const" in m["properties"]["type"]
+    }
+    assert tags == set(COMMAND_TYPES)
+    assert schema["discriminator"]["propertyName"] == "type"

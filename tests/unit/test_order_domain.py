@@ -223,6 +223,19 @@ def test_a_user_cancel_after_the_contract_formed_is_refused() -> None:
     )
 
 
+def test_a_refused_cancel_points_to_mutual_termination_before_delivery_and_a_return_after() -> None:
+    before = paid(submitted())
+    with pytest.raises(RuleViolation) as undelivered:
+        before.cancel_by_user(ctx(), "too late")
+    after = delivered(paid(submitted()))
+    with pytest.raises(RuleViolation) as done:
+        after.cancel_by_user(ctx(), "too late")
+
+    assert "mutual termination" in undelivered.value.message
+    assert (done.value.code, done.value.clause) == ("CONTRACT_ALREADY_FORMED", "3.1.2")
+    assert "return" in done.value.message and "mutual termination" not in done.value.message
+
+
 # -- delivery and returns ----------------------------------------------------------------------
 def test_a_group_purchase_delivery_opens_no_no_reason_window() -> None:
     order = delivered(paid(submitted(purchase_type="enterprise_group")))

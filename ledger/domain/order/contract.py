@@ -81,11 +81,18 @@ class ContractRules(OrderBase):
             self.emit(ev.ContractFormed, ctx, paid_total_fen=self.kept_fen)
 
     def check_cancel_allowed(self) -> None:
+        """Raises ORDER_CLOSED, or CONTRACT_ALREADY_FORMED (3.1.2) once paid in full: before
+        delivery the way out is mutual termination, after it a return (3.3)."""
         self.check_open()
         if self.contract_formed and not self.shortage_open:
+            way_out = (
+                "it was delivered: request a return instead (3.3)"
+                if self.is_delivered
+                else "ask the seller for mutual termination"
+            )
             raise RuleViolation(
                 codes.CONTRACT_ALREADY_FORMED,
-                f"order {self.order_no} is paid in full: ask the seller for mutual termination",
+                f"order {self.order_no} is paid in full; {way_out}",
                 clause="3.1.2",
             )
 

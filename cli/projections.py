@@ -8,12 +8,12 @@
   difference.
 - ``skip NAME POSITION``: leave the poison event a projection is stopped on out of it.
 
-Exit codes: 0 fine; 1 a check found a difference (or a ``LedgerError``); 2 bad usage; 3 a
-projection is stopped on a poison event (``run`` when it ends, ``status``, a ``rebuild``
+Exit codes (cli.exits.Exit): 0 fine; 1 a check found a difference (or a ``LedgerError``); 2 bad
+usage; 3 a projection is stopped on a poison event (``run`` when it ends, ``status``, a ``rebuild``
 that swapped in the others, a ``check`` that compared the others); 130 interrupted (Ctrl-C),
 143 terminated (SIGTERM) — a rebuild or check drops its unfinished copies first.
 
-Also runnable as ``python -m projections.cli …`` (same arguments, without ``projections``).
+Also runnable as ``python -m cli.projections …`` (same arguments, without ``projections``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from cli.args import add_database_url, add_json, int_range, seconds_at_least
+from cli.exits import Exit
 from ledger.settings import Settings
 from projections.check import MAX_DIFFS_SHOWN, ProjectionCheck, check
 from projections.engine import Runtime, open_runtime
@@ -38,76 +40,104 @@ from projections.skip import skip
 from projections.status import status
 from projections.worker import IDLE_S, LIVE_BATCH, Worker
 
-EXIT_OK, EXIT_PROBLEM, EXIT_STOPPED = 0, 1, 3
 log = logging.getLogger("projections")
+MAX_BATCH = 50_000
+# The worker re-checks for new events at least this often; below the floor it would spin.
+MIN_IDLE_S = 0.05
 
 
-def _batch(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= 50_000:
-        raise argparse.ArgumentTypeError("batch size must be 1..50000")
-    return number
-
-
-def _jobs(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= MAX_JOBS:
-        raise argparse.ArgumentTypeError(f"jobs must be 1..{MAX_JOBS}")
-    return number
+def _add_batch(parser: argparse.ArgumentParser, default: int) -> None:
+    parser.add_argument(
+        "--batch-size",
+        type=int_range(1, MAX_BATCH),
+        default=default,
+        help=f"events per transaction (1..{MAX_BATCH}, default {default})",
+    )
 
 
 def _add_jobs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
-        type=_jobs,
+        type=int_range(1, MAX_JOBS),
         default=DEFAULT_JOBS,
-        help=f"processes building the copies, PostgreSQL only (default {DEFAULT_JOBS})",
+        help=f"processes building the copies, PostgreSQL only (1..{MAX_JOBS}, default "
+        f"{DEFAULT_JOBS})",
+    )
+
+
+def _add_names(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"projections (default all: {', '.join(BY_NAME)})"
     )
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("projections", help="read models: run, status, rebuild, check")
+    parser = subparsers.add_parser(
+        "projections",
+        help="read models: run, status, rebuild, check, skip",
+        description="Keep the read models (pj_* tables) current, and rebuild or check them.",
+    )
     add_commands(parser)
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="projections_command", required=True, metavar="ACTION")
-    names = dict(nargs="*", metavar="NAME", help=f"projections (default all: {', '.join(BY_NAME)})")
 
     run = sub.add_parser("run", help="apply new events until stopped (SIGTERM/SIGINT)")
-    run.add_argument("names", **names)  # type: ignore[arg-type]
-    run.add_argument("--batch-size", type=_batch, default=LIVE_BATCH)
-    run.add_argument("--idle", type=float, default=IDLE_S, help="re-check at least this often (s)")
+    _add_names(run)
+    _add_batch(run, LIVE_BATCH)
+    run.add_argument(
+        "--idle",
+        type=seconds_at_least(MIN_IDLE_S),
+        default=IDLE_S,
+        help=f"re-check for new events at least this often, in seconds (at least {MIN_IDLE_S}, "
+        f"default {IDLE_S})",
+    )
     run.add_argument("--once", action="store_true", help="stop once caught up")
+    add_database_url(run)
     run.set_defaults(run=cmd_run)
 
     st = sub.add_parser("status", help="position, head and lag of each projection")
-    st.add_argument("--json", action="store_true")
+    add_json(st)
+    add_database_url(st)
     st.set_defaults(run=cmd_status)
 
     rb = sub.add_parser("rebuild", help="rebuild from zero and swap in atomically")
-    rb.add_argument("names", **names)  # type: ignore[arg-type]
-    rb.add_argument("--batch-size", type=_batch, default=REBUILD_BATCH)
+    _add_names(rb)
+    _add_batch(rb, REBUILD_BATCH)
     _add_jobs(rb)
-    rb.add_argument("--no-progress", action="store_true")
-    rb.add_argument("--json", action="store_true")
+    rb.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_json(rb)
+    add_database_url(rb)
     rb.set_defaults(run=cmd_rebuild)
 
     ck = sub.add_parser(
         "check", help="compare each projection with a rebuild; exit 1 if any differ"
     )
-    ck.add_argument("names", **names)  # type: ignore[arg-type]
-    ck.add_argument("--batch-size", type=_batch, default=REBUILD_BATCH)
-    ck.add_argument("--max-diffs", type=int, default=MAX_DIFFS_SHOWN)
+    _add_names(ck)
+    _add_batch(ck, REBUILD_BATCH)
+    ck.add_argument(
+        "--max-diffs",
+        type=int_range(0),
+        default=MAX_DIFFS_SHOWN,
+        help=f"differing rows shown per table (default {MAX_DIFFS_SHOWN})",
+    )
     _add_jobs(ck)
-    ck.add_argument("--json", action="store_true")
+    add_json(ck)
+    add_database_url(ck)
     ck.set_defaults(run=cmd_check)
 
     sk = sub.add_parser(
         "skip", help="leave the poison event a projection is stopped on out of it, for good"
     )
-    sk.add_argument("name", metavar="NAME", choices=list(BY_NAME))
-    sk.add_argument("position", metavar="POSITION", type=int)
+    sk.add_argument("name", metavar="NAME", choices=list(BY_NAME), help="the stopped projection")
+    sk.add_argument(
+        "position",
+        metavar="POSITION",
+        type=int_range(1),
+        help="the position it is stopped at (ledger projections status shows it)",
+    )
+    add_database_url(sk)
     sk.set_defaults(run=cmd_skip)
 
 
@@ -138,7 +168,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     log.info("stopped at position %s after %s batches", stats.position, stats.batches)
     for name, halt in sorted(halts.items()):
         log.error("%s is stopped at position %s: %s", name, halt.position, halt.reason)
-    return EXIT_STOPPED if halts else EXIT_OK
+    return Exit.STOPPED if halts else Exit.OK
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -147,7 +177,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         report = status(rt)
     finally:
         rt.close()
-    stopped = EXIT_STOPPED if report["stopped"] else EXIT_OK
+    stopped = Exit.STOPPED if report["stopped"] else Exit.OK
     if args.json:
         print(json.dumps(report, indent=2))
         return stopped
@@ -183,7 +213,7 @@ def _terminable() -> Iterator[None]:
     copies before it exits (with 128 + SIGTERM)."""
 
     def on_term(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
+        raise SystemExit(Exit.TERMINATED)
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
@@ -234,7 +264,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
                 f"not rebuilt {name}: stopped at position {halt.position} ({halt.topic}): "
                 f"{halt.reason}; its live tables are unchanged"
             )
-    return EXIT_STOPPED if report.stopped else EXIT_OK
+    return Exit.STOPPED if report.stopped else Exit.OK
 
 
 def _print_check(results: list[ProjectionCheck]) -> None:
@@ -268,7 +298,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
                 rt,
                 projections,
                 batch=args.batch_size,
-                shown=max(0, args.max_diffs),
+                shown=args.max_diffs,
                 jobs=args.jobs,
             )
     finally:
@@ -278,8 +308,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _print_check(results)
     if any(r.differences for r in results):
-        return EXIT_PROBLEM
-    return EXIT_STOPPED if any(r.stopped for r in results) else EXIT_OK
+        return Exit.PROBLEM
+    return Exit.STOPPED if any(r.stopped for r in results) else Exit.OK
 
 
 def _as_dict(result: ProjectionCheck) -> dict[str, Any]:
@@ -303,13 +333,13 @@ def cmd_skip(args: argparse.Namespace, settings: Settings) -> int:
         f"{projection.name}: left out the event at position {halt.position} ({halt.topic}); "
         "it carries on after it"
     )
-    return EXIT_OK
+    return Exit.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m projections.cli ACTION …``: the same as ``ledger projections ACTION …``,
+    """``python -m cli.projections ACTION …``: the same as ``ledger projections ACTION …``,
     through the one entry point that maps errors and interruptions to exit codes."""
-    from ledger.cli import main as ledger_main  # it registers this module's commands
+    from cli import main as ledger_main
 
     return ledger_main(["projections", *(sys.argv[1:] if argv is None else argv)])
 

@@ -2,6 +2,10 @@
 
 Exit code 0 when every command got the outcome its story predicts (accepted, or refused
 with the expected code), 1 when some did not (they are listed on stderr), 2 on bad usage.
+
+It writes into the database every other command reads (``--database-url``, else
+LEDGER_DATABASE_URL, else ``var/ledger.db``), so ``ledger projections run --once`` right after
+it shows what it wrote; ``--fresh`` writes a fresh file ``var/demo-<seed>-<orders>.db`` instead.
 """
 
 from __future__ import annotations
@@ -12,22 +16,22 @@ from typing import Any
 
 import orjson
 
-from ledger.demo import DEFAULT_BATCH, DEFAULT_ORDERS, DEFAULT_SEED, DemoOptions, run_demo
+from cli.args import add_database_url, any_int, int_range
+from cli.exits import Exit
+from ledger.demo import (
+    DEFAULT_BATCH,
+    DEFAULT_ORDERS,
+    DEFAULT_SEED,
+    DemoOptions,
+    demo_sqlite_path,
+    run_demo,
+)
 from ledger.demo.summary import render_text
 from ledger.demo.traffic import MIN_ORDERS_FOR_EVERY_PATH
 from ledger.settings import Settings
+from ledger.storage_url import DEFAULT_SQLITE_PATH, StorageUrl
 
-EXIT_OK, EXIT_PROBLEM = 0, 1
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+positive_int = int_range(1)
 
 
 def register(subparsers: Any) -> None:
@@ -36,10 +40,11 @@ def register(subparsers: Any) -> None:
         help="run a simulated stretch of mall traffic and summarise it",
         description=(
             "Simulate mall traffic (orders, payments, deliveries, returns, refunds, refusals) "
-            "through the ledger. By default it writes a fresh SQLite file "
-            "var/demo-<seed>-<orders>.db, so the same seed gives the same summary. With "
-            "--database-url or LEDGER_DATABASE_URL it writes into that database beside what "
-            "is there, under a run id demo<seed> (demo<seed>r2, r3 ... when taken)."
+            "through the ledger. It writes into the database the other commands read "
+            "(--database-url, else LEDGER_DATABASE_URL, else var/ledger.db) beside what is "
+            "there, under a run id demo<seed> (demo<seed>r2, r3 ... when taken); the same "
+            "seed gives the same summary. --fresh writes a fresh SQLite file "
+            "var/demo-<seed>-<orders>.db instead."
         ),
     )
     parser.add_argument(
@@ -50,7 +55,7 @@ def register(subparsers: Any) -> None:
         f"{MIN_ORDERS_FOR_EVERY_PATH})",
     )
     parser.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
+        "--seed", type=any_int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
     )
     parser.add_argument(
         "--json",
@@ -58,11 +63,12 @@ def register(subparsers: Any) -> None:
         help="print the summary as one JSON object; all but its 'timing' and "
         "'run' keys is the same for the same seed and orders",
     )
+    add_database_url(parser)
     parser.add_argument(
-        "--database-url",
-        default=None,
-        help="postgresql://... or sqlite:///... to write into instead of a "
-        "fresh SQLite file (default: LEDGER_DATABASE_URL if set)",
+        "--fresh",
+        action="store_true",
+        help="write a fresh SQLite file var/demo-<seed>-<orders>.db (replacing an earlier one) "
+        "instead of the ledger's database",
     )
     parser.add_argument(
         "--batch-size",
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     options = DemoOptions(
         orders=args.orders,
         seed=args.seed,
-        database_url=args.database_url or settings.database_url,
+        database_url=None if args.fresh else demo_database_url(settings),
         batch_size=args.batch_size,
     )
     report = run_demo(options)
@@ -93,4 +99,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(render_text(report.summary, report.timing, report.run))
     for line in report.unexpected:
         print(f"ledger demo: unexpected: {line}", file=sys.stderr)
-    return EXIT_OK if not report.unexpected else EXIT_PROBLEM
+    if not args.json:
+        print(
+            f"next: ledger projections run --once{_url_option(args, options)}, then "
+            f"ledger projections status{_url_option(args, options)}"
+        )
+    return Exit.OK if not report.unexpected else Exit.PROBLEM
+
+
+def demo_database_url(settings: Settings) -> StorageUrl:
+    """The database the other commands read by default, so the next command sees the demo."""
+    return settings.database_url or StorageUrl.sqlite(DEFAULT_SQLITE_PATH)
+
+
+def _url_option(args: argparse.Namespace, options: DemoOptions) -> str:
+    """What the next commands need to read where the demo wrote."""
+    if args.fresh:
+        return f" --database-url sqlite:///{demo_sqlite_path(options)}"
+    if args.database_url:
+        return " --database-url URL"  # the same URL; not echoed, it may carry a password
+    return ""

@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
+from cli.args import add_database_url, add_json, int_range
+from cli.exits import Exit
 from ledger.application import open_ledger
 from ledger.importer import (
     DEFAULT_BATCH_SIZE,
@@ -19,8 +21,6 @@ from ledger.importer import (
     import_file,
 )
 from ledger.settings import Settings
-
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 DESCRIPTION = """\
 Import commands from a JSON-lines file: one command object per line, as the API takes it,
@@ -50,16 +50,6 @@ exit status: 0 every line imported (or already imported), 1 some lines were reje
 """
 
 
-def batch_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_BATCH_SIZE:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BATCH_SIZE}")
-    return value
-
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "import",
@@ -68,10 +58,12 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", type=Path, metavar="FILE.jsonl")
+    parser.add_argument(
+        "file", type=Path, metavar="FILE.jsonl", help="the commands, one JSON object a line"
+    )
     parser.add_argument(
         "--batch-size",
-        type=batch_size,
+        type=int_range(1, MAX_BATCH_SIZE),
         default=DEFAULT_BATCH_SIZE,
         help=f"commands per transaction (1..{MAX_BATCH_SIZE}, default {DEFAULT_BATCH_SIZE})",
     )
@@ -82,7 +74,8 @@ def register(subparsers: Any) -> None:
         help="a new file for rejected lines (default: the first free FILE.rejects[.N].jsonl;"
         " mode 0600, holds personal data)",
     )
-    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_json(parser, "the summary as one JSON object")
+    add_database_url(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(run=run)
 
@@ -109,7 +102,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             pass  # fail before the database is opened (and an SQLite file made)
     except OSError as exc:
         print(f"ledger import: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     ledger = open_ledger(settings.database_url, policy=settings.policy)
     try:
         report = import_file(
@@ -123,11 +116,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except OSError as exc:
         where = exc.filename or path
         print(f"ledger import: {where}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     finally:
         ledger.close()
     if args.json:
         sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
     else:
         print(report.summary())
-    return EXIT_PROBLEM if report.rejected else EXIT_OK
+    return Exit.PROBLEM if report.rejected else Exit.OK

@@ -1,0 +1,117 @@
+"""The parser and the one place that turns errors into one line and an exit code.
+
+Every failure a user can cause or meet ends as ``ledger: CODE: message`` on stderr and an
+exit code from ``cli.exits.Exit``: a ``LedgerError`` by its code; a database the drivers
+cannot open or use as ``STORAGE_UNAVAILABLE``; a file that cannot be read or written (or is
+unsafe to write through) as ``IO_ERROR`` (ledger/domain/codes.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+import psycopg
+
+from cli.exits import Exit
+from ledger.domain import codes
+from ledger.domain.errors import InvalidCommand, LedgerError
+from ledger.settings import Settings, load_settings
+
+SUBCOMMAND_MODULES = (
+    "cli.demo",
+    "cli.import_file",
+    "cli.projections",
+    "cli.orders",
+    "cli.commands",
+)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def package_version() -> str:
+    try:
+        return version("mall-ledger")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledger",
+        description="mall-ledger: an event-sourced order ledger",
+        epilog="exit status: 0 ok, 1 a problem, 2 bad usage or input, 3 a projection is "
+        "stopped on a poison event, 130 interrupted, 143 terminated",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"ledger {package_version()}",
+        help="print the version and exit",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The environment's settings, ``--database-url`` taking the place of LEDGER_DATABASE_URL."""
+    url = getattr(args, "database_url", None)
+    if url is None:
+        settings = load_settings()
+    else:  # parsed and checked as the variable is, and named as the option
+        try:
+            settings = load_settings({**os.environ, "LEDGER_DATABASE_URL": url})
+        except InvalidCommand as exc:
+            if exc.field != "LEDGER_DATABASE_URL":
+                raise
+            raise InvalidCommand("--database-url", exc.rule) from None
+    if settings.log_level not in LOG_LEVELS:
+        raise InvalidCommand("LEDGER_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
+    return settings
+
+
+def fail(code: str, message: str, status: Exit) -> Exit:
+    print(f"ledger: {code}: {message}", file=sys.stderr)
+    return status
+
+
+def driver_message(exc: Exception) -> str:
+    """A driver error in one line. Only errors about reaching or opening the database show
+    the driver's words (host, port, database name, "file is not a database"); any other names
+    its class and SQLSTATE, since a statement's error may quote the values it carried."""
+    if (
+        isinstance(exc, psycopg.OperationalError | sqlite3.OperationalError)
+        or type(exc) is sqlite3.DatabaseError
+    ):
+        lines = str(exc).strip().splitlines()
+        return lines[0] if lines else type(exc).__name__
+    sqlstate = getattr(exc, "sqlstate", None)
+    return f"{type(exc).__name__}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_for(args)
+        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+        code: int = args.run(args, settings)
+    except InvalidCommand as exc:
+        return fail(exc.code, exc.message, Exit.USAGE)
+    except LedgerError as exc:
+        return fail(exc.code, exc.message, Exit.PROBLEM)
+    except (psycopg.Error, sqlite3.Error) as exc:
+        return fail(codes.STORAGE_UNAVAILABLE.code, driver_message(exc), Exit.PROBLEM)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # a file named to read or write is missing, unsafe or unwritable
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(codes.IO_ERROR.code, f"{where}{exc.strerror or exc}", Exit.USAGE)
+    return code
