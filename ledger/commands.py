@@ -511,7 +511,7 @@ AnyCommand = Annotated[
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyCommand)
-COMMAND_CLASSES: tuple[type[Command], ...] = AnyCommand.__origin__.__args__  # type: ignore[attr-defined]
+COMMAND_CLASSES: tuple[type[Command], ...] = AnyCommand.__origin__.__args__  # type: ignore[attr-defined]  # Annotated's union
 COMMAND_TYPES = tuple(
     sorted(get_args(m.model_fields["type"].annotation)[0] for m in COMMAND_CLASSES)
 )

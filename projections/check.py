@@ -31,7 +31,6 @@ from projections.tracking import tracking_name
 
 MAX_ATTEMPTS = 5
 MAX_DIFFS_SHOWN = 20
-_END = object()
 
 
 @dataclass
@@ -82,24 +81,26 @@ def compare_rows(
 ) -> TableDiff:
     """Merge two key-ordered row streams; count and describe every difference."""
     diff = TableDiff(table.name)
-    a, b = next(live, _END), next(rebuilt, _END)
-    while a is not _END or b is not _END:
-        ka = _key(table, a) if a is not _END else None  # type: ignore[arg-type]
-        kb = _key(table, b) if b is not _END else None  # type: ignore[arg-type]
+    # A row is a tuple, never None: None marks a stream's end.
+    a, b = next(live, None), next(rebuilt, None)
+    while a is not None or b is not None:
+        ka = _key(table, a) if a is not None else None
+        kb = _key(table, b) if b is not None else None
         if kb is None or (ka is not None and ka < kb):
             note = {"key": _show_key(ka), "problem": "in live only"}
             diff.rows_live += 1
-            a = next(live, _END)
+            a = next(live, None)
         elif ka is None or kb < ka:
             note = {"key": _show_key(kb), "problem": "missing from live"}
             diff.rows_rebuilt += 1
-            b = next(rebuilt, _END)
+            b = next(rebuilt, None)
         else:
-            columns = _differ(table, a, b)  # type: ignore[arg-type]
+            assert a is not None and b is not None  # both keys were read from them
+            columns = _differ(table, a, b)
             note = {"key": _show_key(ka), "problem": "differs", "columns": columns}
             diff.rows_live += 1
             diff.rows_rebuilt += 1
-            a, b = next(live, _END), next(rebuilt, _END)
+            a, b = next(live, None), next(rebuilt, None)
             if not columns:
                 continue
         diff.differences += 1

@@ -21,7 +21,7 @@ def topic(name: str) -> Callable[[T], T]:
 
     def decorate(cls: T) -> T:
         full = f"{PREFIX}/{name}"
-        cls.TOPIC = full  # type: ignore[attr-defined]
+        cls.TOPIC = full  # type: ignore[attr-defined]  # set on any class
         register_topic(full, cls)
         return cls
 

@@ -28,7 +28,7 @@ def load_streams(app: Application[UUID], ids: Collection[UUID]) -> dict[UUID, Ag
     for chunk in _chunks(sorted(ids), CHUNK_IDS):
         for stored in _select(app, chunk):
             event: Any = app.mapper.to_domain_event(stored)
-            found[stored.originator_id] = event.mutate(found[stored.originator_id])  # type: ignore[index]
+            found[stored.originator_id] = event.mutate(found[stored.originator_id])  # type: ignore[index]  # keys are UUIDs; stubs say str
     return found
 
 

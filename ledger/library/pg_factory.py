@@ -20,4 +20,4 @@ class SharedPoolPostgresFactory(PostgresFactory):
         assert isinstance(own, dict)
         target = {k: str(own[k]) for k in ("dbname", "host", "port", "user", "password")}
         size = int(self.env.get(POOL_SIZE_KEY) or DEFAULT_POOL_SIZE)
-        self.datastore.pool = lease(target, size)  # type: ignore[assignment]
+        self.datastore.pool = lease(target, size)  # type: ignore[assignment]  # duck-typed pool

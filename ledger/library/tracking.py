@@ -35,4 +35,4 @@ def open_tracking_recorder(url: StorageUrl) -> tuple[TrackingRecorder, str]:
 def insert_tracking(recorder: TrackingRecorder, cur: Any, name: str, position: int) -> None:
     """The library's own tracking write (an upsert that refuses to go backwards), in the
     transaction of ``cur``."""
-    recorder._insert_tracking(cur, Tracking(name, position))  # type: ignore[attr-defined]
+    recorder._insert_tracking(cur, Tracking(name, position))  # type: ignore[attr-defined]  # private API, fenced here

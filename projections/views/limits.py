@@ -104,10 +104,11 @@ def prefetch(events: Sequence[Event], b: Batch) -> None:
 
 
 def _survivor(b: Batch, groups: set[str]) -> str:
-    rows = [b.get("link_groups", g) for g in groups]
-    assert all(r is not None for r in rows), f"link group missing among {sorted(groups)}"
-    best = min(rows, key=lambda r: (-r["size"], r["group_id"]))  # type: ignore[index]
-    return str(best["group_id"])  # type: ignore[index]
+    found = [b.get("link_groups", g) for g in groups]
+    rows = [r for r in found if r is not None]
+    assert len(rows) == len(found), f"link group missing among {sorted(groups)}"
+    best = min(rows, key=lambda r: (-r["size"], r["group_id"]))
+    return str(best["group_id"])
 
 
 def _merge(b: Batch, survivor: str, other: str) -> None:
