@@ -31,7 +31,7 @@ QUERIES: dict[str, Callable[[ReadModels], Any]] = {
 
 @pytest.fixture
 def read_models(backend: str) -> Iterator[ReadModels]:
-    opened = ReadModels.open(backend)
+    opened = ReadModels.open(backend, create=True)  # a reader makes nothing; the test does
     try:
         yield opened
     finally:
@@ -90,9 +90,13 @@ def test_read_models_on_a_file_that_is_not_a_database_are_storage_unavailable(
 ) -> None:
     text = tmp_path / "notes.db"
     text.write_text("these are notes, not a database\n" * 100, encoding="utf-8")
+    before = text.read_bytes()
     with pytest.raises(StorageUnavailable) as caught:
         ReadModels.open(f"sqlite:///{text}")
-    assert_storage_unavailable(caught)
+    # Found when opening, before any driver error: the message says what the file is.
+    assert caught.value.code == "STORAGE_UNAVAILABLE"
+    assert caught.value.message == f"{text} is not a SQLite database"
+    assert text.read_bytes() == before
 
 
 @pytest.mark.postgres
