@@ -18,10 +18,15 @@ import zlib
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import tuple_row
 
 from ledger.domain.errors import StorageUnavailable
 from ledger.driver_errors import storage_errors
 from ledger.files import open_lock_file, prepare_sqlite_file, private_directory
+from ledger.library.tables import PG_EVENTS_TABLE, PG_SCHEMA
 from ledger.pg_pool import lease_for
 from ledger.storage_url import StorageUrl
 
@@ -37,7 +42,7 @@ def opening(url: StorageUrl, *, create: bool) -> Iterator[None]:
     with storage_errors():
         if url.sqlite_path is not None:
             _check_sqlite(url.sqlite_path, create=create)
-        with setup_lock(url):
+        with setup_lock(url, require_ledger=not create):
             yield
 
 
@@ -68,7 +73,7 @@ def _check_sqlite_header(path: Path) -> None:
 
 
 @contextmanager
-def setup_lock(url: StorageUrl) -> Iterator[None]:
+def setup_lock(url: StorageUrl, *, require_ledger: bool = False) -> Iterator[None]:
     """One process at a time creates tables, when several (workers, API servers, a CLI)
     start together on a fresh database: on PostgreSQL two concurrent ``CREATE TABLE IF NOT
     EXISTS`` can fail on ``pg_type``'s unique index; on SQLite the library's tracking table
@@ -82,9 +87,26 @@ def setup_lock(url: StorageUrl) -> Iterator[None]:
     with lease_for(url) as pool, pool.connection() as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
         try:
+            if require_ledger:
+                _check_pg_ledger(conn, url)
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
+
+
+def _check_pg_ledger(conn: Connection[Any], url: StorageUrl) -> None:
+    """A reader opens a ledger, never makes one: a PostgreSQL database without the events
+    table is ``STORAGE_UNAVAILABLE`` (the stores would otherwise create their tables in
+    whatever database a mistyped URL names), as a missing SQLite file is."""
+    found = conn.cursor(row_factory=tuple_row).execute(
+        "SELECT to_regclass(%s)", (f"{PG_SCHEMA}.{PG_EVENTS_TABLE}",)
+    )
+    row = found.fetchone()
+    if row is None or row[0] is None:
+        raise StorageUnavailable(
+            f"no ledger at {url.where}: it has no {PG_EVENTS_TABLE} table (a writer makes "
+            "it: ledger demo, ledger import, ledger projections run)"
+        )
 
 
 @contextmanager

@@ -84,6 +84,27 @@ def _with(pg_url: str, **parts: str) -> str:
     return urlunsplit(urlsplit(pg_url)._replace(**parts))
 
 
+def tables_in(pg_url: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("reader", READERS)
+def test_a_reader_on_a_postgres_database_without_a_ledger_makes_nothing(
+    reader: str, pg_url: str
+) -> None:
+    with pytest.raises(StorageUnavailable) as caught:
+        READERS[reader](pg_url)
+    assert caught.value.message.startswith("no ledger at PostgreSQL ")
+    assert tables_in(pg_url) == []
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("reader", READERS)
 def test_a_reader_on_a_missing_postgres_database_is_a_typed_error(reader: str, pg_url: str) -> None:
