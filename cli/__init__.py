@@ -8,18 +8,54 @@ the process with one line and exit code 130, as it does later on.
 
 from __future__ import annotations
 
+import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
 
 from cli.exits import Exit
+
+
+def _load_app() -> Callable[[Sequence[str] | None], int] | None:
+    """``cli.app.run``, imported with Ctrl-C held back; None if one came meanwhile.
+
+    An interrupt raised inside an import can land in a C extension's module set-up (orjson
+    crashed the process with SIGSEGV) or in a class body (Python 3.11 reports it as a
+    RuntimeError from ``__set_name__``): so while the ledger, pydantic and psycopg load,
+    SIGINT is blocked (nothing at all runs in between), then noted and answered once they
+    have."""
+    if threading.current_thread() is not threading.main_thread():
+        from cli.app import run  # called in-process from a thread: signals are not ours
+
+        return run
+    noted: list[int] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        noted.append(signum)
+
+    previous: Any = signal.signal(signal.SIGINT, note)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        from cli.app import SUBCOMMAND_MODULES, run
+
+        for name in SUBCOMMAND_MODULES:  # what the parser loads: all that a command uses
+            importlib.import_module(name)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one: noted
+        signal.signal(signal.SIGINT, previous)
+    return None if noted else run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``ledger`` command; its exit code (cli.exits.Exit)."""
     try:
-        from cli.app import run
-
+        run = _load_app()
+        if run is None:
+            raise KeyboardInterrupt
         code = run(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
