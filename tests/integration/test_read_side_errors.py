@@ -71,7 +71,7 @@ def test_a_query_on_a_dropped_table_is_storage_unavailable(
 def test_a_query_after_the_server_dropped_the_session_is_storage_unavailable(
     pg_url: str, pg_server_url: str, query: Callable[[ReadModels], Any]
 ) -> None:
-    rm = ReadModels.open(pg_url)
+    rm = ReadModels.open(pg_url, create=True)  # a reader makes nothing; the test does
     try:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             admin.execute(
