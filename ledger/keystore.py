@@ -37,6 +37,7 @@ from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.files import prepare_sqlite_file
 from ledger.pg_pool import lease_for
+from ledger.sqlite_tx import write_transaction
 from ledger.storage_url import StorageUrl
 
 KEY_SIZE_BYTES = 32
@@ -282,10 +283,8 @@ class SqliteKeyStore(KeyStore):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            with self._conn:  # commits, or rolls back whatever interrupted the block
-                yield self._conn
+        with self._lock, write_transaction(self._conn):
+            yield self._conn
 
     def _select(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, bytes | None]:
         found: dict[str, bytes | None] = {}

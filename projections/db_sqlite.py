@@ -19,6 +19,7 @@ import orjson
 
 from ledger.files import open_lock_file
 from ledger.library.tables import SQLITE_EVENTS_TABLE, SQLITE_POSITION_COLUMN
+from ledger.sqlite_tx import read_transaction, write_transaction
 from projections.db import (
     EXCLUSIVE_WAIT_S,
     SQLITE_BUSY_TIMEOUT_S,
@@ -67,23 +68,13 @@ class SqliteDb(Db):
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
-        cur = self.conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            with self.conn:  # commits, or rolls back whatever interrupted the block
-                yield cur
-        finally:
-            cur.close()
+        with write_transaction(self.conn), contextlib.closing(self.conn.cursor()) as cur:
+            yield cur
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Cursor]:
-        cur = self.conn.cursor()
-        cur.execute("BEGIN")
-        try:
+        with read_transaction(self.conn), contextlib.closing(self.conn.cursor()) as cur:
             yield cur
-        finally:
-            self.conn.rollback()
-            cur.close()
 
     def reading(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
         return self.snapshot()

@@ -180,7 +180,7 @@ def test_an_interrupted_rebuild_stops_its_processes_swaps_nothing_and_leaves_not
 
     ledger = open_ledger(backend, clock=clock)
     try:
-        run_traffic(ledger, traffic(120, seed=6))
+        run_traffic(ledger, traffic(360, seed=6))
     finally:
         ledger.close()
     assert ledger_cli(backend, "run", "--once").returncode == 0
@@ -189,12 +189,16 @@ def test_an_interrupted_rebuild_stops_its_processes_swaps_nothing_and_leaves_not
         before = generations(rt)
         rebuilding = start_rebuild(backend)
         wait_for_building(rt)
+        # Frozen, it cannot finish and swap before the signal lands: the test is about an
+        # interrupted rebuild, whatever the machine's speed.
+        os.killpg(rebuilding.pid, signal.SIGSTOP)
         during = status(backend)["projections"]
         assert all(p["rebuilding"] and not p["rebuild_leftovers"] for p in during)
         if how == "ctrl-c":
             os.killpg(rebuilding.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
         else:
             rebuilding.terminate()  # `kill PID`: the parent only
+        os.killpg(rebuilding.pid, signal.SIGCONT)
         _, err = rebuilding.communicate(timeout=30)
         assert rebuilding.returncode == code, err
         assert said in err and "Traceback" not in err
