@@ -65,6 +65,7 @@ from bench.common import (
 )
 from cli.args import int_range
 from ledger.application import open_ledger
+from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.errors import LedgerError
 from ledger.importer import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, import_file, parse_at
 from ledger.storage import APPLICATION_NAME
@@ -159,7 +160,7 @@ def run_baseline(url: str, workload: Path) -> Phase:
         started = time.perf_counter()
         for command, at in workload_lines(workload):
             # As the import runs each command (its refusals recorded), one save per command.
-            outcome = ledger.execute_or_error(command, at, remember=True)
+            outcome = ledger.execute_or_error(command, at, True, LOCAL_ACTOR)
             rejected += isinstance(outcome, LedgerError)
         seconds = time.perf_counter() - started
     finally:

@@ -24,7 +24,7 @@ from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 from ledger.clock import Clock, SystemClock, check_command_time
 from ledger.commands import Command, parse_command
 from ledger.domain.command_record import REMEMBERED_REFUSALS, CommandRecord
-from ledger.domain.context import Ctx
+from ledger.domain.context import LOCAL_ACTOR, Actor, Ctx
 from ledger.domain.errors import (
     CommandFailed,
     Conflict,
@@ -133,13 +133,28 @@ class Ledger:
         self.stream_cache = StreamCache()
 
     # -- commands -------------------------------------------------------------------------
-    def execute(self, data: Any, at: datetime | None = None) -> CommandResult:
-        """Run one command; a refusal raises and writes nothing. ``at`` replaces the clock
-        for commands that carry their own time (an import of history)."""
+    def execute(
+        self,
+        data: Any,
+        at: datetime | None = None,
+        *,
+        actor: Actor = LOCAL_ACTOR,
+        remember_refusals: bool = False,
+    ) -> CommandResult:
+        """Run one command; a refusal raises and writes nothing (with ``remember_refusals``,
+        only its record: see ``execute_batch``). ``at`` replaces the clock for commands that
+        carry their own time (an import of history); ``actor`` is who sent it, recorded on
+        the command's record."""
         with storage_errors():
-            return self._execute(data, at)
+            return self._execute(data, at, remember_refusals, actor)
 
-    def _execute(self, data: Any, at: datetime | None, remember: bool = False) -> CommandResult:
+    def _execute(
+        self,
+        data: Any,
+        at: datetime | None,
+        remember: bool = False,
+        actor: Actor = LOCAL_ACTOR,
+    ) -> CommandResult:
         """A stream the command only read (its account, a promotion, a limit rule) changed
         before the save: the command is decided again on fresh reads, as if it had come
         after that change. A stream it writes changed: another command did what this one
@@ -149,7 +164,7 @@ class Ledger:
         command = parse(data)
         for _ in range(MAX_RERUNS_ON_STALE_READ + 1):
             uow = self.unit_of_work()
-            staged = self.stage(uow, command, at, remember)
+            staged = self.stage(uow, command, at, remember, actor)
             if isinstance(staged, CommandResult):
                 return self.positioned(staged)
             try:
@@ -176,7 +191,11 @@ class Ledger:
         return self.app.events.put(events, **{READ_VERSIONS: reads})
 
     def execute_batch(
-        self, items: list[tuple[Any, datetime | None]], *, remember_refusals: bool = False
+        self,
+        items: list[tuple[Any, datetime | None]],
+        *,
+        remember_refusals: bool = False,
+        actors: list[Actor] | None = None,
     ) -> list[CommandResult | LedgerError]:
         """Many commands, one transaction: each refused command is left out, the rest are
         saved together. If the batch cannot be saved whole (a concurrent writer, or a
@@ -184,38 +203,46 @@ class Ledger:
 
         ``remember_refusals`` (an import of history): a command refused by a rule is
         recorded under its command id, so that sending it again is refused the same way
-        (``ledger.domain.command_record``); otherwise a refusal writes nothing."""
+        (``ledger.domain.command_record``); otherwise a refusal writes nothing.
+
+        ``actors``: who sent each command (one per item, recorded on its record); all
+        ``local`` when not given."""
         with storage_errors():
-            return self._execute_batch(items, remember_refusals)
+            return self._execute_batch(items, remember_refusals, actors)
 
     def _execute_batch(
-        self, items: list[tuple[Any, datetime | None]], remember: bool
+        self,
+        items: list[tuple[Any, datetime | None]],
+        remember: bool,
+        actors: list[Actor] | None,
     ) -> list[CommandResult | LedgerError]:
         if len(items) > MAX_BATCH_COMMANDS:
             raise InvalidCommand("batch", f"at most {MAX_BATCH_COMMANDS} commands per batch")
+        senders = actors if actors is not None else [LOCAL_ACTOR] * len(items)
+        assert len(senders) == len(items), "one actor per command"
         parsed = [self.parse_or_error(data) for data, _ in items]
         commands = [p for p in parsed if isinstance(p, Command)]
         uow = self.unit_of_work(self.stream_cache)
         wanted = {i for cmd in commands for i in streams_read_by(cmd)}
         uow.prefetch(load_streams(self.app, uow.take_cached(wanted)))
         staged: list[Staged | CommandResult | LedgerError] = []
-        for command, (_, at) in zip(parsed, items, strict=True):
+        for command, (_, at), actor in zip(parsed, items, senders, strict=True):
             if isinstance(command, LedgerError):
                 staged.append(command)
                 continue
             try:
-                staged.append(self.stage(uow, command, at, remember))
+                staged.append(self.stage(uow, command, at, remember, actor))
             except LedgerError as refusal:
                 staged.append(refusal)
             if uow.dirty:
-                return self.one_by_one(items, remember)
+                return self.one_by_one(items, remember, senders)
         # Events go to the log command by command, so a position inside the batch never
         # shows half a command; the transaction is still one.
         events = [event for s in staged if isinstance(s, Staged) for event in s.events]
         try:
             recordings = self.save(uow, events)
         except IntegrityError:
-            return self.one_by_one(items, remember)
+            return self.one_by_one(items, remember, senders)
         self.stream_cache.keep(uow.aggregates())
         positions = self.positions(recordings)
         results = [s.outcome(positions) if isinstance(s, Staged) else s for s in staged]
@@ -232,11 +259,14 @@ class Ledger:
         return replace(result, position=self.head_position())
 
     def one_by_one(
-        self, items: list[tuple[Any, datetime | None]], remember: bool = False
+        self, items: list[tuple[Any, datetime | None]], remember: bool, actors: list[Actor]
     ) -> list[CommandResult | LedgerError]:
         """A batch that cannot be saved whole: each command on its own, from fresh reads."""
         self.stream_cache.clear()
-        return [self.execute_or_error(data, at, remember) for data, at in items]
+        return [
+            self.execute_or_error(data, at, remember, actor)
+            for (data, at), actor in zip(items, actors, strict=True)
+        ]
 
     @staticmethod
     def parse_or_error(data: Any) -> Command | LedgerError:
@@ -246,23 +276,28 @@ class Ledger:
             return refusal
 
     def execute_or_error(
-        self, data: Any, at: datetime | None, remember: bool = False
+        self, data: Any, at: datetime | None, remember: bool, actor: Actor
     ) -> CommandResult | LedgerError:
         try:
             with storage_errors():
-                return self._execute(data, at, remember)
+                return self._execute(data, at, remember, actor)
         except LedgerError as refusal:
             return refusal
 
     def stage(
-        self, uow: UnitOfWork, command: Command, at: datetime | None, remember: bool = False
+        self,
+        uow: UnitOfWork,
+        command: Command,
+        at: datetime | None,
+        remember: bool = False,
+        actor: Actor = LOCAL_ACTOR,
     ) -> CommandResult | Staged:
         """Run the handler into the unit of work and add the command's record; or return
         the earlier outcome of the same command. Any failure of the handler raises as a
         typed error; with ``remember``, one that is an outcome (``REMEMBERED_REFUSALS``) is
         staged instead, as the command's record alone, to be saved and then raised."""
         digest = self.payload_digest(command)
-        uow.begin(Ctx(command.command_id, self.moment(at)))
+        uow.begin(Ctx(command.command_id, self.moment(at), actor))
         earlier = self.earlier_outcome(uow, command, digest)
         if earlier is not None:
             return earlier

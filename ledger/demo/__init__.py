@@ -42,6 +42,7 @@ from ledger.application import CommandResult, Ledger, open_ledger
 from ledger.clock import ManualClock
 from ledger.demo.summary import Tally, build_summary
 from ledger.demo.traffic import START, Step, Traffic
+from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.errors import CommandIdReused, Conflict, InvalidCommand
 from ledger.domain.ids import promotion_id
 from ledger.domain.policy import Policy
@@ -212,7 +213,7 @@ def drive(
     ) as bar:
         for batch in batches(clock, steps, options.batch_size):
             if options.batch_size == 1:
-                outcomes = [ledger.execute_or_error(batch[0].command, None)]
+                outcomes = [ledger.execute_or_error(batch[0].command, None, False, LOCAL_ACTOR)]
             else:
                 outcomes = ledger.execute_batch([(step.command, step.at) for step in batch])
             for step, outcome in zip(batch, outcomes, strict=True):

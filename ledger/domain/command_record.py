@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.domain import Aggregate
 
 from ledger.domain import codes
-from ledger.domain.context import Ctx
+from ledger.domain.context import UNRECORDED_ROLE, Ctx
 from ledger.domain.errors import CommandIdReused, LedgerError, NotFound, RuleViolation
 from ledger.domain.ids import command_record_id
 from ledger.domain.journal import JournaledAggregate
@@ -34,31 +34,46 @@ class CommandEvent(Aggregate.Event):
     command_id: str
 
 
+def _actor_unrecorded(state: dict[str, Any]) -> None:
+    """v1 records were written before the actor was: they say so, not who."""
+    state["actor"] = {"key_id": None, "role": UNRECORDED_ROLE}
+
+
 @topic("command/Recorded")
 class CommandRecorded(CommandEvent, Aggregate.Created):
+    class_version = 2
     command_type: str
     payload_digest: str
     outcome: dict[str, Any]
+    actor: dict[str, str | None]  # Actor.as_dict(): the API key's id and role, or local
+
+    upcast_v1_v2 = staticmethod(_actor_unrecorded)
 
     def apply(self, agg: Any) -> None:
         agg.command_type = self.command_type
         agg.payload_digest = self.payload_digest
         agg.outcome = self.outcome
         agg.refusal = None
+        agg.actor = self.actor
 
 
 @topic("command/Refused")
 class CommandRefused(CommandEvent, Aggregate.Created):
+    class_version = 2
     command_type: str
     payload_digest: str
     code: str
     clause: str
+    actor: dict[str, str | None]
+
+    upcast_v1_v2 = staticmethod(_actor_unrecorded)
 
     def apply(self, agg: Any) -> None:
         agg.command_type = self.command_type
         agg.payload_digest = self.payload_digest
         agg.outcome = None
         agg.refusal = {"code": self.code, "clause": self.clause}
+        agg.actor = self.actor
 
 
 # The refusals that are outcomes of a command (decisions on the ledger's state), remembered.
@@ -75,6 +90,7 @@ class CommandRecord(JournaledAggregate):
         payload_digest: str
         outcome: dict[str, Any] | None
         refusal: dict[str, str] | None
+        actor: dict[str, str | None]
 
     @classmethod
     def record(
@@ -88,6 +104,7 @@ class CommandRecord(JournaledAggregate):
             command_type=command_type,
             payload_digest=payload_digest,
             outcome=outcome,
+            actor=ctx.actor.as_dict(),
         )
 
     @classmethod
@@ -103,6 +120,7 @@ class CommandRecord(JournaledAggregate):
             payload_digest=payload_digest,
             code=refusal.code,
             clause=refusal.clause,
+            actor=ctx.actor.as_dict(),
         )
 
     def refused_again(self, command_id: str) -> LedgerError | None:
