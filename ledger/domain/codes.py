@@ -10,9 +10,14 @@ status the API gives it (RFC 9457 problem details):
   **422 Unprocessable Content**;
 - ``INVALID_COMMAND`` and ``COMMAND_ID_REUSED`` are 422, a line that is not JSON is 400, a line
   over the size limit 413; ``NOT_FOUND`` 404; ``CONFLICT`` (optimistic concurrency lost) 409;
-- ``STORAGE_UNAVAILABLE`` and the projections' waits (``PROJECTION_BEHIND``,
-  ``PROJECTION_STOPPED``, ``PROJECTIONS_BUSY``) are 503: the server cannot answer now, retry
-  later (503 rather than 504: no gateway is involved, the read model itself is late);
+- ``STORAGE_UNAVAILABLE``, ``PROJECTION_STOPPED`` and ``PROJECTIONS_BUSY`` are 503: the server
+  cannot answer now, retry later; ``PROJECTION_BEHIND`` (a read-your-writes wait that ran out)
+  is 409, with the projection's position in the body: the read model has not yet caught up
+  with the position the client holds;
+- the HTTP API's own: ``IDEMPOTENCY_KEY_REQUIRED``, ``INVALID_JSON`` and ``INVALID_PARAMETER``
+  400, ``UNAUTHENTICATED`` 401, ``FORBIDDEN`` 403, ``METHOD_NOT_ALLOWED`` 405,
+  ``COMMAND_IN_PROGRESS`` 409, ``PRECONDITION_FAILED`` 412, ``REQUEST_TOO_LARGE`` 413,
+  ``UNSUPPORTED_MEDIA_TYPE`` 415;
 - ``SEAL_INVALID`` (a token given that does not open) is 422, ``SUBJECT_ERASED`` (the
   subject's key is gone) 409;
 - faults of the ledger itself (``COMMAND_FAILED``, ``KEYSTORE_ERROR``,
@@ -531,7 +536,7 @@ INVALID_JSON = ErrorCode(
     "INVALID_JSON",
     "",
     HTTPStatus.BAD_REQUEST,
-    "An import line that is not valid JSON in UTF-8.",
+    "An import line or request body that is not valid JSON in UTF-8, or nests too deep.",
 )
 LINE_TOO_LONG = ErrorCode(
     "LINE_TOO_LONG",
@@ -549,7 +554,7 @@ IO_ERROR = ErrorCode(
 PROJECTION_BEHIND = ErrorCode(
     "PROJECTION_BEHIND",
     "",
-    HTTPStatus.SERVICE_UNAVAILABLE,
+    STATE,
     "A projection did not reach the position asked for within the timeout.",
 )
 PROJECTION_STOPPED = ErrorCode(
@@ -569,6 +574,62 @@ PROJECTION_BUILD_FAILED = ErrorCode(
     "",
     HTTPStatus.INTERNAL_SERVER_ERROR,
     "A process building projection copies failed; nothing was swapped in.",
+)
+
+# -- the HTTP API (api/): requests, keys and roles ------------------------------------------
+COMMAND_IN_PROGRESS = ErrorCode(
+    "COMMAND_IN_PROGRESS",
+    "",
+    STATE,
+    "A command id sent again while its first request is still running; retry later.",
+)
+IDEMPOTENCY_KEY_REQUIRED = ErrorCode(
+    "IDEMPOTENCY_KEY_REQUIRED",
+    "",
+    HTTPStatus.BAD_REQUEST,
+    "A command sent without an Idempotency-Key header (or with one that is not a key).",
+)
+INVALID_PARAMETER = ErrorCode(
+    "INVALID_PARAMETER",
+    "",
+    HTTPStatus.BAD_REQUEST,
+    "A query parameter, path segment or header that breaks its rule (named, never echoed).",
+)
+UNAUTHENTICATED = ErrorCode(
+    "UNAUTHENTICATED",
+    "",
+    HTTPStatus.UNAUTHORIZED,
+    "No API key, or one that is unknown or revoked.",
+)
+FORBIDDEN = ErrorCode(
+    "FORBIDDEN",
+    "",
+    HTTPStatus.FORBIDDEN,
+    "The API key's role does not allow this request.",
+)
+METHOD_NOT_ALLOWED = ErrorCode(
+    "METHOD_NOT_ALLOWED",
+    "",
+    HTTPStatus.METHOD_NOT_ALLOWED,
+    "A method the resource does not take.",
+)
+PRECONDITION_FAILED = ErrorCode(
+    "PRECONDITION_FAILED",
+    "",
+    HTTPStatus.PRECONDITION_FAILED,
+    "An If-Match version that is no longer the stream's; nothing was written.",
+)
+REQUEST_TOO_LARGE = ErrorCode(
+    "REQUEST_TOO_LARGE",
+    "",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    "A request body over the size limit, refused without being read whole.",
+)
+UNSUPPORTED_MEDIA_TYPE = ErrorCode(
+    "UNSUPPORTED_MEDIA_TYPE",
+    "",
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    "A request body that is not application/json.",
 )
 
 CATALOGUE: tuple[ErrorCode, ...] = tuple(

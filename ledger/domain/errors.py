@@ -93,3 +93,10 @@ class CommandFailed(LedgerError):
     the command and the exception's type, never its text (it may quote the input)."""
 
     catalogued = codes.COMMAND_FAILED
+
+
+class CommandInProgress(LedgerError):
+    """A command id whose first request is still being decided or saved in this process
+    (IETF Idempotency-Key draft: a concurrent retry is refused, not run twice)."""
+
+    catalogued = codes.COMMAND_IN_PROGRESS

@@ -97,7 +97,15 @@ def test_the_statuses_the_api_will_give_follow_the_documented_mapping() -> None:
         "INVALID_COMMAND": HTTPStatus.UNPROCESSABLE_ENTITY,
         "INVALID_JSON": HTTPStatus.BAD_REQUEST,
         "STORAGE_UNAVAILABLE": HTTPStatus.SERVICE_UNAVAILABLE,
-        "PROJECTION_BEHIND": HTTPStatus.SERVICE_UNAVAILABLE,
+        # The API issue: a read-your-writes wait that ran out is 409 with the position.
+        "PROJECTION_BEHIND": HTTPStatus.CONFLICT,
+        "IDEMPOTENCY_KEY_REQUIRED": HTTPStatus.BAD_REQUEST,
+        "UNAUTHENTICATED": HTTPStatus.UNAUTHORIZED,
+        "FORBIDDEN": HTTPStatus.FORBIDDEN,
+        "COMMAND_IN_PROGRESS": HTTPStatus.CONFLICT,
+        "PRECONDITION_FAILED": HTTPStatus.PRECONDITION_FAILED,
+        "REQUEST_TOO_LARGE": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        "UNSUPPORTED_MEDIA_TYPE": HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     }
     assert {code: BY_CODE[code].status for code in expected} == expected
     rules = [entry for entry in CATALOGUE if entry.clause]
