@@ -42,6 +42,7 @@ from ledger.driver_errors import DRIVER_ERRORS, storage_errors
 from ledger.handlers import dispatch, streams_read_by, subject_stream
 from ledger.keystore import KeyStore, open_keystore
 from ledger.library.bulk_read import load_streams
+from ledger.library.positions import position_of
 from ledger.library.read_check import READ_VERSIONS, StaleRead
 from ledger.library.settings import library_env
 from ledger.library.transcoder import OrjsonTranscoder
@@ -287,12 +288,14 @@ class Ledger:
         return results
 
     def positioned(self, result: CommandResult) -> CommandResult:
-        """A repeated command wrote nothing now; its events are somewhere before the head of
-        the log, so the head (read after its record was seen) is a position that waiting
-        for reads them (read-your-writes holds for a retry too)."""
+        """A repeated command wrote nothing now: its position is the one its first send was
+        given, the position of its record (the last event of its transaction), so a retry
+        answers as the first send did (IETF Idempotency-Key draft). The head of the log, at
+        or after it, if the record is not there (it always is once seen)."""
         if result.position is not None:
             return result
-        return replace(result, position=self.head_position())
+        first = position_of(self.app, command_record_id(result.command_id), 1)
+        return replace(result, position=first if first is not None else self.head_position())
 
     def one_by_one(
         self, items: list[tuple[Any, datetime | None]], remember: bool, senders: Senders
