@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from ledger.domain.policy import Policy
 from ledger.storage_url import DEFAULT_POOL_SIZE, StorageUrl, read_pool_size
 
 DEFAULT_SIGNING_KEY_PATH = Path("var/signing-key.pem")
+DEFAULT_API_MAX_BODY_BYTES = 1 << 20
+API_MAX_BODY_BYTES_RANGE = (1024, 64 << 20)
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,18 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     log_level: str = "INFO"
     pool_size: int = DEFAULT_POOL_SIZE
+    api_max_body_bytes: int = DEFAULT_API_MAX_BODY_BYTES
+
+
+def bounded_int(env: Mapping[str, str], name: str, default: int, span: tuple[int, int]) -> int:
+    """An integer setting from ``low`` to ``high``; InvalidCommand naming the variable."""
+    text = env.get(name)
+    if text is None or text == "":
+        return default
+    low, high = span
+    if not text.strip().isdigit() or not low <= int(text) <= high:
+        raise InvalidCommand(name, f"must be a whole number from {low} to {high}")
+    return int(text)
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -53,7 +68,7 @@ def load_policy(path: Path | None) -> Policy:
     return policy
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     url = env.get("LEDGER_DATABASE_URL") or None
     policy_path = env.get("LEDGER_POLICY")
@@ -63,4 +78,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         policy=load_policy(Path(policy_path) if policy_path else None),
         log_level=env.get("LEDGER_LOG_LEVEL", "INFO").upper(),
         pool_size=read_pool_size(env),
+        api_max_body_bytes=bounded_int(
+            env, "LEDGER_API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES, API_MAX_BODY_BYTES_RANGE
+        ),
     )
