@@ -27,41 +27,49 @@ POLL_S = (0.002, 0.05)
 
 
 class ProjectionBehind(LedgerError):
-    """A projection has not reached the position a reader asked for within the timeout."""
+    """A projection has not reached the position a reader asked for within the timeout.
+
+    ``behind``: each lagging projection's position; ``position``: the lowest of them (where
+    the read models are, what an HTTP problem reports); ``asked``: the position asked for."""
 
     catalogued = codes.PROJECTION_BEHIND
 
-    def __init__(self, behind: dict[str, int], position: int, timeout_s: float) -> None:
+    def __init__(self, behind: dict[str, int], asked: int, timeout_s: float) -> None:
         names = ", ".join(f"{name} at {reached}" for name, reached in sorted(behind.items()))
         super().__init__(
-            f"projection(s) {names} did not reach position {position} within {timeout_s:g}s; "
+            f"projection(s) {names} did not reach position {asked} within {timeout_s:g}s; "
             "is `ledger projections run` running?"
         )
         self.behind = behind
-        self.position = position
+        self.position = min(behind.values())
+        self.asked = asked
         self.timeout_s = timeout_s
 
     def as_dict(self) -> dict[str, str]:
-        return {**super().as_dict(), "position": str(self.position)}
+        return {**super().as_dict(), "position": str(self.position), "asked": str(self.asked)}
 
 
 class ProjectionStopped(LedgerError):
     """A projection a reader waits for is stopped on an event it cannot apply, before the
-    position asked for (``projections.poison``)."""
+    position asked for (``projections.poison``).
+
+    ``stopped``: each stopped projection's poison position; ``position``: the lowest of them;
+    ``asked``: the position asked for."""
 
     catalogued = codes.PROJECTION_STOPPED
 
-    def __init__(self, stopped: dict[str, int], position: int) -> None:
+    def __init__(self, stopped: dict[str, int], asked: int) -> None:
         names = ", ".join(f"{name} at {at}" for name, at in sorted(stopped.items()))
         super().__init__(
             f"projection(s) {names} stopped on an event they cannot apply, before position "
-            f"{position}; see `ledger projections status`"
+            f"{asked}; see `ledger projections status`"
         )
         self.stopped = stopped
-        self.position = position
+        self.position = min(stopped.values())
+        self.asked = asked
 
     def as_dict(self) -> dict[str, str]:
-        return {**super().as_dict(), "position": str(self.position)}
+        return {**super().as_dict(), "position": str(self.position), "asked": str(self.asked)}
 
 
 class Freshness:

@@ -194,7 +194,8 @@ def test_a_projection_behind_is_a_typed_error(ledger: Ledger, read_models: ReadM
         read_models.order("BEHIND-1", after=result.position, timeout_s=0.3)
     error = caught.value
     assert error.code == "PROJECTION_BEHIND"
-    assert error.position == result.position and error.behind == {"orders": 0}
+    assert error.asked == result.position and error.behind == {"orders": 0}
+    assert error.position == 0  # where the projection is
     assert "did not reach position" in error.message
 
 
