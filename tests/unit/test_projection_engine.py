@@ -169,4 +169,5 @@ def test_projection_behind_is_a_ledger_error_with_a_code() -> None:
     error = ProjectionBehind({"orders": 4, "flags": 2}, 9, 1.5)
     assert isinstance(error, LedgerError) and error.code == "PROJECTION_BEHIND"
     assert "flags at 2, orders at 4" in error.message and "position 9" in error.message
-    assert error.as_dict()["position"] == "9"
+    # Where the read models are (the furthest behind), and what was asked.
+    assert error.as_dict()["position"] == "2" and error.as_dict()["asked"] == "9"
