@@ -1,0 +1,75 @@
+"""Reads of personal data, recorded in the log: who read which fields of whose data, when.
+
+The API issue (item 5) asks that reads of personal data by auditors and regulators are
+themselves recorded. Each such read is one ``PersonalDataRead`` event on a stream of its own
+(``PersonalDataAccess``, one per read, so readers never contend): the reader's API key id and
+role, the data subject, the order, and the names of the fields read. Never their values: the
+record of a read must not become a copy of what was read.
+
+The retention trail (projections/views/retention.py) shows each read as an ``accessed`` step
+of its subject.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.context import Ctx
+from ledger.domain.ids import stream_id
+from ledger.domain.journal import JournaledAggregate
+from ledger.domain.topics import topic
+
+# Roles whose reads of personal data are recorded. A ``service`` reads a contact to deliver
+# the order it is about (its operational need, DOMAIN.md §7); auditors and regulators read
+# to examine, and their reads are what a data subject may ask about.
+RECORDED_ROLES = frozenset({"auditor", "regulator"})
+
+
+@topic("personal-data/Event")
+class PersonalDataEvent(Aggregate.Event):
+    class_version = 1
+    command_id: str
+
+
+@topic("personal-data/Read")
+class PersonalDataRead(PersonalDataEvent, Aggregate.Created):
+    subject_id: str  # whose data: the subject whose key seals the fields
+    order_no: str
+    fields: list[str]  # names of the fields read, never their values
+    actor: dict[str, str | None]  # Actor.as_dict(): API key id and role
+
+    def apply(self, agg: Any) -> None:
+        agg.subject_id = self.subject_id
+        agg.order_no = self.order_no
+        agg.fields = list(self.fields)
+
+
+class PersonalDataAccess(JournaledAggregate):
+    """One recorded read of personal data (a stream of one event)."""
+
+    TOPIC = "mall-ledger/personal-data"
+    Event = PersonalDataEvent
+    Created = PersonalDataRead
+
+    if TYPE_CHECKING:
+        subject_id: str
+        order_no: str
+        fields: list[str]
+
+    @classmethod
+    def record(
+        cls, ctx: Ctx, read_id: str, subject_id: str, order_no: str, fields: list[str]
+    ) -> PersonalDataAccess:
+        """The read ``read_id`` (unique per read) by ``ctx.actor`` at ``ctx.at``."""
+        return cls._create(
+            PersonalDataRead,
+            id=stream_id("personal-data-read", read_id),
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            subject_id=subject_id,
+            order_no=order_no,
+            fields=sorted(fields),
+            actor=ctx.actor.as_dict(),
+        )
