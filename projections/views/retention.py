@@ -1,10 +1,11 @@
 """Retention audit trail (DOMAIN.md §7; ECL 31, PIPL 19/47).
 
 Per order: when the transaction completed and ``retain_until`` (completion + 3 years). Per data
-subject: every personal-data step as its event arrives. Today the log has one such step, the
-retention scheduled when a transaction completes; the workflow that emits the others
-(accessed, exported, de-identified, erased, held, released) comes later. Adding one is one
-entry in ``STEPS``::
+subject: every personal-data step as its event arrives. Today the log has two such steps: the
+retention scheduled when a transaction completes, and a recorded read of the subject's
+personal data (``accessed``: an auditor's or regulator's, ledger/domain/personal_data.py);
+the workflow that emits the others (exported, de-identified, erased, held, released) comes
+later. Adding one is one entry in ``STEPS``::
 
     STEPS[SubjectErased.TOPIC] = Step("erased", subject_field="subject_id")
 
@@ -21,6 +22,7 @@ from typing import Any
 from eventsourcing.utils import resolve_topic
 
 from ledger.domain.order import events as ev
+from ledger.domain.personal_data import PersonalDataRead
 from projections.base import Handler, Projection, topic_of
 from projections.batch import Batch
 from projections.events import Event, when
@@ -69,8 +71,15 @@ def _scheduled(e: Event) -> dict[str, Any]:
     return {"completed_at": completed.isoformat(), "retain_until": until.isoformat()}
 
 
+def _accessed(e: Event) -> dict[str, Any]:
+    """Who read which fields (never the values: the event has none)."""
+    d = e.fields(PersonalDataRead)
+    return {"key_id": d.actor.get("key_id"), "role": d.actor.get("role"), "fields": d.fields}
+
+
 STEPS: dict[str, Step] = {
     topic_of(ev.TransactionCompleted): Step("scheduled", detail=_scheduled),
+    topic_of(PersonalDataRead): Step("accessed", subject_field="subject_id", detail=_accessed),
 }
 
 
@@ -148,7 +157,7 @@ HANDLERS: dict[str, Handler] = {
 
 PROJECTION = Projection(
     name="retention",
-    version=1,
+    version=2,  # 2: reads of personal data are ``accessed`` steps
     rebuild_cost=7,
     description="retention deadlines and the personal-data audit trail (§7)",
     tables=(RETENTION_ORDERS, STEPS_TABLE),
