@@ -2,8 +2,11 @@
 
 One process holds one ``Ledger`` (its connections come from the process-wide pool,
 ledger/pg_pool.py), one writer that owns the ledger's writes (api/writer.py), the read
-models, and the key cache. They are opened when the app starts (ASGI lifespan) and closed
-when it stops.
+models (a few ``ReadModels``, api/readers.py), the page-token key (api/pages.py) and the key
+cache. They are opened when the app starts (ASGI lifespan), the ledger first: the process is
+a writer, so a missing SQLite file is made and the projections' tables are created if no
+worker has run yet (empty until ``ledger projections run`` fills them). They are closed when
+it stops.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import admin, commands, openapi, problems
+from api import admin, commands, openapi, problems, queries
 from api.auth import DEFAULT_KEY_CACHE_S, KeyCache
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimits
+from api.pages import PageTokens, derive_key
+from api.readers import DEFAULT_READERS, Readers
 from api.writer import SerialWriter, Writer
-from ledger.application import open_ledger
+from ledger.application import Ledger, open_ledger
 from ledger.clock import Clock
 from ledger.domain.policy import Policy
 from ledger.settings import load_settings
 from ledger.storage_url import StorageUrl
+from projections.freshness import DEFAULT_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,10 @@ class ApiSettings:
     policy: Policy = field(default_factory=Policy)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     key_cache_s: float = DEFAULT_KEY_CACHE_S
+    # Queries: how long one waits for its projection to reach min_position, and how many
+    # run at once (each holds a read-model connection while it runs: api/readers.py).
+    read_wait_s: float = DEFAULT_TIMEOUT_S
+    readers: int = DEFAULT_READERS
 
 
 def app_from_env() -> FastAPI:
@@ -56,15 +66,23 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         ledger = await run_in_threadpool(
             lambda: open_ledger(config.url, clock=config.clock, policy=config.policy)
         )
+        try:
+            readers = await run_in_threadpool(
+                lambda: Readers(config.url, config.readers, config.read_wait_s)
+            )
+            page_key = await run_in_threadpool(lambda: derive_key(ledger.keystore.linkage_key()))
+        except BaseException:
+            await run_in_threadpool(ledger.close)
+            raise
         app.state.ledger = ledger
         app.state.writer = SerialWriter(ledger)
         app.state.keys = KeyCache(ledger, config.key_cache_s)
+        app.state.readers = readers
+        app.state.page_tokens = PageTokens(page_key)
         try:
             yield
         finally:
-            writer: Writer = app.state.writer
-            await run_in_threadpool(writer.close)
-            await run_in_threadpool(ledger.close)
+            await run_in_threadpool(close, app.state.writer, readers, ledger)
 
     app = FastAPI(
         title="mall-ledger",
@@ -77,8 +95,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.include_router(commands.router)
+    app.include_router(queries.router)
     app.include_router(admin.router)
     app.include_router(problems.router)
     openapi.install(app)
     app.add_middleware(BodyLimits, max_body_bytes=config.max_body_bytes)
     return app
+
+
+def close(writer: Writer, readers: Readers, ledger: Ledger) -> None:
+    """Stop taking writes (the writer finishes what it holds), then close the stores."""
+    writer.close()
+    readers.close()
+    ledger.close()

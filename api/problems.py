@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from api.errors import InvalidParameter
 from ledger.commands import describe_error
 from ledger.domain import codes
 from ledger.domain.codes import ErrorCode
@@ -50,7 +51,9 @@ class Problem(BaseModel):
     clause: str = Field(examples=["3.1.3"])
     errors: list[FieldError] | None = None
     position: int | None = Field(
-        default=None, description="PROJECTION_BEHIND: the position the projection had reached"
+        default=None,
+        description="PROJECTION_BEHIND: the position the projection had applied; "
+        "PROJECTION_STOPPED: the position of the event it stopped on",
     )
 
 
@@ -134,6 +137,8 @@ def field_errors(exc: LedgerError) -> list[FieldError]:
     listed: list[tuple[str, str]] | None = getattr(exc, "field_errors", None)
     if listed is not None:
         return [FieldError(pointer=where, rule=rule) for where, rule in listed]
+    if isinstance(exc, InvalidParameter):
+        return [FieldError(pointer=exc.name, rule=exc.rule)]
     if isinstance(exc, InvalidCommand) and exc.field:
         return [FieldError(pointer=pointer(exc.field), rule=exc.rule)]
     return []
@@ -158,20 +163,28 @@ def validation_problem(exc: RequestValidationError, instance: str) -> Response:
     )
 
 
+def instance_of(request: Request) -> str:
+    """A problem's ``instance``: the matched route's path template (``/v1/orders/{order_no}``),
+    so ids in the path (an account number, say) are not echoed; the path itself when no
+    route matched."""
+    template = getattr(request.scope.get("route"), "path", None)
+    return template if isinstance(template, str) else request.url.path
+
+
 def install(app: FastAPI) -> None:
     """Route every error the app can meet to a problem response."""
 
     async def on_ledger_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, LedgerError)
-        return refusal(exc, request.url.path)
+        return refusal(exc, instance_of(request))
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return validation_problem(exc, request.url.path)
+        return validation_problem(exc, instance_of(request))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        path = request.url.path
+        path = instance_of(request)
         if exc.status_code == 405:
             return problem(codes.METHOD_NOT_ALLOWED, f"{request.method} is not taken here", path)
         if exc.status_code == 404:
@@ -184,7 +197,7 @@ def install(app: FastAPI) -> None:
         return problem(
             codes.LEDGER_ERROR,
             f"the server failed on this request (request id {request_id}); nothing was written",
-            request.url.path,
+            instance_of(request),
         )
 
     app.add_exception_handler(LedgerError, on_ledger_error)

@@ -475,32 +475,14 @@ class ReadModels:
             )
 
     # -- payments ----------------------------------------------------------------------------
-    def payments_page(
-        self,
-        order_no: str,
-        *,
-        page_size: int = MAX_ROWS,
-        cursor: Sequence[Any] | None = None,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> Page:
-        """The order's payments per method, with ``outstanding_fen`` (paid less refunded)."""
-        found = self.page(
-            PAYMENTS,
-            (order_no,),
-            page_size=page_size,
-            cursor=cursor,
-            after=after,
-            timeout_s=timeout_s,
-        )
-        for row in found.rows:
-            row["outstanding_fen"] = row["paid_fen"] - row["refunded_fen"]
-        return found
-
     def payments(
         self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> list[Row]:
-        return self.payments_page(order_no, after=after, timeout_s=timeout_s).rows
+        """The order's payments per method, with ``outstanding_fen`` (paid less refunded)."""
+        rows = self.page(PAYMENTS, (order_no,), after=after, timeout_s=timeout_s).rows
+        for row in rows:
+            row["outstanding_fen"] = row["paid_fen"] - row["refunded_fen"]
+        return rows
 
     def refunds(
         self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S

@@ -491,7 +491,7 @@ NOT_FOUND = ErrorCode(
     "NOT_FOUND",
     "",
     HTTPStatus.NOT_FOUND,
-    "The command names an order or a code that does not exist.",
+    "A command or a query names an order, a code or another id that does not exist.",
 )
 CONFLICT = ErrorCode(
     "CONFLICT",
