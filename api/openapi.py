@@ -12,6 +12,8 @@ from pydantic import TypeAdapter
 from api.commands import BODY_MODELS, REF
 from api.problems import PROBLEM_MEDIA_TYPE
 
+FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
 
 def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
@@ -34,7 +36,19 @@ def document(app: FastAPI) -> dict[str, Any]:
     for path in doc.get("paths", {}).values():
         for operation in path.values():
             _problem_media_only(operation)
+            _no_default_422(operation)
+    for name in FASTAPI_VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
     return doc
+
+
+def _no_default_422(operation: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 for routes with parameters; here a parameter that
+    breaks its rule is a 400 INVALID_PARAMETER problem (api/problems.py), documented so."""
+    response = operation.get("responses", {}).get("422", {})
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    if schema.get("$ref", "").endswith("/HTTPValidationError"):
+        del operation["responses"]["422"]
 
 
 def _problem_media_only(operation: dict[str, Any]) -> None:

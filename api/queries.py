@@ -73,7 +73,23 @@ QUERY_ERRORS: dict[int | str, dict[str, Any]] = {
     ]
 }
 
-router = APIRouter(prefix="/v1", tags=["queries"], responses=QUERY_ERRORS)
+LEDGER_POSITION = {
+    "description": "the log position the read model had applied when it was read",
+    "schema": {"type": "integer", "minimum": 0},
+}
+ETAG = {
+    "description": "the stream's version as of that position, quoted (\"3\"): a command's If-Match",
+    "schema": {"type": "string"},
+}
+ANSWERED: dict[str, Any] = {
+    "description": "the answer",
+    "headers": {"Ledger-Position": LEDGER_POSITION},
+}
+VERSIONED: dict[int | str, dict[str, Any]] = {
+    200: {"headers": {"Ledger-Position": LEDGER_POSITION, "ETag": ETAG}}
+}
+
+router = APIRouter(prefix="/v1", tags=["queries"], responses={200: ANSWERED, **QUERY_ERRORS})
 
 MinPosition = Annotated[
     int | None,
@@ -264,7 +280,7 @@ class RetentionItem(Item[RetentionView]):
     """An order's retention."""
 
 
-@router.get("/orders/{order_no}", response_model=OrderItem)
+@router.get("/orders/{order_no}", response_model=OrderItem, responses=VERSIONED)
 async def order(
     request: Request,
     response: Response,
@@ -316,7 +332,7 @@ async def orders(
     return await list_page(request, response, q.ORDERS_BY_STATUS, filters, page)
 
 
-@router.get("/orders/{order_no}/contact", response_model=ContactItem)
+@router.get("/orders/{order_no}/contact", response_model=ContactItem, responses=VERSIONED)
 async def contact(
     request: Request,
     response: Response,
@@ -399,7 +415,7 @@ class CampaignItem(Item[CampaignCounts]):
     """A campaign's counts."""
 
 
-@router.get("/entitlements/{code}", response_model=EntitlementItem)
+@router.get("/entitlements/{code}", response_model=EntitlementItem, responses=VERSIONED)
 async def entitlement(
     request: Request,
     response: Response,
