@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ledger.application import Ledger
 from ledger.domain.context import Actor, Ctx
+from ledger.domain.errors import NotFound
 from ledger.domain.personal_data import RECORDED_ROLES, PersonalDataAccess
 from ledger.driver_errors import storage_errors
 from ledger.sealing import ERASED
@@ -38,7 +39,10 @@ def reveal_contact(ledger: Ledger, order_no: str, actor: Actor) -> RevealedConta
     the log lacks, SealInvalid for a token that fails authentication, StorageUnavailable."""
     with storage_errors():
         head = ledger.head_position()
-        order = ledger.order(order_no)
+        try:
+            order = ledger.order(order_no)
+        except NotFound:
+            raise NotFound("no such order") from None  # the number may be anything sent
         sealed: dict[str, str] = dict(order.contact)
         subject = _subject(ledger, sealed, order.account_no)
         position, recorded = head, False
