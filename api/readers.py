@@ -4,9 +4,10 @@ A ``ReadModels`` holds one connection and serves one thread at a time, and a que
 (``min_position``, up to ``wait_s``) for its projection: so the process keeps ``size`` of them
 (default 2: on PostgreSQL each holds a connection, and a LISTEN one once it has waited) and
 lends each to one query at a time, off the event loop. A query that finds all of them busy
-waits up to ``BORROW_WAIT_S`` and is then ``STORAGE_UNAVAILABLE`` (503, with
-``Retry-After``). After a storage failure the borrowed read models reconnect if their
-connection broke, so a restarted database server is served again.
+waits up to ``wait_s + BORROW_MARGIN_S`` (past any other query's own wait) and is then
+``STORAGE_UNAVAILABLE`` (503, with ``Retry-After``). After a storage failure the borrowed
+read models reconnect if their connection broke, so a restarted database server is served
+again.
 
 Opened when the app starts, on the ledger's database after the ledger itself (a writer, which
 has made a missing SQLite file by then): ``ReadModels.open`` creates the projections' tables
@@ -30,15 +31,18 @@ from projections.freshness import DEFAULT_TIMEOUT_S
 from projections.queries import ReadModels
 
 DEFAULT_READERS = 2
-BORROW_WAIT_S = DEFAULT_TIMEOUT_S + 5.0  # past the longest min_position wait of a query
+BORROW_MARGIN_S = 5.0
 T = TypeVar("T")
 
 
 class Readers:
     """``size`` opened ``ReadModels`` lent one query at a time (``run``)."""
 
-    def __init__(self, url: StorageUrl | str | None, size: int, wait_s: float) -> None:
-        self.wait_s = wait_s
+    def __init__(
+        self, url: StorageUrl | str | None, size: int, wait_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self.wait_s = wait_s  # how long a query waits for min_position
+        self.borrow_wait_s = wait_s + BORROW_MARGIN_S
         self._idle: queue.Queue[ReadModels] = queue.Queue()
         self._all: list[ReadModels] = []
         try:
@@ -52,11 +56,11 @@ class Readers:
     def call(self, query: Callable[[ReadModels], T]) -> T:
         """Run ``query`` on an idle read model (blocking: call it from a worker thread)."""
         try:
-            models = self._idle.get(timeout=BORROW_WAIT_S)
+            models = self._idle.get(timeout=self.borrow_wait_s)
         except queue.Empty:
             raise StorageUnavailable(
                 f"all {len(self._all)} read-model connections stayed busy for "
-                f"{BORROW_WAIT_S:g}s; retry"
+                f"{self.borrow_wait_s:g}s; retry"
             ) from None
         try:
             return query(models)

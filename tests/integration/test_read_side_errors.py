@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from ledger.domain.errors import StorageUnavailable
-from projections.queries import ReadModels
+from projections.queries import ORDERS_BY_STATUS, ReadModels
 from projections.registry import PROJECTIONS
 from projections.schema import LIVE
 from tests.fix_pg import database_url
@@ -26,6 +26,10 @@ QUERIES: dict[str, Callable[[ReadModels], Any]] = {
     "linked_accounts (its own SQL)": lambda rm: rm.linked_accounts("ACC-1"),
     "campaign_counts (its own SQL)": lambda rm: rm.campaign_counts("spring"),
     "wait_for (the positions)": lambda rm: rm.wait_for(1, timeout_s=0.1),
+    "page (a keyset page after a cursor)": lambda rm: rm.page(
+        ORDERS_BY_STATUS, ("paid", AT, AT), page_size=2, cursor=(AT, "A-1")
+    ),
+    "exists (an owner's row)": lambda rm: rm.exists("flags", "flag_orders", "order_no", "A-1"),
 }
 
 
