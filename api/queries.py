@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import ReaderActor
@@ -50,7 +50,8 @@ from api.views import (
     RetentionStep,
     RetentionView,
 )
-from ledger.commands import LATEST_MOMENT, Moment
+from ledger.clock import EARLIEST_COMMAND_TIME
+from ledger.commands import ACCOUNT_PATTERN, KEY_MAX_CHARS, KEY_PATTERN, LATEST_MOMENT, Moment
 from ledger.contact_reads import reveal_contact
 from ledger.domain.errors import NotFound
 from ledger.domain.order.vocabulary import OrderStatus
@@ -60,7 +61,6 @@ from projections.queries import Listing, ReadModels
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_POSITION = 2**63 - 1
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 QUERY_ERRORS: dict[int | str, dict[str, Any]] = {
     status: ERROR_RESPONSES[status] | {"description": text}
     for status, text in [
@@ -101,7 +101,14 @@ MinPosition = Annotated[
         examples=[8],
     ),
 ]
-Text = Annotated[str, Query(min_length=1, max_length=128)]
+# Ids in paths and filters take the characters the commands' ids take (ledger/commands.py):
+# no control character reaches a database (PostgreSQL refuses a NUL: that would be a 5xx).
+KeyId = Annotated[str, Path(min_length=1, max_length=KEY_MAX_CHARS, pattern=KEY_PATTERN)]
+AccountId = Annotated[str, Path(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN)]
+KeyFilter = Annotated[str, Query(min_length=1, max_length=KEY_MAX_CHARS, pattern=KEY_PATTERN)]
+AccountFilter = Annotated[
+    str, Query(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN)
+]
 At = Annotated[
     Moment | None,
     Query(
@@ -284,7 +291,7 @@ class RetentionItem(Item[RetentionView]):
 async def order(
     request: Request,
     response: Response,
-    order_no: str,
+    order_no: KeyId,
     actor: ReaderActor,
     min_position: MinPosition = None,
 ) -> Any:
@@ -304,8 +311,8 @@ async def orders(
     response: Response,
     actor: ReaderActor,
     page: PagingParams,
-    account_no: Text | None = None,
-    seller_id: Text | None = None,
+    account_no: AccountFilter | None = None,
+    seller_id: KeyFilter | None = None,
     status: Annotated[OrderStatus | None, Query()] = None,
     since: At = None,
     until: At = None,
@@ -325,7 +332,7 @@ async def orders(
         return await list_page(
             request, response, q.ORDERS_BY_SELLER, {"seller_id": seller_id}, page
         )
-    start, end = since or EARLIEST, until or LATEST_MOMENT
+    start, end = since or EARLIEST_COMMAND_TIME, until or LATEST_MOMENT
     if end <= start:
         raise InvalidParameter("until", "must be after since")
     filters = {"status": str(status), "since": start, "until": end}
@@ -336,7 +343,7 @@ async def orders(
 async def contact(
     request: Request,
     response: Response,
-    order_no: str,
+    order_no: KeyId,
     actor: ReaderActor,
     min_position: MinPosition = None,
 ) -> Any:
@@ -353,7 +360,7 @@ async def contact(
 
 @router.get("/orders/{order_no}/flags", response_model=FlagPage)
 async def order_flags(
-    request: Request, response: Response, order_no: str, actor: ReaderActor, page: PagingParams
+    request: Request, response: Response, order_no: KeyId, actor: ReaderActor, page: PagingParams
 ) -> Any:
     """The order's abnormal-order flags (3.1.6) in the order they were raised."""
     owner = Owner("order", "flags", "flag_orders", "order_no", order_no)
@@ -363,7 +370,7 @@ async def order_flags(
 
 @router.get("/orders/{order_no}/payments", response_model=PaymentPage)
 async def order_payments(
-    request: Request, response: Response, order_no: str, actor: ReaderActor, page: PagingParams
+    request: Request, response: Response, order_no: KeyId, actor: ReaderActor, page: PagingParams
 ) -> Any:
     """The order's money per payment method: paid, refunded, under way, outstanding."""
     owner = Owner("order", "payments", "pay_orders", "order_no", order_no)
@@ -373,7 +380,7 @@ async def order_payments(
 
 @router.get("/orders/{order_no}/refunds", response_model=RefundPage)
 async def order_refunds(
-    request: Request, response: Response, order_no: str, actor: ReaderActor, page: PagingParams
+    request: Request, response: Response, order_no: KeyId, actor: ReaderActor, page: PagingParams
 ) -> Any:
     """The order's refunds by refund id (destinations stay sealed: absent)."""
     owner = Owner("order", "payments", "pay_orders", "order_no", order_no)
@@ -385,7 +392,7 @@ async def order_refunds(
 async def order_retention(
     request: Request,
     response: Response,
-    order_no: str,
+    order_no: KeyId,
     actor: ReaderActor,
     min_position: MinPosition = None,
 ) -> Any:
@@ -419,7 +426,7 @@ class CampaignItem(Item[CampaignCounts]):
 async def entitlement(
     request: Request,
     response: Response,
-    code: str,
+    code: KeyId,
     actor: ReaderActor,
     min_position: MinPosition = None,
 ) -> Any:
@@ -435,7 +442,11 @@ async def entitlement(
 
 @router.get("/entitlements", response_model=EntitlementPage)
 async def entitlements(
-    request: Request, response: Response, actor: ReaderActor, page: PagingParams, account_no: Text
+    request: Request,
+    response: Response,
+    actor: ReaderActor,
+    page: PagingParams,
+    account_no: AccountFilter,
 ) -> Any:
     """The codes an account holds or consumed, by code."""
     return await list_page(
@@ -450,7 +461,7 @@ async def entitlements(
 
 @router.get("/entitlements/{code}/history", response_model=EntitlementHistoryPage)
 async def entitlement_history(
-    request: Request, response: Response, code: str, actor: ReaderActor, page: PagingParams
+    request: Request, response: Response, code: KeyId, actor: ReaderActor, page: PagingParams
 ) -> Any:
     """Every step of the code, in log order."""
     owner = Owner("code", "entitlements", "entitlements", "code", code)
@@ -462,7 +473,7 @@ async def entitlement_history(
 async def campaign_counts(
     request: Request,
     response: Response,
-    campaign: str,
+    campaign: KeyId,
     actor: ReaderActor,
     min_position: MinPosition = None,
 ) -> Any:
@@ -490,7 +501,11 @@ class RefusalItem(Item[RefusalCount]):
 
 @router.get("/accounts/{account_no}/linked", response_model=AccountPage)
 async def linked_accounts(
-    request: Request, response: Response, account_no: str, actor: ReaderActor, page: PagingParams
+    request: Request,
+    response: Response,
+    account_no: AccountId,
+    actor: ReaderActor,
+    page: PagingParams,
 ) -> Any:
     """The accounts linked to this one, itself included, by account number (3.1.5: links
     are transitive); an account no order has linked is alone in its group."""
@@ -507,8 +522,8 @@ async def linked_accounts(
 async def purchase_limit_usage(
     request: Request,
     response: Response,
-    account_no: str,
-    sku: str,
+    account_no: AccountId,
+    sku: KeyId,
     actor: ReaderActor,
     at: At = None,
     min_position: MinPosition = None,
@@ -529,7 +544,7 @@ async def purchase_limit_usage(
 async def refusals(
     request: Request,
     response: Response,
-    account_no: str,
+    account_no: AccountId,
     actor: ReaderActor,
     at: At = None,
     window_days: Annotated[
@@ -578,7 +593,11 @@ async def reconciliation(
 
 @router.get("/subjects/{subject_id}/retention-steps", response_model=StepPage)
 async def retention_steps(
-    request: Request, response: Response, subject_id: str, actor: ReaderActor, page: PagingParams
+    request: Request,
+    response: Response,
+    subject_id: AccountId,
+    actor: ReaderActor,
+    page: PagingParams,
 ) -> Any:
     """Every personal-data step of a data subject (the account), in log order: retention
     scheduled, reads recorded (``accessed``), …"""

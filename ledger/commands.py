@@ -82,9 +82,12 @@ class Chars:
 
 
 _Str = Annotated[str, Strict(), Chars()]
-Key = Annotated[_Str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
+KEY_PATTERN = r"^[A-Za-z0-9._:/@+-]+$"  # also the HTTP API's ids in paths and filters
+KEY_MAX_CHARS = 128
+Key = Annotated[_Str, Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=KEY_PATTERN)]
 # Account numbers name a data subject's key, so they may not contain ':' (token separator).
-AccountNo = Annotated[_Str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/@+-]+$")]
+ACCOUNT_PATTERN = r"^[A-Za-z0-9._/@+-]+$"
+AccountNo = Annotated[_Str, Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN)]
 Text = Annotated[_Str, Field(max_length=500)]
 Note = Annotated[
     str, Strict(), Chars(multiline=True), Field(max_length=500, description=MULTI_LINE)

@@ -270,6 +270,11 @@ BAD_PARAMETERS: list[tuple[str, dict[str, Any], str]] = [
     ("/v1/retention/due", {"before": "yesterday"}, "before"),
     ("/v1/orders", {"account_no": "acct-1", "page_token": "13800000000"}, "page_token"),
     ("/v1/flags/unreviewed", {"page_token": "x" * 2000}, "page_token"),
+    # A NUL or a line break in an id or a filter never reaches the database.
+    ("/v1/orders/13800000000%00", {}, "order_no"),
+    ("/v1/subjects/13800000000%0A/retention-steps", {}, "subject_id"),
+    ("/v1/orders", {"account_no": "13800000000\x00"}, "account_no"),
+    ("/v1/orders", {"seller_id": "13800000000\u2028"}, "seller_id"),
 ]
 
 
