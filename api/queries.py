@@ -10,7 +10,8 @@
   ``PROJECTION_STOPPED`` at once if it is stopped on an event it cannot apply.
 - **Positions and versions.** Every answer has ``position`` in its body and ``Ledger-Position``:
   the position its projection had applied when it was read. An order or a code also has
-  ``ETag``: its stream's version as of that position, what a command's ``If-Match`` compares.
+  ``ETag``: its stream's version as of that position (read from the log through the ledger),
+  what a command's ``If-Match`` compares.
 - **Roles.** ``service`` and ``auditor`` (api/access.py); others 403, no key 401.
 - **Personal fields** are absent from every answer (api/views.py), except
   ``/v1/orders/{order_no}/contact``, which reveals the contact and records an auditor's read
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -50,6 +52,7 @@ from api.views import (
     RetentionStep,
     RetentionView,
 )
+from ledger.application import Ledger
 from ledger.clock import EARLIEST_COMMAND_TIME
 from ledger.commands import ACCOUNT_PATTERN, KEY_MAX_CHARS, KEY_PATTERN, LATEST_MOMENT, Moment
 from ledger.contact_reads import reveal_contact
@@ -239,13 +242,14 @@ async def one(
     """One resource that ``find(models, wait_s)`` reads (None: 404 naming ``what``); with
     ``stream``, its row's stream version as ``ETag``."""
     readers = readers_of(request)
+    ledger: Ledger = request.app.state.ledger
 
     def query(models: ReadModels) -> tuple[Any, int, int | None]:
         found = find(models, readers.wait_s)
         if found is None:
             raise NotFound(f"no such {what}")
         position = models.position
-        version = models.stream_version(found["stream_id"], position) if stream else None
+        version = ledger.stream_version(UUID(found["stream_id"]), position) if stream else None
         return found, position, version
 
     found, position, version = await readers.run(query)

@@ -42,7 +42,7 @@ from ledger.driver_errors import DRIVER_ERRORS, storage_errors
 from ledger.handlers import dispatch, streams_read_by, subject_stream
 from ledger.keystore import KeyStore, open_keystore
 from ledger.library.bulk_read import load_streams
-from ledger.library.positions import position_of
+from ledger.library.positions import position_of, version_at
 from ledger.library.read_check import READ_VERSIONS, StaleRead
 from ledger.library.settings import library_env
 from ledger.library.transcoder import OrjsonTranscoder
@@ -440,6 +440,12 @@ class Ledger:
         """An order's contact details in plaintext; ``[erased]`` once the subject's key is gone."""
         sealed = self.order(order_no).contact
         return {name: self.reveal(token, name) for name, token in sealed.items()}
+
+    def stream_version(self, stream_id: UUID, position: int) -> int | None:
+        """The version stream ``stream_id`` had at log ``position`` (a read model's answer's
+        position): the ``ETag`` of what that answer shows. None if it had no event then."""
+        with storage_errors():
+            return version_at(self.app, stream_id, position)
 
     def head_position(self) -> int:
         return self.app.recorder.max_notification_id() or 0

@@ -326,24 +326,6 @@ class Db(ABC):
         found = cur.fetchone()
         return None if found is None else (found[0], bytes(found[1]))
 
-    def stream_key(self, stream_id: str) -> Any:
-        """How the events table stores a stream id given as dashed UUID text."""
-        return stream_id
-
-    def stream_version(self, cur: Any, stream_id: str, position: int) -> int | None:
-        """The version of ``stream_id`` as of ``position``: its last event's
-        ``originator_version`` at or before it; None if it had none (an indexed range read
-        of one stream's rows)."""
-        cur.execute(
-            self.sql(
-                f"SELECT max(originator_version) FROM {self.events_table} "
-                f"WHERE originator_id = %s AND {self.id_column} <= %s"
-            ),
-            (self.stream_key(stream_id), position),
-        )
-        found = cur.fetchone()
-        return None if found is None or found[0] is None else int(found[0])
-
     def first_position(self, cur: Any) -> int:
         cur.execute(f"SELECT min({self.id_column}) FROM {self.events_table}")
         return int(cur.fetchone()[0] or 0)

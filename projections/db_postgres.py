@@ -12,7 +12,6 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from psycopg import sql as pgsql
@@ -172,9 +171,6 @@ class PgDb(Db):
             named.itersize = 2000
             named.execute(query)
             yield from named
-
-    def stream_key(self, stream_id: str) -> Any:
-        return UUID(stream_id)
 
     def fetch_events(
         self, cur: Any, after: int, limit: int, topics: Sequence[str], stop: int | None

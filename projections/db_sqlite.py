@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import orjson
 
@@ -170,9 +169,6 @@ class SqliteDb(Db):
             (after, last, orjson.dumps(list(topics)).decode()),
         )
         return [RawEvent(p, t, canonical_uuid(o), v, s) for p, t, o, v, s in cur.fetchall()]
-
-    def stream_key(self, stream_id: str) -> Any:
-        return UUID(stream_id).hex  # SQLite stores 32 hex digits
 
     def listener(self, channel: str) -> Listener:
         return PollListener(self.poll)

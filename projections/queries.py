@@ -268,13 +268,6 @@ class ReadModels:
             query = f'SELECT 1 FROM "{physical}" WHERE "{column}" = %s LIMIT 1'
             return self._scalar(cur, query, (self._param(value),)) is not None
 
-    def stream_version(self, stream_id: str, position: int) -> int | None:
-        """The version of stream ``stream_id`` (a read-model row's ``stream_id``) as of log
-        ``position``: its last event's ``originator_version`` at or before it (the ETag a
-        command's ``If-Match`` compares); None if the stream had no event by then."""
-        with storage_errors(), self.db.snapshot() as cur:
-            return self.db.stream_version(cur, stream_id, position)
-
     # -- orders ----------------------------------------------------------------------------
     def order(
         self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S

@@ -23,6 +23,7 @@ from eventsourcing.utils import get_topic
 from ledger.application import Ledger, LedgerApplication
 from ledger.library.bulk_read import load_streams
 from ledger.library.pg_recorder import COPY_MIN_EVENTS, CopyApplicationRecorder
+from ledger.library.positions import position_of, version_at
 from ledger.library.read_check import READ_VERSIONS, StaleRead
 from ledger.library.sqlite_recorder import CheckedSQLiteApplicationRecorder
 from ledger.library.tables import EVENT_COLUMNS, PG_EVENTS_CHANNEL, TRACKING_COLUMNS
@@ -141,6 +142,21 @@ def test_bulk_read_folds_streams_as_the_repository_does(ledger_app: Ledger) -> N
     loaded = found[noted.id]
     assert isinstance(loaded, Probe) and loaded.text == "x" and loaded.version == 2
     assert vars(loaded) == vars(ledger_app.app.repository.get(noted.id))
+
+
+def test_positions_and_versions_are_read_from_the_events_table(ledger_app: Ledger) -> None:
+    """positions.py: an event's position by version, a stream's version as of a position."""
+    probe = Probe()
+    (first,) = put(ledger_app, probe)
+    (other,) = put(ledger_app, Probe())
+    probe.note("x")
+    (second,) = put(ledger_app, probe)
+    app = ledger_app.app
+    assert position_of(app, probe.id, 1) == first and position_of(app, probe.id, 2) == second
+    assert position_of(app, probe.id, 3) is None
+    assert version_at(app, probe.id, first - 1) is None
+    assert version_at(app, probe.id, other) == 1  # another stream's event moves nothing
+    assert version_at(app, probe.id, second) == version_at(app, probe.id, second + 5) == 2
 
 
 # -- the tracking recorder and its private _insert_tracking (tracking.py) --------------------
