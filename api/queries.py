@@ -144,6 +144,8 @@ def paging(
     ] = None,
     min_position: MinPosition = None,
 ) -> Paging:
+    """A list's ``page_size`` (1 to ``MAX_PAGE_SIZE``), ``page_token`` and ``min_position``
+    as query parameters (FastAPI documents them on every list route)."""
     return Paging(page_size, page_token, min_position)
 
 
@@ -152,6 +154,7 @@ PagingParams = Annotated[Paging, Depends(paging)]
 
 # -- plumbing ---------------------------------------------------------------------------------
 def readers_of(request: Request) -> Readers:
+    """The app's read models (opened by its lifespan, api/app.py)."""
     readers: Readers = request.app.state.readers
     return readers
 

@@ -75,6 +75,7 @@ class Readers:
         return await run_in_threadpool(self.call, query)
 
     def close(self) -> None:
+        """Close every read model (at the app's shutdown, once no query runs)."""
         for models in self._all:
             models.close()
         self._all.clear()

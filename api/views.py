@@ -26,6 +26,7 @@ NEXT_DOC = "pass as page_token for the next page; null on the last page"
 
 
 def examples(*values: dict[str, Any]) -> ConfigDict:
+    """A model's config giving its OpenAPI schema these examples."""
     return ConfigDict(json_schema_extra={"examples": list(values)})
 
 

@@ -54,6 +54,7 @@ class Listing:
 
     @property
     def spec(self) -> Table:
+        """The table the listing reads."""
         return BY_NAME[self.projection].table(self.table)
 
     def cursor_of(self, row: Row) -> list[Any]:
@@ -272,6 +273,7 @@ class ReadModels:
     def order(
         self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> Row | None:
+        """The order's row (contact sealed), or None if the projection has not got it."""
         return self._one("orders", "orders", "order_no = %s", (order_no,), after, timeout_s)
 
     def orders_by_account(

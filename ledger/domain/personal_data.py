@@ -29,12 +29,17 @@ RECORDED_ROLES = frozenset({"auditor", "regulator"})
 
 @topic("personal-data/Event")
 class PersonalDataEvent(Aggregate.Event):
+    """An event of a ``PersonalDataAccess`` stream."""
+
     class_version = 1
     command_id: str
 
 
 @topic("personal-data/Read")
 class PersonalDataRead(PersonalDataEvent, Aggregate.Created):
+    """Who (``actor``) read which fields (``fields``, names only) of whose data
+    (``subject_id``) on which order, at the event's ``timestamp`` (the injected clock)."""
+
     subject_id: str  # whose data: the subject whose key seals the fields
     order_no: str
     fields: list[str]  # names of the fields read, never their values
