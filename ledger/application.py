@@ -31,6 +31,7 @@ from ledger.domain.errors import (
     InvalidCommand,
     LedgerError,
     NotFound,
+    PreconditionFailed,
 )
 from ledger.domain.ids import command_record_id, order_id
 from ledger.domain.journal import journal
@@ -38,9 +39,10 @@ from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
 from ledger.domain.repeats import RepeatedFact
 from ledger.driver_errors import DRIVER_ERRORS, storage_errors
-from ledger.handlers import dispatch, streams_read_by
+from ledger.handlers import dispatch, streams_read_by, subject_stream
 from ledger.keystore import KeyStore, open_keystore
 from ledger.library.bulk_read import load_streams
+from ledger.library.positions import position_of
 from ledger.library.read_check import READ_VERSIONS, StaleRead
 from ledger.library.settings import library_env
 from ledger.library.transcoder import OrjsonTranscoder
@@ -74,12 +76,16 @@ class CommandResult:
     events: list[str]
     result: dict[str, Any] = field(default_factory=dict)
     duplicate: bool = False
+    # The version of the stream the command is about (``subject_stream``) after it; None for
+    # a record written before versions were recorded.
+    version: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "command_id": self.command_id,
             "type": self.command_type,
             "position": self.position,
+            "version": self.version,
             "events": self.events,
             "result": self.result,
             "duplicate": self.duplicate,
@@ -114,6 +120,33 @@ class Staged:
             events=list(self.record.outcome["events"]),
             result=dict(self.record.outcome["result"]),
             duplicate=duplicate,
+            version=self.record.outcome.get("version"),
+        )
+
+
+@dataclass(frozen=True)
+class Senders:
+    """Per command of a batch: who sent it and the version its subject stream must have."""
+
+    actors: list[Actor]
+    versions: list[int | None]
+
+    @classmethod
+    def of(
+        cls, count: int, actors: list[Actor] | None, versions: list[int | None] | None
+    ) -> Senders:
+        senders = cls(actors or [LOCAL_ACTOR] * count, versions or [None] * count)
+        assert len(senders.actors) == len(senders.versions) == count, "one per command"
+        return senders
+
+
+def check_version(command: Command, current: int, expected: int) -> None:
+    """``If-Match`` (RFC 9110 section 13.1.1): the subject stream must still be at
+    ``expected``; raises ``PreconditionFailed`` naming both versions, never the stream's data."""
+    if current != expected:
+        raise PreconditionFailed(
+            f"{command.type} {command.command_id}: the stream is at version {current}, "
+            f"not {expected}; read it again"
         )
 
 
@@ -140,13 +173,15 @@ class Ledger:
         *,
         actor: Actor = LOCAL_ACTOR,
         remember_refusals: bool = False,
+        expected_version: int | None = None,
     ) -> CommandResult:
         """Run one command; a refusal raises and writes nothing (with ``remember_refusals``,
         only its record: see ``execute_batch``). ``at`` replaces the clock for commands that
         carry their own time (an import of history); ``actor`` is who sent it, recorded on
-        the command's record."""
+        the command's record; ``expected_version``, the version its subject stream must
+        still have (``PreconditionFailed`` otherwise: an HTTP ``If-Match``)."""
         with storage_errors():
-            return self._execute(data, at, remember_refusals, actor)
+            return self._execute(data, at, remember_refusals, actor, expected_version)
 
     def _execute(
         self,
@@ -154,6 +189,7 @@ class Ledger:
         at: datetime | None,
         remember: bool = False,
         actor: Actor = LOCAL_ACTOR,
+        expected_version: int | None = None,
     ) -> CommandResult:
         """A stream the command only read (its account, a promotion, a limit rule) changed
         before the save: the command is decided again on fresh reads, as if it had come
@@ -164,7 +200,7 @@ class Ledger:
         command = parse(data)
         for _ in range(MAX_RERUNS_ON_STALE_READ + 1):
             uow = self.unit_of_work()
-            staged = self.stage(uow, command, at, remember, actor)
+            staged = self.stage(uow, command, at, remember, actor, expected_version)
             if isinstance(staged, CommandResult):
                 return self.positioned(staged)
             try:
@@ -196,6 +232,7 @@ class Ledger:
         *,
         remember_refusals: bool = False,
         actors: list[Actor] | None = None,
+        expected_versions: list[int | None] | None = None,
     ) -> list[CommandResult | LedgerError]:
         """Many commands, one transaction: each refused command is left out, the rest are
         saved together. If the batch cannot be saved whole (a concurrent writer, or a
@@ -206,32 +243,32 @@ class Ledger:
         (``ledger.domain.command_record``); otherwise a refusal writes nothing.
 
         ``actors``: who sent each command (one per item, recorded on its record); all
-        ``local`` when not given."""
+        ``local`` when not given. ``expected_versions``: each command's ``If-Match`` (None:
+        any version)."""
         with storage_errors():
-            return self._execute_batch(items, remember_refusals, actors)
+            return self._execute_batch(
+                items, remember_refusals, Senders.of(len(items), actors, expected_versions)
+            )
 
     def _execute_batch(
-        self,
-        items: list[tuple[Any, datetime | None]],
-        remember: bool,
-        actors: list[Actor] | None,
+        self, items: list[tuple[Any, datetime | None]], remember: bool, senders: Senders
     ) -> list[CommandResult | LedgerError]:
         if len(items) > MAX_BATCH_COMMANDS:
             raise InvalidCommand("batch", f"at most {MAX_BATCH_COMMANDS} commands per batch")
-        senders = actors if actors is not None else [LOCAL_ACTOR] * len(items)
-        assert len(senders) == len(items), "one actor per command"
         parsed = [self.parse_or_error(data) for data, _ in items]
         commands = [p for p in parsed if isinstance(p, Command)]
         uow = self.unit_of_work(self.stream_cache)
         wanted = {i for cmd in commands for i in streams_read_by(cmd)}
         uow.prefetch(load_streams(self.app, uow.take_cached(wanted)))
         staged: list[Staged | CommandResult | LedgerError] = []
-        for command, (_, at), actor in zip(parsed, items, senders, strict=True):
+        for i, (command, (_, at)) in enumerate(zip(parsed, items, strict=True)):
             if isinstance(command, LedgerError):
                 staged.append(command)
                 continue
             try:
-                staged.append(self.stage(uow, command, at, remember, actor))
+                staged.append(
+                    self.stage(uow, command, at, remember, senders.actors[i], senders.versions[i])
+                )
             except LedgerError as refusal:
                 staged.append(refusal)
             if uow.dirty:
@@ -251,21 +288,25 @@ class Ledger:
         return results
 
     def positioned(self, result: CommandResult) -> CommandResult:
-        """A repeated command wrote nothing now; its events are somewhere before the head of
-        the log, so the head (read after its record was seen) is a position that waiting
-        for reads them (read-your-writes holds for a retry too)."""
+        """A repeated command wrote nothing now: its position is the one its first send was
+        given, the position of its record (the last event of its transaction), so a retry
+        answers as the first send did (IETF Idempotency-Key draft). The head of the log, at
+        or after it, if the record is not there (it always is once seen)."""
         if result.position is not None:
             return result
-        return replace(result, position=self.head_position())
+        first = position_of(self.app, command_record_id(result.command_id), 1)
+        return replace(result, position=first if first is not None else self.head_position())
 
     def one_by_one(
-        self, items: list[tuple[Any, datetime | None]], remember: bool, actors: list[Actor]
+        self, items: list[tuple[Any, datetime | None]], remember: bool, senders: Senders
     ) -> list[CommandResult | LedgerError]:
         """A batch that cannot be saved whole: each command on its own, from fresh reads."""
         self.stream_cache.clear()
         return [
-            self.execute_or_error(data, at, remember, actor)
-            for (data, at), actor in zip(items, actors, strict=True)
+            self.execute_or_error(data, at, remember, actor, version)
+            for (data, at), actor, version in zip(
+                items, senders.actors, senders.versions, strict=True
+            )
         ]
 
     @staticmethod
@@ -276,11 +317,16 @@ class Ledger:
             return refusal
 
     def execute_or_error(
-        self, data: Any, at: datetime | None, remember: bool, actor: Actor
+        self,
+        data: Any,
+        at: datetime | None,
+        remember: bool,
+        actor: Actor,
+        expected_version: int | None = None,
     ) -> CommandResult | LedgerError:
         try:
             with storage_errors():
-                return self._execute(data, at, remember, actor)
+                return self._execute(data, at, remember, actor, expected_version)
         except LedgerError as refusal:
             return refusal
 
@@ -291,6 +337,7 @@ class Ledger:
         at: datetime | None,
         remember: bool = False,
         actor: Actor = LOCAL_ACTOR,
+        expected_version: int | None = None,
     ) -> CommandResult | Staged:
         """Run the handler into the unit of work and add the command's record; or return
         the earlier outcome of the same command. Any failure of the handler raises as a
@@ -301,6 +348,9 @@ class Ledger:
         earlier = self.earlier_outcome(uow, command, digest)
         if earlier is not None:
             return earlier
+        subject = subject_stream(command)
+        if expected_version is not None:
+            check_version(command, uow.version(subject), expected_version)
         with journal() as triggered:
             try:
                 dispatch(command, uow)
@@ -316,7 +366,7 @@ class Ledger:
                 return Staged(command, refused, list(refused.pending_events), error)
         written = uow.kept(triggered)
         topics = [type(e).TOPIC.removeprefix("mall-ledger/") for e in written]
-        outcome = {"events": topics, "result": dict(uow.result)}
+        outcome = {"events": topics, "result": dict(uow.result), "version": uow.version(subject)}
         record = CommandRecord.record(uow.now, command.type, digest, outcome)
         uow.add(record)
         return Staged(command, record, [*written, *record.pending_events])

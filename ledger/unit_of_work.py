@@ -67,6 +67,11 @@ class UnitOfWork:
         assert found is None or isinstance(found, cls), f"{aggregate_id} is not a {cls.__name__}"
         return found
 
+    def version(self, aggregate_id: UUID) -> int:
+        """The stream's version as this unit of work holds it (0: no such stream)."""
+        found = self.get(Aggregate, aggregate_id)
+        return 0 if found is None else int(found.version)
+
     def take_cached(self, ids: set[UUID]) -> set[UUID]:
         """Take what the cache holds of ``ids``; return the ids still to be read."""
         if self.cache is None:

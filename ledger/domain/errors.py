@@ -100,3 +100,10 @@ class CommandInProgress(LedgerError):
     (IETF Idempotency-Key draft: a concurrent retry is refused, not run twice)."""
 
     catalogued = codes.COMMAND_IN_PROGRESS
+
+
+class PreconditionFailed(LedgerError):
+    """``If-Match`` named a stream version that is no longer the stream's (RFC 9110 section
+    13.1.1): another command changed it since the client read it; nothing was written."""
+
+    catalogued = codes.PRECONDITION_FAILED

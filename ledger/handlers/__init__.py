@@ -14,7 +14,7 @@ from ledger.domain import ids
 from ledger.handlers import accounts, catalogue, orders, submission  # noqa: F401
 from ledger.handlers.registry import HANDLERS, dispatch
 
-__all__ = ["HANDLERS", "dispatch", "streams_read_by"]
+__all__ = ["HANDLERS", "dispatch", "streams_read_by", "subject_stream"]
 
 
 def streams_read_by(command: c.Command) -> list[UUID]:
@@ -40,3 +40,21 @@ def streams_read_by(command: c.Command) -> list[UUID]:
     elif isinstance(command, c.ReceivePayment):
         found.append(ids.payment_claim_id(command.payment_id))
     return found
+
+
+def subject_stream(command: c.Command) -> UUID:
+    """The one stream a command is about: its version is the command's ``ETag`` in the API
+    and what ``If-Match`` is checked against (RFC 9110 section 13.1.1). An order's command is
+    about the order, an entitlement's about the F-code or coupon, an account decision about
+    the account, a rule's about the promotion or the SKU's limit rule."""
+    if isinstance(command, c.OrderCommand):
+        return ids.order_id(command.order_no)
+    if isinstance(command, (c.IssueEntitlement, c.RestoreEntitlement)):
+        return ids.entitlement_id(command.code)
+    if isinstance(command, c.DefinePromotion):
+        return ids.promotion_id(command.promotion_no)
+    if isinstance(command, c.DefinePurchaseLimit):
+        return ids.limit_rule_id(command.sku)
+    if isinstance(command, (c.RestrictAccount, c.TerminateAccount, c.DecideOpenOrder)):
+        return ids.account_id(command.account_no)
+    raise AssertionError(f"{command.type} names no subject stream")  # a test covers every type
