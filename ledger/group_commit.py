@@ -74,6 +74,7 @@ class _Pending:
     data: Any
     actor: Actor
     command_id: str | None  # None: no usable id (the writer refuses it as invalid input)
+    expected_version: int | None  # If-Match: the version its subject stream must have
     future: Future[CommandResult]
 
 
@@ -132,8 +133,12 @@ class GroupCommitter:
         )
 
     # -- callers ------------------------------------------------------------------------------
-    def submit(self, data: Any, actor: Actor) -> Future[CommandResult]:
-        """Queue one command (a dict as ``parse_command`` takes it) sent by ``actor``.
+    def submit(
+        self, data: Any, actor: Actor, *, expected_version: int | None = None
+    ) -> Future[CommandResult]:
+        """Queue one command (a dict as ``parse_command`` takes it) sent by ``actor``;
+        ``expected_version``: the version its subject stream must still have when it is
+        decided (an HTTP ``If-Match``, RFC 9110 section 13.1.1; else ``PRECONDITION_FAILED``).
 
         Returns at once, never waiting on the database. The future resolves after the
         command's transaction committed, with its ``CommandResult``; or fails with its
@@ -147,7 +152,7 @@ class GroupCommitter:
         with self._changed:
             refusal = self._refusal(command_id)
             if refusal is None:
-                self._queue.append(_Pending(data, actor, command_id, future))
+                self._queue.append(_Pending(data, actor, command_id, expected_version, future))
                 if command_id is not None:
                     self._in_flight.add(command_id)
                 self._changed.notify()
@@ -254,13 +259,21 @@ class GroupCommitter:
             return [self._save_alone(only)]
         items: list[tuple[Any, datetime | None]] = [(p.data, None) for p in batch]
         return self.ledger.execute_batch(
-            items, remember_refusals=True, actors=[p.actor for p in batch]
+            items,
+            remember_refusals=True,
+            actors=[p.actor for p in batch],
+            expected_versions=[p.expected_version for p in batch],
         )
 
     def _save_alone(self, pending: _Pending) -> Outcome:
         """One command, one transaction (group commit switched off)."""
         try:
-            return self.ledger.execute(pending.data, remember_refusals=True, actor=pending.actor)
+            return self.ledger.execute(
+                pending.data,
+                remember_refusals=True,
+                actor=pending.actor,
+                expected_version=pending.expected_version,
+            )
         except LedgerError as refusal:
             return refusal
 

@@ -26,6 +26,7 @@ from ledger.domain.errors import (
     CommandFailed,
     CommandInProgress,
     LedgerError,
+    PreconditionFailed,
     StorageUnavailable,
 )
 from ledger.group_commit import GroupCommitter
@@ -167,6 +168,20 @@ def test_each_command_of_a_batch_is_decided_on_its_own(ledger_app: Ledger) -> No
         assert [type(e) for e in written] == [CommandRefused]
         assert written[0].actor == SERVICE.as_dict()
     assert log_events_of(ledger_app, invalid["command_id"]) == []  # input errors: never
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["shared", "alone"])
+def test_each_command_is_checked_against_its_own_expected_version(
+    ledger_app: Ledger, enabled: bool
+) -> None:
+    versions = [ledger_app.execute(b.submit(f"IFM-{n}")).version for n in (1, 2)]
+    with held(ledger_app, enabled=enabled) as (gc, batches):
+        current = gc.submit(b.pay("IFM-1"), SERVICE, expected_version=versions[0])
+        stale = gc.submit(b.pay("IFM-2"), SERVICE, expected_version=99)
+    assert isinstance(outcome(current), CommandResult)
+    error = outcome(stale)
+    assert isinstance(error, PreconditionFailed) and error.code == "PRECONDITION_FAILED"
+    assert batches.sizes == ([1, 2] if enabled else [1, 1, 1])
 
 
 # -- in flight, and retries ---------------------------------------------------------------------
