@@ -30,6 +30,8 @@ SUBCOMMAND_MODULES = (
     "cli.projections",
     "cli.orders",
     "cli.commands",
+    "cli.keys",
+    "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 

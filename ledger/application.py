@@ -106,7 +106,7 @@ class Staged:
         """After the save: the result, or the refusal whose record was saved."""
         if self.refusal is None:
             return self.result(positions)
-        self.refusal.recorded = True
+        self.refusal.recorded = self.refusal.remembered = True
         return self.refusal
 
     def result(self, positions: dict[int, int], duplicate: bool = False) -> CommandResult:
@@ -212,7 +212,7 @@ class Ledger:
             for event in staged.events:
                 self.stream_cache.take(event.originator_id)  # that copy is now behind
             if staged.refusal is not None:
-                staged.refusal.recorded = True
+                staged.refusal.recorded = staged.refusal.remembered = True
                 raise staged.refusal
             return staged.result(self.positions(recordings))
         raise Conflict(

@@ -525,11 +525,11 @@ def parse_command(data: Any) -> Command:
         command: Command = _ADAPTER.validate_python(data)
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
-        raise InvalidCommand(*_field_and_rule(first)) from None
+        raise InvalidCommand(*describe_error(first)) from None
     return command
 
 
-def _field_and_rule(error: Any) -> tuple[str, str]:
+def describe_error(error: Any) -> tuple[str, str]:
     """Name the field and the rule without echoing input: some pydantic messages quote the
     value (an unknown tag), and an unknown key may itself be someone's data (``tel_1380…``),
     so an unknown key is reported by where it is, never by its name (issue 8, case 14)."""

@@ -134,7 +134,7 @@ class GroupCommitter:
 
     # -- callers ------------------------------------------------------------------------------
     def submit(
-        self, data: Any, actor: Actor, *, expected_version: int | None = None
+        self, data: Any, actor: Actor, expected_version: int | None = None
     ) -> Future[CommandResult]:
         """Queue one command (a dict as ``parse_command`` takes it) sent by ``actor``;
         ``expected_version``: the version its subject stream must still have when it is

@@ -14,6 +14,8 @@ from ledger.setting_values import read_whole_number
 from ledger.storage_url import DEFAULT_POOL_SIZE, StorageUrl, read_pool_size
 
 DEFAULT_SIGNING_KEY_PATH = Path("var/signing-key.pem")
+DEFAULT_API_MAX_BODY_BYTES = 1 << 20
+API_MAX_BODY_BYTES_RANGE = (1024, 64 << 20)
 
 # The HTTP API's group commit (ledger/group_commit.py): on/off, the most commands one
 # transaction takes, how long the writer waits for more under load, how many may wait.
@@ -42,6 +44,7 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     log_level: str = "INFO"
     pool_size: int = DEFAULT_POOL_SIZE
+    api_max_body_bytes: int = DEFAULT_API_MAX_BODY_BYTES
     group_commit: GroupCommitSettings = field(default_factory=GroupCommitSettings)
 
 
@@ -96,7 +99,7 @@ def read_group_commit(env: Mapping[str, str]) -> GroupCommitSettings:
     )
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     url = env.get("LEDGER_DATABASE_URL") or None
     policy_path = env.get("LEDGER_POLICY")
@@ -106,5 +109,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         policy=load_policy(Path(policy_path) if policy_path else None),
         log_level=env.get("LEDGER_LOG_LEVEL", "INFO").upper(),
         pool_size=read_pool_size(env),
+        api_max_body_bytes=read_whole_number(
+            env, "LEDGER_API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES, *API_MAX_BODY_BYTES_RANGE
+        ),
         group_commit=read_group_commit(env),
     )

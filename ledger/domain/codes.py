@@ -577,6 +577,12 @@ PROJECTION_BUILD_FAILED = ErrorCode(
 )
 
 # -- the HTTP API (api/): requests, keys and roles ------------------------------------------
+API_KEY_NAME_TAKEN = ErrorCode(
+    "API_KEY_NAME_TAKEN",
+    "",
+    HTTPStatus.CONFLICT,
+    "A new API key named like a live one; revoke that one first.",
+)
 COMMAND_IN_PROGRESS = ErrorCode(
     "COMMAND_IN_PROGRESS",
     "",

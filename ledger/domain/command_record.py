@@ -130,9 +130,13 @@ class CommandRecord(JournaledAggregate):
         code, clause = self.refusal["code"], self.refusal["clause"]
         message = f"{self.command_type} {command_id} was refused {code} when first sent"
         entry = codes.BY_CODE[code]  # a stored code stays in the catalogue for good
-        if entry is codes.NOT_FOUND:
-            return NotFound(message)
-        return RuleViolation(entry, message, clause=clause)  # the clause cited the first time
+        again: LedgerError = (
+            NotFound(message)
+            if entry is codes.NOT_FOUND
+            else RuleViolation(entry, message, clause=clause)  # the clause cited the first time
+        )
+        again.remembered = True
+        return again
 
     def check_same_payload(self, command_id: str, payload_digest: str) -> None:
         if payload_digest != self.payload_digest:

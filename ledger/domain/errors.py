@@ -20,6 +20,9 @@ class LedgerError(Exception):
 
     # True once the refusal was saved as its command's outcome (an import's command record).
     recorded: bool = False
+    # True for a refusal that is its command's outcome, saved now or by an earlier send: every
+    # send of the command gets it, so whoever reports it says the same each time.
+    remembered: bool = False
 
     catalogued: ClassVar[ErrorCode] = codes.LEDGER_ERROR
 

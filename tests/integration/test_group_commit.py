@@ -33,6 +33,7 @@ from ledger.group_commit import GroupCommitter
 from ledger.library.tables import PG_EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from ledger.storage_url import StorageUrl
 from tests import builders as b
+from tests.fix_api import Api
 
 WAIT_S = 20  # bounded waits: a broken writer fails the test instead of hanging it
 SERVICE = Actor("key-1", "service")
@@ -386,3 +387,29 @@ def test_an_event_loop_awaits_commands_without_being_blocked(ledger_app: Ledger)
     ]
     assert isinstance(busy, CommandInProgress)
     assert batches.sizes == [1, 2]
+
+
+# -- through the HTTP API ------------------------------------------------------------------------
+def test_a_retry_over_http_while_the_first_is_saved_is_409_then_gets_the_first_answer(
+    api: Api,
+) -> None:
+    """The API's writer is this committer: a concurrent retry is 409 COMMAND_IN_PROGRESS
+    (IETF Idempotency-Key draft), a retry after the answer replays it."""
+    batches = Batches()
+    writer = api.client.app.state.writer  # type: ignore[attr-defined]
+    assert isinstance(writer, GroupCommitter) and writer.enabled
+    writer.on_batch = batches
+    submit = b.submit("HTTP-1")
+    first: list[Any] = []
+    sending = threading.Thread(target=lambda: first.append(api.command(submit)))
+    sending.start()
+    batches.wait_held()  # the first request's command is being saved
+    concurrent = api.command(submit)
+    assert concurrent.status_code == 409, concurrent.text
+    assert concurrent.json()["code"] == "COMMAND_IN_PROGRESS"
+    batches.release()
+    sending.join(WAIT_S)
+    assert first[0].status_code == 200, first[0].text
+    again = api.command(submit)
+    assert (again.status_code, again.content) == (200, first[0].content)
+    assert again.headers["Idempotent-Replayed"] == "true"

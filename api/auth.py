@@ -1,0 +1,85 @@
+"""Who is calling: API keys (``Authorization: Bearer mlk_…``, RFC 6750) and their roles.
+
+| role | may |
+|---|---|
+| ``service`` | send the agreement's commands, run every query |
+| ``auditor`` | run every query (read-only); later replay and verify |
+| ``regulator`` | only its own export requests and their files (none exist yet: 403 elsewhere) |
+| ``admin`` | API keys, the policy, and the rule commands (promotions, purchase limits) |
+
+Missing, malformed, unknown or revoked key: ``UNAUTHENTICATED`` (401, with
+``WWW-Authenticate: Bearer``); a role outside the route's: ``FORBIDDEN`` (403). The key
+registry is read from the log and kept for ``key_cache_s`` (default 1 s): a key revoked by
+``ledger keys revoke`` in another process is refused within that time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import Forbidden, Unauthenticated
+from ledger.api_keys import authenticate, load_registry
+from ledger.application import Ledger
+from ledger.domain.api_keys import ApiKeyRegistry
+from ledger.domain.context import Actor
+
+DEFAULT_KEY_CACHE_S = 1.0
+
+SERVICE, AUDITOR, REGULATOR, ADMIN = "service", "auditor", "regulator", "admin"
+READERS = (SERVICE, AUDITOR)  # the queries
+
+
+class KeyCache:
+    """The key registry, read again once it is older than ``max_age_s`` seconds."""
+
+    def __init__(self, ledger: Ledger, max_age_s: float = DEFAULT_KEY_CACHE_S) -> None:
+        self.ledger = ledger
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._registry: ApiKeyRegistry | None = None
+        self._read_at = float("-inf")
+
+    def registry(self) -> ApiKeyRegistry | None:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.max_age_s:
+                self._registry = load_registry(self.ledger)
+                self._read_at = time.monotonic()
+            return self._registry
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send an API key as Authorization: Bearer <key>")
+    return token.strip()
+
+
+def require(*roles: str) -> Callable[[Request], Awaitable[Actor]]:
+    """A dependency: the calling key's actor if its role is one of ``roles``; raises
+    Unauthenticated (401) or Forbidden (403)."""
+
+    async def actor_of(request: Request) -> Actor:
+        token = bearer_token(request)
+        cache: KeyCache = request.app.state.keys
+        registry = await run_in_threadpool(cache.registry)
+        actor = authenticate(registry, token)
+        if actor is None:
+            raise Unauthenticated("the API key is unknown or revoked")
+        if actor.role not in roles:
+            raise Forbidden(f"the {actor.role} role may not do this; it takes {'/'.join(roles)}")
+        request.state.actor = actor
+        return actor
+
+    return actor_of
+
+
+# Route parameters: ``actor: AdminActor`` admits admins only, ``ReaderActor`` the queries'.
+AdminActor = Annotated[Actor, Depends(require(ADMIN))]
+ReaderActor = Annotated[Actor, Depends(require(*READERS))]

@@ -1,0 +1,84 @@
+"""``ledger keys create|list|revoke``: API keys for ``ledger serve``.
+
+``create --role ROLE --name NAME`` prints the key once (``--json``: ``{"key", "id", "role",
+"name"}``); only its SHA-256 is stored, so a lost key is revoked and replaced, never shown
+again. Roles: service, auditor, regulator, admin (api/auth.py says what each may do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from cli.args import add_database_url, add_json
+from cli.exits import Exit
+from ledger.domain.context import ROLES
+from ledger.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("keys", help="create, list and revoke API keys")
+    sub = parser.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
+    create.add_argument("--name", required=True, help="a label for the key (not a person)")
+    add_json(create, 'print {"key", "id", "role", "name"} as JSON')
+    add_database_url(create)
+    create.set_defaults(run=cmd_create)
+    listing = sub.add_parser("list", help="every key ever created (never the secrets)")
+    add_json(listing, "print the keys as a JSON list")
+    add_database_url(listing)
+    listing.set_defaults(run=cmd_list)
+    revoke = sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id", metavar="ID", help="the key's id (ledger keys list)")
+    add_database_url(revoke)
+    revoke.set_defaults(run=cmd_revoke)
+
+
+def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.api_keys import create_key
+    from ledger.application import open_ledger
+
+    ledger = open_ledger(settings.database_url, policy=settings.policy)
+    try:
+        issued = create_key(ledger, args.role, args.name)
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps(issued.as_dict()))
+    else:
+        print(issued.key)
+        print(f"id {issued.key_id}, role {issued.role}: keep the key now; it is not shown again")
+    return Exit.OK
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.api_keys import list_keys
+    from ledger.application import open_ledger
+
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    try:
+        keys = list_keys(ledger)
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps(keys, default=str))
+        return Exit.OK
+    for key in keys:
+        state = f"revoked {key['revoked_at']:%Y-%m-%d}" if key["revoked_at"] else "live"
+        print(f"{key['key_id']}  {key['role']:<9}  {state:<18}  {key['name']}")
+    return Exit.OK
+
+
+def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.api_keys import revoke_key
+    from ledger.application import open_ledger
+
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    try:
+        done = revoke_key(ledger, args.key_id)
+    finally:
+        ledger.close()
+    print(f"revoked {args.key_id}" if done else f"{args.key_id} was already revoked")
+    return Exit.OK

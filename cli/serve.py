@@ -1,0 +1,50 @@
+"""``ledger serve [--host] [--port] [--workers]``: the HTTP API under uvicorn.
+
+With no settings it serves the default SQLite ledger (``var/ledger.db``) on 127.0.0.1:8000.
+Each worker is a process with its own connection pool (``LEDGER_POOL_SIZE``). Ctrl-C or
+SIGTERM stops it gracefully: requests in flight finish, then the writer drains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from cli.args import add_database_url, int_range
+from cli.exits import Exit
+from ledger.settings import Settings
+
+DEFAULT_PORT = 8000
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the HTTP API (uvicorn)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int_range(1, 65535), default=DEFAULT_PORT, help="port (8000)"
+    )
+    parser.add_argument("--workers", type=int_range(1, 64), default=1, help="worker processes (1)")
+    add_database_url(parser)
+    parser.set_defaults(run=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn  # loaded only to serve: every other command starts faster without it
+
+    if args.database_url is not None:  # checked already; the workers read the environment
+        os.environ["LEDGER_DATABASE_URL"] = args.database_url
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return Exit.OK
