@@ -20,15 +20,23 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-def test_nothing_in_the_ledger_or_the_read_side_imports_the_cli() -> None:
-    upward = {
+def imports_of(packages: tuple[str, ...], above: tuple[str, ...]) -> set[str]:
+    """Imports from ``packages`` of any module of the packages ``above`` them."""
+    return {
         f"{path.relative_to(ROOT)}: {module}"
-        for package in ("ledger", "projections")
+        for package in packages
         for path in (ROOT / package).rglob("*.py")
         for module in imported_modules(path)
-        if module == "cli" or module.startswith("cli.")
+        if module.split(".")[0] in above
     }
-    assert upward == set()
+
+
+def test_nothing_in_the_ledger_or_the_read_side_imports_an_entrypoint() -> None:
+    assert imports_of(("ledger", "projections"), ("cli", "api")) == set()
+
+
+def test_the_http_api_does_not_import_the_cli() -> None:
+    assert imports_of(("api",), ("cli",)) == set()
 
 
 def test_the_demos_people_do_not_import_its_traffic() -> None:
