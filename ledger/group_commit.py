@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.application import CommandResult, Ledger
+from ledger.application import MAX_BATCH_COMMANDS, CommandResult, Ledger
 from ledger.domain.context import Actor
 from ledger.domain.errors import CommandFailed, CommandInProgress, LedgerError, StorageUnavailable
 from ledger.settings import (
@@ -101,7 +101,8 @@ class GroupCommitter:
         enabled: bool = True,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
-        assert max_batch >= 1 and max_queue >= 1 and max_wait_s >= 0, "bounds are positive"
+        assert 1 <= max_batch <= MAX_BATCH_COMMANDS, "execute_batch takes this many at most"
+        assert max_queue >= 1 and max_wait_s >= 0, "bounds are positive"
         self.ledger = ledger
         self.max_batch = max_batch if enabled else 1
         self.max_wait_s = max_wait_s
@@ -112,6 +113,8 @@ class GroupCommitter:
         self._in_flight: set[str] = set()  # command ids queued or being saved
         self._changed = threading.Condition()
         self._closing = False
+        # A daemon: a process leaving without close() does not hang on an idle writer, and
+        # nothing is lost that was acknowledged (answers follow commits).
         self._writer = threading.Thread(target=self._run, name="ledger-group-commit", daemon=True)
         self._writer.start()
 
