@@ -36,6 +36,11 @@ def register(subparsers: Any) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # loaded only to serve: every other command starts faster without it
 
+    from ledger.application import open_ledger
+
+    # Open the ledger once here, so that a database that cannot be used is one line and exit 1
+    # before a worker starts (uvicorn would log a traceback per worker and exit 3).
+    open_ledger(settings.database_url, policy=settings.policy).close()
     if args.database_url is not None:  # checked already; the workers read the environment
         os.environ["LEDGER_DATABASE_URL"] = args.database_url
     uvicorn.run(
