@@ -32,6 +32,10 @@ SUBCOMMAND_MODULES = (
     "cli.commands",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+EMPTY_URL_RULE = (
+    "is empty: give postgresql://... or sqlite:///PATH, or leave the option out to use "
+    "LEDGER_DATABASE_URL (else sqlite:///var/ledger.db)"
+)
 
 
 def package_version() -> str:
@@ -65,6 +69,8 @@ def settings_for(args: argparse.Namespace) -> Settings:
     url = getattr(args, "database_url", None)
     if url is None:
         settings = load_settings()
+    elif not url.strip():  # an empty variable means unset; an empty option is a mistake
+        raise InvalidCommand("--database-url", EMPTY_URL_RULE)
     else:  # parsed and checked as the variable is, and named as the option
         try:
             settings = load_settings({**os.environ, "LEDGER_DATABASE_URL": url})

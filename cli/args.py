@@ -59,8 +59,8 @@ def add_database_url(parser: argparse.ArgumentParser, default_help: str | None =
         metavar="URL",
         default=None,
         help=default_help
-        or "postgresql://... or sqlite:///... (default: LEDGER_DATABASE_URL, else "
-        "sqlite:///var/ledger.db)",
+        or "postgresql://... (or postgres://...) or sqlite:///PATH (default: "
+        "LEDGER_DATABASE_URL, else sqlite:///var/ledger.db)",
     )
 
 

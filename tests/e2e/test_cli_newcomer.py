@@ -380,3 +380,27 @@ def test_a_malformed_database_url_option_is_named_as_the_option(tmp_path: Path) 
     done = run(tmp_path, ["projections", "status", "--database-url", "mysql://db"])
     assert done.returncode == Exit.USAGE
     assert "--database-url: " in one_line_error(done, "INVALID_COMMAND")
+
+
+@pytest.mark.parametrize("name", WITH_DATABASE)
+def test_an_empty_database_url_option_is_refused_naming_it_and_makes_nothing(
+    name: str, tmp_path: Path
+) -> None:
+    """``--database-url ''`` is a mistake, not "unset": it would silently read the default."""
+    args = prepare(tmp_path, name)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = run(tmp_path, [*args, "--database-url", ""])
+    assert done.returncode == Exit.USAGE
+    assert "--database-url: is empty" in one_line_error(done, "INVALID_COMMAND")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_postgres_scheme_url_opens_the_same_database_as_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    assert pg_url.startswith("postgresql://")
+    short = "postgres://" + pg_url.removeprefix("postgresql://")
+    assert run(tmp_path, ["projections", "run", "--once", "--database-url", pg_url]).returncode == 0
+    done = run(tmp_path, ["projections", "status", "--json", "--database-url", short])
+    assert done.returncode == Exit.OK, done.stderr
+    assert orjson.loads(done.stdout)["head"] == 0
