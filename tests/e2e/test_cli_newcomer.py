@@ -339,7 +339,8 @@ def test_order_show_of_an_unknown_order_is_not_found(tmp_path: Path) -> None:
 def test_commands_lists_every_type_and_the_refund_id_initiate_refund_returns(
     tmp_path: Path,
 ) -> None:
-    from ledger.commands import COMMAND_TYPES, command_schema
+    from ledger.commands import COMMAND_TYPES
+    from ledger.importer import import_line_schema
 
     listed = run(tmp_path, ["commands"])
     assert listed.returncode == Exit.OK
@@ -348,7 +349,21 @@ def test_commands_lists_every_type_and_the_refund_id_initiate_refund_returns(
     after_refund = listed.stdout.split("\ninitiate_refund\n", 1)[1].split("\n")
     assert "    result: refund_id" in after_refund
     schema = run(tmp_path, ["commands", "--json-schema"])
-    assert orjson.loads(schema.stdout) == command_schema()
+    assert orjson.loads(schema.stdout) == import_line_schema()
+
+
+def test_commands_shows_date_times_with_their_bounds_and_the_import_lines_at(
+    tmp_path: Path,
+) -> None:
+    listed = run(tmp_path, ["commands"]).stdout.splitlines()
+    bounds = (
+        "RFC 3339 date-time with offset, from 2000-01-01T00:00:00Z to before 2100-01-01T00:00:00Z"
+    )
+    assert f"  * valid_from: {bounds}" in listed
+    assert f"    estimated_delivery: {bounds} | null" in listed
+    assert not [line for line in listed if "_from: string" in line or "_until: string" in line]
+    at = [line for line in listed if line.startswith("    at: ")]
+    assert len(at) == 1 and "2000-01-01T00:00:00Z to now plus 5 minutes" in at[0]
 
 
 def test_an_import_file_opening_with_a_byte_order_mark_imports_its_first_line(
