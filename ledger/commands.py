@@ -610,11 +610,42 @@ def _field_and_rule(error: Any) -> tuple[str, str]:
         return "type", f"required; one of {', '.join(COMMAND_TYPES)}"
     if error["type"] == "extra_forbidden":
         return ".".join(location[:-1]) or "type", "has a field this command does not take"
-    if error["type"] == "bool_type":
-        return ".".join(location), "must be true or false (a JSON boolean)"
-    # A validator's own ValueError reads "Value error, <rule>": the rule is ours, the prefix
-    # pydantic's.
-    return ".".join(location) or "type", str(error["msg"]).removeprefix("Value error, ")
+    return ".".join(location) or "type", rule_in_our_words(error)
+
+
+# pydantic's error types in the ledger's words: the rule the field breaks, with the bounds
+# from the error's context, never the input. A type not listed carries a message of ours
+# (``Chars``, ``IntRange``, a validator's ValueError after pydantic's "Value error, ").
+_RULES = {
+    "missing": "required",
+    "bool_type": "must be true or false (a JSON boolean)",
+    "string_type": "must be a JSON string",
+    "string_too_short": "must be at least {min_length} character(s) long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "list_type": "must be a JSON array",
+    "too_short": "must hold at least {min_length} item(s)",
+    "too_long": "must hold at most {max_length} items",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "literal_error": "must be {expected}",
+    "enum": "must be {expected}",
+}
+_OURS = frozenset({"text_characters", "integer_range"})
+
+
+def rule_in_our_words(error: Any) -> str:
+    """The rule a pydantic error (``ValidationError.errors()`` item) says the field breaks,
+    in the ledger's words (``_RULES``); never pydantic's sentence, which may quote input."""
+    kind = str(error["type"])
+    if kind in _RULES:
+        return _RULES[kind].format(**error.get("ctx", {}))
+    if kind in _OURS:
+        return str(error["msg"])
+    if kind == "value_error":  # a validator of ours raised ValueError(rule)
+        return str(error["msg"]).removeprefix("Value error, ")
+    return "is not a valid value for this field"
 
 
 # What a command's result carries beyond its events and position (CommandResult.result):
