@@ -1,7 +1,8 @@
 """``ledger projections run|status|rebuild|check|skip``.
 
-- ``run [NAME…] [--once]``: the worker, in the foreground until SIGTERM/SIGINT (the batch under
-  way commits first); ``--once`` stops when the projections have caught up.
+- ``run [NAME…] [--once]``: the worker, in the foreground until SIGTERM (exit 0) or Ctrl-C
+  (exit 130), the batch under way committed first; ``--once`` stops when the projections have
+  caught up.
 - ``status [--json]``: position, head, lag in events and seconds, per projection.
 - ``rebuild [NAME…]``: rebuild from zero and swap in atomically, with a progress bar.
 - ``check [NAME…] [--json]``: rebuild in scratch tables and compare row by row; exit 1 on any
@@ -11,7 +12,8 @@
 Exit codes (cli.exits.Exit): 0 fine; 1 a check found a difference (or a ``LedgerError``); 2 bad
 usage; 3 a projection is stopped on a poison event (``run`` when it ends, ``status``, a ``rebuild``
 that swapped in the others, a ``check`` that compared the others); 130 interrupted (Ctrl-C),
-143 terminated (SIGTERM) — a rebuild or check drops its unfinished copies first.
+143 terminated (SIGTERM; but ``run`` takes SIGTERM as the way to stop it: exit 0) — a rebuild or
+check drops its unfinished copies first.
 
 Also runnable as ``python -m cli.projections …`` (same arguments, without ``projections``).
 """
@@ -83,7 +85,9 @@ def register(subparsers: Any) -> None:
 def add_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="projections_command", required=True, metavar="ACTION")
 
-    run = sub.add_parser("run", help="apply new events until stopped (SIGTERM/SIGINT)")
+    run = sub.add_parser(
+        "run", help="apply new events until stopped (SIGTERM: exit 0; Ctrl-C: exit 130)"
+    )
     _add_names(run)
     _add_batch(run, LIVE_BATCH)
     run.add_argument(
@@ -147,10 +151,16 @@ def _runtime(settings: Settings, *, create: bool = False) -> Runtime:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run until caught up (``--once``) or stopped. SIGTERM, how a service manager stops a
+    worker, stops it cleanly: the batch under way commits, exit 0 (3 if a projection is
+    stopped on a poison event). Ctrl-C (SIGINT) stops it the same way, then exits 130 as
+    every interrupted command does."""
     projections = select(args.names)
     stop = threading.Event()
+    received: set[signal.Signals] = set()
 
     def on_signal(signum: int, _frame: Any) -> None:
+        received.add(signal.Signals(signum))
         log.info("signal %s: finishing the current batch", signal.Signals(signum).name)
         stop.set()
 
@@ -168,6 +178,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     log.info("stopped at position %s after %s batches", stats.position, stats.batches)
     for name, halt in sorted(halts.items()):
         log.error("%s is stopped at position %s: %s", name, halt.position, halt.reason)
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt  # cli.main: "ledger: interrupted", exit 130
     return Exit.STOPPED if halts else Exit.OK
 
 

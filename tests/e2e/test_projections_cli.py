@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cli.exits import Exit
 from ledger.application import Ledger, open_ledger
 from ledger.clock import ManualClock
 from tests.workload import run_traffic, traffic
@@ -111,7 +112,8 @@ def tamper(url: str, statement: str) -> None:
 
 
 def test_run_stops_cleanly_on_sigterm(backend: str, written: Ledger) -> None:
-    stop_cleanly(backend, signal.SIGTERM)
+    """SIGTERM is how a service manager stops the worker: a clean stop, exit 0."""
+    stop_cleanly(backend, signal.SIGTERM, Exit.OK)
 
 
 def test_run_stops_cleanly_on_sigint(tmp_path: Path, clock: ManualClock) -> None:
@@ -121,10 +123,12 @@ def test_run_stops_cleanly_on_sigint(tmp_path: Path, clock: ManualClock) -> None
         run_traffic(ledger, traffic(20, seed=4))
     finally:
         ledger.close()
-    stop_cleanly(url, signal.SIGINT)
+    stop_cleanly(url, signal.SIGINT, Exit.INTERRUPTED)
 
 
-def stop_cleanly(backend: str, stop_with: signal.Signals) -> None:
+def stop_cleanly(backend: str, stop_with: signal.Signals, code: Exit) -> None:
+    """The worker finishes its batch and reports where it stopped, then exits with ``code``
+    (Ctrl-C: 130, as every interrupted command)."""
     worker = subprocess.Popen(
         [sys.executable, *LEDGER, "projections", "run", "--batch-size", "5", "--idle", "30"],
         cwd=ROOT,
@@ -139,8 +143,25 @@ def stop_cleanly(backend: str, stop_with: signal.Signals) -> None:
         time.sleep(0.05)
     worker.send_signal(stop_with)
     _, err = worker.communicate(timeout=20)
-    assert worker.returncode == 0, err
+    assert worker.returncode == code, err
     assert "finishing the current batch" in err and "stopped at position" in err
+    assert "Traceback" not in err
+    if code == Exit.INTERRUPTED:
+        assert err.strip().splitlines()[-1] == "ledger: interrupted"
+
+
+def test_skip_on_a_projection_that_is_not_stopped_is_a_typed_refusal_exit_1(
+    backend: str, written: Ledger
+) -> None:
+    assert ledger_cli(backend, "run", "--once").returncode == 0
+    done = ledger_cli(backend, "skip", "orders", "1")
+    assert done.returncode == Exit.PROBLEM, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "ledger: PROJECTION_NOT_STOPPED: projection orders is not stopped: there is no event "
+        "to skip"
+    )
+    assert status(backend)["projections"][0]["skipped"] == []
 
 
 def test_bad_usage_exits_2(tmp_path: Path) -> None:
