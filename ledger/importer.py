@@ -132,7 +132,8 @@ class ImportReport:
             f"already imported  {self.already_imported}",
             f"rejected          {self.rejected}",
         ]
-        lines += [f"  {code:<24}{n}" for code, n in sorted(self.rejected_by_code.items())]
+        width = max(map(len, self.rejected_by_code), default=0)
+        lines += [f"  {code:<{width}}  {n}" for code, n in sorted(self.rejected_by_code.items())]
         lines += [
             f"events written    {self.events_written}",
             f"elapsed           {self.elapsed_s:.2f} s ({self.events_per_s:.0f} events/s)",
@@ -162,6 +163,17 @@ class Bad:
     raw: bytes | None
 
 
+REJECTS_EXIST_RULE = "names an existing file; choose a new path (it is never overwritten)"
+
+
+def check_new_rejects_path(path: Path) -> None:
+    """``InvalidCommand`` (``rejects``) if anything (a file, a link, a device) is at ``path``:
+    for a caller that refuses before it opens the ledger. ``RejectsFile`` checks again as it
+    creates the file (``O_EXCL``), so a file made in between is never overwritten."""
+    if os.path.lexists(path):
+        raise InvalidCommand("rejects", REJECTS_EXIST_RULE)
+
+
 class RejectsFile:
     """The rejects file, mode 0600, created new (``ledger.files``): never through a link,
     never over an existing file, so an earlier run's rejects file is kept. Made up front so
@@ -177,9 +189,7 @@ class RejectsFile:
             try:
                 self._out = create_new(path)
             except FileExistsError:
-                raise InvalidCommand(
-                    "rejects", "names an existing file; choose a new path (it is never overwritten)"
-                ) from None
+                raise InvalidCommand("rejects", REJECTS_EXIST_RULE) from None
             self.path = path
         else:
             self.path, self._out = create_numbered(path)

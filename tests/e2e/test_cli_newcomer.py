@@ -163,6 +163,28 @@ def test_projections_run_refuses_an_idle_that_would_spin(
     assert "argument --idle: must be a number of seconds, at least 0.05" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "help_of"),
+    [
+        ([], "ledger"),
+        (["nope"], "ledger"),
+        (["import"], "ledger import"),
+        (["projections", "run", "--bogus"], "ledger"),
+        (["projections", "rebuild", "--jobs", "x"], "ledger projections rebuild"),
+        (["projections", "skip", "no-such", "1"], "ledger projections skip"),
+        (["order"], "ledger order"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_where_to_read_the_usage_and_exit_2(
+    argv: list[str], help_of: str, tmp_path: Path
+) -> None:
+    done = run(tmp_path, argv)
+    assert done.returncode == Exit.USAGE
+    assert one_line_error(done, "INVALID_COMMAND").endswith(f" (see {help_of} --help)")
+    assert done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_exit_codes_are_the_documented_ones() -> None:
     assert {e.name: int(e) for e in Exit} == {
         "OK": 0,
@@ -213,15 +235,15 @@ def test_an_sqlite_url_on_a_text_file_is_one_line(name: str, tmp_path: Path) -> 
     assert notes.read_text() == "shopping list\n" * 100
 
 
-@pytest.mark.parametrize("name", list(SUBCOMMANDS))
-def test_a_closed_pipe_on_stdout_ends_quietly(name: str, tmp_path: Path) -> None:
-    """``ledger … | head -1``: the reader is gone before the first line; no traceback."""
+def into_a_closed_pipe(cwd: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``ledger … | head -1`` where the reader is gone before the first line; the run must
+    be quiet about it."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         done = subprocess.run(
-            ledger_argv(*prepare(tmp_path, name)),
-            cwd=tmp_path,
+            ledger_argv(*args),
+            cwd=cwd,
             env=clean_env(),
             stdin=subprocess.DEVNULL,
             stdout=write_end,
@@ -232,25 +254,37 @@ def test_a_closed_pipe_on_stdout_ends_quietly(name: str, tmp_path: Path) -> None
         )
     finally:
         os.close(write_end)
-    assert done.returncode in {int(e) for e in Exit}, done.stderr
     for noise in ("Traceback", "BrokenPipe", "Broken pipe", "Exception ignored"):
         assert noise not in done.stderr
+    return done
 
 
-def test_status_piped_into_head_prints_its_first_line_and_exits_quietly(tmp_path: Path) -> None:
-    assert run(tmp_path, ["projections", "run", "--once"]).returncode == Exit.OK  # makes it
-    shell = f"{' '.join(ledger_argv('projections', 'status'))} | head -c 5; exit ${{PIPESTATUS[0]}}"
+def piped_into_head(cwd: Path, args: list[str], head: str) -> subprocess.CompletedProcess[str]:
+    """``ledger ARGS | head HEAD`` in bash; the exit code is ledger's."""
+    shell = f"{' '.join(ledger_argv(*args))} | head {head}; exit ${{PIPESTATUS[0]}}"
     done = subprocess.run(
         ["bash", "-c", shell],
-        cwd=tmp_path,
+        cwd=cwd,
         env=clean_env(),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
         check=False,
     )
-    assert done.stdout == "head "
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    return done
+
+
+@pytest.mark.parametrize("name", list(SUBCOMMANDS))
+def test_a_closed_pipe_on_stdout_ends_quietly(name: str, tmp_path: Path) -> None:
+    done = into_a_closed_pipe(tmp_path, prepare(tmp_path, name))
+    assert done.returncode in {int(e) for e in Exit}, done.stderr
+
+
+def test_status_piped_into_head_prints_its_first_line_and_exits_quietly(tmp_path: Path) -> None:
+    assert run(tmp_path, ["projections", "run", "--once"]).returncode == Exit.OK  # makes it
+    done = piped_into_head(tmp_path, ["projections", "status"], "-c 5")
+    assert done.stdout == "head "
 
 
 @pytest.mark.parametrize("delay_s", [0.15, 0.6])
@@ -327,6 +361,14 @@ def test_order_show_gives_state_and_events_with_personal_fields_sealed(tmp_path:
     assert text.returncode == Exit.OK and f"order {order_no}" in text.stdout
     people = personal_strings(seed, orders)
     assert not [s for s in people if s in shown.stdout or s in text.stdout]
+
+    # ``| head -1``: the first line, then quiet; a reader gone before it is exit 1 (README)
+    assert piped_into_head(tmp_path, ["order", "show", order_no], "-1").stdout == (
+        f"order {order_no}\n"
+    )
+    for args in (["order", "show", order_no], ["order", "show", order_no, "--json"]):
+        closed = into_a_closed_pipe(tmp_path, args)
+        assert (closed.returncode, closed.stderr) == (Exit.PROBLEM, "")
 
 
 def test_order_show_of_an_unknown_order_is_not_found(tmp_path: Path) -> None:
