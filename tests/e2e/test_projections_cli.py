@@ -100,6 +100,24 @@ def test_check_prints_differences_and_exits_1(backend: str, written: Ledger) -> 
     assert ledger_cli(backend, "check", "entitlements").returncode == 0
 
 
+def test_run_status_check_and_rebuild_leave_nothing_beside_the_sqlite_database(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Their locks live only while held: no ``*.check.lock`` or ``*.rebuild.lock`` stays."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = open_ledger(url, clock=clock)
+    try:
+        run_traffic(ledger, traffic(20, seed=5))
+    finally:
+        ledger.close()
+    database = {"ledger.db", "ledger.db-wal", "ledger.db-shm"}
+    for args in (["run", "--once"], ["status"], ["check"], ["rebuild", "--no-progress"]):
+        done = ledger_cli(url, *args)
+        assert done.returncode == 0, done.stderr
+        left = {path.name for path in tmp_path.iterdir()}
+        assert "ledger.db" in left and left <= database, (args, left)
+
+
 def tamper(url: str, statement: str) -> None:
     from projections.engine import open_db
 
