@@ -321,13 +321,37 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
     assert done.stdout.startswith("ledger 0.") and done.stdout.count("\n") == 1
 
 
-def test_the_quickstart_path_demo_then_projections_sees_what_the_demo_wrote(
+def in_bash(cwd: Path, command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=clean_env(**env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_the_quickstart_path_demo_then_the_next_commands_as_printed_see_what_it_wrote(
     tmp_path: Path,
 ) -> None:
-    demo = run(tmp_path, ["demo", "--orders", "40", "--seed", "3"])
+    """The README's ``.venv/bin/ledger demo``, with ``ledger`` not on PATH: the next commands
+    it prints run as printed."""
+    venv = Path(sys.executable).parent.parent
+    assert (venv / "bin" / "ledger").exists(), "the quickstart installs the console script"
+    (tmp_path / ".venv").symlink_to(venv)
+    path = ":".join(p for p in os.environ["PATH"].split(":") if Path(p) != venv / "bin")
+    demo = in_bash(tmp_path, ".venv/bin/ledger demo --orders 40 --seed 3", PATH=path)
     assert demo.returncode == Exit.OK, demo.stderr
-    assert "next: ledger projections run --once" in demo.stdout
-    assert run(tmp_path, ["projections", "run", "--once"]).returncode == Exit.OK
+    printed = [line for line in demo.stdout.splitlines() if line.startswith("next: ")]
+    assert printed == [
+        "next: .venv/bin/ledger projections run --once, then .venv/bin/ledger projections status"
+    ]
+    for command in printed[0].removeprefix("next: ").split(", then "):
+        done = in_bash(tmp_path, command, PATH=path)
+        assert done.returncode == Exit.OK, (command, done.stderr)
     status = run(tmp_path, ["projections", "status", "--json"])
     report = orjson.loads(status.stdout)
     assert report["head"] > 0 and all(p["lag_events"] == 0 for p in report["projections"])
