@@ -84,6 +84,17 @@ def any_int(text: str) -> int:
         raise argparse.ArgumentTypeError("must be a whole number") from None
 
 
+def add_batch_size(parser: argparse.ArgumentParser, *, what: str, high: int, default: int) -> None:
+    """``--batch-size``: how many ``what`` (commands, events) one transaction holds, 1 to
+    ``high``."""
+    parser.add_argument(
+        "--batch-size",
+        type=int_range(1, high),
+        default=default,
+        help=f"{what} per transaction (1..{high}, default {default})",
+    )
+
+
 def add_database_url(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
     """``--database-url``: every command takes it; it wins over ``LEDGER_DATABASE_URL``."""
     parser.add_argument(

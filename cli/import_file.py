@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
-from cli.args import add_database_url, add_json, int_range, named_as_option
+from cli.args import add_batch_size, add_database_url, add_json, named_as_option
 from cli.exits import Exit
 from ledger.application import open_ledger
 from ledger.importer import (
@@ -62,12 +62,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "file", type=Path, metavar="FILE.jsonl", help="the commands, one JSON object a line"
     )
-    parser.add_argument(
-        "--batch-size",
-        type=int_range(1, MAX_BATCH_SIZE),
-        default=DEFAULT_BATCH_SIZE,
-        help=f"commands per transaction (1..{MAX_BATCH_SIZE}, default {DEFAULT_BATCH_SIZE})",
-    )
+    add_batch_size(parser, what="commands", high=MAX_BATCH_SIZE, default=DEFAULT_BATCH_SIZE)
     parser.add_argument(
         "--rejects",
         type=Path,
