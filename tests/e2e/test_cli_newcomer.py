@@ -61,8 +61,16 @@ def prepare(cwd: Path, name: str) -> list[str]:
 
 
 def run(cwd: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return run_argv(cwd, ledger_argv(*args), **env)
+
+
+def in_bash(cwd: Path, command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_argv(cwd, ["bash", "-c", command], **env)
+
+
+def run_argv(cwd: Path, argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ledger_argv(*args),
+        argv,
         cwd=cwd,
         env=clean_env(**env),
         stdin=subprocess.DEVNULL,
@@ -261,16 +269,7 @@ def into_a_closed_pipe(cwd: Path, args: list[str]) -> subprocess.CompletedProces
 
 def piped_into_head(cwd: Path, args: list[str], head: str) -> subprocess.CompletedProcess[str]:
     """``ledger ARGS | head HEAD`` in bash; the exit code is ledger's."""
-    shell = f"{' '.join(ledger_argv(*args))} | head {head}; exit ${{PIPESTATUS[0]}}"
-    done = subprocess.run(
-        ["bash", "-c", shell],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = in_bash(cwd, f"{' '.join(ledger_argv(*args))} | head {head}; exit ${{PIPESTATUS[0]}}")
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
     return done
 
@@ -319,19 +318,6 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
     done = run(tmp_path, ["--version"])
     assert done.returncode == Exit.OK
     assert done.stdout.startswith("ledger 0.") and done.stdout.count("\n") == 1
-
-
-def in_bash(cwd: Path, command: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", "-c", command],
-        cwd=cwd,
-        env=clean_env(**env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
 
 
 def test_the_quickstart_path_demo_then_the_next_commands_as_printed_see_what_it_wrote(
