@@ -63,7 +63,7 @@ from bench.common import (
     traffic,
     write_jsonl,
 )
-from cli.args import int_range
+from cli.args import add_batch_size, int_range
 from ledger.application import open_ledger
 from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.errors import LedgerError
@@ -112,12 +112,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_ORDERS,
         help=f"orders in the workload, a few commands each (default {DEFAULT_ORDERS})",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=int_range(1, MAX_BATCH_SIZE),
-        default=DEFAULT_BATCH_SIZE,
-        help="commands per import transaction",
-    )
+    add_batch_size(parser, what="commands", high=MAX_BATCH_SIZE, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     parser.add_argument(
         "--profile",

@@ -140,7 +140,9 @@ class StorageUrl:
                 pool_size=pool_size,
             )
         raise InvalidCommand(
-            setting, f"must start with postgresql:// or sqlite:/// (or be unset) (got {shown})"
+            setting,
+            "must start with postgresql:// or sqlite:/// (postgres:// is taken as postgresql://;"
+            f" or be unset) (got {shown})",
         )
 
     @classmethod

@@ -1,7 +1,8 @@
 """Queries on the read models, for backend services (DOMAIN.md §8).
 
-Every query takes ``after``: the position a command returned. The query then first waits
-(``timeout_s``) until the projection it reads has applied that position, so a service reads
+Every query takes ``after``, the position a command returned, and ``timeout_s`` (``Fresh``).
+The query then first waits (``timeout_s``) until the projection it reads has applied that
+position, so a service reads
 its own writes; ``ProjectionBehind`` if it does not get there in time. A database that cannot
 be reached or fails is ``StorageUnavailable`` (``STORAGE_UNAVAILABLE``), as on the write side:
 no driver exception reaches the caller.
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ledger.driver_errors import storage_errors
 from ledger.storage_url import StorageUrl
@@ -26,6 +28,52 @@ from projections.registry import BY_NAME, PROJECTIONS
 from projections.schema import LIVE, Table
 
 MAX_ROWS = 1000
+
+
+class Fresh(TypedDict, total=False):
+    """How fresh a query's answer must be, as every query takes it: ``after`` the position a
+    command returned (wait until the projection read has applied it), ``timeout_s`` how long
+    to wait (``ProjectionBehind`` after; default ``DEFAULT_TIMEOUT_S``)."""
+
+    after: int | None
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Rows of one read-model table: ``where`` with a ``%s`` for each parameter, ``order``."""
+
+    projection: str
+    table: str
+    where: str
+    order: str = ""
+
+
+ORDER = Lookup("orders", "orders", "order_no = %s")
+ORDERS_BY_ACCOUNT = Lookup("orders", "orders", "account_no = %s", "submitted_at DESC")
+ORDERS_BY_STATUS = Lookup(
+    "orders",
+    "orders",
+    "status = %s AND submitted_at >= %s AND submitted_at < %s",
+    "submitted_at",
+)
+ORDERS_BY_SELLER = Lookup("orders", "orders", "seller_id = %s", "submitted_at DESC")
+ENTITLEMENT = Lookup("entitlements", "entitlements", "code = %s")
+ENTITLEMENTS_BY_ACCOUNT = Lookup(
+    "entitlements", "entitlements", "consumed_account = %s OR holder_account = %s", "code"
+)
+ENTITLEMENT_HISTORY = Lookup("entitlements", "entitlement_history", "code = %s", "position")
+LIMIT_RULE = Lookup("limits", "limit_rules", "sku = %s")
+FLAGS = Lookup("flags", "flags", "order_no = %s", "raised_position")
+UNREVIEWED_FLAGS = Lookup("flags", "flags", "outcome IS NULL", "raised_at")
+PAYMENTS = Lookup("payments", "payments", "order_no = %s", "method")
+REFUNDS = Lookup("payments", "refunds", "order_no = %s", "refund_id")
+RECONCILIATION = Lookup(
+    "payments", "payments", "refunded_fen + pending_fen > paid_fen", "order_no, method"
+)
+RETENTION = Lookup("retention", "retention_orders", "order_no = %s")
+RETENTION_STEPS = Lookup("retention", "retention_steps", "subject_id = %s", "position")
+RETENTION_DUE = Lookup("retention", "retention_orders", "retain_until < %s", "retain_until")
 
 
 class ReadModels:
@@ -68,67 +116,53 @@ class ReadModels:
         with storage_errors(), self.db.snapshot() as cur:
             yield cur
 
-    def _select(
-        self,
-        projection: str,
-        table: str,
-        where: str,
-        params: tuple[Any, ...],
-        *,
-        order: str = "",
-        limit: int = MAX_ROWS,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> list[Row]:
+    def _fresh(
+        self, projection: str, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        """Wait until ``projection`` has applied ``after`` (when given), as every query does."""
         if after is not None:
             self.wait_for(after, [projection], timeout_s)
-        spec: Table = BY_NAME[projection].table(table)
+
+    def _rows(
+        self,
+        lookup: Lookup,
+        params: tuple[Any, ...],
+        *,
+        limit: int = MAX_ROWS,
+        **fresh: Unpack[Fresh],
+    ) -> list[Row]:
+        """The rows ``lookup`` selects with ``params``, at most ``limit`` (1..MAX_ROWS)."""
+        self._fresh(lookup.projection, **fresh)
+        spec: Table = BY_NAME[lookup.projection].table(lookup.table)
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
-        query = f'SELECT {cols} FROM "{spec.physical(LIVE)}" WHERE {where}'
-        if order:
-            query += f" ORDER BY {order}"
+        query = f'SELECT {cols} FROM "{spec.physical(LIVE)}" WHERE {lookup.where}'
+        if lookup.order:
+            query += f" ORDER BY {lookup.order}"
         query += f" LIMIT {max(1, min(int(limit), MAX_ROWS))}"
-        with self._snapshot() as cur:
-            cur.execute(self.db.sql(query), params)
-            return [self.db.decode_row(spec, r) for r in cur.fetchall()]
+        return [self.db.decode_row(spec, r) for r in self._fetchall(query, params)]
 
-    def _scalar(self, query: str, params: tuple[Any, ...]) -> Any:
-        with self._snapshot() as cur:
-            cur.execute(self.db.sql(query), params)
-            found = cur.fetchone()
-        return None if found is None else found[0]
-
-    def _one(self, rows: list[Row]) -> Row | None:
+    def _row(self, lookup: Lookup, params: tuple[Any, ...], **fresh: Unpack[Fresh]) -> Row | None:
+        rows = self._rows(lookup, params, **fresh)
         return rows[0] if rows else None
 
+    def _fetchall(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        """Every row of ``query`` (``%s`` parameters), in a read transaction."""
+        with self._snapshot() as cur:
+            cur.execute(self.db.sql(query), params)
+            return list(cur.fetchall())
+
+    def _scalar(self, query: str, params: tuple[Any, ...]) -> Any:
+        rows = self._fetchall(query, params)
+        return rows[0][0] if rows else None
+
     # -- orders ----------------------------------------------------------------------------
-    def order(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> Row | None:
-        return self._one(
-            self._select(
-                "orders", "orders", "order_no = %s", (order_no,), after=after, timeout_s=timeout_s
-            )
-        )
+    def order(self, order_no: str, **fresh: Unpack[Fresh]) -> Row | None:
+        return self._row(ORDER, (order_no,), **fresh)
 
     def orders_by_account(
-        self,
-        account_no: str,
-        *,
-        limit: int = 100,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        self, account_no: str, *, limit: int = 100, **fresh: Unpack[Fresh]
     ) -> list[Row]:
-        return self._select(
-            "orders",
-            "orders",
-            "account_no = %s",
-            (account_no,),
-            order="submitted_at DESC",
-            limit=limit,
-            after=after,
-            timeout_s=timeout_s,
-        )
+        return self._rows(ORDERS_BY_ACCOUNT, (account_no,), limit=limit, **fresh)
 
     def orders_by_status(
         self,
@@ -137,132 +171,57 @@ class ReadModels:
         until: datetime,
         *,
         limit: int = 100,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        **fresh: Unpack[Fresh],
     ) -> list[Row]:
         """Orders in ``status`` submitted in [since, until)."""
-        return self._select(
-            "orders",
-            "orders",
-            "status = %s AND submitted_at >= %s AND submitted_at < %s",
-            (status, self.db.ts(since), self.db.ts(until)),
-            order="submitted_at",
-            limit=limit,
-            after=after,
-            timeout_s=timeout_s,
-        )
+        params = (status, self.db.ts(since), self.db.ts(until))
+        return self._rows(ORDERS_BY_STATUS, params, limit=limit, **fresh)
 
     def orders_by_seller(
-        self,
-        seller_id: str,
-        *,
-        limit: int = 100,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        self, seller_id: str, *, limit: int = 100, **fresh: Unpack[Fresh]
     ) -> list[Row]:
-        return self._select(
-            "orders",
-            "orders",
-            "seller_id = %s",
-            (seller_id,),
-            order="submitted_at DESC",
-            limit=limit,
-            after=after,
-            timeout_s=timeout_s,
-        )
+        return self._rows(ORDERS_BY_SELLER, (seller_id,), limit=limit, **fresh)
 
     # -- entitlements ----------------------------------------------------------------------
-    def entitlement(
-        self, code: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> Row | None:
-        return self._one(
-            self._select(
-                "entitlements",
-                "entitlements",
-                "code = %s",
-                (code,),
-                after=after,
-                timeout_s=timeout_s,
-            )
-        )
+    def entitlement(self, code: str, **fresh: Unpack[Fresh]) -> Row | None:
+        return self._row(ENTITLEMENT, (code,), **fresh)
 
-    def entitlements_by_account(
-        self, account_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        return self._select(
-            "entitlements",
-            "entitlements",
-            "consumed_account = %s OR holder_account = %s",
-            (account_no, account_no),
-            order="code",
-            after=after,
-            timeout_s=timeout_s,
-        )
+    def entitlements_by_account(self, account_no: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self._rows(ENTITLEMENTS_BY_ACCOUNT, (account_no, account_no), **fresh)
 
-    def entitlement_history(
-        self, code: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        return self._select(
-            "entitlements",
-            "entitlement_history",
-            "code = %s",
-            (code,),
-            order="position",
-            after=after,
-            timeout_s=timeout_s,
-        )
+    def entitlement_history(self, code: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self._rows(ENTITLEMENT_HISTORY, (code,), **fresh)
 
-    def campaign_counts(
-        self, campaign: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> dict[str, int]:
+    def campaign_counts(self, campaign: str, **fresh: Unpack[Fresh]) -> dict[str, int]:
         """``{"coupon/consumed": 12, …}`` for one campaign."""
-        if after is not None:
-            self.wait_for(after, ["entitlements"], timeout_s)
-        with self._snapshot() as cur:
-            cur.execute(
-                self.db.sql(
-                    'SELECT kind, status, count(*) FROM "pj_entitlements" WHERE campaign = %s '
-                    "GROUP BY kind, status ORDER BY kind, status"
-                ),
-                (campaign,),
-            )
-            return {f"{kind}/{status}": int(n) for kind, status, n in cur.fetchall()}
+        self._fresh("entitlements", **fresh)
+        rows = self._fetchall(
+            'SELECT kind, status, count(*) FROM "pj_entitlements" WHERE campaign = %s '
+            "GROUP BY kind, status ORDER BY kind, status",
+            (campaign,),
+        )
+        return {f"{kind}/{status}": int(n) for kind, status, n in rows}
 
     # -- limits ----------------------------------------------------------------------------
-    def linked_accounts(
-        self, account_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[str]:
+    def linked_accounts(self, account_no: str, **fresh: Unpack[Fresh]) -> list[str]:
         """Every account linked to this one, itself included (transitively, 3.1.5)."""
-        if after is not None:
-            self.wait_for(after, ["limits"], timeout_s)
-        with self._snapshot() as cur:
-            cur.execute(
-                self.db.sql(
-                    'SELECT n.account_no FROM "pj_link_nodes" n WHERE n.kind = %s AND '
-                    'n.group_id = (SELECT group_id FROM "pj_link_nodes" WHERE node = %s) '
-                    "ORDER BY n.account_no"
-                ),
-                ("account", f"account:{account_no}"),
-            )
-            return [str(r[0]) for r in cur.fetchall()] or [account_no]
+        self._fresh("limits", **fresh)
+        rows = self._fetchall(
+            'SELECT n.account_no FROM "pj_link_nodes" n WHERE n.kind = %s AND '
+            'n.group_id = (SELECT group_id FROM "pj_link_nodes" WHERE node = %s) '
+            "ORDER BY n.account_no",
+            ("account", f"account:{account_no}"),
+        )
+        return [str(r[0]) for r in rows] or [account_no]
 
     def group_quantity(
-        self,
-        sku: str,
-        account_no: str,
-        at: datetime,
-        *,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        self, sku: str, account_no: str, at: datetime, **fresh: Unpack[Fresh]
     ) -> Row | None:
         """What the account's group (or the account alone, for a per-account rule) bought of
         ``sku`` in the rule's period containing ``at``; None when no rule applies then."""
-        rules = self._select(
-            "limits", "limit_rules", "sku = %s", (sku,), after=after, timeout_s=timeout_s
-        )
-        if not rules or at < rules[0]["valid_from"]:
+        rule = self._row(LIMIT_RULE, (sku,), **fresh)
+        if rule is None or at < rule["valid_from"]:
             return None
-        rule = rules[0]
         period = (at - rule["valid_from"]).days // rule["period_days"]
         start = rule["valid_from"] + timedelta(days=period * rule["period_days"])
         end = start + timedelta(days=rule["period_days"])
@@ -294,30 +253,17 @@ class ReadModels:
         }
 
     # -- flags and refusals ------------------------------------------------------------------
-    def flags(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        return self._select(
-            "flags", "flags", "order_no = %s", (order_no,), order="raised_position", after=after
-        )
+    def flags(self, order_no: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self._rows(FLAGS, (order_no,), **fresh)
 
-    def unreviewed_flags(self, *, limit: int = 100, after: int | None = None) -> list[Row]:
-        return self._select(
-            "flags", "flags", "outcome IS NULL", (), order="raised_at", limit=limit, after=after
-        )
+    def unreviewed_flags(self, *, limit: int = 100, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self._rows(UNREVIEWED_FLAGS, (), limit=limit, **fresh)
 
     def refusals_in_window(
-        self,
-        account_no: str,
-        at: datetime,
-        window_days: int,
-        *,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        self, account_no: str, at: datetime, window_days: int, **fresh: Unpack[Fresh]
     ) -> int:
         """Non-quality refusals of delivery by the account in (at - window, at] (6.1(5))."""
-        if after is not None:
-            self.wait_for(after, ["flags"], timeout_s)
+        self._fresh("flags", **fresh)
         since = at - timedelta(days=window_days)
         return int(
             self._scalar(
@@ -328,73 +274,29 @@ class ReadModels:
         )
 
     # -- payments ----------------------------------------------------------------------------
-    def payments(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        rows = self._select(
-            "payments", "payments", "order_no = %s", (order_no,), order="method", after=after
-        )
+    def payments(self, order_no: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        rows = self._rows(PAYMENTS, (order_no,), **fresh)
         for row in rows:
             row["outstanding_fen"] = row["paid_fen"] - row["refunded_fen"]
         return rows
 
-    def refunds(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        return self._select(
-            "payments", "refunds", "order_no = %s", (order_no,), order="refund_id", after=after
-        )
+    def refunds(self, order_no: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self._rows(REFUNDS, (order_no,), **fresh)
 
-    def reconciliation(
-        self, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
+    def reconciliation(self, **fresh: Unpack[Fresh]) -> list[Row]:
         """Order and method pairs where refunds, done or under way, exceed what was paid.
         The rules never allow it (3.1.4): this list must always be empty."""
-        return self._select(
-            "payments",
-            "payments",
-            "refunded_fen + pending_fen > paid_fen",
-            (),
-            order="order_no, method",
-            after=after,
-            timeout_s=timeout_s,
-        )
+        return self._rows(RECONCILIATION, (), **fresh)
 
     # -- retention ---------------------------------------------------------------------------
-    def retention(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> Row | None:
-        return self._one(
-            self._select(
-                "retention",
-                "retention_orders",
-                "order_no = %s",
-                (order_no,),
-                after=after,
-                timeout_s=timeout_s,
-            )
-        )
+    def retention(self, order_no: str, **fresh: Unpack[Fresh]) -> Row | None:
+        return self._row(RETENTION, (order_no,), **fresh)
 
-    def retention_steps(
-        self, subject_id: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
+    def retention_steps(self, subject_id: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self._rows(RETENTION_STEPS, (subject_id,), **fresh)
+
+    def retention_due(
+        self, before: datetime, *, limit: int = 100, **fresh: Unpack[Fresh]
     ) -> list[Row]:
-        return self._select(
-            "retention",
-            "retention_steps",
-            "subject_id = %s",
-            (subject_id,),
-            order="position",
-            after=after,
-            timeout_s=timeout_s,
-        )
-
-    def retention_due(self, before: datetime, *, limit: int = 100) -> list[Row]:
         """Completed transactions whose legal retention ends before ``before``."""
-        return self._select(
-            "retention",
-            "retention_orders",
-            "retain_until < %s",
-            (self.db.ts(before),),
-            order="retain_until",
-            limit=limit,
-        )
+        return self._rows(RETENTION_DUE, (self.db.ts(before),), limit=limit, **fresh)
