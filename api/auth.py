@@ -72,9 +72,9 @@ def require(*roles: str) -> Callable[[Request], Awaitable[Actor]]:
         actor = authenticate(registry, token)
         if actor is None:
             raise Unauthenticated("the API key is unknown or revoked")
+        request.state.actor = actor  # the request's log line names the key, refused or not
         if actor.role not in roles:
             raise Forbidden(f"the {actor.role} role may not do this; it takes {'/'.join(roles)}")
-        request.state.actor = actor
         return actor
 
     return actor_of
