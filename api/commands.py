@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError, create_model
 from api.auth import ADMIN, SERVICE, require
 from api.errors import IdempotencyKeyRequired, InvalidBody, InvalidParameter
 from api.limits import parse_json
-from api.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem, pointer
+from api.problems import FieldError, pointer, problem_response
 from ledger.application import CommandResult
 from ledger.commands import COMMAND_CLASSES, Command, Model, describe_error
 from ledger.domain import codes
@@ -185,7 +185,7 @@ async def _run(request: Request, model: type[BaseModel], kind: str, actor: Actor
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
+    status: problem_response(text)
     for status, text in [
         (400, "IDEMPOTENCY_KEY_REQUIRED, INVALID_JSON or INVALID_PARAMETER"),
         (401, "UNAUTHENTICATED"),

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.problems import PROBLEM_MEDIA_TYPE, RETRY_AFTER_S, Problem, problem
+from api.problems import RETRY_AFTER_S, Problem, problem, problem_response
 from ledger.domain import codes
 from ledger.domain.errors import LedgerError, StorageUnavailable
 from projections.probe import PROBE_TIMEOUT_S, StatusProbe
@@ -103,11 +103,9 @@ def unhealthy(entry: codes.ErrorCode, detail: str, instance: str, **members: Any
     "/healthz",
     response_model=Health,
     responses={
-        503: {
-            "model": HealthProblem,
-            "content": {PROBLEM_MEDIA_TYPE: {}},
-            "description": "STORAGE_UNAVAILABLE or PROJECTION_STOPPED (with Retry-After)",
-        }
+        503: problem_response(
+            "STORAGE_UNAVAILABLE or PROJECTION_STOPPED (with Retry-After)", HealthProblem
+        )
     },
 )
 async def healthz(request: Request) -> Any:

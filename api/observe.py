@@ -37,7 +37,8 @@ from api.problems import unexpected
 REQUEST_ID_HEADER = b"x-request-id"
 # Methods named in logs and labels as sent; any other is "other" (a label's values stay few).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID_PATTERN = "^[A-Za-z0-9._:-]{1,64}$"
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN.encode())
 log = logging.getLogger("api.request")
 
 

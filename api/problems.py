@@ -11,10 +11,10 @@ Anything unforeseen is a 500 that says only that, with the request id the log ho
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -53,8 +53,16 @@ class Problem(BaseModel):
     )
 
 
+CODE_PATTERN = "^[A-Z][A-Z0-9_]{0,63}$"  # the catalogue's codes
+
+
 def problem_type(code: str) -> str:
     return f"/v1/problems/{code}"
+
+
+def problem_response(description: str, model: type[BaseModel] = Problem) -> dict[str, Any]:
+    """An error response of a route's OpenAPI ``responses``: problem+json of ``model``."""
+    return {"model": model, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": description}
 
 
 router = APIRouter(tags=["errors"])
@@ -69,8 +77,14 @@ class CatalogueEntry(BaseModel):
     meaning: str
 
 
-@router.get("/v1/problems/{code}", response_model=CatalogueEntry)
-async def catalogue_entry(code: str) -> CatalogueEntry:
+@router.get(
+    "/v1/problems/{code}",
+    response_model=CatalogueEntry,
+    responses={404: problem_response("NOT_FOUND: the catalogue has no such code")},
+)
+async def catalogue_entry(
+    code: Annotated[str, Path(pattern=CODE_PATTERN, examples=["ALREADY_PAID"])],
+) -> CatalogueEntry:
     """What a problem type means (no key needed: the catalogue is public)."""
     entry = codes.BY_CODE.get(code)
     if entry is None:
