@@ -81,6 +81,7 @@ class HealthCheck:
 
 
 def projections_of(report: dict[str, Any]) -> dict[str, ProjectionHealth]:
+    """``projections.status.status``'s rows by projection name, as /healthz shows them."""
     return {
         row["name"]: ProjectionHealth(
             position=row["position"], lag_events=row["lag_events"], stopped=bool(row["stopped"])
@@ -90,6 +91,8 @@ def projections_of(report: dict[str, Any]) -> dict[str, ProjectionHealth]:
 
 
 def unhealthy(entry: codes.ErrorCode, detail: str, instance: str, **members: Any) -> Response:
+    """A 503 problem of ``entry`` with Retry-After and ``members`` (``store``,
+    ``projections``) as RFC 9457 extension members."""
     return problem(
         entry,
         detail,

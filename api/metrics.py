@@ -120,6 +120,7 @@ class Metrics:
             self.registry.register(self.lag)
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
+        """One answered request: its method, route template, status and time in seconds."""
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(duration_s)
 
