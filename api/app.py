@@ -2,29 +2,37 @@
 
 One process holds one ``Ledger`` (its connections come from the process-wide pool,
 ledger/pg_pool.py), one writer that owns the ledger's writes (ledger/group_commit.py), the read
-models, and the key cache. They are opened when the app starts (ASGI lifespan) and closed
-when it stops.
+models, the key cache, and the projections' status probe of ``/healthz`` and ``/metrics``
+(api/health.py, api/metrics.py; on the same pool). They are opened when the app starts
+(ASGI lifespan) and closed when it stops. api/observe.py sees every request: its id, its
+log line, its metrics.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import admin, commands, openapi, problems
+from api import admin, commands, health, openapi, problems
+from api import metrics as api_metrics
 from api.auth import DEFAULT_KEY_CACHE_S, KeyCache
+from api.health import HealthCheck
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimits
+from api.metrics import Metrics
+from api.observe import Observe
+from api.responses import OrjsonResponse
 from ledger.application import open_ledger
 from ledger.clock import Clock
 from ledger.domain.policy import Policy
 from ledger.group_commit import GroupCommitter
 from ledger.settings import GroupCommitSettings, load_settings
 from ledger.storage_url import StorageUrl
+from projections.probe import StatusProbe
 
 
 @dataclass(frozen=True)
@@ -41,8 +49,10 @@ class ApiSettings:
 
 def app_from_env() -> FastAPI:
     """The app as ``ledger serve`` runs it (each uvicorn worker calls this): settings from
-    the environment (ledger/settings.py); ``--database-url`` arrives as LEDGER_DATABASE_URL."""
+    the environment (ledger/settings.py); ``--database-url`` arrives as LEDGER_DATABASE_URL.
+    Python's warnings are sent through the log, whose lines ``ledger serve`` makes JSON."""
     env = load_settings()
+    logging.captureWarnings(True)  # a library's warning is a JSON log line too (api/logs.py)
     return create_app(
         ApiSettings(
             url=env.database_url,
@@ -57,17 +67,31 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The API over the ledger ``settings.url`` (None: the default SQLite file)."""
     config = settings or ApiSettings()
 
+    url = StorageUrl.of(config.url)
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger = await run_in_threadpool(
-            lambda: open_ledger(config.url, clock=config.clock, policy=config.policy)
+            lambda: open_ledger(url, clock=config.clock, policy=config.policy)
         )
+        try:
+            probe = await run_in_threadpool(StatusProbe.open, url, ledger.app.mapper)
+        except BaseException:
+            await run_in_threadpool(ledger.close)
+            raise
         app.state.ledger = ledger
-        app.state.writer = GroupCommitter.from_settings(ledger, config.group_commit)
+        app.state.writer = GroupCommitter.from_settings(
+            ledger, config.group_commit, on_batch=metrics.observe_batch
+        )
         app.state.keys = KeyCache(ledger, config.key_cache_s)
+        app.state.health = HealthCheck(probe)
+        metrics.lag.probe = probe
         try:
             yield
         finally:
+            metrics.lag.probe = None
+            app.state.health.close()
             writer: GroupCommitter = app.state.writer
             await run_in_threadpool(writer.close)  # saves what it accepted, then stops
             await run_in_threadpool(ledger.close)
@@ -79,12 +103,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         "(POST, with an Idempotency-Key), queries (GET), keys. Errors are RFC 9457 problem "
         "details with the ledger's stable code and the clause behind it.",
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=OrjsonResponse,
     )
+    app.state.metrics = metrics
     problems.install(app)
     app.include_router(commands.router)
     app.include_router(admin.router)
     app.include_router(problems.router)
+    app.include_router(health.router)
+    app.include_router(api_metrics.router)
     openapi.install(app)
     app.add_middleware(BodyLimits, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(Observe, metrics=metrics)  # added last: outside BodyLimits
     return app

@@ -20,7 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthenticated
@@ -53,28 +54,34 @@ class KeyCache:
             return self._registry
 
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send an API key as Authorization: Bearer <key>")
-    return token.strip()
+# The scheme in the OpenAPI document; each route lists the roles it takes as the scheme's
+# "scopes" (OpenAPI 3.1: role names, for schemes other than OAuth2).
+BEARER = HTTPBearer(
+    scheme_name="apiKey",
+    description="An API key (`ledger keys create --role ROLE --name NAME`), as a bearer token.",
+    auto_error=False,  # a missing key is our own UNAUTHENTICATED problem, not FastAPI's
+)
 
 
-def require(*roles: str) -> Callable[[Request], Awaitable[Actor]]:
+def require(*roles: str) -> Callable[..., Awaitable[Actor]]:
     """A dependency: the calling key's actor if its role is one of ``roles``; raises
     Unauthenticated (401) or Forbidden (403)."""
 
-    async def actor_of(request: Request) -> Actor:
-        token = bearer_token(request)
+    bearer = Security(BEARER, scopes=list(roles))  # a default: closures resolve no annotation
+
+    async def actor_of(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = bearer
+    ) -> Actor:
+        if credentials is None:
+            raise Unauthenticated("send an API key as Authorization: Bearer <key>")
         cache: KeyCache = request.app.state.keys
         registry = await run_in_threadpool(cache.registry)
-        actor = authenticate(registry, token)
+        actor = authenticate(registry, credentials.credentials)
         if actor is None:
             raise Unauthenticated("the API key is unknown or revoked")
+        request.state.actor = actor  # the request's log line names the key, refused or not
         if actor.role not in roles:
             raise Forbidden(f"the {actor.role} role may not do this; it takes {'/'.join(roles)}")
-        request.state.actor = actor
         return actor
 
     return actor_of

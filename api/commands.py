@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -26,11 +26,15 @@ from pydantic import BaseModel, ValidationError, create_model
 from api.auth import ADMIN, SERVICE, require
 from api.errors import IdempotencyKeyRequired, InvalidBody, InvalidParameter
 from api.limits import parse_json
-from api.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem, pointer
+from api.problems import FieldError, pointer, problem_response
 from ledger.application import CommandResult
 from ledger.commands import COMMAND_CLASSES, Command, Model, describe_error
+from ledger.domain import codes
 from ledger.domain.context import Actor
 from ledger.domain.errors import LedgerError
+
+if TYPE_CHECKING:
+    from api.metrics import Metrics
 
 ENVELOPE = ("type", "command_id")
 REF = "#/components/schemas/{model}"  # where api/openapi.py puts the body schemas
@@ -151,6 +155,22 @@ def remembered(exc: LedgerError, data: dict[str, Any]) -> LedgerError:
 
 
 async def run_command(request: Request, model: type[BaseModel], kind: str, actor: Actor) -> Any:
+    """Check the request, hand the command to the writer, answer with its outcome; every
+    outcome is counted in ``ledger_commands_total`` (api/metrics.py)."""
+    metrics: Metrics = request.app.state.metrics
+    try:
+        result = await _run(request, model, kind, actor)
+    except LedgerError as exc:
+        metrics.observe_command(kind, int(exc.entry.status), exc.code, replayed=False)
+        raise
+    except Exception:  # a defect: api/observe.py answers it 500
+        metrics.observe_command(kind, 500, codes.LEDGER_ERROR.code, replayed=False)
+        raise
+    metrics.observe_command(kind, 200, None, replayed=result.duplicate)
+    return accepted(result)
+
+
+async def _run(request: Request, model: type[BaseModel], kind: str, actor: Actor) -> CommandResult:
     key = idempotency_key(request)
     version = expected_version(request)
     data = parse_json(await request.body())
@@ -161,11 +181,11 @@ async def run_command(request: Request, model: type[BaseModel], kind: str, actor
         result: CommandResult = await asyncio.wrap_future(writer.submit(command, actor, version))
     except LedgerError as exc:
         raise remembered(exc, command) from None
-    return accepted(result)
+    return result
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
+    status: problem_response(text)
     for status, text in [
         (400, "IDEMPOTENCY_KEY_REQUIRED, INVALID_JSON or INVALID_PARAMETER"),
         (401, "UNAUTHENTICATED"),

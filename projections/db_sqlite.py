@@ -51,17 +51,39 @@ class SqliteDb(Db):
         JSON: json_out,
     }
 
-    def __init__(self, path: Path, events_table: str = SQLITE_EVENTS_TABLE, poll: float = 0.05):
+    def __init__(
+        self,
+        path: Path,
+        events_table: str = SQLITE_EVENTS_TABLE,
+        poll: float = 0.05,
+        *,
+        create: bool = True,
+        busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+    ):
+        """Without ``create`` a missing file is an error (``sqlite3.OperationalError``), never
+        made: a probe of a ledger whose file went away must not leave an empty one there."""
         super().__init__(events_table)
         self.path = path
         self.poll = poll
-        self.conn = sqlite3.connect(
-            str(path), isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+        target, as_uri = (
+            (str(path), False) if create else (f"{path.resolve().as_uri()}?mode=rw", True)
         )
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL survives a killed process; a power cut may lose the last batches, but
-        # always together with their tracking record, so nothing is applied twice or skipped.
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn = sqlite3.connect(
+            target,
+            uri=as_uri,
+            isolation_level=None,
+            timeout=busy_timeout_s,
+            check_same_thread=False,
+        )
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives a killed process; a power cut may lose the last batches,
+            # but always together with their tracking record, so nothing is applied twice or
+            # skipped.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            self.conn.close()
+            raise
 
     def sql(self, text: str) -> str:
         return text.replace("%s", "?")
