@@ -47,11 +47,23 @@ class KeyCache:
         self._read_at = float("-inf")
 
     def registry(self) -> ApiKeyRegistry | None:
+        """The registry, read from the log first if the copy held is too old (blocking I/O:
+        call from a worker thread)."""
         with self._lock:
-            if time.monotonic() - self._read_at >= self.max_age_s:
+            if self.stale():
                 self._registry = load_registry(self.ledger)
                 self._read_at = time.monotonic()
             return self._registry
+
+    def stale(self) -> bool:
+        return time.monotonic() - self._read_at >= self.max_age_s
+
+    async def current(self) -> ApiKeyRegistry | None:
+        """The registry for a request: the copy held, straight from the event loop while it
+        is fresh (no thread hop, the common case), else read again on a worker thread."""
+        if not self.stale():
+            return self._registry
+        return await run_in_threadpool(self.registry)
 
 
 # The scheme in the OpenAPI document; each route lists the roles it takes as the scheme's
@@ -75,7 +87,7 @@ def require(*roles: str) -> Callable[..., Awaitable[Actor]]:
         if credentials is None:
             raise Unauthenticated("send an API key as Authorization: Bearer <key>")
         cache: KeyCache = request.app.state.keys
-        registry = await run_in_threadpool(cache.registry)
+        registry = await cache.current()
         actor = authenticate(registry, credentials.credentials)
         if actor is None:
             raise Unauthenticated("the API key is unknown or revoked")

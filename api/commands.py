@@ -28,10 +28,10 @@ from api.errors import IdempotencyKeyRequired, InvalidBody, InvalidParameter
 from api.limits import parse_json
 from api.problems import FieldError, pointer, problem_response
 from ledger.application import CommandResult
-from ledger.commands import COMMAND_CLASSES, Command, Model, describe_error
+from ledger.commands import COMMAND_CLASSES, Command, Model, describe_error, parse_command
 from ledger.domain import codes
 from ledger.domain.context import Actor
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import InvalidCommand, LedgerError
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -99,19 +99,34 @@ def expected_version(request: Request) -> int | None:
     return int(found.group(1))
 
 
-def check_body(model: type[BaseModel], data: Any) -> None:
-    """Validate against the body model; INVALID_COMMAND (422) naming every broken field."""
+def check_envelope(data: Any) -> None:
+    """The body is an object without the envelope's fields; INVALID_COMMAND otherwise."""
     if not isinstance(data, dict):
         raise _invalid([FieldError(pointer="", rule="the body must be a JSON object")])
     for name in ENVELOPE:
         if name in data:
             rule = "comes from the route" if name == "type" else "comes from Idempotency-Key"
             raise _invalid([FieldError(pointer=f"/{name}", rule=rule)])
+
+
+def check_body(model: type[BaseModel], data: Any) -> None:
+    """Validate against the body model; INVALID_COMMAND (422) naming every broken field."""
     try:
         model.model_validate(data)
     except ValidationError as exc:
         found = exc.errors(include_input=False, include_url=False)[:MAX_FIELD_ERRORS]
         raise _invalid([field_error(error) for error in found]) from None
+
+
+def typed(model: type[BaseModel], data: Any, kind: str, key: str) -> Command:
+    """The command, validated once by the core's own parser (the writer takes it as it is);
+    if that refuses it, the body model names every broken field as a pointer."""
+    check_envelope(data)
+    try:
+        return parse_command({**data, "type": kind, "command_id": key})
+    except InvalidCommand:
+        check_body(model, data)
+        raise
 
 
 def field_error(error: Any) -> FieldError:
@@ -146,11 +161,11 @@ def accepted(result: CommandResult) -> Response:
     return Response(orjson.dumps(body), 200, headers=headers, media_type="application/json")
 
 
-def remembered(exc: LedgerError, data: dict[str, Any]) -> LedgerError:
+def remembered(exc: LedgerError, command: Command) -> LedgerError:
     """A refusal recorded as the command's outcome reads the same on every retry: its detail
     is made of the command and code alone (the record keeps no message)."""
     if exc.remembered:
-        exc.message = f"{data['type']} {data['command_id']} was refused {exc.code}"
+        exc.message = f"{command.type} {command.command_id} was refused {exc.code}"
     return exc
 
 
@@ -174,8 +189,7 @@ async def _run(request: Request, model: type[BaseModel], kind: str, actor: Actor
     key = idempotency_key(request)
     version = expected_version(request)
     data = parse_json(await request.body())
-    check_body(model, data)
-    command = {**data, "type": kind, "command_id": key}
+    command = typed(model, data, kind, key)
     writer = request.app.state.writer
     try:
         result: CommandResult = await asyncio.wrap_future(writer.submit(command, actor, version))

@@ -53,6 +53,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.application import MAX_BATCH_COMMANDS, CommandResult, Ledger
+from ledger.commands import Command
 from ledger.domain.context import Actor
 from ledger.domain.errors import CommandFailed, CommandInProgress, LedgerError, StorageUnavailable
 from ledger.settings import (
@@ -296,7 +297,10 @@ class GroupCommitter:
 
 
 def _command_id_of(data: Any) -> str | None:
-    """The command id a caller gave, if a non-empty string (else parsing refuses it)."""
+    """The command id a caller gave (a parsed command's, or a dict's if a non-empty string;
+    else parsing refuses it)."""
+    if isinstance(data, Command):
+        return data.command_id
     command_id = data.get("command_id") if isinstance(data, dict) else None
     return command_id if isinstance(command_id, str) and command_id else None
 
