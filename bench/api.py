@@ -61,19 +61,15 @@ from psycopg import sql
 
 from bench.common import (
     CONNECT_TIMEOUT_S,
+    checked_server,
     count_rows,
     emit,
     log,
-    redacted,
     scratch_database,
-    server_problem,
 )
-from bench.ingest import server_url
 from cli.args import int_range
 from ledger.demo.people import People
-from ledger.domain.errors import LedgerError
 from ledger.library.tables import PG_EVENTS_TABLE
-from ledger.storage_url import StorageUrl
 
 BENCH = "api"
 DEFAULT_COMMANDS = 4000
@@ -454,17 +450,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        server = server_url()
-    except LedgerError as exc:
-        log(f"bench: {exc.message}")
-        return 2
-    if not StorageUrl.parse(server).is_postgres:
-        log("bench: needs PostgreSQL (LEDGER_DATABASE_URL=postgresql://...)")
-        return 2
-    problem = server_problem(server)
-    if problem is not None:
-        log(f"bench: PostgreSQL not reachable at {redacted(server)}: {problem}")
+    server = checked_server()
+    if server is None:
         return 2
     emit(
         {

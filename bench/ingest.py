@@ -53,13 +53,11 @@ from psycopg import sql
 
 from bench.common import (
     CONNECT_TIMEOUT_S,
-    DEFAULT_SERVER_URL,
+    checked_server,
     count_rows,
     emit,
     log,
-    redacted,
     scratch_database,
-    server_problem,
     traffic,
     write_jsonl,
 )
@@ -69,7 +67,6 @@ from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.errors import LedgerError
 from ledger.importer import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, import_file, parse_at
 from ledger.storage import APPLICATION_NAME
-from ledger.storage_url import URL_SETTING, StorageUrl
 
 BENCH = "ingest"
 DEFAULT_ORDERS = 1000
@@ -289,14 +286,6 @@ def results(
     return record
 
 
-def server_url() -> str:
-    """``LEDGER_DATABASE_URL`` as written (checked: InvalidCommand if malformed), or the
-    default server."""
-    text = os.environ.get(URL_SETTING) or None
-    StorageUrl.parse(text)
-    return text or DEFAULT_SERVER_URL
-
-
 def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
     """Write the workload, run the phases in scratch databases (dropped on the way out)."""
     workload = tmp / "workload.jsonl"
@@ -349,17 +338,8 @@ def _checks(phases: dict[str, Phase], extra: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        server = server_url()
-    except LedgerError as exc:
-        log(f"bench: {exc.message}")
-        return 2
-    if not StorageUrl.parse(server).is_postgres:
-        log("bench: needs PostgreSQL (LEDGER_DATABASE_URL=postgresql://...)")
-        return 2
-    problem = server_problem(server)
-    if problem is not None:
-        log(f"bench: PostgreSQL not reachable at {redacted(server)}: {problem}")
+    server = checked_server()
+    if server is None:
         return 2
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         record = measure(args, server, Path(tmp))
