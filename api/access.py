@@ -46,6 +46,9 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/keys": ADMINS,
     "POST /v1/keys/{key_id}/revoke": ADMINS,
     "GET /v1/policy": ADMINS,
+    # operations (api/health.py, api/metrics.py): the counters show the business's volume
+    "GET /metrics": ADMINS,
+    "GET /healthz": PUBLIC,
     # public
     "GET /v1/problems/{code}": PUBLIC,
     "GET /openapi.json": PUBLIC,

@@ -1,36 +1,44 @@
 """The FastAPI application: ``create_app(url)`` builds it over the ledger at ``url``.
 
 One process holds one ``Ledger`` (its connections come from the process-wide pool,
-ledger/pg_pool.py), one writer that owns the ledger's writes (api/writer.py), the read
-models (a few ``ReadModels``, api/readers.py), the page-token key (api/pages.py) and the key
-cache. They are opened when the app starts (ASGI lifespan), the ledger first: the process is
-a writer, so a missing SQLite file is made and the projections' tables are created if no
-worker has run yet (empty until ``ledger projections run`` fills them). They are closed when
-it stops.
+ledger/pg_pool.py), one writer that owns the ledger's writes (ledger/group_commit.py), the read
+models (each query on a connection of the pool, api/readers.py), the page-token key
+(api/pages.py), the key cache, and the projections' status probe of ``/healthz`` and
+``/metrics`` (api/health.py, api/metrics.py; on the same pool). They are opened when the app
+starts (ASGI lifespan), the ledger first: the process is a writer, so a missing SQLite file is
+made, and the projections' tables are created if no worker has run yet (empty, at position 0,
+until ``ledger projections run`` fills them). They are closed when it stops. api/observe.py
+sees every request: its id, its log line, its metrics.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api import admin, commands, openapi, problems, queries
+from api import admin, commands, health, openapi, problems, queries
+from api import metrics as api_metrics
 from api.auth import DEFAULT_KEY_CACHE_S, KeyCache
+from api.health import HealthCheck
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimits
+from api.metrics import Metrics
+from api.observe import Observe
 from api.pages import PageTokens, derive_key
-from api.readers import DEFAULT_READERS, Readers
-from api.writer import SerialWriter, Writer
-from ledger.application import Ledger, open_ledger
+from api.readers import Readers
+from api.responses import OrjsonResponse
+from ledger.application import open_ledger
 from ledger.clock import Clock
 from ledger.domain.policy import Policy
-from ledger.settings import load_settings
+from ledger.group_commit import GroupCommitter
+from ledger.settings import GroupCommitSettings, load_settings
 from ledger.storage_url import StorageUrl
 from projections.freshness import DEFAULT_TIMEOUT_S
+from projections.probe import StatusProbe
 
 
 @dataclass(frozen=True)
@@ -42,18 +50,24 @@ class ApiSettings:
     policy: Policy = field(default_factory=Policy)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     key_cache_s: float = DEFAULT_KEY_CACHE_S
-    # Queries: how long one waits for its projection to reach min_position, and how many
-    # run at once (each holds a read-model connection while it runs: api/readers.py).
+    group_commit: GroupCommitSettings = field(default_factory=GroupCommitSettings)
+    # How long a query waits for its projection to reach min_position (api/readers.py).
     read_wait_s: float = DEFAULT_TIMEOUT_S
-    readers: int = DEFAULT_READERS
 
 
 def app_from_env() -> FastAPI:
     """The app as ``ledger serve`` runs it (each uvicorn worker calls this): settings from
-    the environment (ledger/settings.py); ``--database-url`` arrives as LEDGER_DATABASE_URL."""
+    the environment (ledger/settings.py); ``--database-url`` arrives as LEDGER_DATABASE_URL.
+    Python's warnings are sent through the log, whose lines ``ledger serve`` makes JSON."""
     env = load_settings()
+    logging.captureWarnings(True)  # a library's warning is a JSON log line too (api/logs.py)
     return create_app(
-        ApiSettings(url=env.database_url, policy=env.policy, max_body_bytes=env.api_max_body_bytes)
+        ApiSettings(
+            url=env.database_url,
+            policy=env.policy,
+            max_body_bytes=env.api_max_body_bytes,
+            group_commit=env.group_commit,
+        )
     )
 
 
@@ -61,28 +75,40 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The API over the ledger ``settings.url`` (None: the default SQLite file)."""
     config = settings or ApiSettings()
 
+    url = StorageUrl.of(config.url)
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger = await run_in_threadpool(
-            lambda: open_ledger(config.url, clock=config.clock, policy=config.policy)
+            lambda: open_ledger(url, clock=config.clock, policy=config.policy)
         )
         try:
-            readers = await run_in_threadpool(
-                lambda: Readers(config.url, config.readers, config.read_wait_s)
-            )
+            probe = await run_in_threadpool(StatusProbe.open, url, ledger.app.mapper)
             page_key = await run_in_threadpool(lambda: derive_key(ledger.keystore.linkage_key()))
+            readers = await run_in_threadpool(
+                Readers.open, url, ledger.app.mapper, config.read_wait_s
+            )
         except BaseException:
             await run_in_threadpool(ledger.close)
             raise
         app.state.ledger = ledger
-        app.state.writer = SerialWriter(ledger)
+        app.state.writer = GroupCommitter.from_settings(
+            ledger, config.group_commit, on_batch=metrics.observe_batch
+        )
         app.state.keys = KeyCache(ledger, config.key_cache_s)
+        app.state.health = HealthCheck(probe)
         app.state.readers = readers
         app.state.page_tokens = PageTokens(page_key)
+        metrics.lag.probe = probe
         try:
             yield
         finally:
-            await run_in_threadpool(close, app.state.writer, readers, ledger)
+            metrics.lag.probe = None
+            app.state.health.close()
+            writer: GroupCommitter = app.state.writer
+            await run_in_threadpool(writer.close)  # saves what it accepted, then stops
+            await run_in_threadpool(ledger.close)
 
     app = FastAPI(
         title="mall-ledger",
@@ -91,20 +117,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         "(POST, with an Idempotency-Key), queries (GET), keys. Errors are RFC 9457 problem "
         "details with the ledger's stable code and the clause behind it.",
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=OrjsonResponse,
     )
+    app.state.metrics = metrics
     problems.install(app)
     app.include_router(commands.router)
     app.include_router(queries.router)
     app.include_router(admin.router)
     app.include_router(problems.router)
+    app.include_router(health.router)
+    app.include_router(api_metrics.router)
     openapi.install(app)
     app.add_middleware(BodyLimits, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(Observe, metrics=metrics)  # added last: outside BodyLimits
     return app
-
-
-def close(writer: Writer, readers: Readers, ledger: Ledger) -> None:
-    """Stop taking writes (the writer finishes what it holds), then close the stores."""
-    writer.close()
-    readers.close()
-    ledger.close()

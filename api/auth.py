@@ -20,7 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthenticated
@@ -46,35 +47,53 @@ class KeyCache:
         self._read_at = float("-inf")
 
     def registry(self) -> ApiKeyRegistry | None:
+        """The registry, read from the log first if the copy held is too old (blocking I/O:
+        call from a worker thread)."""
         with self._lock:
-            if time.monotonic() - self._read_at >= self.max_age_s:
+            if self.stale():
                 self._registry = load_registry(self.ledger)
                 self._read_at = time.monotonic()
             return self._registry
 
+    def stale(self) -> bool:
+        return time.monotonic() - self._read_at >= self.max_age_s
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send an API key as Authorization: Bearer <key>")
-    return token.strip()
+    async def current(self) -> ApiKeyRegistry | None:
+        """The registry for a request: the copy held, straight from the event loop while it
+        is fresh (no thread hop, the common case), else read again on a worker thread."""
+        if not self.stale():
+            return self._registry
+        return await run_in_threadpool(self.registry)
 
 
-def require(*roles: str) -> Callable[[Request], Awaitable[Actor]]:
+# The scheme in the OpenAPI document; each route lists the roles it takes as the scheme's
+# "scopes" (OpenAPI 3.1: role names, for schemes other than OAuth2).
+BEARER = HTTPBearer(
+    scheme_name="apiKey",
+    description="An API key (`ledger keys create --role ROLE --name NAME`), as a bearer token.",
+    auto_error=False,  # a missing key is our own UNAUTHENTICATED problem, not FastAPI's
+)
+
+
+def require(*roles: str) -> Callable[..., Awaitable[Actor]]:
     """A dependency: the calling key's actor if its role is one of ``roles``; raises
     Unauthenticated (401) or Forbidden (403)."""
 
-    async def actor_of(request: Request) -> Actor:
-        token = bearer_token(request)
+    bearer = Security(BEARER, scopes=list(roles))  # a default: closures resolve no annotation
+
+    async def actor_of(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = bearer
+    ) -> Actor:
+        if credentials is None:
+            raise Unauthenticated("send an API key as Authorization: Bearer <key>")
         cache: KeyCache = request.app.state.keys
-        registry = await run_in_threadpool(cache.registry)
-        actor = authenticate(registry, token)
+        registry = await cache.current()
+        actor = authenticate(registry, credentials.credentials)
         if actor is None:
             raise Unauthenticated("the API key is unknown or revoked")
+        request.state.actor = actor  # the request's log line names the key, refused or not
         if actor.role not in roles:
             raise Forbidden(f"the {actor.role} role may not do this; it takes {'/'.join(roles)}")
-        request.state.actor = actor
         return actor
 
     return actor_of

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
@@ -26,11 +26,15 @@ from pydantic import BaseModel, ValidationError, create_model
 from api.auth import ADMIN, SERVICE, require
 from api.errors import IdempotencyKeyRequired, InvalidBody, InvalidParameter
 from api.limits import parse_json
-from api.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem, pointer
+from api.problems import FieldError, pointer, problem_response
 from ledger.application import CommandResult
-from ledger.commands import COMMAND_CLASSES, Command, Model, describe_error
+from ledger.commands import COMMAND_CLASSES, Command, Model, describe_error, parse_command
+from ledger.domain import codes
 from ledger.domain.context import Actor
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import InvalidCommand, LedgerError
+
+if TYPE_CHECKING:
+    from api.metrics import Metrics
 
 ENVELOPE = ("type", "command_id")
 REF = "#/components/schemas/{model}"  # where api/openapi.py puts the body schemas
@@ -95,19 +99,34 @@ def expected_version(request: Request) -> int | None:
     return int(found.group(1))
 
 
-def check_body(model: type[BaseModel], data: Any) -> None:
-    """Validate against the body model; INVALID_COMMAND (422) naming every broken field."""
+def check_envelope(data: Any) -> None:
+    """The body is an object without the envelope's fields; INVALID_COMMAND otherwise."""
     if not isinstance(data, dict):
         raise _invalid([FieldError(pointer="", rule="the body must be a JSON object")])
     for name in ENVELOPE:
         if name in data:
             rule = "comes from the route" if name == "type" else "comes from Idempotency-Key"
             raise _invalid([FieldError(pointer=f"/{name}", rule=rule)])
+
+
+def check_body(model: type[BaseModel], data: Any) -> None:
+    """Validate against the body model; INVALID_COMMAND (422) naming every broken field."""
     try:
         model.model_validate(data)
     except ValidationError as exc:
         found = exc.errors(include_input=False, include_url=False)[:MAX_FIELD_ERRORS]
         raise _invalid([field_error(error) for error in found]) from None
+
+
+def typed(model: type[BaseModel], data: Any, kind: str, key: str) -> Command:
+    """The command, validated once by the core's own parser (the writer takes it as it is);
+    if that refuses it, the body model names every broken field as a pointer."""
+    check_envelope(data)
+    try:
+        return parse_command({**data, "type": kind, "command_id": key})
+    except InvalidCommand:
+        check_body(model, data)
+        raise
 
 
 def field_error(error: Any) -> FieldError:
@@ -142,30 +161,45 @@ def accepted(result: CommandResult) -> Response:
     return Response(orjson.dumps(body), 200, headers=headers, media_type="application/json")
 
 
-def remembered(exc: LedgerError, data: dict[str, Any]) -> LedgerError:
+def remembered(exc: LedgerError, command: Command) -> LedgerError:
     """A refusal recorded as the command's outcome reads the same on every retry: its detail
     is made of the command and code alone (the record keeps no message)."""
     if exc.remembered:
-        exc.message = f"{data['type']} {data['command_id']} was refused {exc.code}"
+        exc.message = f"{command.type} {command.command_id} was refused {exc.code}"
     return exc
 
 
 async def run_command(request: Request, model: type[BaseModel], kind: str, actor: Actor) -> Any:
+    """Check the request, hand the command to the writer, answer with its outcome; every
+    outcome is counted in ``ledger_commands_total`` (api/metrics.py)."""
+    metrics: Metrics = request.app.state.metrics
+    try:
+        result = await _run(request, model, kind, actor)
+    except LedgerError as exc:
+        metrics.observe_command(kind, int(exc.entry.status), exc.code, replayed=False)
+        raise
+    except Exception:  # a defect: api/observe.py answers it 500
+        metrics.observe_command(kind, 500, codes.LEDGER_ERROR.code, replayed=False)
+        raise
+    metrics.observe_command(kind, 200, None, replayed=result.duplicate)
+    return accepted(result)
+
+
+async def _run(request: Request, model: type[BaseModel], kind: str, actor: Actor) -> CommandResult:
     key = idempotency_key(request)
     version = expected_version(request)
     data = parse_json(await request.body())
-    check_body(model, data)
-    command = {**data, "type": kind, "command_id": key}
+    command = typed(model, data, kind, key)
     writer = request.app.state.writer
     try:
         result: CommandResult = await asyncio.wrap_future(writer.submit(command, actor, version))
     except LedgerError as exc:
         raise remembered(exc, command) from None
-    return accepted(result)
+    return result
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": text}
+    status: problem_response(text)
     for status, text in [
         (400, "IDEMPOTENCY_KEY_REQUIRED, INVALID_JSON or INVALID_PARAMETER"),
         (401, "UNAUTHENTICATED"),

@@ -10,9 +10,14 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
 from api.commands import BODY_MODELS, REF
+from api.observe import REQUEST_ID_PATTERN
 from api.problems import PROBLEM_MEDIA_TYPE
 
-FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+PROBLEM_REF = REF.format(model="Problem")
+REQUEST_ID_HEADER = {
+    "description": "the request's id: the X-Request-Id sent, if safe, else a new one",
+    "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
+}
 
 
 def install(app: FastAPI) -> None:
@@ -35,20 +40,34 @@ def document(app: FastAPI) -> dict[str, Any]:
         schemas[model.__name__] = schema
     for path in doc.get("paths", {}).values():
         for operation in path.values():
+            _parameter_errors_as_problems(operation)
             _problem_media_only(operation)
-            _no_default_422(operation)
-    for name in FASTAPI_VALIDATION_SCHEMAS:
-        schemas.pop(name, None)
+            _request_id_header(operation)
+    for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422, never sent
+        schemas.pop(unused, None)
     return doc
 
 
-def _no_default_422(operation: dict[str, Any]) -> None:
-    """FastAPI documents its own 422 for routes with parameters; here a parameter that
-    breaks its rule is a 400 INVALID_PARAMETER problem (api/problems.py), documented so."""
-    response = operation.get("responses", {}).get("422", {})
-    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
-    if schema.get("$ref", "").endswith("/HTTPValidationError"):
-        del operation["responses"]["422"]
+def _parameter_errors_as_problems(operation: dict[str, Any]) -> None:
+    """A parameter that breaks its rule is answered 400 INVALID_PARAMETER (api/problems.py),
+    not with FastAPI's 422 body, which FastAPI documents for every route with parameters."""
+    responses = operation.get("responses", {})
+    found = responses.get("422", {}).get("content", {}).get("application/json", {})
+    if found.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+        del responses["422"]
+        responses.setdefault(
+            "400",
+            {
+                "description": "INVALID_PARAMETER",
+                "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
+            },
+        )
+
+
+def _request_id_header(operation: dict[str, Any]) -> None:
+    """Every response carries the request's id (api/observe.py)."""
+    for response in operation.get("responses", {}).values():
+        response.setdefault("headers", {})["X-Request-Id"] = REQUEST_ID_HEADER
 
 
 def _problem_media_only(operation: dict[str, Any]) -> None:

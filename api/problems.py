@@ -4,17 +4,17 @@ Every error response has ``type``, ``title``, ``status``, ``detail`` and ``insta
 the ledger's own ``code`` and ``clause`` from the one catalogue (ledger/domain/codes.py),
 whose entry also gives the status. Input errors list each broken field as a JSON pointer
 (RFC 6901) with the rule it breaks; no value sent is ever echoed (it may be personal data).
-Anything unforeseen is a 500 that says only that, with the request id the log holds.
+Anything unforeseen is a 500 that says only that, with the request id the log holds
+(``unexpected``, answered by api/observe.py).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -28,7 +28,6 @@ from ledger.domain.errors import InvalidCommand, LedgerError, NotFound, StorageU
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_S = 1  # a storage outage: how soon a client may try again
-log = logging.getLogger("api")
 
 
 class FieldError(BaseModel):
@@ -57,8 +56,16 @@ class Problem(BaseModel):
     )
 
 
+CODE_PATTERN = "^[A-Z][A-Z0-9_]{0,63}$"  # the catalogue's codes
+
+
 def problem_type(code: str) -> str:
     return f"/v1/problems/{code}"
+
+
+def problem_response(description: str, model: type[BaseModel] = Problem) -> dict[str, Any]:
+    """An error response of a route's OpenAPI ``responses``: problem+json of ``model``."""
+    return {"model": model, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": description}
 
 
 router = APIRouter(tags=["errors"])
@@ -73,8 +80,14 @@ class CatalogueEntry(BaseModel):
     meaning: str
 
 
-@router.get("/v1/problems/{code}", response_model=CatalogueEntry)
-async def catalogue_entry(code: str) -> CatalogueEntry:
+@router.get(
+    "/v1/problems/{code}",
+    response_model=CatalogueEntry,
+    responses={404: problem_response("NOT_FOUND: the catalogue has no such code")},
+)
+async def catalogue_entry(
+    code: Annotated[str, Path(pattern=CODE_PATTERN, examples=["ALREADY_PAID"])],
+) -> CatalogueEntry:
     """What a problem type means (no key needed: the catalogue is public)."""
     entry = codes.BY_CODE.get(code)
     if entry is None:
@@ -93,8 +106,10 @@ def problem(
     errors: Sequence[FieldError] = (),
     headers: dict[str, str] | None = None,
     position: int | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> Response:
-    """A problem+json response for catalogue entry ``entry``."""
+    """A problem+json response for catalogue entry ``entry``; ``extensions`` are further
+    members (RFC 9457 section 3.2), which never replace the standard ones."""
     body: dict[str, Any] = {
         "type": problem_type(entry.code),
         "title": entry.meaning,
@@ -108,6 +123,8 @@ def problem(
         body["errors"] = [e.model_dump() for e in errors]
     if position is not None:
         body["position"] = position
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
     return Response(
         orjson.dumps(body), int(entry.status), headers=headers, media_type=PROBLEM_MEDIA_TYPE
     )
@@ -191,16 +208,17 @@ def install(app: FastAPI) -> None:
             return problem(codes.NOT_FOUND, "no such resource", path)
         return problem(codes.INVALID_PARAMETER, "the request cannot be taken", path)
 
-    async def on_anything(request: Request, exc: Exception) -> Response:
-        request_id = getattr(request.state, "request_id", "-")
-        log.error("unexpected %s in request %s", type(exc).__name__, request_id)
-        return problem(
-            codes.LEDGER_ERROR,
-            f"the server failed on this request (request id {request_id}); nothing was written",
-            instance_of(request),
-        )
-
     app.add_exception_handler(LedgerError, on_ledger_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(Exception, on_anything)
+    # Anything else is answered by api/observe.py, which logs it without its text.
+
+
+def unexpected(request_id: str, instance: str) -> Response:
+    """The 500 for an error nobody foresaw: it says only that, and the request id the log
+    line about it carries."""
+    return problem(
+        codes.LEDGER_ERROR,
+        f"the server failed on this request (request id {request_id}); nothing was written",
+        instance,
+    )

@@ -17,7 +17,8 @@
   ``/v1/orders/{order_no}/contact``, which reveals the contact and records an auditor's read
   in the log before it answers (ledger/contact_reads.py).
 - An id in the path that no read model has is 404 ``NOT_FOUND``; a filter that matches
-  nothing is an empty page. Problems name the parameter and the rule, never a value.
+  nothing is an empty page; a parameter the route does not take is 400. Problems name the
+  parameter and the rule, never a value.
 """
 
 from __future__ import annotations
@@ -92,7 +93,34 @@ VERSIONED: dict[int | str, dict[str, Any]] = {
     200: {"headers": {"Ledger-Position": LEDGER_POSITION, "ETag": ETAG}}
 }
 
-router = APIRouter(prefix="/v1", tags=["queries"], responses={200: ANSWERED, **QUERY_ERRORS})
+
+def declared_query(dependant: Any) -> set[str]:
+    """The names of the query parameters a route takes, its dependencies' included."""
+    names = {str(p.alias) for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= declared_query(sub)
+    return names
+
+
+async def known_parameters(request: Request, actor: ReaderActor) -> None:
+    """Refuse a query parameter the route does not take (``INVALID_PARAMETER``, listing the
+    ones it takes, never naming the one sent: it may be anything): a misspelt filter must not
+    be silently ignored. The key is checked first (``actor``): 401 and 403 come before 400."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    taken = declared_query(dependant)
+    if set(request.query_params) - taken:
+        rule = f"takes only {', '.join(sorted(taken))}" if taken else "takes no parameters"
+        raise InvalidParameter("query", rule)
+
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["queries"],
+    responses={200: ANSWERED, **QUERY_ERRORS},
+    dependencies=[Depends(known_parameters)],
+)
 
 MinPosition = Annotated[
     int | None,
@@ -207,20 +235,14 @@ async def list_page(
         return models.page(listing, values, **how)
 
     def query(models: ReadModels) -> q.Page:
-        found = (read or by_listing)(
-            models,
-            page_size=paging.page_size,
-            cursor=cursor,
-            after=paging.min_position,
-            timeout_s=readers.wait_s,
-        )
+        found = (read or by_listing)(models, page_size=paging.page_size, cursor=cursor)
         if owner is not None and not found.rows and cursor is None:
             known = models.exists(owner.projection, owner.table, owner.column, owner.value)
             if not known:
                 raise NotFound(f"no such {owner.what}")
         return found
 
-    found = await readers.run(query)
+    found = await readers.run(query, listing.projection, paging.min_position)
     positioned(response, found.position)
     next_token = None if found.next is None else tokens.seal(scope, found.next)
     return {"position": found.position, "items": found.rows, "next_page_token": next_token}
@@ -237,25 +259,26 @@ def open_cursor(tokens: PageTokens, listing: Listing, scope: str, token: str) ->
 async def one(
     request: Request,
     response: Response,
+    read: tuple[str, int | None],
     what: str,
-    find: Callable[[ReadModels, float], Any],
+    find: Callable[[ReadModels], Any],
     *,
     stream: bool = False,
 ) -> dict[str, Any]:
-    """One resource that ``find(models, wait_s)`` reads (None: 404 naming ``what``); with
-    ``stream``, its row's stream version as ``ETag``."""
-    readers = readers_of(request)
+    """One resource that ``find(models)`` reads in the projection ``read[0]`` once it has
+    applied ``read[1]`` (a min_position); None is a 404 naming ``what``. With ``stream``, the
+    row's stream version is the ``ETag``."""
     ledger: Ledger = request.app.state.ledger
 
     def query(models: ReadModels) -> tuple[Any, int, int | None]:
-        found = find(models, readers.wait_s)
+        found = find(models)
         if found is None:
             raise NotFound(f"no such {what}")
         position = models.position
         version = ledger.stream_version(UUID(found["stream_id"]), position) if stream else None
         return found, position, version
 
-    found, position, version = await readers.run(query)
+    found, position, version = await readers_of(request).run(query, *read)
     positioned(response, position, version)
     return {"position": position, "item": found}
 
@@ -303,13 +326,8 @@ async def order(
     min_position: MinPosition = None,
 ) -> Any:
     """One order, with its stream version as ``ETag``; no contact (see ``/contact``)."""
-    return await one(
-        request,
-        response,
-        "order",
-        lambda m, wait: m.order(order_no, after=min_position, timeout_s=wait),
-        stream=True,
-    )
+    read = ("orders", min_position)
+    return await one(request, response, read, "order", lambda m: m.order(order_no), stream=True)
 
 
 @router.get("/orders", response_model=OrderPage)
@@ -404,12 +422,8 @@ async def order_retention(
     min_position: MinPosition = None,
 ) -> Any:
     """When the order's transaction completed and until when it is kept (ECL 31)."""
-    return await one(
-        request,
-        response,
-        "order",
-        lambda m, wait: m.retention(order_no, after=min_position, timeout_s=wait),
-    )
+    read = ("retention", min_position)
+    return await one(request, response, read, "order", lambda m: m.retention(order_no))
 
 
 # -- entitlements -----------------------------------------------------------------------------
@@ -438,13 +452,8 @@ async def entitlement(
     min_position: MinPosition = None,
 ) -> Any:
     """One F-code or coupon, with its stream version as ``ETag``."""
-    return await one(
-        request,
-        response,
-        "code",
-        lambda m, wait: m.entitlement(code, after=min_position, timeout_s=wait),
-        stream=True,
-    )
+    read = ("entitlements", min_position)
+    return await one(request, response, read, "code", lambda m: m.entitlement(code), stream=True)
 
 
 @router.get("/entitlements", response_model=EntitlementPage)
@@ -486,11 +495,11 @@ async def campaign_counts(
 ) -> Any:
     """How many codes of the campaign stand where (``kind/status``: count)."""
 
-    def find(models: ReadModels, wait: float) -> dict[str, Any] | None:
-        counts = models.campaign_counts(campaign, after=min_position, timeout_s=wait)
+    def find(models: ReadModels) -> dict[str, Any] | None:
+        counts = models.campaign_counts(campaign)
         return {"campaign": campaign, "counts": counts} if counts else None
 
-    return await one(request, response, "campaign", find)
+    return await one(request, response, ("entitlements", min_position), "campaign", find)
 
 
 # -- accounts: linked groups, purchase limits, refusals ---------------------------------------
@@ -540,11 +549,12 @@ async def purchase_limit_usage(
     no purchase limit applies to the SKU then."""
     moment = now(request, at)
 
-    def find(models: ReadModels, wait: float) -> dict[str, Any] | None:
-        usage = models.group_quantity(sku, account_no, moment, after=min_position, timeout_s=wait)
+    def find(models: ReadModels) -> dict[str, Any] | None:
+        usage = models.group_quantity(sku, account_no, moment)
         return None if usage is None else {**usage, "account_no": account_no, "at": moment}
 
-    return await one(request, response, "purchase limit for this SKU at that time", find)
+    read = ("limits", min_position)
+    return await one(request, response, read, "purchase limit for this SKU at that time", find)
 
 
 @router.get("/accounts/{account_no}/refusals", response_model=RefusalItem)
@@ -563,13 +573,11 @@ async def refusals(
     moment = now(request, at)
     days = window_days or request.app.state.ledger.policy.refusal_window_days
 
-    def find(models: ReadModels, wait: float) -> dict[str, Any]:
-        count = models.refusals_in_window(
-            account_no, moment, days, after=min_position, timeout_s=wait
-        )
+    def find(models: ReadModels) -> dict[str, Any]:
+        count = models.refusals_in_window(account_no, moment, days)
         return {"account_no": account_no, "at": moment, "window_days": days, "refusals": count}
 
-    return await one(request, response, "account", find)
+    return await one(request, response, ("flags", min_position), "account", find)
 
 
 # -- flags, payments, retention across orders -------------------------------------------------

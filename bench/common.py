@@ -6,6 +6,7 @@ goes to stdout, the last lines being the results.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,8 @@ import psycopg
 from psycopg import sql
 
 from ledger.demo.traffic import generate_traffic
+from ledger.domain.errors import LedgerError
+from ledger.storage_url import URL_SETTING, StorageUrl
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CONNECT_TIMEOUT_S = 5
@@ -107,3 +110,24 @@ def write_jsonl(path: Path, commands: Traffic) -> tuple[int, int]:
             lines += 1
         size = out.tell()
     return lines, size
+
+
+def checked_server() -> str | None:
+    """The PostgreSQL server a bench runs on (``LEDGER_DATABASE_URL`` as written, checked, or
+    the default server); None, after saying why on stderr, if it is malformed, not
+    PostgreSQL, or not answering (the bench then exits 2)."""
+    text = os.environ.get(URL_SETTING) or None
+    try:
+        where = StorageUrl.parse(text)
+    except LedgerError as exc:
+        log(f"bench: {exc.message}")
+        return None
+    if not where.is_postgres and text is not None:
+        log("bench: needs PostgreSQL (LEDGER_DATABASE_URL=postgresql://...)")
+        return None
+    server = text or DEFAULT_SERVER_URL
+    problem = server_problem(server)
+    if problem is not None:
+        log(f"bench: PostgreSQL not reachable at {redacted(server)}: {problem}")
+        return None
+    return server

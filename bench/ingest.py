@@ -53,23 +53,20 @@ from psycopg import sql
 
 from bench.common import (
     CONNECT_TIMEOUT_S,
-    DEFAULT_SERVER_URL,
+    checked_server,
     count_rows,
     emit,
     log,
-    redacted,
     scratch_database,
-    server_problem,
     traffic,
     write_jsonl,
 )
-from cli.args import int_range
+from cli.args import add_batch_size, int_range
 from ledger.application import open_ledger
 from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.errors import LedgerError
 from ledger.importer import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, import_file, parse_at
 from ledger.storage import APPLICATION_NAME
-from ledger.storage_url import URL_SETTING, StorageUrl
 
 BENCH = "ingest"
 DEFAULT_ORDERS = 1000
@@ -112,12 +109,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_ORDERS,
         help=f"orders in the workload, a few commands each (default {DEFAULT_ORDERS})",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=int_range(1, MAX_BATCH_SIZE),
-        default=DEFAULT_BATCH_SIZE,
-        help="commands per import transaction",
-    )
+    add_batch_size(parser, what="commands", high=MAX_BATCH_SIZE, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     parser.add_argument(
         "--profile",
@@ -294,14 +286,6 @@ def results(
     return record
 
 
-def server_url() -> str:
-    """``LEDGER_DATABASE_URL`` as written (checked: InvalidCommand if malformed), or the
-    default server."""
-    text = os.environ.get(URL_SETTING) or None
-    StorageUrl.parse(text)
-    return text or DEFAULT_SERVER_URL
-
-
 def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
     """Write the workload, run the phases in scratch databases (dropped on the way out)."""
     workload = tmp / "workload.jsonl"
@@ -354,17 +338,8 @@ def _checks(phases: dict[str, Phase], extra: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        server = server_url()
-    except LedgerError as exc:
-        log(f"bench: {exc.message}")
-        return 2
-    if not StorageUrl.parse(server).is_postgres:
-        log("bench: needs PostgreSQL (LEDGER_DATABASE_URL=postgresql://...)")
-        return 2
-    problem = server_problem(server)
-    if problem is not None:
-        log(f"bench: PostgreSQL not reachable at {redacted(server)}: {problem}")
+    server = checked_server()
+    if server is None:
         return 2
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         record = measure(args, server, Path(tmp))

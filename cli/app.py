@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import psycopg
 
+from cli.args import Parser, named_as_option
 from cli.exits import Exit
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
@@ -34,6 +35,10 @@ SUBCOMMAND_MODULES = (
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+EMPTY_URL_RULE = (
+    "is empty: give postgresql://... or sqlite:///PATH, or leave the option out to use "
+    "LEDGER_DATABASE_URL (else sqlite:///var/ledger.db)"
+)
 
 
 def package_version() -> str:
@@ -44,7 +49,7 @@ def package_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ledger",
         description="mall-ledger: an event-sourced order ledger",
         epilog="exit status: 0 ok, 1 a problem, 2 bad usage or input, 3 a projection is "
@@ -67,13 +72,11 @@ def settings_for(args: argparse.Namespace) -> Settings:
     url = getattr(args, "database_url", None)
     if url is None:
         settings = load_settings()
+    elif not url.strip():  # an empty variable means unset; an empty option is a mistake
+        raise InvalidCommand("--database-url", EMPTY_URL_RULE)
     else:  # parsed and checked as the variable is, and named as the option
-        try:
+        with named_as_option("LEDGER_DATABASE_URL", "--database-url"):
             settings = load_settings({**os.environ, "LEDGER_DATABASE_URL": url})
-        except InvalidCommand as exc:
-            if exc.field != "LEDGER_DATABASE_URL":
-                raise
-            raise InvalidCommand("--database-url", exc.rule) from None
     if settings.log_level not in LOG_LEVELS:
         raise InvalidCommand("LEDGER_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
     return settings

@@ -1,14 +1,46 @@
-"""Argument types and options shared by the subcommands.
+"""The parser, argument types and options shared by the subcommands.
 
 A type refuses with ``argparse.ArgumentTypeError`` only, so argparse names the option
 (``argument --batch-size: must be a whole number from 1 to 50000``), never this module's
-function names.
+function names; ``Parser`` prints that as the one line every CLI error is.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+from cli.exits import Exit
+from ledger.domain import codes
+from ledger.domain.errors import InvalidCommand
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, ``ledger: INVALID_COMMAND: …``
+    with where to read the usage, and exit 2 (``Exit.USAGE``), as every other CLI error is
+    one line; argparse's own prints the usage block and ``ledger: error: …``. Subparsers are
+    made of this class too (argparse makes them of the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        line = " ".join(message.split())
+        self.exit(
+            Exit.USAGE,
+            f"ledger: {codes.INVALID_COMMAND.code}: {line} (see {self.prog} --help)\n",
+        )
+
+
+@contextmanager
+def named_as_option(field: str, option: str) -> Iterator[None]:
+    """An ``InvalidCommand`` about ``field`` (a setting, a library parameter) raised in the
+    block is named as the command-line option that gave the value."""
+    try:
+        yield
+    except InvalidCommand as exc:
+        if exc.field != field:
+            raise
+        raise InvalidCommand(option, exc.rule) from None
 
 
 def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -52,6 +84,17 @@ def any_int(text: str) -> int:
         raise argparse.ArgumentTypeError("must be a whole number") from None
 
 
+def add_batch_size(parser: argparse.ArgumentParser, *, what: str, high: int, default: int) -> None:
+    """``--batch-size``: how many ``what`` (commands, events) one transaction holds, 1 to
+    ``high``."""
+    parser.add_argument(
+        "--batch-size",
+        type=int_range(1, high),
+        default=default,
+        help=f"{what} per transaction (1..{high}, default {default})",
+    )
+
+
 def add_database_url(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
     """``--database-url``: every command takes it; it wins over ``LEDGER_DATABASE_URL``."""
     parser.add_argument(
@@ -59,8 +102,8 @@ def add_database_url(parser: argparse.ArgumentParser, default_help: str | None =
         metavar="URL",
         default=None,
         help=default_help
-        or "postgresql://... or sqlite:///... (default: LEDGER_DATABASE_URL, else "
-        "sqlite:///var/ledger.db)",
+        or "postgresql://... (or postgres://...) or sqlite:///PATH (default: "
+        "LEDGER_DATABASE_URL, else sqlite:///var/ledger.db)",
     )
 
 

@@ -18,6 +18,7 @@ import orjson
 
 from cli.args import add_database_url, any_int, int_range
 from cli.exits import Exit
+from cli.invoked import invoked_as
 from ledger.demo import (
     DEFAULT_BATCH,
     DEFAULT_ORDERS,
@@ -99,11 +100,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(render_text(report.summary, report.timing, report.run))
     for line in report.unexpected:
         print(f"ledger demo: unexpected: {line}", file=sys.stderr)
-    if not args.json:
-        print(
-            f"next: ledger projections run --once{_url_option(args, options)}, then "
-            f"ledger projections status{_url_option(args, options)}"
-        )
+    if not args.json:  # named as the user ran this, so each runs as printed
+        ledger, url = invoked_as(), _url_option(args, options)
+        print(f"next: {ledger} projections run --once{url}, then {ledger} projections status{url}")
     return Exit.OK if not report.unexpected else Exit.PROBLEM
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
-from cli.args import add_database_url, add_json, int_range
+from cli.args import add_batch_size, add_database_url, add_json, named_as_option
 from cli.exits import Exit
 from ledger.application import open_ledger
 from ledger.importer import (
@@ -18,6 +18,7 @@ from ledger.importer import (
     MAX_BATCH_SIZE,
     MAX_LISTED_REJECTIONS,
     Rejection,
+    check_new_rejects_path,
     import_file,
 )
 from ledger.settings import Settings
@@ -61,12 +62,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "file", type=Path, metavar="FILE.jsonl", help="the commands, one JSON object a line"
     )
-    parser.add_argument(
-        "--batch-size",
-        type=int_range(1, MAX_BATCH_SIZE),
-        default=DEFAULT_BATCH_SIZE,
-        help=f"commands per transaction (1..{MAX_BATCH_SIZE}, default {DEFAULT_BATCH_SIZE})",
-    )
+    add_batch_size(parser, what="commands", high=MAX_BATCH_SIZE, default=DEFAULT_BATCH_SIZE)
     parser.add_argument(
         "--rejects",
         type=Path,
@@ -96,29 +92,27 @@ class RejectionPrinter:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Import the file. Its arguments are checked before the database is opened, so a run
+    refused for them makes no SQLite file: an input that cannot be read is ``IO_ERROR``, a
+    ``--rejects`` path that exists ``INVALID_COMMAND`` naming it (both exit 2, cli/app.py)."""
     path: Path = args.file
-    try:
-        with path.open("rb"):
-            pass  # fail before the database is opened (and an SQLite file made)
-    except OSError as exc:
-        print(f"ledger import: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-        return Exit.USAGE
-    ledger = open_ledger(settings.database_url, policy=settings.policy)
-    try:
-        report = import_file(
-            ledger,
-            path,
-            batch_size=args.batch_size,
-            rejects_path=args.rejects,
-            progress=not args.no_progress,
-            on_reject=RejectionPrinter(),
-        )
-    except OSError as exc:
-        where = exc.filename or path
-        print(f"ledger import: {where}: {exc.strerror or exc}", file=sys.stderr)
-        return Exit.USAGE
-    finally:
-        ledger.close()
+    with path.open("rb"):
+        pass
+    with named_as_option("rejects", "--rejects"):
+        if args.rejects is not None:
+            check_new_rejects_path(args.rejects)
+        ledger = open_ledger(settings.database_url, policy=settings.policy)
+        try:
+            report = import_file(
+                ledger,
+                path,
+                batch_size=args.batch_size,
+                rejects_path=args.rejects,
+                progress=not args.no_progress,
+                on_reject=RejectionPrinter(),
+            )
+        finally:
+            ledger.close()
     if args.json:
         sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
     else:

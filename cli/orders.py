@@ -14,6 +14,7 @@ from typing import Any
 
 from cli.args import add_database_url, add_json
 from cli.exits import Exit
+from cli.invoked import invoked_as
 from ledger.application import open_ledger
 from ledger.domain.errors import NotFound
 from ledger.domain.ids import order_id
@@ -74,7 +75,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         return Exit.OK
     state = report["state"]
     if state is None:
-        print(f"order {args.order_no}: not projected yet (ledger projections run --once)")
+        print(f"order {args.order_no}: not projected yet ({invoked_as()} projections run --once)")
     else:
         print(f"order {args.order_no}")
         for key, value in state.items():

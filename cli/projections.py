@@ -1,7 +1,8 @@
 """``ledger projections run|status|rebuild|check|skip``.
 
-- ``run [NAME…] [--once]``: the worker, in the foreground until SIGTERM/SIGINT (the batch under
-  way commits first); ``--once`` stops when the projections have caught up.
+- ``run [NAME…] [--once]``: the worker, in the foreground until SIGTERM (exit 0) or Ctrl-C
+  (exit 130), the batch under way committed first; ``--once`` stops when the projections have
+  caught up.
 - ``status [--json]``: position, head, lag in events and seconds, per projection.
 - ``rebuild [NAME…]``: rebuild from zero and swap in atomically, with a progress bar.
 - ``check [NAME…] [--json]``: rebuild in scratch tables and compare row by row; exit 1 on any
@@ -11,7 +12,8 @@
 Exit codes (cli.exits.Exit): 0 fine; 1 a check found a difference (or a ``LedgerError``); 2 bad
 usage; 3 a projection is stopped on a poison event (``run`` when it ends, ``status``, a ``rebuild``
 that swapped in the others, a ``check`` that compared the others); 130 interrupted (Ctrl-C),
-143 terminated (SIGTERM) — a rebuild or check drops its unfinished copies first.
+143 terminated (SIGTERM; but ``run`` takes SIGTERM as the way to stop it: exit 0) — a rebuild or
+check drops its unfinished copies first.
 
 Also runnable as ``python -m cli.projections …`` (same arguments, without ``projections``).
 """
@@ -24,11 +26,11 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from cli.args import add_database_url, add_json, int_range, seconds_at_least
+from cli.args import add_batch_size, add_database_url, add_json, int_range, seconds_at_least
 from cli.exits import Exit
 from ledger.settings import Settings
 from projections.check import MAX_DIFFS_SHOWN, ProjectionCheck, check
@@ -44,15 +46,6 @@ log = logging.getLogger("projections")
 MAX_BATCH = 50_000
 # The worker re-checks for new events at least this often; below the floor it would spin.
 MIN_IDLE_S = 0.05
-
-
-def _add_batch(parser: argparse.ArgumentParser, default: int) -> None:
-    parser.add_argument(
-        "--batch-size",
-        type=int_range(1, MAX_BATCH),
-        default=default,
-        help=f"events per transaction (1..{MAX_BATCH}, default {default})",
-    )
 
 
 def _add_jobs(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +64,21 @@ def _add_names(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _builds_copies(
+    sub: Any, name: str, help_text: str, run: Callable[[argparse.Namespace, Settings], int]
+) -> argparse.ArgumentParser:
+    """``rebuild`` and ``check``: both build copies of projections from zero, so they take
+    the same options."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+    _add_names(parser)
+    add_batch_size(parser, what="events", high=MAX_BATCH, default=REBUILD_BATCH)
+    _add_jobs(parser)
+    add_json(parser)
+    add_database_url(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "projections",
@@ -83,9 +91,11 @@ def register(subparsers: Any) -> None:
 def add_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="projections_command", required=True, metavar="ACTION")
 
-    run = sub.add_parser("run", help="apply new events until stopped (SIGTERM/SIGINT)")
+    run = sub.add_parser(
+        "run", help="apply new events until stopped (SIGTERM: exit 0; Ctrl-C: exit 130)"
+    )
     _add_names(run)
-    _add_batch(run, LIVE_BATCH)
+    add_batch_size(run, what="events", high=MAX_BATCH, default=LIVE_BATCH)
     run.add_argument(
         "--idle",
         type=seconds_at_least(MIN_IDLE_S),
@@ -102,30 +112,18 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     add_database_url(st)
     st.set_defaults(run=cmd_status)
 
-    rb = sub.add_parser("rebuild", help="rebuild from zero and swap in atomically")
-    _add_names(rb)
-    _add_batch(rb, REBUILD_BATCH)
-    _add_jobs(rb)
+    rb = _builds_copies(sub, "rebuild", "rebuild from zero and swap in atomically", cmd_rebuild)
     rb.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    add_json(rb)
-    add_database_url(rb)
-    rb.set_defaults(run=cmd_rebuild)
 
-    ck = sub.add_parser(
-        "check", help="compare each projection with a rebuild; exit 1 if any differ"
+    ck = _builds_copies(
+        sub, "check", "compare each projection with a rebuild; exit 1 if any differ", cmd_check
     )
-    _add_names(ck)
-    _add_batch(ck, REBUILD_BATCH)
     ck.add_argument(
         "--max-diffs",
         type=int_range(0),
         default=MAX_DIFFS_SHOWN,
         help=f"differing rows shown per table (default {MAX_DIFFS_SHOWN})",
     )
-    _add_jobs(ck)
-    add_json(ck)
-    add_database_url(ck)
-    ck.set_defaults(run=cmd_check)
 
     sk = sub.add_parser(
         "skip", help="leave the poison event a projection is stopped on out of it, for good"
@@ -141,42 +139,56 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     sk.set_defaults(run=cmd_skip)
 
 
-def _runtime(settings: Settings, *, create: bool = False) -> Runtime:
-    """Only ``run`` (a writer) makes a missing database; the others report it."""
-    return open_runtime(settings.database_url, create=create)
+@contextmanager
+def _runtime(
+    settings: Settings, *, create: bool = False, terminable: bool = False
+) -> Iterator[Runtime]:
+    """The projections' runtime for the block, closed after it. Only ``run`` (a writer)
+    makes a missing database; the others report it. ``terminable``: SIGTERM unwinds the
+    block as Ctrl-C does (``_terminable``)."""
+    rt = open_runtime(settings.database_url, create=create)
+    try:
+        with _terminable() if terminable else nullcontext():
+            yield rt
+    finally:
+        rt.close()
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run until caught up (``--once``) or stopped. SIGTERM, how a service manager stops a
+    worker, stops it cleanly: the batch under way commits, exit 0 (3 if a projection is
+    stopped on a poison event). Ctrl-C (SIGINT) stops it the same way, then exits 130 as
+    every interrupted command does."""
     projections = select(args.names)
     stop = threading.Event()
+    received: set[signal.Signals] = set()
 
     def on_signal(signum: int, _frame: Any) -> None:
+        received.add(signal.Signals(signum))
         log.info("signal %s: finishing the current batch", signal.Signals(signum).name)
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    rt = _runtime(settings, create=True)
     try:
-        worker = Worker(rt, projections, batch=args.batch_size, idle_s=args.idle)
-        log.info("running %s", ", ".join(p.name for p in projections))
-        stats = worker.run(stop, until_caught_up=args.once)
-        halts = worker.halts()
+        with _runtime(settings, create=True) as rt:
+            worker = Worker(rt, projections, batch=args.batch_size, idle_s=args.idle)
+            log.info("running %s", ", ".join(p.name for p in projections))
+            stats = worker.run(stop, until_caught_up=args.once)
+            halts = worker.halts()
     finally:
-        rt.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("stopped at position %s after %s batches", stats.position, stats.batches)
     for name, halt in sorted(halts.items()):
         log.error("%s is stopped at position %s: %s", name, halt.position, halt.reason)
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt  # cli.main: "ledger: interrupted", exit 130
     return Exit.STOPPED if halts else Exit.OK
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    rt = _runtime(settings)
-    try:
+    with _runtime(settings) as rt:
         report = status(rt)
-    finally:
-        rt.close()
     stopped = Exit.STOPPED if report["stopped"] else Exit.OK
     if args.json:
         print(json.dumps(report, indent=2))
@@ -226,19 +238,11 @@ def _terminable() -> Iterator[None]:
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    projections = select(args.names)
-    rt = _runtime(settings)
-    try:
-        with _terminable():
-            report = rebuild(
-                rt,
-                projections,
-                batch=args.batch_size,
-                jobs=args.jobs,
-                show_progress=not args.no_progress,
-            )
-    finally:
-        rt.close()
+    projections, progress = select(args.names), not args.no_progress
+    with _runtime(settings, terminable=True) as rt:
+        report = rebuild(
+            rt, projections, batch=args.batch_size, jobs=args.jobs, show_progress=progress
+        )
     rebuilt = [name for name in report.projections if name not in report.stopped]
     summary = {
         "rebuilt": rebuilt,
@@ -291,18 +295,10 @@ def _print_check(results: list[ProjectionCheck]) -> None:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     projections = select(args.names)
-    rt = _runtime(settings)
-    try:
-        with _terminable():
-            results = check(
-                rt,
-                projections,
-                batch=args.batch_size,
-                shown=args.max_diffs,
-                jobs=args.jobs,
-            )
-    finally:
-        rt.close()
+    with _runtime(settings, terminable=True) as rt:
+        results = check(
+            rt, projections, batch=args.batch_size, shown=args.max_diffs, jobs=args.jobs
+        )
     if args.json:
         print(json.dumps([_as_dict(r) for r in results], ensure_ascii=False, default=str))
     else:
@@ -324,11 +320,8 @@ def _as_dict(result: ProjectionCheck) -> dict[str, Any]:
 
 def cmd_skip(args: argparse.Namespace, settings: Settings) -> int:
     projection = select([args.name])[0]
-    rt = _runtime(settings)
-    try:
+    with _runtime(settings) as rt:
         halt = skip(rt, projection, args.position)
-    finally:
-        rt.close()
     print(
         f"{projection.name}: left out the event at position {halt.position} ({halt.topic}); "
         "it carries on after it"

@@ -22,15 +22,19 @@ from pydantic import (
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     Strict,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
 )
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from ledger.clock import EARLIEST_COMMAND_TIME
 from ledger.domain.entitlement import EntitlementKind
 from ledger.domain.errors import InvalidCommand
+from ledger.domain.order.delivery import SIGNER_RELATIONS
 from ledger.domain.order.vocabulary import (
     CommandedPurpose,
     DeliveryFailure,
@@ -75,30 +79,56 @@ class Chars:
             return f"must hold no {refused} (line feeds and tabs are allowed)"
         return f"must be one line of text: no line breaks, {refused}"
 
+    def pattern(self) -> str:
+        """The rule as a JSON Schema pattern (ECMA-262, also Python's ``re``): every
+        character refused but the noncharacters beyond the BMP (U+1FFFE, U+1FFFF, …, which
+        the pattern leaves to the field's description)."""
+        controls = r"\x00-\x08\x0b-\x1f" if self.multiline else r"\x00-\x1f"
+        return rf"^[^{controls}\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]*$"
+
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         return core_schema.no_info_after_validator_function(self.check, handler(source))
 
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The field's schema says the rule: a field with a pattern of its own (identifiers,
+        regions, phones) takes only printable ASCII already; any other gets ``pattern()``, and
+        the rule in words unless it is described."""
+        json_schema = handler(schema)
+        if "pattern" not in json_schema:
+            json_schema["pattern"] = self.pattern()
+            json_schema.setdefault("description", self.rule())
+        return json_schema
 
-_Str = Annotated[str, Strict(), Chars()]
+
+# A text field is a JSON string (``Strict``) within its length and pattern (``Field``), then
+# character-checked (``Chars``). ``Field`` comes before ``Chars`` so that pydantic checks the
+# constraints on the string itself and writes them into the JSON Schema: after a validator
+# function it still checks them, but leaves the pattern out of the schema.
 KEY_PATTERN = r"^[A-Za-z0-9._:/@+-]+$"  # also the HTTP API's ids in paths and filters
 KEY_MAX_CHARS = 128
-Key = Annotated[_Str, Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=KEY_PATTERN)]
+Key = Annotated[
+    str, Strict(), Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=KEY_PATTERN), Chars()
+]
 # Account numbers name a data subject's key, so they may not contain ':' (token separator).
 ACCOUNT_PATTERN = r"^[A-Za-z0-9._/@+-]+$"
-AccountNo = Annotated[_Str, Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN)]
-Text = Annotated[_Str, Field(max_length=500)]
-Note = Annotated[
-    str, Strict(), Chars(multiline=True), Field(max_length=500, description=MULTI_LINE)
+AccountNo = Annotated[
+    str, Strict(), Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN), Chars()
 ]
-Region = Annotated[_Str, Field(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")]
-PersonName = Annotated[_Str, Field(min_length=1, max_length=64)]
-Phone = Annotated[_Str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
-Address = Annotated[_Str, Field(min_length=4, max_length=256)]
+Text = Annotated[str, Strict(), Field(max_length=500), Chars()]
+Note = Annotated[
+    str, Strict(), Field(max_length=500, description=MULTI_LINE), Chars(multiline=True)
+]
+Region = Annotated[str, Strict(), Field(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$"), Chars()]
+PersonName = Annotated[str, Strict(), Field(min_length=1, max_length=64), Chars()]
+Phone = Annotated[str, Strict(), Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$"), Chars()]
+Address = Annotated[str, Strict(), Field(min_length=4, max_length=256), Chars()]
 # A payment or refund account at the provider (an alipay login, a card number): personal data.
-ProviderAccount = Annotated[_Str, Field(min_length=1, max_length=64)]
-ClauseRef = Annotated[_Str, Field(max_length=32)]
+ProviderAccount = Annotated[str, Strict(), Field(min_length=1, max_length=64), Chars()]
+ClauseRef = Annotated[str, Strict(), Field(max_length=32), Chars()]
 
 
 # -- numbers and flags ---------------------------------------------------------------------------
@@ -167,12 +197,34 @@ def _ip(value: str) -> str:
 # RFC 3339's date-time (ISO-8601's profile for the internet): nothing before, between or after
 # its parts. ``datetime.fromisoformat`` alone takes more: a space before the offset, a NUL
 # after it, other separators; a time is text like any other field and takes no stray character.
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?",
-    re.ASCII,
-)
+_RFC3339_DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+_RFC3339_OFFSET = r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+# The offset is optional here so that a time without one gets the rule that says so.
+_RFC3339 = re.compile(f"{_RFC3339_DATE_TIME}{_RFC3339_OFFSET}?", re.ASCII)
 ISO_MOMENT_RULE = "must be an ISO-8601 date-time with an offset (RFC 3339)"
+
+
+def utc_text(moment: datetime) -> str:
+    """``2000-01-01T00:00:00Z``: an aware time in UTC as RFC 3339 text."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def moment_json_schema(description: str, latest: datetime | None = None) -> dict[str, Any]:
+    """The JSON Schema of a date-time: RFC 3339 text with an offset (``format`` and the
+    ``pattern`` ``parse_moment`` takes), from EARLIEST_COMMAND_TIME (``formatMinimum``) to
+    before ``latest`` (``formatExclusiveMaximum``), both UTC. The bounds use ajv-formats'
+    keywords: a validator that lacks them reads them as annotations, and ``description``
+    says them in words."""
+    schema: dict[str, Any] = {
+        "type": "string",
+        "format": "date-time",
+        "pattern": f"^{_RFC3339_DATE_TIME}{_RFC3339_OFFSET}$",
+        "formatMinimum": utc_text(EARLIEST_COMMAND_TIME),
+        "description": description,
+    }
+    if latest is not None:
+        schema["formatExclusiveMaximum"] = utc_text(latest)
+    return schema
 
 
 def parse_moment(value: Any) -> datetime:
@@ -193,8 +245,19 @@ def _iso_moment(value: Any) -> Any:
     return value if isinstance(value, datetime) else parse_moment(value)
 
 
-Moment = Annotated[datetime, BeforeValidator(_iso_moment), AfterValidator(_aware)]
-IpText = Annotated[_Str, AfterValidator(_ip)]
+MOMENT_DESCRIPTION = (
+    f"an RFC 3339 date-time with an offset, from {utc_text(EARLIEST_COMMAND_TIME)} to before "
+    f"{utc_text(LATEST_MOMENT)}"
+)
+Moment = Annotated[
+    datetime,
+    BeforeValidator(_iso_moment),
+    AfterValidator(_aware),
+    WithJsonSchema(moment_json_schema(MOMENT_DESCRIPTION, LATEST_MOMENT)),
+]
+IpText = Annotated[
+    str, Strict(), Field(description="an IPv4 or IPv6 address"), Chars(), AfterValidator(_ip)
+]
 
 
 class Model(BaseModel):
@@ -375,7 +438,14 @@ class RefuseDelivery(OrderCommand):
 
 class DeliverOrder(OrderCommand):
     type: Literal["deliver_order"]
-    signer_relation: Key
+    # Any key is a valid command; who may sign is a rule of 3.2.3, refused by the domain.
+    signer_relation: Annotated[
+        Key,
+        Field(
+            description=f"who signed: {', '.join(SIGNER_RELATIONS)} (3.2.3; anyone else is "
+            "refused SIGNER_NOT_AUTHORISED)"
+        ),
+    ]
 
 
 class RequestReturn(OrderCommand):
@@ -543,11 +613,42 @@ def describe_error(error: Any) -> tuple[str, str]:
         return "type", f"required; one of {', '.join(COMMAND_TYPES)}"
     if error["type"] == "extra_forbidden":
         return ".".join(location[:-1]) or "type", "has a field this command does not take"
-    if error["type"] == "bool_type":
-        return ".".join(location), "must be true or false (a JSON boolean)"
-    # A validator's own ValueError reads "Value error, <rule>": the rule is ours, the prefix
-    # pydantic's.
-    return ".".join(location) or "type", str(error["msg"]).removeprefix("Value error, ")
+    return ".".join(location) or "type", rule_in_our_words(error)
+
+
+# pydantic's error types in the ledger's words: the rule the field breaks, with the bounds
+# from the error's context, never the input. A type not listed carries a message of ours
+# (``Chars``, ``IntRange``, a validator's ValueError after pydantic's "Value error, ").
+_RULES = {
+    "missing": "required",
+    "bool_type": "must be true or false (a JSON boolean)",
+    "string_type": "must be a JSON string",
+    "string_too_short": "must be at least {min_length} character(s) long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "list_type": "must be a JSON array",
+    "too_short": "must hold at least {min_length} item(s)",
+    "too_long": "must hold at most {max_length} items",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "literal_error": "must be {expected}",
+    "enum": "must be {expected}",
+}
+_OURS = frozenset({"text_characters", "integer_range"})
+
+
+def rule_in_our_words(error: Any) -> str:
+    """The rule a pydantic error (``ValidationError.errors()`` item) says the field breaks,
+    in the ledger's words (``_RULES``); never pydantic's sentence, which may quote input."""
+    kind = str(error["type"])
+    if kind in _RULES:
+        return _RULES[kind].format(**error.get("ctx", {}))
+    if kind in _OURS:
+        return str(error["msg"])
+    if kind == "value_error":  # a validator of ours raised ValueError(rule)
+        return str(error["msg"]).removeprefix("Value error, ")
+    return "is not a valid value for this field"
 
 
 # What a command's result carries beyond its events and position (CommandResult.result):

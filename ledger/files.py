@@ -13,7 +13,9 @@ another file (issue 8, case 13).
   with looser permissions is tightened, with its ``-wal`` and ``-shm``. Directories the
   ledger creates are 0700.
 - **Lock files** beside a database (``open_lock_file``) hold no data but are opened the same
-  way, so a planted link cannot make the ledger create or open a file elsewhere.
+  way, so a planted link cannot make the ledger create or open a file elsewhere. A lock file
+  lives only while its lock is held (``lock_file_held`` removes it before letting go; a
+  process killed while holding one leaves it, and the next holder removes it).
 
 Key material is held in the database (``ledger/keystore.py``); no key file is written yet.
 """
@@ -22,8 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -134,11 +139,72 @@ def _open_no_link(path: Path, flags: int, mode: int = PRIVATE_FILE_MODE) -> int:
         raise
 
 
-def open_lock_file(path: Path) -> IO[bytes]:
-    """A lock file beside a database: created 0600 if missing, opened without following a
-    link; its content is never read or written (only ``flock`` is taken on it)."""
-    fd = _open_no_link(path, os.O_RDWR | os.O_CREAT)
+def open_lock_file(path: Path, *, create: bool = True) -> IO[bytes]:
+    """A lock file beside a database: created 0600 if missing (``FileNotFoundError`` instead
+    without ``create``), opened without following a link; its content is never read or
+    written (only ``flock`` is taken on it)."""
+    fd = _open_no_link(path, os.O_RDWR | (os.O_CREAT if create else 0))
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise UnsafeFile(errno.EINVAL, "is not a regular file", str(path))
     return os.fdopen(fd, "r+b")
+
+
+def try_flock(handle: IO[bytes], mode: int) -> bool:
+    """``flock`` without waiting: True if taken, False if another holds it."""
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextmanager
+def lock_file_held(path: Path, take: Callable[[IO[bytes]], None]) -> Iterator[None]:
+    """The exclusive lock of the lock file at ``path`` for the block; the file is made if
+    missing and removed before the lock is let go, so none is left beside the database once
+    no one holds it. ``take`` flocks the handle ``LOCK_EX``: it waits, or raises (the block
+    then does not run).
+
+    Removing a file others may be waiting on is safe because every taker, once it has the
+    lock, checks that the file it locked is still the one at ``path``, and starts again on
+    the path if not: the lock of a removed file is asked for by no one, so holding it
+    excludes nobody (the same device and inode, as ``remove_own`` checks)."""
+    while True:
+        handle = open_lock_file(path)  # 0600, never through a link
+        try:
+            take(handle)
+            if _same_file(handle.fileno(), path):
+                break
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()  # releases the lock
+
+
+def lock_file_taken(path: Path) -> bool:
+    """Whether some process holds the lock of the lock file at ``path`` now (a moment's
+    shared lock tells); no file, no holder: nothing is created to ask."""
+    try:
+        handle = open_lock_file(path, create=False)
+    except FileNotFoundError:
+        return False
+    with handle:
+        if not try_flock(handle, fcntl.LOCK_SH):
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        at_path = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)

@@ -43,7 +43,8 @@ import orjson
 from tqdm import tqdm
 
 from ledger.application import CommandResult, Ledger
-from ledger.commands import parse_moment
+from ledger.clock import EARLIEST_COMMAND_TIME, MAX_CLOCK_SKEW
+from ledger.commands import command_schema, moment_json_schema, parse_moment, utc_text
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.files import create_new, create_numbered, remove_own
@@ -55,6 +56,7 @@ MAX_LINE_BYTES = 1 << 20  # one command; a longer line is rejected, not read int
 MAX_BATCH_BYTES = 32 << 20  # input held at once: a batch is cut short when it reaches this
 MAX_LISTED_REJECTIONS = 20  # rejections kept in the report itself (all go to the rejects file)
 _SKIP_CHUNK_BYTES = 1 << 16
+IMPORT_TIME = "ImportTime"  # the schema of "at", under $defs
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ class ImportReport:
             f"already imported  {self.already_imported}",
             f"rejected          {self.rejected}",
         ]
-        lines += [f"  {code:<24}{n}" for code, n in sorted(self.rejected_by_code.items())]
+        width = max(map(len, self.rejected_by_code), default=0)
+        lines += [f"  {code:<{width}}  {n}" for code, n in sorted(self.rejected_by_code.items())]
         lines += [
             f"events written    {self.events_written}",
             f"elapsed           {self.elapsed_s:.2f} s ({self.events_per_s:.0f} events/s)",
@@ -160,6 +163,17 @@ class Bad:
     raw: bytes | None
 
 
+REJECTS_EXIST_RULE = "names an existing file; choose a new path (it is never overwritten)"
+
+
+def check_new_rejects_path(path: Path) -> None:
+    """``InvalidCommand`` (``rejects``) if anything (a file, a link, a device) is at ``path``:
+    for a caller that refuses before it opens the ledger. ``RejectsFile`` checks again as it
+    creates the file (``O_EXCL``), so a file made in between is never overwritten."""
+    if os.path.lexists(path):
+        raise InvalidCommand("rejects", REJECTS_EXIST_RULE)
+
+
 class RejectsFile:
     """The rejects file, mode 0600, created new (``ledger.files``): never through a link,
     never over an existing file, so an earlier run's rejects file is kept. Made up front so
@@ -175,9 +189,7 @@ class RejectsFile:
             try:
                 self._out = create_new(path)
             except FileExistsError:
-                raise InvalidCommand(
-                    "rejects", "names an existing file; choose a new path (it is never overwritten)"
-                ) from None
+                raise InvalidCommand("rejects", REJECTS_EXIST_RULE) from None
             self.path = path
         else:
             self.path, self._out = create_numbered(path)
@@ -249,6 +261,29 @@ def parse_at(value: Any) -> datetime:
     # Not converted here: the ledger bounds it first (``check_command_time``), since the
     # conversion of a time at the edge of the calendar overflows.
     return moment
+
+
+AT_DESCRIPTION = (
+    "import only: when the command happened, an RFC 3339 date-time with an offset from "
+    f"{utc_text(EARLIEST_COMMAND_TIME)} to now plus "
+    f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes, not before the last event of a "
+    "stream the command writes (TIME_BEFORE_STREAM); without it the command happens now"
+)
+
+
+def import_line_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one line of an import file: a command
+    (``command_schema()``, every object under ``$defs`` whose ``type`` is a constant) that
+    may also carry ``"at"`` (``$defs/ImportTime``), the one field the import adds."""
+    schema = command_schema()
+    schema["title"] = "mall-ledger import line"
+    schema["description"] = 'A command, optionally with "at", on one line of an import file.'
+    defs: dict[str, Any] = schema["$defs"]
+    for model in defs.values():
+        if "const" in model.get("properties", {}).get("type", {}):
+            model["properties"]["at"] = {"$ref": f"#/$defs/{IMPORT_TIME}"}
+    defs[IMPORT_TIME] = moment_json_schema(AT_DESCRIPTION)
+    return schema
 
 
 def decode_line(number: int, raw: bytes) -> Item | Bad:

@@ -10,11 +10,30 @@ from pathlib import Path
 
 from ledger.domain.errors import InvalidCommand
 from ledger.domain.policy import Policy
+from ledger.setting_values import read_whole_number
 from ledger.storage_url import DEFAULT_POOL_SIZE, StorageUrl, read_pool_size
 
 DEFAULT_SIGNING_KEY_PATH = Path("var/signing-key.pem")
 DEFAULT_API_MAX_BODY_BYTES = 1 << 20
 API_MAX_BODY_BYTES_RANGE = (1024, 64 << 20)
+
+# The HTTP API's group commit (ledger/group_commit.py): on/off, the most commands one
+# transaction takes, how long the writer waits for more under load, how many may wait.
+GROUP_COMMIT_SETTING = "LEDGER_GROUP_COMMIT"
+GROUP_COMMIT_ON, GROUP_COMMIT_OFF = ("on", "true", "1", "yes"), ("off", "false", "0", "no")
+DEFAULT_GROUP_COMMIT_MAX_BATCH, MAX_GROUP_COMMIT_MAX_BATCH = 64, 1000
+DEFAULT_GROUP_COMMIT_WAIT_MS, MAX_GROUP_COMMIT_WAIT_MS = 2, 100
+DEFAULT_GROUP_COMMIT_MAX_QUEUE, MAX_GROUP_COMMIT_MAX_QUEUE = 10_000, 1_000_000
+
+
+@dataclass(frozen=True)
+class GroupCommitSettings:
+    """How the API's writer shares transactions (ledger/group_commit.py)."""
+
+    enabled: bool = True
+    max_batch: int = DEFAULT_GROUP_COMMIT_MAX_BATCH  # commands per transaction
+    wait_ms: int = DEFAULT_GROUP_COMMIT_WAIT_MS  # the window under load, milliseconds
+    max_queue: int = DEFAULT_GROUP_COMMIT_MAX_QUEUE  # commands accepted and not yet saved
 
 
 @dataclass(frozen=True)
@@ -26,17 +45,7 @@ class Settings:
     log_level: str = "INFO"
     pool_size: int = DEFAULT_POOL_SIZE
     api_max_body_bytes: int = DEFAULT_API_MAX_BODY_BYTES
-
-
-def bounded_int(env: Mapping[str, str], name: str, default: int, span: tuple[int, int]) -> int:
-    """An integer setting from ``low`` to ``high``; InvalidCommand naming the variable."""
-    text = env.get(name)
-    if text is None or text == "":
-        return default
-    low, high = span
-    if not text.strip().isdigit() or not low <= int(text) <= high:
-        raise InvalidCommand(name, f"must be a whole number from {low} to {high}")
-    return int(text)
+    group_commit: GroupCommitSettings = field(default_factory=GroupCommitSettings)
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -68,6 +77,28 @@ def load_policy(path: Path | None) -> Policy:
     return policy
 
 
+def read_group_commit(env: Mapping[str, str]) -> GroupCommitSettings:
+    """``LEDGER_GROUP_COMMIT`` (on/off), ``LEDGER_GROUP_COMMIT_MAX_BATCH``,
+    ``LEDGER_GROUP_COMMIT_WAIT_MS`` and ``LEDGER_GROUP_COMMIT_MAX_QUEUE``; a bad value is
+    ``InvalidCommand`` naming the setting and the rule, never echoing the value."""
+    switch = env.get(GROUP_COMMIT_SETTING, "").strip().lower()
+    if switch and switch not in GROUP_COMMIT_ON + GROUP_COMMIT_OFF:
+        raise InvalidCommand(GROUP_COMMIT_SETTING, "must be on or off")
+    prefix = f"{GROUP_COMMIT_SETTING}_"
+    return GroupCommitSettings(
+        enabled=switch not in GROUP_COMMIT_OFF,
+        max_batch=read_whole_number(
+            env, f"{prefix}MAX_BATCH", DEFAULT_GROUP_COMMIT_MAX_BATCH, 1, MAX_GROUP_COMMIT_MAX_BATCH
+        ),
+        wait_ms=read_whole_number(
+            env, f"{prefix}WAIT_MS", DEFAULT_GROUP_COMMIT_WAIT_MS, 0, MAX_GROUP_COMMIT_WAIT_MS
+        ),
+        max_queue=read_whole_number(
+            env, f"{prefix}MAX_QUEUE", DEFAULT_GROUP_COMMIT_MAX_QUEUE, 1, MAX_GROUP_COMMIT_MAX_QUEUE
+        ),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     url = env.get("LEDGER_DATABASE_URL") or None
@@ -78,7 +109,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         policy=load_policy(Path(policy_path) if policy_path else None),
         log_level=env.get("LEDGER_LOG_LEVEL", "INFO").upper(),
         pool_size=read_pool_size(env),
-        api_max_body_bytes=bounded_int(
-            env, "LEDGER_API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES, API_MAX_BODY_BYTES_RANGE
+        api_max_body_bytes=read_whole_number(
+            env, "LEDGER_API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES, *API_MAX_BODY_BYTES_RANGE
         ),
+        group_commit=read_group_commit(env),
     )

@@ -11,7 +11,6 @@ or a server not answering, is ``STORAGE_UNAVAILABLE`` for either.
 from __future__ import annotations
 
 import fcntl
-import os
 import sqlite3
 import stat
 import zlib
@@ -25,7 +24,7 @@ from psycopg.rows import tuple_row
 
 from ledger.domain.errors import StorageUnavailable
 from ledger.driver_errors import storage_errors
-from ledger.files import open_lock_file, prepare_sqlite_file, private_directory
+from ledger.files import lock_file_held, prepare_sqlite_file, private_directory
 from ledger.library.tables import PG_EVENTS_TABLE, PG_SCHEMA
 from ledger.pg_pool import lease_for
 from ledger.storage_url import StorageUrl
@@ -111,37 +110,10 @@ def _check_pg_ledger(conn: Connection[Any], url: StorageUrl) -> None:
 
 @contextmanager
 def _file_lock(database_path: Path) -> Iterator[None]:
-    """An exclusive lock across processes on a file beside the database, removed when done.
-
-    Not a lock on the database file itself: closing any descriptor of that file would drop
-    the POSIX locks SQLite holds on it in this process. The holder removes the lock file
-    before it lets go, so a waiter that then gets the lock may hold a file no longer in the
-    directory, while a newcomer locks a new one: a waiter checks that the file it locked is
-    still the one at the path, and starts again if not.
-    """
+    """An exclusive lock across processes on a hidden file beside the database, removed when
+    done (``lock_file_held``). Not a lock on the database file itself: closing any descriptor
+    of that file would drop the POSIX locks SQLite holds on it in this process."""
     private_directory(database_path.parent)
     lock_path = database_path.with_name(f".{database_path.name}.setup-lock")
-    while True:
-        handle = open_lock_file(lock_path)  # 0600, never through a link
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            if _same_file(handle.fileno(), lock_path):
-                break
-        except BaseException:
-            handle.close()
-            raise
-        handle.close()
-    try:
+    with lock_file_held(lock_path, lambda handle: fcntl.flock(handle, fcntl.LOCK_EX)):
         yield
-    finally:
-        lock_path.unlink(missing_ok=True)
-        handle.close()  # releases the lock
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        at_path = path.stat()
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ledger.domain.errors import InvalidCommand
+from ledger.setting_values import read_whole_number
 
 URL_SETTING = "LEDGER_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path("var/ledger.db")
@@ -38,14 +39,10 @@ class StorageKind(StrEnum):
 
 def read_pool_size(environ: Mapping[str, str] | None = None) -> int:
     """``LEDGER_POOL_SIZE``: a whole number from MIN_POOL_SIZE to MAX_POOL_SIZE."""
-    text = (os.environ if environ is None else environ).get("LEDGER_POOL_SIZE", "").strip()
-    if not text:
-        return DEFAULT_POOL_SIZE
-    if not (text.isascii() and text.isdigit()) or not MIN_POOL_SIZE <= int(text) <= MAX_POOL_SIZE:
-        raise InvalidCommand(
-            "LEDGER_POOL_SIZE", f"must be a whole number from {MIN_POOL_SIZE} to {MAX_POOL_SIZE}"
-        )
-    return int(text)
+    env = os.environ if environ is None else environ
+    return read_whole_number(
+        env, "LEDGER_POOL_SIZE", DEFAULT_POOL_SIZE, MIN_POOL_SIZE, MAX_POOL_SIZE
+    )
 
 
 def redact(text: str) -> str:
@@ -143,7 +140,9 @@ class StorageUrl:
                 pool_size=pool_size,
             )
         raise InvalidCommand(
-            setting, f"must start with postgresql:// or sqlite:/// (or be unset) (got {shown})"
+            setting,
+            "must start with postgresql:// or sqlite:/// (postgres:// is taken as postgresql://;"
+            f" or be unset) (got {shown})",
         )
 
     @classmethod

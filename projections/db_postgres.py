@@ -10,18 +10,20 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
+from psycopg.rows import tuple_row
 
 from ledger.library.tables import (
     PG_EVENTS_TABLE,
     PG_POSITION_COLUMN,
     PG_SCHEMA,
 )
+from ledger.pg_pool import lease_for
 from ledger.storage_url import StorageUrl
 from projections.db import (
     EXCLUSIVE_WAIT_S,
@@ -66,18 +68,25 @@ class PgDb(Db):
         url: StorageUrl,
         events_table: str = PG_EVENTS_TABLE,
         schema: str = PG_SCHEMA,
+        *,
+        conn: psycopg.Connection[Any] | None = None,
     ):
+        """On a connection of its own, or on ``conn`` (lent by its owner, who closes it:
+        ``pooled``)."""
         super().__init__(f'"{schema}"."{events_table}"')
         self.url = url
         self.events_regclass = f"{schema}.{events_table}"
         # PostgresApplicationRecorder: channel_name = events table name, NOTIFY on insert.
         self.events_channel = events_table.replace(".", "_")  # PG_EVENTS_CHANNEL by default
-        self.conn = connect_pg(url)
+        self.owns_conn = conn is None
+        self.conn = connect_pg(url) if conn is None else conn
 
     def reconnect(self) -> None:
         if self.conn.closed or self.conn.broken:
-            self.conn.close()
+            if self.owns_conn:
+                self.conn.close()
             self.conn = connect_pg(self.url)
+            self.owns_conn = True
 
     @contextmanager
     def write(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -96,7 +105,8 @@ class PgDb(Db):
             yield cur
 
     def close(self) -> None:
-        self.conn.close()
+        if self.owns_conn:
+            self.conn.close()
 
     def table_exists(self, cur: Any, physical: str) -> bool:
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{physical}"',))
@@ -258,6 +268,26 @@ class PgDb(Db):
 def _first(cur: Any) -> bool:
     row = cur.fetchone()
     return bool(row and row[0])
+
+
+@contextmanager
+def pooled(url: StorageUrl, timeout_s: float) -> Iterator[PgDb]:
+    """A ``PgDb`` on a connection of the process's shared pool (ledger/pg_pool.py), for a
+    short read by a process that must stay within ``LEDGER_POOL_SIZE`` (the API): it waits
+    at most ``timeout_s`` for the connection (then ``STORAGE_UNAVAILABLE``) and each statement
+    is cancelled after ``timeout_s`` (``statement_timeout``); the connection goes back to the
+    pool as it came (its row factory and timeout restored)."""
+    timeout_ms = max(1, round(timeout_s * 1000))
+    with lease_for(url) as pool, pool.connection(timeout_s) as conn:
+        shared_rows = conn.row_factory
+        conn.row_factory = tuple_row  # type: ignore[assignment]  # our SQL reads tuples; restored below
+        try:
+            conn.execute(f"SET statement_timeout = {timeout_ms}")
+            yield PgDb(url, conn=conn)
+        finally:
+            conn.row_factory = shared_rows
+            with suppress(psycopg.Error):  # a broken connection: the pool discards it
+                conn.execute("RESET statement_timeout")
 
 
 def connect_pg(url: StorageUrl) -> psycopg.Connection[Any]:

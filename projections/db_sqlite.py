@@ -13,11 +13,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
-from ledger.files import open_lock_file
+from ledger.files import lock_file_held, lock_file_taken, try_flock
 from ledger.library.tables import SQLITE_EVENTS_TABLE, SQLITE_POSITION_COLUMN
 from ledger.sqlite_tx import read_transaction, write_transaction
 from projections.db import (
@@ -51,17 +51,39 @@ class SqliteDb(Db):
         JSON: json_out,
     }
 
-    def __init__(self, path: Path, events_table: str = SQLITE_EVENTS_TABLE, poll: float = 0.05):
+    def __init__(
+        self,
+        path: Path,
+        events_table: str = SQLITE_EVENTS_TABLE,
+        poll: float = 0.05,
+        *,
+        create: bool = True,
+        busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+    ):
+        """Without ``create`` a missing file is an error (``sqlite3.OperationalError``), never
+        made: a probe of a ledger whose file went away must not leave an empty one there."""
         super().__init__(events_table)
         self.path = path
         self.poll = poll
-        self.conn = sqlite3.connect(
-            str(path), isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+        target, as_uri = (
+            (str(path), False) if create else (f"{path.resolve().as_uri()}?mode=rw", True)
         )
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL survives a killed process; a power cut may lose the last batches, but
-        # always together with their tracking record, so nothing is applied twice or skipped.
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn = sqlite3.connect(
+            target,
+            uri=as_uri,
+            isolation_level=None,
+            timeout=busy_timeout_s,
+            check_same_thread=False,
+        )
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives a killed process; a power cut may lose the last batches,
+            # but always together with their tracking record, so nothing is applied twice or
+            # skipped.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            self.conn.close()
+            raise
 
     def sql(self, text: str) -> str:
         return text.replace("%s", "?")
@@ -204,34 +226,20 @@ class SqliteDb(Db):
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
-        with open_lock_file(self._lock_path(name)) as handle:
-            deadline = time.monotonic() + EXCLUSIVE_WAIT_S  # outlast a `running` probe
-            while not _try_flock(handle, fcntl.LOCK_EX):
+        """On a lock file beside the database, there only while held (``lock_file_held``)."""
+        deadline = time.monotonic() + EXCLUSIVE_WAIT_S  # outlast a `running` probe
+
+        def take(handle: IO[bytes]) -> None:
+            while not try_flock(handle, fcntl.LOCK_EX):
                 if time.monotonic() > deadline:
                     raise ProjectionsBusy(f"another process is running {name} on {self.path}")
                 time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+
+        with lock_file_held(self._lock_path(name), take):
+            yield
 
     def running(self, name: str) -> bool:
-        path = self._lock_path(name)
-        if not path.exists():
-            return False
-        with open_lock_file(path) as handle:
-            if not _try_flock(handle, fcntl.LOCK_SH):
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
-
-
-def _try_flock(handle: Any, mode: int) -> bool:
-    try:
-        fcntl.flock(handle, mode | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
+        return lock_file_taken(self._lock_path(name))
 
 
 class PollListener(Listener):

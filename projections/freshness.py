@@ -73,11 +73,14 @@ class ProjectionStopped(LedgerError):
 
 
 class Freshness:
-    """Waits for positions on one database; keeps its LISTEN connection between waits."""
+    """Waits for positions on one database; keeps its LISTEN connection between waits.
+    Without ``listen`` it polls on its own connection and opens no other (a process that
+    must stay within its connection pool: the API)."""
 
-    def __init__(self, db: Db, tracking: TrackingTable) -> None:
+    def __init__(self, db: Db, tracking: TrackingTable, *, listen: bool = True) -> None:
         self.db = db
         self.tracking = tracking
+        self.listen = listen
         self._listener: Listener | None = None
 
     def positions(self, names: Sequence[str]) -> dict[str, int]:
@@ -123,7 +126,7 @@ class Freshness:
             raise ProjectionStopped(stopped, position)
 
     def _listen(self) -> Listener | None:
-        if self.db.kind != "postgres":
+        if self.db.kind != "postgres" or not self.listen:
             return None
         if self._listener is None:
             self._listener = self.db.listener(PROGRESS_CHANNEL)

@@ -1,10 +1,10 @@
 """Queries on the read models, for backend services (DOMAIN.md §8).
 
-Every query takes ``after``: the position a command returned. The query then first waits
-(``timeout_s``) until the projection it reads has applied that position, so a service reads
-its own writes; ``ProjectionBehind`` if it does not get there in time. A database that cannot
-be reached or fails is ``StorageUnavailable`` (``STORAGE_UNAVAILABLE``), as on the write side:
-no driver exception reaches the caller.
+Every query takes ``after``, the position a command returned, and ``timeout_s`` (``Fresh``).
+The query then first waits (``timeout_s``) until the projection it reads has applied that
+position, so a service reads its own writes; ``ProjectionBehind`` if it does not get there in
+time. A database that cannot be reached or fails is ``StorageUnavailable``
+(``STORAGE_UNAVAILABLE``), as on the write side: no driver exception reaches the caller.
 
 Lists are read a page at a time in keyset order (``Listing``, ``ReadModels.page``): a page
 ends at a row and the next one starts strictly after its sort key, never at an OFFSET. A
@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ledger.driver_errors import storage_errors
 from ledger.storage_url import StorageUrl
@@ -33,6 +33,35 @@ from projections.schema import INT, LIVE, TEXT, TS, Table
 from projections.tracking import tracking_name
 
 MAX_ROWS = 1000
+
+
+class Fresh(TypedDict, total=False):
+    """How fresh a query's answer must be, as every query takes it: ``after`` the position a
+    command returned (wait until the projection read has applied it), ``timeout_s`` how long
+    to wait (``ProjectionBehind`` after; default ``DEFAULT_TIMEOUT_S``)."""
+
+    after: int | None
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The row of one read-model table that ``where`` (a ``%s`` for each parameter) names."""
+
+    projection: str
+    table: str
+    where: str
+
+    @property
+    def spec(self) -> Table:
+        """The table the lookup reads."""
+        return BY_NAME[self.projection].table(self.table)
+
+
+ORDER = Lookup("orders", "orders", "order_no = %s")
+ENTITLEMENT = Lookup("entitlements", "entitlements", "code = %s")
+LIMIT_RULE = Lookup("limits", "limit_rules", "sku = %s")
+RETENTION = Lookup("retention", "retention_orders", "order_no = %s")
 
 
 @dataclass(frozen=True)
@@ -154,10 +183,12 @@ class ReadModels:
     ``position`` is the position the projection read by the last query had applied, read in
     that query's own transaction: its answer is exactly the read model as of that position."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, *, listen: bool = True) -> None:
+        """Queries on ``rt``'s database; ``listen``: wait for a position on PostgreSQL's
+        NOTIFY (a connection of its own), else by polling ``rt``'s connection."""
         self.rt = rt
         self.db = rt.db
-        self.freshness = Freshness(rt.db, rt.tracking)
+        self.freshness = Freshness(rt.db, rt.tracking, listen=listen)
         self.position = 0
 
     @classmethod
@@ -188,15 +219,19 @@ class ReadModels:
         with storage_errors():
             return self.freshness.wait_for(position, list(names or BY_NAME), timeout_s)
 
-    @contextmanager
-    def _snapshot(
+    def _fresh(
         self, projection: str, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> Iterator[Any]:
-        """A read transaction on ``projection``, once it has applied ``after`` (waiting up to
-        ``timeout_s``: ProjectionBehind, ProjectionStopped); its position is read first, in
-        the transaction, into ``self.position``. A driver error is STORAGE_UNAVAILABLE."""
+    ) -> None:
+        """Wait until ``projection`` has applied ``after`` (when given), as every query does."""
         if after is not None:
             self.wait_for(after, [projection], timeout_s)
+
+    @contextmanager
+    def _snapshot(self, projection: str, **fresh: Unpack[Fresh]) -> Iterator[Any]:
+        """A read transaction on ``projection`` once it is ``fresh`` (ProjectionBehind,
+        ProjectionStopped); its position is read first, in the transaction, into
+        ``self.position``. A driver error is STORAGE_UNAVAILABLE."""
+        self._fresh(projection, **fresh)
         name = tracking_name(projection, LIVE)
         with storage_errors(), self.db.snapshot() as cur:
             self.position = self.rt.tracking.read(cur, [name]).get(name, 0)
@@ -212,13 +247,11 @@ class ReadModels:
         *,
         page_size: int = MAX_ROWS,
         cursor: Sequence[Any] | None = None,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        **fresh: Unpack[Fresh],
     ) -> Page:
         """Up to ``page_size`` (at most ``MAX_ROWS``) rows of ``listing`` for the filter's
         ``params``, after ``cursor`` (a ``Listing.parse_cursor`` value; None: from the
-        start), once the projection has applied ``after``."""
-        spec = listing.spec
+        start), once the projection is ``fresh``."""
         where, args = f"({listing.where})", [self._param(p) for p in params]
         columns = ", ".join(f'"{c}"' for c in listing.key)
         if cursor is not None:
@@ -227,14 +260,15 @@ class ReadModels:
             args += [self._param(v) for v in cursor]
         size = max(1, min(int(page_size), MAX_ROWS))
         order = ", ".join(f'"{c}"{" DESC" if listing.descending else ""}' for c in listing.key)
-        with self._snapshot(listing.projection, after, timeout_s) as cur:
-            rows = self._rows(cur, spec, where, tuple(args), order, size + 1)
+        with self._snapshot(listing.projection, **fresh) as cur:
+            rows = self._select(cur, listing.spec, where, tuple(args), order, size + 1)
         ahead = listing.cursor_of(rows[size - 1]) if len(rows) > size else None
         return Page(rows[:size], ahead, self.position)
 
-    def _rows(
+    def _select(
         self, cur: Any, spec: Table, where: str, params: tuple[Any, ...], order: str, limit: int
     ) -> list[Row]:
+        """The rows of ``spec`` that ``where`` selects, in ``order``, at most ``limit``."""
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
         query = f'SELECT {cols} FROM "{spec.physical(LIVE)}" WHERE {where}'
         if order:
@@ -242,18 +276,9 @@ class ReadModels:
         cur.execute(self.db.sql(query + f" LIMIT {int(limit)}"), params)
         return [self.db.decode_row(spec, r) for r in cur.fetchall()]
 
-    def _one(
-        self,
-        projection: str,
-        table: str,
-        where: str,
-        params: tuple[Any, ...],
-        after: int | None,
-        timeout_s: float,
-    ) -> Row | None:
-        spec = BY_NAME[projection].table(table)
-        with self._snapshot(projection, after, timeout_s) as cur:
-            rows = self._rows(cur, spec, where, params, "", 1)
+    def _row(self, lookup: Lookup, params: tuple[Any, ...], **fresh: Unpack[Fresh]) -> Row | None:
+        with self._snapshot(lookup.projection, **fresh) as cur:
+            rows = self._select(cur, lookup.spec, lookup.where, params, "", 1)
         return rows[0] if rows else None
 
     def _scalar(self, cur: Any, query: str, params: tuple[Any, ...]) -> Any:
@@ -270,24 +295,15 @@ class ReadModels:
             return self._scalar(cur, query, (self._param(value),)) is not None
 
     # -- orders ----------------------------------------------------------------------------
-    def order(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> Row | None:
+    def order(self, order_no: str, **fresh: Unpack[Fresh]) -> Row | None:
         """The order's row (contact sealed), or None if the projection has not got it."""
-        return self._one("orders", "orders", "order_no = %s", (order_no,), after, timeout_s)
+        return self._row(ORDER, (order_no,), **fresh)
 
     def orders_by_account(
-        self,
-        account_no: str,
-        *,
-        limit: int = 100,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        self, account_no: str, *, limit: int = 100, **fresh: Unpack[Fresh]
     ) -> list[Row]:
         """The account's orders, newest first."""
-        return self.page(
-            ORDERS_BY_ACCOUNT, (account_no,), page_size=limit, after=after, timeout_s=timeout_s
-        ).rows
+        return self.page(ORDERS_BY_ACCOUNT, (account_no,), page_size=limit, **fresh).rows
 
     def orders_by_status(
         self,
@@ -296,54 +312,31 @@ class ReadModels:
         until: datetime,
         *,
         limit: int = 100,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        **fresh: Unpack[Fresh],
     ) -> list[Row]:
         """Orders in ``status`` submitted in [since, until), oldest first."""
-        return self.page(
-            ORDERS_BY_STATUS,
-            (status, since, until),
-            page_size=limit,
-            after=after,
-            timeout_s=timeout_s,
-        ).rows
+        params = (status, since, until)
+        return self.page(ORDERS_BY_STATUS, params, page_size=limit, **fresh).rows
 
     def orders_by_seller(
-        self,
-        seller_id: str,
-        *,
-        limit: int = 100,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        self, seller_id: str, *, limit: int = 100, **fresh: Unpack[Fresh]
     ) -> list[Row]:
         """The seller's orders, newest first."""
-        return self.page(
-            ORDERS_BY_SELLER, (seller_id,), page_size=limit, after=after, timeout_s=timeout_s
-        ).rows
+        return self.page(ORDERS_BY_SELLER, (seller_id,), page_size=limit, **fresh).rows
 
     # -- entitlements ----------------------------------------------------------------------
-    def entitlement(
-        self, code: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> Row | None:
-        return self._one("entitlements", "entitlements", "code = %s", (code,), after, timeout_s)
+    def entitlement(self, code: str, **fresh: Unpack[Fresh]) -> Row | None:
+        return self._row(ENTITLEMENT, (code,), **fresh)
 
-    def entitlements_by_account(
-        self, account_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        return self.page(
-            ENTITLEMENTS_BY_ACCOUNT, (account_no, account_no), after=after, timeout_s=timeout_s
-        ).rows
+    def entitlements_by_account(self, account_no: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self.page(ENTITLEMENTS_BY_ACCOUNT, (account_no, account_no), **fresh).rows
 
-    def entitlement_history(
-        self, code: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        return self.page(ENTITLEMENT_HISTORY, (code,), after=after, timeout_s=timeout_s).rows
+    def entitlement_history(self, code: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self.page(ENTITLEMENT_HISTORY, (code,), **fresh).rows
 
-    def campaign_counts(
-        self, campaign: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> dict[str, int]:
+    def campaign_counts(self, campaign: str, **fresh: Unpack[Fresh]) -> dict[str, int]:
         """``{"coupon/consumed": 12, …}`` for one campaign (empty for an unknown one)."""
-        with self._snapshot("entitlements", after, timeout_s) as cur:
+        with self._snapshot("entitlements", **fresh) as cur:
             cur.execute(
                 self.db.sql(
                     'SELECT kind, status, count(*) FROM "pj_entitlements" WHERE campaign = %s '
@@ -360,44 +353,27 @@ class ReadModels:
         *,
         page_size: int = MAX_ROWS,
         cursor: Sequence[Any] | None = None,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        **fresh: Unpack[Fresh],
     ) -> Page:
         """The accounts linked to this one, itself included (transitively, 3.1.5), by account
         number; an account no order has linked yet is alone in its group."""
-        found = self.page(
-            LINKED_ACCOUNTS,
-            (f"account:{account_no}",),
-            page_size=page_size,
-            cursor=cursor,
-            after=after,
-            timeout_s=timeout_s,
-        )
+        node = (f"account:{account_no}",)
+        found = self.page(LINKED_ACCOUNTS, node, page_size=page_size, cursor=cursor, **fresh)
         if found.rows or cursor is not None:
             return found
         return Page([{"account_no": account_no}], None, found.position)
 
-    def linked_accounts(
-        self, account_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[str]:
+    def linked_accounts(self, account_no: str, **fresh: Unpack[Fresh]) -> list[str]:
         """Every account linked to this one, itself included (transitively, 3.1.5)."""
-        rows = self.linked_page(account_no, after=after, timeout_s=timeout_s).rows
-        return [str(r["account_no"]) for r in rows]
+        return [str(r["account_no"]) for r in self.linked_page(account_no, **fresh).rows]
 
     def group_quantity(
-        self,
-        sku: str,
-        account_no: str,
-        at: datetime,
-        *,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        self, sku: str, account_no: str, at: datetime, **fresh: Unpack[Fresh]
     ) -> Row | None:
         """What the account's group (or the account alone, for a per-account rule) bought of
         ``sku`` in the rule's period containing ``at``; None when no rule applies then."""
-        rules = BY_NAME["limits"].table("limit_rules")
-        with self._snapshot("limits", after, timeout_s) as cur:
-            found = self._rows(cur, rules, "sku = %s", (sku,), "", 1)
+        with self._snapshot(LIMIT_RULE.projection, **fresh) as cur:
+            found = self._select(cur, LIMIT_RULE.spec, LIMIT_RULE.where, (sku,), "", 1)
             if not found or at < found[0]["valid_from"]:
                 return None
             rule = found[0]
@@ -435,31 +411,19 @@ class ReadModels:
         )
 
     # -- flags and refusals ------------------------------------------------------------------
-    def flags(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        return self.page(FLAGS, (order_no,), after=after, timeout_s=timeout_s).rows
+    def flags(self, order_no: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self.page(FLAGS, (order_no,), **fresh).rows
 
-    def unreviewed_flags(
-        self, *, limit: int = 100, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
+    def unreviewed_flags(self, *, limit: int = 100, **fresh: Unpack[Fresh]) -> list[Row]:
         """Flags no person has reviewed yet (PIPL 24), oldest first."""
-        return self.page(
-            UNREVIEWED_FLAGS, (), page_size=limit, after=after, timeout_s=timeout_s
-        ).rows
+        return self.page(UNREVIEWED_FLAGS, (), page_size=limit, **fresh).rows
 
     def refusals_in_window(
-        self,
-        account_no: str,
-        at: datetime,
-        window_days: int,
-        *,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        self, account_no: str, at: datetime, window_days: int, **fresh: Unpack[Fresh]
     ) -> int:
         """Non-quality refusals of delivery by the account in (at - window, at] (6.1(5))."""
         since = at - timedelta(days=window_days)
-        with self._snapshot("flags", after, timeout_s) as cur:
+        with self._snapshot("flags", **fresh) as cur:
             return int(
                 self._scalar(
                     cur,
@@ -470,49 +434,30 @@ class ReadModels:
             )
 
     # -- payments ----------------------------------------------------------------------------
-    def payments(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
+    def payments(self, order_no: str, **fresh: Unpack[Fresh]) -> list[Row]:
         """The order's payments per method, with ``outstanding_fen`` (paid less refunded)."""
-        rows = self.page(PAYMENTS, (order_no,), after=after, timeout_s=timeout_s).rows
+        rows = self.page(PAYMENTS, (order_no,), **fresh).rows
         for row in rows:
             row["outstanding_fen"] = row["paid_fen"] - row["refunded_fen"]
         return rows
 
-    def refunds(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        return self.page(REFUNDS, (order_no,), after=after, timeout_s=timeout_s).rows
+    def refunds(self, order_no: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self.page(REFUNDS, (order_no,), **fresh).rows
 
-    def reconciliation(
-        self, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
+    def reconciliation(self, **fresh: Unpack[Fresh]) -> list[Row]:
         """Order and method pairs where refunds, done or under way, exceed what was paid.
         The rules never allow it (3.1.4): this list must always be empty."""
-        return self.page(RECONCILIATION, (), after=after, timeout_s=timeout_s).rows
+        return self.page(RECONCILIATION, (), **fresh).rows
 
     # -- retention ---------------------------------------------------------------------------
-    def retention(
-        self, order_no: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> Row | None:
-        return self._one(
-            "retention", "retention_orders", "order_no = %s", (order_no,), after, timeout_s
-        )
+    def retention(self, order_no: str, **fresh: Unpack[Fresh]) -> Row | None:
+        return self._row(RETENTION, (order_no,), **fresh)
 
-    def retention_steps(
-        self, subject_id: str, *, after: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> list[Row]:
-        return self.page(RETENTION_STEPS, (subject_id,), after=after, timeout_s=timeout_s).rows
+    def retention_steps(self, subject_id: str, **fresh: Unpack[Fresh]) -> list[Row]:
+        return self.page(RETENTION_STEPS, (subject_id,), **fresh).rows
 
     def retention_due(
-        self,
-        before: datetime,
-        *,
-        limit: int = 100,
-        after: int | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        self, before: datetime, *, limit: int = 100, **fresh: Unpack[Fresh]
     ) -> list[Row]:
         """Completed transactions whose legal retention ends before ``before``."""
-        return self.page(
-            RETENTION_DUE, (before,), page_size=limit, after=after, timeout_s=timeout_s
-        ).rows
+        return self.page(RETENTION_DUE, (before,), page_size=limit, **fresh).rows

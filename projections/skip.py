@@ -9,12 +9,19 @@ by that version leaves the event out too, so it compares like with like, and a n
 
 from __future__ import annotations
 
-from ledger.domain.errors import InvalidCommand
+from ledger.domain import codes
+from ledger.domain.errors import InvalidCommand, LedgerError
 from projections.base import Projection
 from projections.engine import Runtime, ensure_live
 from projections.poison import Halt, clear_halt, read_halts, record_skip
 from projections.schema import LIVE
 from projections.tracking import tracking_name
+
+
+class ProjectionNotStopped(LedgerError):
+    """A skip asked of a projection that is not stopped: there is nothing to leave out."""
+
+    catalogued = codes.PROJECTION_NOT_STOPPED
 
 
 def skip(rt: Runtime, projection: Projection, position: int) -> Halt:
@@ -23,8 +30,8 @@ def skip(rt: Runtime, projection: Projection, position: int) -> Halt:
     transaction under its tracking row's lock; a running worker takes the projection up
     again at its next batch.
 
-    Raises ``InvalidCommand`` (NAME) if the projection is not stopped, (POSITION) if it is
-    stopped elsewhere.
+    Raises ``ProjectionNotStopped`` if the projection is not stopped, ``InvalidCommand``
+    (POSITION) if it is stopped elsewhere.
     """
     db = rt.db
     ensure_live(db, rt.tracking, [projection])
@@ -33,7 +40,9 @@ def skip(rt: Runtime, projection: Projection, position: int) -> Halt:
         rt.tracking.read(cur, [name], lock=True)
         halt = read_halts(db, cur).get(name)
         if halt is None:
-            raise InvalidCommand("NAME", f"projection {projection.name} is not stopped")
+            raise ProjectionNotStopped(
+                f"projection {projection.name} is not stopped: there is no event to skip"
+            )
         if halt.position != position:
             raise InvalidCommand(
                 "POSITION",

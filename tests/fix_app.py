@@ -8,6 +8,7 @@ only when it actually runs, so SQLite runs never need a server.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,27 +43,48 @@ def clock() -> ManualClock:
     return ManualClock(CLOCK_START)
 
 
-@pytest.fixture
-def ledger_app(backend: str, clock: ManualClock) -> Iterator[Ledger]:
-    """The application opened on ``backend`` with the manual ``clock``; closed afterwards."""
+@contextmanager
+def opened_ledger(url: str, clock: ManualClock | None = None) -> Iterator[Ledger]:
+    """The application opened on ``url`` (with ``clock``, else the system's) for the block;
+    closed after it."""
     # Imported here, not at module top, so the plugin loads even where the application
-    # module is missing or broken; only tests that use the fixture are affected.
+    # module is missing or broken; only tests that use it are affected.
     from ledger.application import open_ledger
 
-    ledger = open_ledger(backend, clock=clock)
+    ledger = open_ledger(url, clock=clock)
     try:
         yield ledger
     finally:
         ledger.close()
 
 
+@contextmanager
+def opened_runtime(url: str) -> Iterator[Runtime]:
+    """The projections' runtime on ``url`` for the block; closed after it."""
+    from projections.engine import open_runtime
+
+    runtime = open_runtime(url)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@pytest.fixture
+def ledger_app(backend: str, clock: ManualClock) -> Iterator[Ledger]:
+    """The application opened on ``backend`` with the manual ``clock``; closed afterwards."""
+    with opened_ledger(backend, clock) as ledger:
+        yield ledger
+
+
+@pytest.fixture
+def ledger(ledger_app: Ledger) -> Ledger:
+    """``ledger_app``, by the name the import and projection tests give it."""
+    return ledger_app
+
+
 @pytest.fixture
 def rt(backend: str) -> Iterator[Runtime]:
     """The projections' runtime on ``backend``; closed afterwards."""
-    from projections.engine import open_runtime
-
-    opened = open_runtime(backend)
-    try:
-        yield opened
-    finally:
-        opened.close()
+    with opened_runtime(backend) as runtime:
+        yield runtime

@@ -569,6 +569,12 @@ PROJECTIONS_BUSY = ErrorCode(
     HTTPStatus.SERVICE_UNAVAILABLE,
     "Another process holds the lock a rebuild or check needs.",
 )
+PROJECTION_NOT_STOPPED = ErrorCode(
+    "PROJECTION_NOT_STOPPED",
+    "",
+    HTTPStatus.CONFLICT,
+    "Skipping an event of a projection that is not stopped on one.",
+)
 PROJECTION_BUILD_FAILED = ErrorCode(
     "PROJECTION_BUILD_FAILED",
     "",

@@ -36,9 +36,16 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "projections skip": ["projections", "skip", "orders", "1"],
     "order show": ["order", "show", "O-1"],
     "commands": ["commands"],
+    "keys create": ["keys", "create", "--role", "service", "--name", "newcomer"],
+    "keys list": ["keys", "list"],
+    "keys revoke": ["keys", "revoke", "0123456789ab"],
+    "serve": ["serve", "--port", "18765"],
 }
 NO_DATABASE = {"commands"}
 WITH_DATABASE = [name for name in SUBCOMMANDS if name not in NO_DATABASE]
+# A server runs until stopped: it has no output to pipe and never ends on its own.
+SERVERS = {"serve"}
+ENDING = [name for name in SUBCOMMANDS if name not in SERVERS]
 
 
 def ledger_argv(*args: str) -> list[str]:
@@ -61,8 +68,16 @@ def prepare(cwd: Path, name: str) -> list[str]:
 
 
 def run(cwd: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return run_argv(cwd, ledger_argv(*args), **env)
+
+
+def in_bash(cwd: Path, command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_argv(cwd, ["bash", "-c", command], **env)
+
+
+def run_argv(cwd: Path, argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ledger_argv(*args),
+        argv,
         cwd=cwd,
         env=clean_env(**env),
         stdin=subprocess.DEVNULL,
@@ -163,6 +178,28 @@ def test_projections_run_refuses_an_idle_that_would_spin(
     assert "argument --idle: must be a number of seconds, at least 0.05" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "help_of"),
+    [
+        ([], "ledger"),
+        (["nope"], "ledger"),
+        (["import"], "ledger import"),
+        (["projections", "run", "--bogus"], "ledger"),
+        (["projections", "rebuild", "--jobs", "x"], "ledger projections rebuild"),
+        (["projections", "skip", "no-such", "1"], "ledger projections skip"),
+        (["order"], "ledger order"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_where_to_read_the_usage_and_exit_2(
+    argv: list[str], help_of: str, tmp_path: Path
+) -> None:
+    done = run(tmp_path, argv)
+    assert done.returncode == Exit.USAGE
+    assert one_line_error(done, "INVALID_COMMAND").endswith(f" (see {help_of} --help)")
+    assert done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_exit_codes_are_the_documented_ones() -> None:
     assert {e.name: int(e) for e in Exit} == {
         "OK": 0,
@@ -213,15 +250,15 @@ def test_an_sqlite_url_on_a_text_file_is_one_line(name: str, tmp_path: Path) -> 
     assert notes.read_text() == "shopping list\n" * 100
 
 
-@pytest.mark.parametrize("name", list(SUBCOMMANDS))
-def test_a_closed_pipe_on_stdout_ends_quietly(name: str, tmp_path: Path) -> None:
-    """``ledger … | head -1``: the reader is gone before the first line; no traceback."""
+def into_a_closed_pipe(cwd: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``ledger … | head -1`` where the reader is gone before the first line; the run must
+    be quiet about it."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         done = subprocess.run(
-            ledger_argv(*prepare(tmp_path, name)),
-            cwd=tmp_path,
+            ledger_argv(*args),
+            cwd=cwd,
             env=clean_env(),
             stdin=subprocess.DEVNULL,
             stdout=write_end,
@@ -232,25 +269,28 @@ def test_a_closed_pipe_on_stdout_ends_quietly(name: str, tmp_path: Path) -> None
         )
     finally:
         os.close(write_end)
-    assert done.returncode in {int(e) for e in Exit}, done.stderr
     for noise in ("Traceback", "BrokenPipe", "Broken pipe", "Exception ignored"):
         assert noise not in done.stderr
+    return done
+
+
+def piped_into_head(cwd: Path, args: list[str], head: str) -> subprocess.CompletedProcess[str]:
+    """``ledger ARGS | head HEAD`` in bash; the exit code is ledger's."""
+    done = in_bash(cwd, f"{' '.join(ledger_argv(*args))} | head {head}; exit ${{PIPESTATUS[0]}}")
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    return done
+
+
+@pytest.mark.parametrize("name", ENDING)
+def test_a_closed_pipe_on_stdout_ends_quietly(name: str, tmp_path: Path) -> None:
+    done = into_a_closed_pipe(tmp_path, prepare(tmp_path, name))
+    assert done.returncode in {int(e) for e in Exit}, done.stderr
 
 
 def test_status_piped_into_head_prints_its_first_line_and_exits_quietly(tmp_path: Path) -> None:
     assert run(tmp_path, ["projections", "run", "--once"]).returncode == Exit.OK  # makes it
-    shell = f"{' '.join(ledger_argv('projections', 'status'))} | head -c 5; exit ${{PIPESTATUS[0]}}"
-    done = subprocess.run(
-        ["bash", "-c", shell],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = piped_into_head(tmp_path, ["projections", "status"], "-c 5")
     assert done.stdout == "head "
-    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
 
 @pytest.mark.parametrize("delay_s", [0.15, 0.6])
@@ -287,13 +327,24 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
     assert done.stdout.startswith("ledger 0.") and done.stdout.count("\n") == 1
 
 
-def test_the_quickstart_path_demo_then_projections_sees_what_the_demo_wrote(
+def test_the_quickstart_path_demo_then_the_next_commands_as_printed_see_what_it_wrote(
     tmp_path: Path,
 ) -> None:
-    demo = run(tmp_path, ["demo", "--orders", "40", "--seed", "3"])
+    """The README's ``.venv/bin/ledger demo``, with ``ledger`` not on PATH: the next commands
+    it prints run as printed."""
+    venv = Path(sys.executable).parent.parent
+    assert (venv / "bin" / "ledger").exists(), "the quickstart installs the console script"
+    (tmp_path / ".venv").symlink_to(venv)
+    path = ":".join(p for p in os.environ["PATH"].split(":") if Path(p) != venv / "bin")
+    demo = in_bash(tmp_path, ".venv/bin/ledger demo --orders 40 --seed 3", PATH=path)
     assert demo.returncode == Exit.OK, demo.stderr
-    assert "next: ledger projections run --once" in demo.stdout
-    assert run(tmp_path, ["projections", "run", "--once"]).returncode == Exit.OK
+    printed = [line for line in demo.stdout.splitlines() if line.startswith("next: ")]
+    assert printed == [
+        "next: .venv/bin/ledger projections run --once, then .venv/bin/ledger projections status"
+    ]
+    for command in printed[0].removeprefix("next: ").split(", then "):
+        done = in_bash(tmp_path, command, PATH=path)
+        assert done.returncode == Exit.OK, (command, done.stderr)
     status = run(tmp_path, ["projections", "status", "--json"])
     report = orjson.loads(status.stdout)
     assert report["head"] > 0 and all(p["lag_events"] == 0 for p in report["projections"])
@@ -328,6 +379,14 @@ def test_order_show_gives_state_and_events_with_personal_fields_sealed(tmp_path:
     people = personal_strings(seed, orders)
     assert not [s for s in people if s in shown.stdout or s in text.stdout]
 
+    # ``| head -1``: the first line, then quiet; a reader gone before it is exit 1 (README)
+    assert piped_into_head(tmp_path, ["order", "show", order_no], "-1").stdout == (
+        f"order {order_no}\n"
+    )
+    for args in (["order", "show", order_no], ["order", "show", order_no, "--json"]):
+        closed = into_a_closed_pipe(tmp_path, args)
+        assert (closed.returncode, closed.stderr) == (Exit.PROBLEM, "")
+
 
 def test_order_show_of_an_unknown_order_is_not_found(tmp_path: Path) -> None:
     assert run(tmp_path, ["projections", "run", "--once"]).returncode == Exit.OK  # makes it
@@ -339,7 +398,8 @@ def test_order_show_of_an_unknown_order_is_not_found(tmp_path: Path) -> None:
 def test_commands_lists_every_type_and_the_refund_id_initiate_refund_returns(
     tmp_path: Path,
 ) -> None:
-    from ledger.commands import COMMAND_TYPES, command_schema
+    from ledger.commands import COMMAND_TYPES
+    from ledger.importer import import_line_schema
 
     listed = run(tmp_path, ["commands"])
     assert listed.returncode == Exit.OK
@@ -348,7 +408,21 @@ def test_commands_lists_every_type_and_the_refund_id_initiate_refund_returns(
     after_refund = listed.stdout.split("\ninitiate_refund\n", 1)[1].split("\n")
     assert "    result: refund_id" in after_refund
     schema = run(tmp_path, ["commands", "--json-schema"])
-    assert orjson.loads(schema.stdout) == command_schema()
+    assert orjson.loads(schema.stdout) == import_line_schema()
+
+
+def test_commands_shows_date_times_with_their_bounds_and_the_import_lines_at(
+    tmp_path: Path,
+) -> None:
+    listed = run(tmp_path, ["commands"]).stdout.splitlines()
+    bounds = (
+        "RFC 3339 date-time with offset, from 2000-01-01T00:00:00Z to before 2100-01-01T00:00:00Z"
+    )
+    assert f"  * valid_from: {bounds}" in listed
+    assert f"    estimated_delivery: {bounds} | null" in listed
+    assert not [line for line in listed if "_from: string" in line or "_until: string" in line]
+    at = [line for line in listed if line.startswith("    at: ")]
+    assert len(at) == 1 and "2000-01-01T00:00:00Z to now plus 5 minutes" in at[0]
 
 
 def test_an_import_file_opening_with_a_byte_order_mark_imports_its_first_line(
@@ -380,3 +454,27 @@ def test_a_malformed_database_url_option_is_named_as_the_option(tmp_path: Path) 
     done = run(tmp_path, ["projections", "status", "--database-url", "mysql://db"])
     assert done.returncode == Exit.USAGE
     assert "--database-url: " in one_line_error(done, "INVALID_COMMAND")
+
+
+@pytest.mark.parametrize("name", WITH_DATABASE)
+def test_an_empty_database_url_option_is_refused_naming_it_and_makes_nothing(
+    name: str, tmp_path: Path
+) -> None:
+    """``--database-url ''`` is a mistake, not "unset": it would silently read the default."""
+    args = prepare(tmp_path, name)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = run(tmp_path, [*args, "--database-url", ""])
+    assert done.returncode == Exit.USAGE
+    assert "--database-url: is empty" in one_line_error(done, "INVALID_COMMAND")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_postgres_scheme_url_opens_the_same_database_as_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    assert pg_url.startswith("postgresql://")
+    short = "postgres://" + pg_url.removeprefix("postgresql://")
+    assert run(tmp_path, ["projections", "run", "--once", "--database-url", pg_url]).returncode == 0
+    done = run(tmp_path, ["projections", "status", "--json", "--database-url", short])
+    assert done.returncode == Exit.OK, done.stderr
+    assert orjson.loads(done.stdout)["head"] == 0

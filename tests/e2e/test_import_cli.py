@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -83,6 +84,21 @@ def test_rejected_lines_exit_1_and_go_to_a_private_rejects_file(tmp_path: Path) 
     assert entries[1]["command"] == bad
 
 
+def test_the_summary_gives_each_code_and_its_count_apart(tmp_path: Path) -> None:
+    """``TRANSACTION_NOT_COMPLETE`` is as wide as the column was: it ran into its count."""
+    incomplete = {**b.order_cmd("complete_transaction", "CLI-1"), "at": good_lines()[1]["at"]}
+    write(tmp_path / "codes.jsonl", [good_lines()[0], incomplete, "not json"])
+    run = ledger(tmp_path, "import", "codes.jsonl", "--no-progress")
+    assert run.returncode == 1, run.stderr
+    by_code = [line for line in run.stdout.splitlines() if line.startswith("  ")]
+    counts = [re.fullmatch(r"  ([A-Z_]+) +(\d+)", line) for line in by_code]
+    assert all(counts), by_code
+    assert {m.group(1): int(m.group(2)) for m in counts if m} == {
+        "INVALID_JSON": 1,
+        "TRANSACTION_NOT_COMPLETE": 1,
+    }
+
+
 def test_json_summary_counts_rejections_per_code(tmp_path: Path) -> None:
     write(tmp_path / "bad.jsonl", ["[]", "{", {"type": "nope", "command_id": "x"}])
     run = ledger(tmp_path, "import", "bad.jsonl", "--json", "--rejects", "r.jsonl")
@@ -96,8 +112,13 @@ def test_json_summary_counts_rejections_per_code(tmp_path: Path) -> None:
 def test_an_unreadable_file_or_bad_arguments_exit_2(tmp_path: Path) -> None:
     missing = ledger(tmp_path, "import", "missing.jsonl")
     assert missing.returncode == 2
-    assert "cannot read missing.jsonl" in missing.stderr
+    assert missing.stderr == "ledger: IO_ERROR: missing.jsonl: No such file or directory\n"
     assert not (tmp_path / "var").exists(), "no database made for nothing"
+    (tmp_path / "a-directory").mkdir()
+    directory = ledger(tmp_path, "import", "a-directory")
+    assert directory.returncode == 2
+    assert directory.stderr == "ledger: IO_ERROR: a-directory: Is a directory\n"
+    assert not (tmp_path / "var").exists()
 
     write(tmp_path / "good.jsonl", good_lines())
     assert ledger(tmp_path, "import", "good.jsonl", "--batch-size", "0").returncode == 2
@@ -131,6 +152,11 @@ def test_an_existing_rejects_path_exits_2_and_leaves_the_device_alone(tmp_path: 
     run = ledger(tmp_path, "import", "good.jsonl", "--rejects", os.devnull)
     assert run.returncode == 2
     assert "rejects" in run.stderr and "Traceback" not in run.stderr
+    assert run.stderr == (
+        "ledger: INVALID_COMMAND: --rejects: names an existing file; choose a new path (it is "
+        "never overwritten)\n"
+    )
+    assert not (tmp_path / "var").exists(), "refused before the database was made"
     after = os.stat(os.devnull)
     assert stat.S_ISCHR(after.st_mode) and after.st_mode == before.st_mode
     assert ledger(tmp_path, "import", "good.jsonl").returncode == 0, "nothing was imported"

@@ -8,14 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledger.application import Ledger, open_ledger
+from cli.exits import Exit
+from ledger.application import Ledger
 from ledger.clock import ManualClock
+from tests.fix_app import opened_ledger, opened_runtime
 from tests.workload import run_traffic, traffic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,13 +24,14 @@ LEDGER = ["-c", "import sys; from cli import main; sys.exit(main())"]
 
 
 @pytest.fixture
-def written(backend: str, clock: ManualClock) -> Iterator[Ledger]:
-    ledger = open_ledger(backend, clock=clock)
-    run_traffic(ledger, traffic(40, seed=2))
-    try:
-        yield ledger
-    finally:
-        ledger.close()
+def written(ledger_app: Ledger) -> Ledger:
+    run_traffic(ledger_app, traffic(40, seed=2))
+    return ledger_app
+
+
+def write_traffic(url: str, clock: ManualClock, orders: int, seed: int) -> None:
+    with opened_ledger(url, clock) as ledger:
+        run_traffic(ledger, traffic(orders, seed=seed))
 
 
 def env_for(url: str) -> dict[str, str]:
@@ -99,6 +101,20 @@ def test_check_prints_differences_and_exits_1(backend: str, written: Ledger) -> 
     assert ledger_cli(backend, "check", "entitlements").returncode == 0
 
 
+def test_run_status_check_and_rebuild_leave_nothing_beside_the_sqlite_database(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Their locks live only while held: no ``*.check.lock`` or ``*.rebuild.lock`` stays."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    write_traffic(url, clock, 20, 5)
+    database = {"ledger.db", "ledger.db-wal", "ledger.db-shm"}
+    for args in (["run", "--once"], ["status"], ["check"], ["rebuild", "--no-progress"]):
+        done = ledger_cli(url, *args)
+        assert done.returncode == 0, done.stderr
+        left = {path.name for path in tmp_path.iterdir()}
+        assert "ledger.db" in left and left <= database, (args, left)
+
+
 def tamper(url: str, statement: str) -> None:
     from projections.engine import open_db
 
@@ -111,20 +127,19 @@ def tamper(url: str, statement: str) -> None:
 
 
 def test_run_stops_cleanly_on_sigterm(backend: str, written: Ledger) -> None:
-    stop_cleanly(backend, signal.SIGTERM)
+    """SIGTERM is how a service manager stops the worker: a clean stop, exit 0."""
+    stop_cleanly(backend, signal.SIGTERM, Exit.OK)
 
 
 def test_run_stops_cleanly_on_sigint(tmp_path: Path, clock: ManualClock) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    ledger = open_ledger(url, clock=clock)
-    try:
-        run_traffic(ledger, traffic(20, seed=4))
-    finally:
-        ledger.close()
-    stop_cleanly(url, signal.SIGINT)
+    write_traffic(url, clock, 20, 4)
+    stop_cleanly(url, signal.SIGINT, Exit.INTERRUPTED)
 
 
-def stop_cleanly(backend: str, stop_with: signal.Signals) -> None:
+def stop_cleanly(backend: str, stop_with: signal.Signals, code: Exit) -> None:
+    """The worker finishes its batch and reports where it stopped, then exits with ``code``
+    (Ctrl-C: 130, as every interrupted command)."""
     worker = subprocess.Popen(
         [sys.executable, *LEDGER, "projections", "run", "--batch-size", "5", "--idle", "30"],
         cwd=ROOT,
@@ -139,8 +154,25 @@ def stop_cleanly(backend: str, stop_with: signal.Signals) -> None:
         time.sleep(0.05)
     worker.send_signal(stop_with)
     _, err = worker.communicate(timeout=20)
-    assert worker.returncode == 0, err
+    assert worker.returncode == code, err
     assert "finishing the current batch" in err and "stopped at position" in err
+    assert "Traceback" not in err
+    if code == Exit.INTERRUPTED:
+        assert err.strip().splitlines()[-1] == "ledger: interrupted"
+
+
+def test_skip_on_a_projection_that_is_not_stopped_is_a_typed_refusal_exit_1(
+    backend: str, written: Ledger
+) -> None:
+    assert ledger_cli(backend, "run", "--once").returncode == 0
+    done = ledger_cli(backend, "skip", "orders", "1")
+    assert done.returncode == Exit.PROBLEM, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "ledger: PROJECTION_NOT_STOPPED: projection orders is not stopped: there is no event "
+        "to skip"
+    )
+    assert status(backend)["projections"][0]["skipped"] == []
 
 
 def test_bad_usage_exits_2(tmp_path: Path) -> None:
@@ -176,16 +208,9 @@ def wait_for_building(rt: Any) -> None:
 def test_an_interrupted_rebuild_stops_its_processes_swaps_nothing_and_leaves_nothing(
     backend: str, clock: ManualClock, how: str, code: int, said: str
 ) -> None:
-    from projections.engine import open_runtime
-
-    ledger = open_ledger(backend, clock=clock)
-    try:
-        run_traffic(ledger, traffic(360, seed=6))
-    finally:
-        ledger.close()
+    write_traffic(backend, clock, 360, 6)
     assert ledger_cli(backend, "run", "--once").returncode == 0
-    rt = open_runtime(backend)
-    try:
+    with opened_runtime(backend) as rt:
         before = generations(rt)
         rebuilding = start_rebuild(backend)
         wait_for_building(rt)
@@ -208,8 +233,6 @@ def test_an_interrupted_rebuild_stops_its_processes_swaps_nothing_and_leaves_not
         after = status(backend)["projections"]
         assert not any(p["rebuilding"] or p["rebuild_leftovers"] for p in after)
         assert "(rebuilding)" not in ledger_cli(backend, "status").stdout
-    finally:
-        rt.close()
 
 
 def copies_left(rt: Any) -> list[str]:
@@ -256,15 +279,8 @@ def group_is_gone(pgid: int, timeout_s: float = 10) -> bool:
 def test_a_killed_rebuild_is_not_reported_as_running_and_its_leftovers_are_removed(
     backend: str, clock: ManualClock
 ) -> None:
-    from projections.engine import open_runtime
-
-    ledger = open_ledger(backend, clock=clock)
-    try:
-        run_traffic(ledger, traffic(120, seed=7))
-    finally:
-        ledger.close()
-    rt = open_runtime(backend)
-    try:
+    write_traffic(backend, clock, 120, 7)
+    with opened_runtime(backend) as rt:
         rebuilding = start_rebuild(backend)
         wait_for_building(rt)
         rebuilding.kill()  # the parent only, as an OOM killer or kill -9 would
@@ -289,22 +305,13 @@ def test_a_killed_rebuild_is_not_reported_as_running_and_its_leftovers_are_remov
         assert "left by an interrupted run" in done.stderr
         assert copies_left(rt) == []
         assert not any(p["rebuild_leftovers"] for p in status(backend)["projections"])
-    finally:
-        rt.close()
 
 
 def test_a_rebuild_of_one_projection_removes_every_leftover_of_a_killed_one(
     pg_url: str, clock: ManualClock
 ) -> None:
-    from projections.engine import open_runtime
-
-    ledger = open_ledger(pg_url, clock=clock)
-    try:
-        run_traffic(ledger, traffic(120, seed=8))
-    finally:
-        ledger.close()
-    rt = open_runtime(pg_url)
-    try:
+    write_traffic(pg_url, clock, 120, 8)
+    with opened_runtime(pg_url) as rt:
         rebuilding = start_rebuild(pg_url)
         wait_for_building(rt)
         rebuilding.kill()
@@ -314,16 +321,11 @@ def test_a_rebuild_of_one_projection_removes_every_leftover_of_a_killed_one(
         done = ledger_cli(pg_url, "rebuild", "orders", "--no-progress")
         assert done.returncode == 0, done.stderr
         assert copies_left(rt) == []
-    finally:
-        rt.close()
 
 
 def ledger_head(url: str) -> int:
-    ledger = open_ledger(url)
-    try:
+    with opened_ledger(url) as ledger:
         return ledger.head_position()
-    finally:
-        ledger.close()
 
 
 def test_a_nul_in_a_refusal_reason_stops_only_flags_and_status_says_so(
@@ -331,14 +333,11 @@ def test_a_nul_in_a_refusal_reason_stops_only_flags_and_status_says_so(
 ) -> None:
     from tests.integration.test_projections_poison import refusal_written_directly
 
-    ledger = open_ledger(pg_url, clock=clock)
-    try:
+    with opened_ledger(pg_url, clock) as ledger:
         run_traffic(ledger, traffic(20, seed=12))
         poison = refusal_written_directly(ledger, "a\u0000b")  # past command validation
         run_traffic(ledger, traffic(20, seed=13))
         head = ledger.head_position()
-    finally:
-        ledger.close()
 
     done = ledger_cli(pg_url, "run", "--once")
     assert done.returncode == 3, done.stderr

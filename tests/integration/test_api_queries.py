@@ -275,6 +275,9 @@ BAD_PARAMETERS: list[tuple[str, dict[str, Any], str]] = [
     ("/v1/subjects/13800000000%0A/retention-steps", {}, "subject_id"),
     ("/v1/orders", {"account_no": "13800000000\x00"}, "account_no"),
     ("/v1/orders", {"seller_id": "13800000000\u2028"}, "seller_id"),
+    # A parameter the route does not take (a misspelt filter, say) is refused, unnamed.
+    ("/v1/orders", {"account_no": "acct-1", "acount_no": "13800000000"}, "query"),
+    ("/v1/flags/unreviewed", {"13800000000": "1"}, "query"),
 ]
 
 

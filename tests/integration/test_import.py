@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from psycopg.rows import tuple_row
 
 from ledger import commands as c
 from ledger import importer
-from ledger.application import Ledger, open_ledger
+from ledger.application import Ledger
 from ledger.clock import ManualClock
 from ledger.domain.errors import InvalidCommand
 from ledger.domain.ids import order_id
@@ -35,15 +34,6 @@ from ledger.keystore import PostgresKeyStore, SqliteKeyStore
 from tests import builders as b
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def ledger(backend: str, clock: ManualClock) -> Iterator[Ledger]:
-    opened = open_ledger(backend, clock=clock)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def at(minutes: int) -> str:

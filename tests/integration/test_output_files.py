@@ -7,27 +7,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
 from ledger.application import Ledger, open_ledger
-from ledger.clock import ManualClock
 from ledger.domain.errors import InvalidCommand
 from ledger.files import UnsafeFile
 from ledger.importer import default_rejects_path, import_file
 from tests import builders as b
-
-
-@pytest.fixture
-def ledger(backend: str, clock: ManualClock) -> Iterator[Ledger]:
-    opened = open_ledger(backend, clock=clock)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

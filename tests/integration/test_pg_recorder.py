@@ -14,20 +14,18 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg.rows import DictRow
 
-from ledger.application import CommandResult, Ledger, open_ledger
+from ledger.application import CommandResult, Ledger
 from ledger.library.pg_recorder import COPY_MIN_EVENTS, CopyApplicationRecorder
 from tests import builders as b
+from tests.fix_app import opened_ledger
 
 SEQUENCE = "pg_get_serial_sequence('ledger_events', 'notification_id')"
 
 
 @pytest.fixture
 def ledger(pg_url: str) -> Iterator[Ledger]:
-    opened = open_ledger(pg_url)
-    try:
+    with opened_ledger(pg_url) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 def recorder_of(ledger: Ledger) -> CopyApplicationRecorder:

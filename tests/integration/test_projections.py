@@ -14,8 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger.application import Ledger, open_ledger
-from ledger.clock import ManualClock
+from ledger.application import Ledger
 from projections.check import check
 from projections.engine import Runtime, Target, ensure_live, open_runtime
 from projections.freshness import ProjectionBehind
@@ -27,15 +26,6 @@ from tests import builders as b
 from tests.workload import run_traffic, traffic
 
 ORDERS = 60
-
-
-@pytest.fixture
-def ledger(backend: str, clock: ManualClock) -> Iterator[Ledger]:
-    opened = open_ledger(backend, clock=clock)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

@@ -11,13 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from ledger.application import Ledger, open_ledger
-from ledger.clock import ManualClock
+from ledger.application import Ledger
 from projections.check import check
 from projections.engine import Runtime
 from projections.freshness import Freshness
@@ -28,15 +24,6 @@ from tests.workload import run_traffic, traffic
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 5
 PROGRESS_TIMEOUT_S = 30
-
-
-@pytest.fixture
-def ledger(backend: str, clock: ManualClock) -> Iterator[Ledger]:
-    opened = open_ledger(backend, clock=clock)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def start_worker(url: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:

@@ -27,30 +27,25 @@ from ledger.domain.policy import Policy
 from ledger.library.settings import library_env
 from ledger.storage_url import StorageUrl
 from projections.check import check
-from projections.engine import Runtime, Target, ensure_live, open_runtime
+from projections.engine import Runtime, Target, ensure_live
 from projections.registry import PROJECTIONS
 from tests import builders as b
+from tests.fix_app import opened_ledger, opened_runtime
 
 AT = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def ledger(pg_url: str) -> Iterator[Ledger]:
-    opened = open_ledger(pg_url, clock=ManualClock(AT))
-    try:
+    with opened_ledger(pg_url, ManualClock(AT)) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture
 def rt(pg_url: str) -> Iterator[Runtime]:
-    opened = open_runtime(pg_url)
-    ensure_live(opened.db, opened.tracking, PROJECTIONS)
-    try:
+    with opened_runtime(pg_url) as opened:
+        ensure_live(opened.db, opened.tracking, PROJECTIONS)
         yield opened
-    finally:
-        opened.close()
 
 
 def exclusive_lock_held(url: str) -> bool:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from ledger.application import Ledger, open_ledger
-from ledger.clock import ManualClock
+from ledger.application import Ledger
 from ledger.domain.entitlement import EntitlementRestored
 from ledger.domain.order import events as ev
 from ledger.domain.order.events import OrderSubmitted
@@ -40,15 +39,6 @@ from tests import builders as b
 from tests.workload import run_traffic, traffic
 
 OTHERS = [p.name for p in PROJECTIONS if p.name != "flags"]
-
-
-@pytest.fixture
-def ledger(backend: str, clock: ManualClock) -> Iterator[Ledger]:
-    opened = open_ledger(backend, clock=clock)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def refusal_written_directly(ledger: Ledger, reason: Any) -> int:

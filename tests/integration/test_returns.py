@@ -276,6 +276,22 @@ def test_completion_is_refused_while_the_window_is_open_and_allowed_when_it_ends
     refused(ledger_app, complete("O-1"), "TRANSACTION_ALREADY_COMPLETED", "ECL 31")
 
 
+def test_cancelling_a_completed_transaction_says_it_is_completed(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    """Neither mutual termination nor a return is open after completion: the refusal says
+    the transaction is complete instead of pointing at them (issue 9)."""
+    delivered(ledger_app, clock, "O-1", at=utc(2026, 3, 2, 15, 30))
+    clock.set(utc(2026, 3, 9, 16, 0))
+    ledger_app.execute(complete("O-1"))
+
+    error = refused(
+        ledger_app, b.order_cmd("cancel_order", "O-1"), "TRANSACTION_ALREADY_COMPLETED", "ECL 31"
+    )
+    assert "complete" in error.message
+    assert "termination" not in error.message and "return" not in error.message
+
+
 def test_completion_waits_for_an_open_return_and_its_refund(
     ledger_app: Ledger, clock: ManualClock
 ) -> None:

@@ -17,6 +17,7 @@ import ledger.sealing
 import projections.db
 import projections.freshness
 import projections.parallel
+import projections.skip
 from ledger.domain import codes
 from ledger.domain.codes import BY_CODE, CATALOGUE, ErrorCode
 from ledger.domain.errors import LedgerError, RuleViolation, StorageUnavailable
@@ -30,6 +31,7 @@ ERROR_MODULES = (
     projections.db,
     projections.freshness,
     projections.parallel,
+    projections.skip,
 )
 UPPER_SNAKE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 TABLE_ROW = re.compile(r"^\| `([A-Z0-9_]+)` \| (.*?) \| (\d{3}) \| (.*) \|$")

@@ -10,6 +10,7 @@ import pytest
 
 from ledger.commands import (
     COMMAND_TYPES,
+    ISO_MOMENT_RULE,
     CloseOrder,
     RequestReturn,
     SubmitOrder,
@@ -18,6 +19,7 @@ from ledger.commands import (
 )
 from ledger.domain.errors import InvalidCommand, LedgerError
 from tests import builders as b
+from tests.command_models import LEAVES, example, with_value
 
 PHONE = "13912345678"
 NAME = "王小明"
@@ -208,3 +210,61 @@ def test_the_command_schema_describes_every_command_type() -> None:
     }
     assert tags == set(COMMAND_TYPES)
     assert schema["discriminator"]["propertyName"] == "type"
+
+
+# -- the rule in the ledger's words, never pydantic's ------------------------------------------
+PYDANTIC_WORDING = ("should", "Value error", "after validation", "Field required", "Input ")
+WRONG_VALUES: list[Any] = [None, True, 7, 1.5, "", "x" * 600, "has space", [], ["x"] * 1001, {}]
+
+
+def _places() -> list[tuple[type[Any], tuple[str | int, ...]]]:
+    """Every field of every command, lists and nested objects included: each leaf's path
+    and every path above it."""
+    found = {
+        (leaf.command, leaf.path[:end]) for leaf in LEAVES for end in range(1, 1 + len(leaf.path))
+    }
+    return sorted(found, key=lambda place: (place[0].__name__, [str(p) for p in place[1]]))
+
+
+@pytest.mark.parametrize(
+    ("command", "path"), _places(), ids=lambda x: x.__name__ if isinstance(x, type) else None
+)
+def test_every_refusal_of_every_field_is_in_our_words(
+    command: type[Any], path: tuple[str | int, ...]
+) -> None:
+    for wrong in WRONG_VALUES:
+        try:
+            parse_command(with_value(example(command), path, wrong))
+        except InvalidCommand as exc:
+            assert not [w for w in PYDANTIC_WORDING if w in exc.rule], (wrong, exc.message)
+            assert exc.rule != "is not a valid value for this field", (wrong, exc.message)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            with_contact(address="ab"),
+            "submit_order.contact.address: must be at least 4 character(s) long",
+        ),
+        (b.submit("O-1", lines=[]), "submit_order.lines: must hold at least 1 item(s)"),
+        (b.submit("O-1", lines="x"), "submit_order.lines: must be a JSON array"),
+        (b.submit("O-1", contact="x"), "submit_order.contact: must be a JSON object"),
+        (without(b.submit("O-1"), "seller_id"), "submit_order.seller_id: required"),
+        (b.submit("O-1", seller_id=5), "submit_order.seller_id: must be a JSON string"),
+        (
+            b.submit("O-1", purchase_type="retail"),
+            "submit_order.purchase_type: must be 'consumer' or 'enterprise_group'",
+        ),
+        (
+            b.submit("O-1", shipping_region="cn"),
+            "submit_order.shipping_region: must match the pattern ^[A-Z]{2}-[A-Z0-9]{1,3}$",
+        ),
+        (
+            b.ship("O-1", promised_delivery="soon"),
+            "ship_order.promised_delivery: " + ISO_MOMENT_RULE,
+        ),
+    ],
+)
+def test_a_refusal_names_the_field_and_our_rule(data: Any, message: str) -> None:
+    assert invalid(data).message == message

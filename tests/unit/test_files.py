@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -15,6 +19,8 @@ from ledger.files import (
     UnsafeFile,
     create_new,
     create_numbered,
+    lock_file_held,
+    lock_file_taken,
     open_lock_file,
     prepare_sqlite_file,
     remove_own,
@@ -161,3 +167,58 @@ def test_preparing_an_open_database_keeps_this_process_s_locks_on_it(tmp_path: P
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+# -- lock files that live only while held --------------------------------------------------------
+def wait_for_it(handle: IO[bytes]) -> None:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+
+
+def test_a_lock_file_is_gone_once_let_go_and_a_probe_makes_none(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db.rebuild.lock"
+    assert not lock_file_taken(path)
+    assert list(tmp_path.iterdir()) == []
+    with lock_file_held(path, wait_for_it):
+        assert mode(path) == 0o600
+        assert lock_file_taken(path)
+    assert not lock_file_taken(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_removing_the_lock_file_never_lets_two_holders_in(tmp_path: Path) -> None:
+    """Takers wait on the file the holder removes as it lets go; one of them gets the lock of
+    a file no longer at the path while a newcomer locks a new one. Only one may go on."""
+    path = tmp_path / "x.lock"
+    inside, most = [0], [0]
+    count = threading.Lock()
+
+    def taker() -> None:
+        for _ in range(150):
+            with lock_file_held(path, wait_for_it):
+                with count:
+                    inside[0] += 1
+                    most[0] = max(most[0], inside[0])
+                time.sleep(0.0002)  # others open the file and wait on it meanwhile
+                with count:
+                    inside[0] -= 1
+
+    threads = [threading.Thread(target=taker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1
+    assert not path.exists()
+
+
+def test_a_taker_that_gives_up_leaves_the_holders_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+
+    def give_up(handle: IO[bytes]) -> None:
+        raise TimeoutError
+
+    with lock_file_held(path, wait_for_it):
+        with pytest.raises(TimeoutError), lock_file_held(path, give_up):
+            pass
+        assert path.exists() and lock_file_taken(path)
+    assert not path.exists()

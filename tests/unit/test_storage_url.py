@@ -51,6 +51,15 @@ def test_postgres_defaults_fill_what_the_url_leaves_out() -> None:
     )
 
 
+def test_postgres_and_postgresql_name_the_same_database_and_the_rule_says_so() -> None:
+    short = StorageUrl.parse("postgres://ann@db.example:6543/books", environ={})
+    long = StorageUrl.parse("postgresql://ann@db.example:6543/books", environ={})
+    assert (short.kind, short.pg) == (long.kind, long.pg)
+    with pytest.raises(InvalidCommand) as caught:
+        StorageUrl.parse("mysql://db", environ={})
+    assert "postgres:// is taken as postgresql://" in caught.value.rule
+
+
 def test_the_pool_size_comes_with_the_url() -> None:
     assert StorageUrl.parse(None, environ={"LEDGER_POOL_SIZE": "7"}).pool_size == 7
 

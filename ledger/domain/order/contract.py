@@ -81,9 +81,12 @@ class ContractRules(OrderBase):
             self.emit(ev.ContractFormed, ctx, paid_total_fen=self.kept_fen)
 
     def check_cancel_allowed(self) -> None:
-        """Raises ORDER_CLOSED, or CONTRACT_ALREADY_FORMED (3.1.2) once paid in full: before
-        delivery the way out is mutual termination, after it a return (3.3)."""
+        """Raises ORDER_CLOSED; TRANSACTION_ALREADY_COMPLETED (ECL 31) once the transaction
+        completed, when neither termination nor a return is open to the user any more; else
+        CONTRACT_ALREADY_FORMED (3.1.2) once paid in full: before delivery the way out is
+        mutual termination, after it a return (3.3)."""
         self.check_open()
+        self.check_not_completed()
         if self.contract_formed and not self.shortage_open:
             way_out = (
                 "it was delivered: request a return instead (3.3)"
