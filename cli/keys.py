@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from cli.args import add_database_url, add_json
 from cli.exits import Exit
 from ledger.domain.context import ROLES
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.api_keys import IssuedKey
 
 
 def register(subparsers: Any) -> None:
@@ -37,20 +44,42 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.api_keys import create_key
+    from ledger.api_keys import check_name, create_key
     from ledger.application import open_ledger
+
+    check_name(args.name)
 
     ledger = open_ledger(settings.database_url, policy=settings.policy)
     try:
-        issued = create_key(ledger, args.role, args.name)
+        # A key saved but never shown is lost, and its name taken: from the save until the key
+        # is printed, Ctrl-C and SIGTERM wait (and are answered right after).
+        with signals_held():
+            issued = create_key(ledger, args.role, args.name)
+            show(issued, as_json=args.json)
     finally:
         ledger.close()
-    if args.json:
+    return Exit.OK
+
+
+def show(issued: IssuedKey, *, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(issued.as_dict()))
     else:
         print(issued.key)
         print(f"id {issued.key_id}, role {issued.role}: keep the key now; it is not shown again")
-    return Exit.OK
+    sys.stdout.flush()
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back for the block, then delivered (a pending one raises as
+    usual once the block is done)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -72,8 +101,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.api_keys import revoke_key
+    from ledger.api_keys import check_key_id, revoke_key
     from ledger.application import open_ledger
+
+    check_key_id(args.key_id)  # before the database: a typo is a usage error, wherever it runs
 
     ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
     try:

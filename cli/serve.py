@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from typing import Any
 
 from cli.args import add_database_url, int_range
 from cli.exits import Exit
+from ledger.domain import codes
+from ledger.domain.errors import LedgerError
 from ledger.settings import Settings
 
 DEFAULT_PORT = 8000
@@ -48,6 +51,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Open the ledger once here, so that a database that cannot be used is one line and exit 1
     # before a worker starts (uvicorn would log a traceback per worker and exit 3).
     open_ledger(settings.database_url, policy=settings.policy).close()
+    check_address(args.host, args.port)
     if args.database_url is not None:  # checked already; the workers read the environment
         os.environ["LEDGER_DATABASE_URL"] = args.database_url
     with shared_metrics(args.workers):
@@ -82,3 +86,21 @@ def shared_metrics(workers: int) -> Iterator[None]:
     finally:
         del os.environ[MULTIPROC_ENV]
         shutil.rmtree(path, ignore_errors=True)
+
+
+class AddressUnavailable(LedgerError):
+    catalogued = codes.ADDRESS_UNAVAILABLE
+
+
+def check_address(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let it go, so that a taken port or a foreign host is one
+    line and exit 1 here, not uvicorn's log line and exit 3 (which means a stopped
+    projection). A race with another process taking the port afterwards stays uvicorn's."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise AddressUnavailable(f"cannot listen on {host}:{port}: {reason}") from None

@@ -48,6 +48,12 @@ def digest(secret: str) -> str:
     return sha256(secret.encode("ascii")).hexdigest()
 
 
+def check_key_id(key_id: str) -> None:
+    """InvalidCommand unless ``key_id`` has a key id's shape (12 lowercase hex digits)."""
+    if not re.fullmatch(r"[0-9a-f]{12}", key_id):
+        raise InvalidCommand("id", "must be a key id: 12 lowercase hex digits")
+
+
 def check_name(name: str) -> None:
     if not _NAME.match(name):
         raise InvalidCommand("name", "1-64 characters of A-Z a-z 0-9 . _ : / @ + -")
@@ -70,8 +76,7 @@ def create_key(ledger: Ledger, role: str, name: str, actor: Actor = LOCAL_ACTOR)
 def revoke_key(ledger: Ledger, key_id: str, actor: Actor = LOCAL_ACTOR) -> bool:
     """Revoke a key by id: True if revoked now, False if it already was. NotFound for an id
     never issued; InvalidCommand for text that cannot be an id."""
-    if not re.fullmatch(r"[0-9a-f]{12}", key_id):
-        raise InvalidCommand("id", "must be a key id: 12 lowercase hex digits")
+    check_key_id(key_id)
     done: list[bool] = []
     _change(
         ledger,

@@ -46,8 +46,11 @@ class UnsafeFile(OSError):
 
 def private_directory(path: Path) -> None:
     """Create ``path`` (and its parents) owner-only if missing; an existing one is left as
-    it is (it may be shared on purpose, e.g. the working directory)."""
-    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    it is (it may be shared on purpose, e.g. the working directory). Each missing parent is
+    made one by one with the mode too: ``mkdir(parents=True)`` gives parents the umask's."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
 
 
 def create_new(path: Path) -> IO[bytes]:

@@ -152,7 +152,18 @@ class StorageUrl:
 
 
 def _pg_target(text: str, setting: str, shown: str) -> PgTarget:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # a malformed host, such as an IPv6 address missing its "]"
+        raise InvalidCommand(setting, f"the host is not a valid name or address (got {shown})")
+    if parts.query or parts.fragment:
+        # The library's PostgreSQL settings take host, port, database, user and password only:
+        # a parameter such as sslmode would be dropped, and a connection made without it.
+        raise InvalidCommand(
+            setting,
+            "takes no ?parameters (sslmode and the like are not supported: set them with "
+            f"PGSSLMODE and the other libpq variables) (got {shown})",
+        )
     try:
         port = 5432 if parts.port is None else parts.port
     except ValueError:

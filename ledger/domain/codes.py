@@ -583,6 +583,12 @@ PROJECTION_BUILD_FAILED = ErrorCode(
 )
 
 # -- the HTTP API (api/): requests, keys and roles ------------------------------------------
+ADDRESS_UNAVAILABLE = ErrorCode(
+    "ADDRESS_UNAVAILABLE",
+    "",
+    HTTPStatus.SERVICE_UNAVAILABLE,
+    "ledger serve cannot listen where it was asked: the port is taken or the host is not here.",
+)
 API_KEY_NAME_TAKEN = ErrorCode(
     "API_KEY_NAME_TAKEN",
     "",

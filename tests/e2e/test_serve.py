@@ -196,3 +196,26 @@ def test_one_process_holds_at_most_its_pool_of_postgresql_connections(
     assert set(answered) == {200}, sorted(set(answered))
     # server_env leaves LEDGER_POOL_SIZE unset: the default is what was measured.
     assert len(seen) > 10 and 1 <= max(seen) <= DEFAULT_POOL_SIZE, (max(seen), seen[-20:])
+
+
+def test_a_taken_port_or_a_foreign_host_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for where in (["--port", str(port)], ["--host", "nohost.invalid"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "cli", "serve", *where],
+                cwd=tmp_path,
+                env=server_env(),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 1, done.stderr
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(
+                "ledger: ADDRESS_UNAVAILABLE: cannot listen"
+            )

@@ -222,3 +222,14 @@ def test_a_taker_that_gives_up_leaves_the_holders_file(tmp_path: Path) -> None:
             pass
         assert path.exists() and lock_file_taken(path)
     assert not path.exists()
+
+
+def test_every_directory_made_for_a_private_path_is_owner_only(tmp_path: Path) -> None:
+    from ledger.files import private_directory
+
+    tmp_path.chmod(0o755)
+    deep = tmp_path / "a" / "b" / "c"
+    private_directory(deep)
+    for made in (tmp_path / "a", tmp_path / "a" / "b", deep):
+        assert mode(made) == 0o700, made
+    assert mode(tmp_path) == 0o755  # an existing one is left as it is

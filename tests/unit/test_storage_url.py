@@ -76,6 +76,9 @@ def test_the_pool_size_comes_with_the_url() -> None:
         (f"postgresql://u:{SECRET}@h:notaport/db", "port must be a number from 1 to 65535"),
         (f"postgresql://u:{SECRET}@h:99999/db", "port must be a number from 1 to 65535"),
         (f"postgresql://u:{SECRET}@h:0/db", "port must be a number from 1 to 65535"),
+        (f"postgresql://u:{SECRET}@[::1:5432/db", "host is not a valid name or address"),
+        (f"postgresql://u:{SECRET}@h/db?sslmode=require", "takes no ?parameters"),
+        (f"postgresql://u:{SECRET}@h/db?connect_timeout=abc", "takes no ?parameters"),
     ],
 )
 def test_a_malformed_url_is_refused_naming_the_setting_and_the_rule(text: str, rule: str) -> None:
