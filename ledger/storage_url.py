@@ -155,7 +155,9 @@ def _pg_target(text: str, setting: str, shown: str) -> PgTarget:
     try:
         parts = urlsplit(text)
     except ValueError:  # a malformed host, such as an IPv6 address missing its "]"
-        raise InvalidCommand(setting, f"the host is not a valid name or address (got {shown})")
+        raise InvalidCommand(
+            setting, f"the host is not a valid name or address (got {shown})"
+        ) from None
     if parts.query or parts.fragment:
         # The library's PostgreSQL settings take host, port, database, user and password only:
         # a parameter such as sslmode would be dropped, and a connection made without it.
