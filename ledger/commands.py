@@ -634,6 +634,19 @@ _RULES = {
     "dict_type": "must be a JSON object",
     "literal_error": "must be {expected}",
     "enum": "must be {expected}",
+    # Query parameters and headers (the HTTP API parses those with FastAPI's pydantic too).
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "less_than_equal": "must be at most {le}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "greater_than": "must be more than {gt}",
+    "bool_parsing": "must be true or false",
+    "datetime_parsing": "must be an RFC 3339 date-time with an offset",
+    "datetime_from_date_parsing": "must be an RFC 3339 date-time with an offset",
+    "datetime_type": "must be an RFC 3339 date-time with an offset",
+    "timezone_aware": "must be an RFC 3339 date-time with an offset",
 }
 _OURS = frozenset({"text_characters", "integer_range"})
 
