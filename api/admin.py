@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import AdminActor
 from api.commands import ERROR_RESPONSES, idempotency_key
+from api.views import examples
 from ledger.api_keys import list_keys, revoke_key
 
 router = APIRouter(prefix="/v1", tags=["admin"], responses=ERROR_RESPONSES)
@@ -23,6 +24,16 @@ router = APIRouter(prefix="/v1", tags=["admin"], responses=ERROR_RESPONSES)
 
 class ApiKeyInfo(BaseModel):
     """An API key as listed: never its secret or digest."""
+
+    model_config = examples(
+        {
+            "key_id": "055b863716e1",
+            "name": "checkout",
+            "role": "service",
+            "created_at": "2026-12-01T00:35:16Z",
+            "revoked_at": None,
+        }
+    )
 
     key_id: str
     name: str
@@ -32,6 +43,9 @@ class ApiKeyInfo(BaseModel):
 
 
 class Revoked(BaseModel):
+    """A revocation's outcome: ``revoked_now`` false if the key already was revoked."""
+
+    model_config = examples({"key_id": "055b863716e1", "revoked_now": True})
     key_id: str
     revoked_now: bool
 

@@ -27,6 +27,7 @@ from api.auth import ADMIN, SERVICE, require
 from api.errors import IdempotencyKeyRequired, InvalidBody, InvalidParameter
 from api.limits import parse_json
 from api.problems import FieldError, pointer, problem_response
+from api.views import examples
 from ledger.application import CommandResult
 from ledger.commands import COMMAND_CLASSES, Command, Model, describe_error, parse_command
 from ledger.domain import codes
@@ -50,6 +51,17 @@ router = APIRouter(prefix="/v1/commands", tags=["commands"])
 class CommandResponse(BaseModel):
     """What an accepted command did: its events, the ids a later command needs, its
     position in the log and the version of the stream it is about."""
+
+    model_config = examples(
+        {
+            "command_id": "pay-A1",
+            "type": "receive_payment",
+            "position": 8,
+            "version": 3,
+            "events": ["payment-id/Claimed", "order/PaymentReceived", "order/ContractFormed"],
+            "result": {},
+        }
+    )
 
     command_id: str
     type: str

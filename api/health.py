@@ -30,6 +30,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.problems import RETRY_AFTER_S, Problem, problem, problem_response
+from api.views import examples
 from ledger.domain import codes
 from ledger.domain.errors import LedgerError, StorageUnavailable
 from projections.probe import PROBE_TIMEOUT_S, StatusProbe
@@ -47,6 +48,17 @@ class ProjectionHealth(BaseModel):
 
 
 class Health(BaseModel):
+    """The store answers and no projection is stopped; each projection's position and lag."""
+
+    model_config = examples(
+        {
+            "status": "ok",
+            "store": "ok",
+            "head": 1203,
+            "projections": {"orders": {"position": 1203, "lag_events": 0, "stopped": False}},
+        }
+    )
+
     status: Literal["ok"]
     store: Literal["ok"]
     head: int = Field(description="the log's last position", examples=[1203])

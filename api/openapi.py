@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
 from api.commands import BODY_MODELS, REF
+from api.examples import body_examples
 from api.observe import REQUEST_ID_PATTERN
 from api.problems import PROBLEM_MEDIA_TYPE
 
@@ -38,6 +39,9 @@ def document(app: FastAPI) -> dict[str, Any]:
         schema = TypeAdapter(model).json_schema(ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    for kind, example in body_examples().items():
+        operation = doc["paths"][f"/v1/commands/{kind}"]["post"]
+        operation["requestBody"]["content"]["application/json"]["example"] = example
     for path in doc.get("paths", {}).values():
         for operation in path.values():
             _parameter_errors_as_problems(operation)

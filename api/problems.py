@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from api.errors import InvalidParameter
@@ -73,6 +73,19 @@ router = APIRouter(tags=["errors"])
 
 class CatalogueEntry(BaseModel):
     """One code of the error catalogue: what a problem's ``type`` points at."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "ALREADY_PAID",
+                    "clause": "3.1.2",
+                    "status": 409,
+                    "meaning": "A payment for an order with nothing outstanding.",
+                }
+            ]
+        }
+    )
 
     code: str
     clause: str

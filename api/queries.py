@@ -52,6 +52,7 @@ from api.views import (
     RefusalCount,
     RetentionStep,
     RetentionView,
+    examples,
 )
 from ledger.application import Ledger
 from ledger.clock import EARLIEST_COMMAND_TIME
@@ -505,6 +506,10 @@ async def campaign_counts(
 # -- accounts: linked groups, purchase limits, refusals ---------------------------------------
 class AccountPage(Page[str]):
     """A page of account numbers."""
+
+    model_config = examples(
+        {"position": 812, "items": ["acct-1", "acct-7"], "next_page_token": None}
+    )
 
 
 class GroupUsageItem(Item[GroupUsage]):

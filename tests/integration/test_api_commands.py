@@ -173,3 +173,42 @@ def test_the_command_record_names_the_key_that_sent_it(api: Api) -> None:
     finally:
         ledger.close()
     assert record.actor == {"key_id": key_id, "role": "service"}
+
+
+def test_every_command_routes_example_is_a_body_its_route_takes(api: Api) -> None:
+    from api.commands import BODY_MODELS
+    from ledger.commands import parse_command
+
+    document = api.client.get("/openapi.json").json()
+    for kind in COMMAND_TYPES:
+        content = document["paths"][f"/v1/commands/{kind}"]["post"]["requestBody"]["content"]
+        example = content["application/json"]["example"]
+        BODY_MODELS[kind].model_validate(example)
+        parse_command({**example, "type": kind, "command_id": f"example-{kind}"})
+
+
+def test_every_response_model_in_the_document_carries_an_example(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path in document["paths"].values():
+        for operation in path.values():
+            for status, response in operation["responses"].items():
+                for media in response.get("content", {}).values():
+                    ref = media.get("schema", {}).get("$ref")
+                    if ref is None or not status.startswith("2"):
+                        continue
+                    assert "example" in media or exemplified(schemas, ref), ref
+
+
+def exemplified(schemas: dict[str, Any], ref: str) -> bool:
+    """The schema has examples, or wraps (``item``, ``items``) one that has: a page of orders
+    is shown by its orders' example."""
+    model = schemas[ref.rsplit("/", 1)[-1]]
+    if "examples" in model:
+        return True
+    for name in ("item", "items"):
+        inner = model.get("properties", {}).get(name, {})
+        inner_ref = inner.get("$ref") or inner.get("items", {}).get("$ref")
+        if inner_ref and exemplified(schemas, inner_ref):
+            return True
+    return False
