@@ -93,9 +93,14 @@ class OrjsonTranscoder(Transcoder):
         try:
             return orjson.dumps(self._tag(obj), default=self._default, option=_ENCODE_OPTIONS)
         except orjson.JSONEncodeError as exc:
-            # orjson wraps what default= raised; callers expect the library's own error.
-            if isinstance(exc.__cause__, TranscodingNotRegisteredError):
-                raise exc.__cause__ from None
+            # orjson wraps what default= raised; callers expect the library's own error, and
+            # a Ctrl-C or SIGTERM that landed inside default= must stay an interrupt, not
+            # become a "not JSON serializable" TypeError with a traceback.
+            cause = exc.__cause__
+            if isinstance(cause, TranscodingNotRegisteredError) or (
+                cause is not None and not isinstance(cause, Exception)
+            ):
+                raise cause from None
             raise
 
     def decode(self, data: bytes) -> Any:

@@ -230,3 +230,15 @@ def test_application_round_trips_events_and_snapshots() -> None:
     snapshot = next(iter(app.snapshots.get(order.id)))
     assert isinstance(snapshot, Snapshot)
     assert snapshot.state["ref"] == order.ref
+
+
+def test_an_interrupt_while_encoding_stays_an_interrupt() -> None:
+    """A Ctrl-C landing inside orjson's default= callback: orjson wraps it in a TypeError,
+    which would reach the user as a traceback instead of ``ledger: interrupted``."""
+
+    class Interrupting(OrjsonTranscoder):
+        def _default(self, obj: Any) -> Any:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Interrupting().encode({"at": datetime(2026, 3, 1, tzinfo=UTC)})
