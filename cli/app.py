@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import psycopg
 
-from cli.args import Parser, named_as_option
+from cli.args import Parser, named_as_option, one_line
 from cli.exits import Exit
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
@@ -83,7 +83,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def fail(code: str, message: str, status: Exit) -> Exit:
-    print(f"ledger: {code}: {message}", file=sys.stderr)
+    print(f"ledger: {code}: {one_line(message)}", file=sys.stderr)
     return status
 
 

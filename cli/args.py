@@ -8,13 +8,25 @@ function names; ``Parser`` prints that as the one line every CLI error is.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
 from cli.exits import Exit
+from ledger.commands import parse_key
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand
+
+
+def one_line(text: str) -> str:
+    """``text`` safe to print as one line: every character that is not printable (control
+    characters such as ESC or a line feed, format characters such as a bidirectional
+    override, line separators, lone surrogates from undecodable bytes) written as its Python
+    escape (``\\x1b``), so nothing a user typed can end the line, forge a ``ledger:`` line or
+    move the terminal's cursor."""
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
 
 
 class Parser(argparse.ArgumentParser):
@@ -24,7 +36,7 @@ class Parser(argparse.ArgumentParser):
     made of this class too (argparse makes them of the parent's class)."""
 
     def error(self, message: str) -> NoReturn:
-        line = " ".join(message.split())
+        line = one_line(" ".join(message.split()))
         self.exit(
             Exit.USAGE,
             f"ledger: {codes.INVALID_COMMAND.code}: {line} (see {self.prog} --help)\n",
@@ -74,6 +86,28 @@ def seconds_at_least(low: float) -> Callable[[str], float]:
         return value
 
     return seconds
+
+
+def identifier(text: str) -> str:
+    """An identifier such as an order number, checked as a command's identifier fields are
+    (``ledger.commands.Key``); refused naming the rule, never echoing the text."""
+    try:
+        return parse_key(text, "")
+    except InvalidCommand as exc:
+        raise argparse.ArgumentTypeError(exc.rule) from None
+
+
+def one_of(names: Sequence[str]) -> Callable[[str], str]:
+    """One of ``names`` (argparse's ``choices`` would repeat what was given, and refuses an
+    empty ``nargs="*"``)."""
+    rule = f"must be one of {', '.join(names)}"
+
+    def name(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(rule)
+        return text
+
+    return name
 
 
 def any_int(text: str) -> int:

@@ -49,7 +49,7 @@ def digest(secret: str) -> str:
 
 
 def check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # ``match`` with ``$`` would let a trailing newline in
         raise InvalidCommand("name", "1-64 characters of A-Z a-z 0-9 . _ : / @ + -")
 
 
