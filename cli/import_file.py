@@ -75,7 +75,7 @@ def register(subparsers: Any) -> None:
         "first free FILE.rejects[.N].jsonl in the current directory; mode 0600, holds "
         "personal data)",
     )
-    add_json(parser, "the summary as one JSON object")
+    add_json(parser, "the summary (one object)")
     add_database_url(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(run=run)

@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
         type=identifier,
         help="the order number (1 to 128 of A-Z a-z 0-9 . _ : / @ + -, as commands take it)",
     )
-    add_json(show, "the state and events as one JSON object")
+    add_json(show, "the state and events (one object)")
     add_database_url(show)
     show.set_defaults(run=cmd_show)
 

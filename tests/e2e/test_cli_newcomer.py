@@ -185,7 +185,7 @@ def test_projections_run_refuses_an_idle_that_would_spin(
         ([], "ledger"),
         (["nope"], "ledger"),
         (["import"], "ledger import"),
-        (["projections", "run", "--bogus"], "ledger"),
+        (["projections", "run", "--bogus"], "ledger projections run"),
         (["projections", "rebuild", "--jobs", "x"], "ledger projections rebuild"),
         (["projections", "skip", "no-such", "1"], "ledger projections skip"),
         (["order"], "ledger order"),
