@@ -65,7 +65,9 @@ class Parser(argparse.ArgumentParser):
         )
 
 
-def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> Any:
+def parse_command_line(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
     """``parser.parse_args`` (``argv`` None: ``sys.argv[1:]``), except that an argument
     nothing takes is reported by the subcommand it was given to (``see ledger import
     --help``), and ``--version`` followed by anything is a usage error (argparse prints the
@@ -79,7 +81,9 @@ def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | No
     return namespace
 
 
-def chosen(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> Any:
+def chosen(
+    parser: argparse.ArgumentParser, namespace: argparse.Namespace
+) -> argparse.ArgumentParser:
     """The (sub)parser of the subcommand ``namespace`` was parsed for: each level's
     subcommand is the value of its subparsers' ``dest``."""
     for action in parser._actions:  # argparse keeps no other record of the path taken
