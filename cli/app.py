@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import psycopg
 
-from cli.args import Parser, named_as_option
+from cli.args import Parser, named_as_option, one_line, parse_command_line
 from cli.exits import Exit
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version",
         action="version",
         version=f"ledger {package_version()}",
-        help="print the version and exit",
+        help="print the version and exit (with nothing else on the line)",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
@@ -83,7 +83,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def fail(code: str, message: str, status: Exit) -> Exit:
-    print(f"ledger: {code}: {message}", file=sys.stderr)
+    print(f"ledger: {code}: {one_line(message)}", file=sys.stderr)
     return status
 
 
@@ -102,8 +102,7 @@ def driver_message(exc: Exception) -> str:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_command_line(build_parser(), argv)
     try:
         settings = settings_for(args)
         logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")

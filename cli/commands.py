@@ -9,9 +9,12 @@ import sys
 from typing import Any
 
 from cli.exits import Exit
-from ledger.commands import COMMAND_TYPES, RESULT_FIELDS
+from ledger.commands import COMMAND_TYPES, RESULT_FIELDS, Chars
 from ledger.importer import IMPORT_TIME, import_line_schema
 from ledger.settings import Settings
+
+# Every one-line text field says so in its schema; listed, it would only repeat itself.
+ONE_LINE_RULE = Chars().rule()
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +58,9 @@ def describe(spec: dict[str, Any]) -> str:
     kind = str(spec.get("type", "any"))
     if "minimum" in spec or "maximum" in spec:
         kind += f" {spec.get('minimum', '')}..{spec.get('maximum', '')}"
+    meaning = spec.get("description")
+    if meaning and meaning != ONE_LINE_RULE:  # what a field means or takes (signer_relation)
+        kind += f" ({meaning})"
     return kind
 
 

@@ -23,6 +23,7 @@ from ledger.demo import (
     DEFAULT_BATCH,
     DEFAULT_ORDERS,
     DEFAULT_SEED,
+    MAX_ORDERS,
     DemoOptions,
     demo_sqlite_path,
     run_demo,
@@ -50,10 +51,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--orders",
-        type=positive_int,
+        type=int_range(1, MAX_ORDERS),
         default=DEFAULT_ORDERS,
-        help=f"orders to simulate (default {DEFAULT_ORDERS}; every path needs "
-        f"{MIN_ORDERS_FOR_EVERY_PATH})",
+        help=f"orders to simulate, 1 to {MAX_ORDERS} (default {DEFAULT_ORDERS}; every path "
+        f"needs {MIN_ORDERS_FOR_EVERY_PATH}; the run's whole plan is held in memory, under "
+        "a gigabyte at the most)",
     )
     parser.add_argument(
         "--seed", type=any_int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
@@ -64,12 +66,14 @@ def register(subparsers: Any) -> None:
         help="print the summary as one JSON object; all but its 'timing' and "
         "'run' keys is the same for the same seed and orders",
     )
-    add_database_url(parser)
-    parser.add_argument(
+    # One or the other: --fresh writes a file of its own, which a URL cannot also name.
+    where = parser.add_mutually_exclusive_group()
+    add_database_url(where)
+    where.add_argument(
         "--fresh",
         action="store_true",
         help="write a fresh SQLite file var/demo-<seed>-<orders>.db (replacing an earlier one) "
-        "instead of the ledger's database",
+        "instead of the ledger's database; not with --database-url",
     )
     parser.add_argument(
         "--batch-size",

@@ -13,13 +13,16 @@ from tqdm import tqdm
 from cli.args import add_batch_size, add_database_url, add_json, named_as_option
 from cli.exits import Exit
 from ledger.application import open_ledger
+from ledger.domain.errors import InvalidCommand
 from ledger.importer import (
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
     MAX_LISTED_REJECTIONS,
     Rejection,
     check_new_rejects_path,
-    import_file,
+    check_rejects_place,
+    default_rejects_path,
+    import_opened,
 )
 from ledger.settings import Settings
 
@@ -42,9 +45,9 @@ EPILOG = """\
 The rejects file holds each rejected line's ORIGINAL command, personal data included (names,
 phones, addresses), so that it can be fixed and imported again. It is created with mode 0600:
 protect it like the input file and delete it once the lines are dealt with. It is always a new
-file, never written through a link: by default the first free one of FILE.rejects.jsonl,
-FILE.rejects.2.jsonl, ... (an earlier run's is kept); a --rejects PATH must not exist. It is
-removed again when nothing was rejected.
+file, never written through a link, made only when a line is rejected: by default the first
+free one of FILE.rejects.jsonl, FILE.rejects.2.jsonl, ... in the current directory (FILE's own
+name without its directory; an earlier run's is kept); a --rejects PATH must not exist.
 
 exit status: 0 every line imported (or already imported), 1 some lines were rejected,
 2 the file cannot be read or the arguments are wrong.
@@ -60,17 +63,19 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "file", type=Path, metavar="FILE.jsonl", help="the commands, one JSON object a line"
+        "file",
+        metavar="FILE.jsonl",
+        help="the commands, one JSON object a line (read once: a pipe or FIFO works)",
     )
     add_batch_size(parser, what="commands", high=MAX_BATCH_SIZE, default=DEFAULT_BATCH_SIZE)
     parser.add_argument(
         "--rejects",
-        type=Path,
         metavar="PATH",
-        help="a new file for rejected lines (default: the first free FILE.rejects[.N].jsonl;"
-        " mode 0600, holds personal data)",
+        help="a new file for rejected lines, made only if a line is rejected (default: the "
+        "first free FILE.rejects[.N].jsonl in the current directory; mode 0600, holds "
+        "personal data)",
     )
-    add_json(parser, "the summary as one JSON object")
+    add_json(parser, "the summary (one object)")
     add_database_url(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(run=run)
@@ -92,22 +97,24 @@ class RejectionPrinter:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Import the file. Its arguments are checked before the database is opened, so a run
-    refused for them makes no SQLite file: an input that cannot be read is ``IO_ERROR``, a
-    ``--rejects`` path that exists ``INVALID_COMMAND`` naming it (both exit 2, cli/app.py)."""
-    path: Path = args.file
-    with path.open("rb"):
-        pass
-    with named_as_option("rejects", "--rejects"):
-        if args.rejects is not None:
-            check_new_rejects_path(args.rejects)
+    """Import the file. It is opened once (a pipe or FIFO cannot be opened again), and it and
+    the rejects file's place are checked before the database is opened, so a run refused for
+    them makes no SQLite file: an empty path is ``INVALID_COMMAND`` naming the argument, an
+    input that cannot be read or a rejects file that could not be made ``IO_ERROR``, a
+    ``--rejects`` path that exists ``INVALID_COMMAND`` naming it (all exit 2, cli/app.py)."""
+    path, rejects = _paths(args)
+    with path.open("rb") as stream, named_as_option("rejects", "--rejects"):
+        if rejects is not None:
+            check_new_rejects_path(rejects)
+        check_rejects_place(rejects or default_rejects_path(path))
         ledger = open_ledger(settings.database_url, policy=settings.policy)
         try:
-            report = import_file(
+            report = import_opened(
                 ledger,
+                stream,
                 path,
                 batch_size=args.batch_size,
-                rejects_path=args.rejects,
+                rejects_path=rejects,
                 progress=not args.no_progress,
                 on_reject=RejectionPrinter(),
             )
@@ -118,3 +125,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(report.summary())
     return Exit.PROBLEM if report.rejected else Exit.OK
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The input and the chosen rejects path; an empty one is refused (``Path("")`` would be
+    the current directory)."""
+    if not args.file:
+        raise InvalidCommand("FILE.jsonl", "is empty: name the file of commands to import")
+    if args.rejects == "":
+        raise InvalidCommand(
+            "--rejects", "is empty: name a new file for the rejected lines, or leave it out"
+        )
+    return Path(args.file), None if args.rejects is None else Path(args.rejects)

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from cli.args import add_database_url, add_json
+from cli.args import add_database_url, add_json, identifier
 from cli.exits import Exit
 from cli.invoked import invoked_as
 from ledger.application import open_ledger
@@ -33,8 +33,13 @@ def register(subparsers: Any) -> None:
         help="an order's projected state and its events (personal fields sealed)",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    show.add_argument("order_no", metavar="ORDER_NO", help="the order number")
-    add_json(show, "the state and events as one JSON object")
+    show.add_argument(
+        "order_no",
+        metavar="ORDER_NO",
+        type=identifier,
+        help="the order number (1 to 128 of A-Z a-z 0-9 . _ : / @ + -, as commands take it)",
+    )
+    add_json(show, "the state and events (one object)")
     add_database_url(show)
     show.set_defaults(run=cmd_show)
 

@@ -30,7 +30,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from cli.args import add_batch_size, add_database_url, add_json, int_range, seconds_at_least
+from cli.args import (
+    add_batch_size,
+    add_database_url,
+    add_json,
+    int_range,
+    one_of,
+    seconds_at_least,
+)
 from cli.exits import Exit
 from ledger.settings import Settings
 from projections.check import MAX_DIFFS_SHOWN, ProjectionCheck, check
@@ -60,7 +67,11 @@ def _add_jobs(parser: argparse.ArgumentParser) -> None:
 
 def _add_names(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"projections (default all: {', '.join(BY_NAME)})"
+        "names",
+        nargs="*",
+        metavar="NAME",
+        type=one_of(list(BY_NAME)),
+        help=f"projections (default all: {', '.join(BY_NAME)})",
     )
 
 
@@ -128,7 +139,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     sk = sub.add_parser(
         "skip", help="leave the poison event a projection is stopped on out of it, for good"
     )
-    sk.add_argument("name", metavar="NAME", choices=list(BY_NAME), help="the stopped projection")
+    sk.add_argument(
+        "name", metavar="NAME", type=one_of(list(BY_NAME)), help="the stopped projection"
+    )
     sk.add_argument(
         "position",
         metavar="POSITION",

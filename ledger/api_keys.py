@@ -55,7 +55,7 @@ def check_key_id(key_id: str) -> None:
 
 
 def check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # ``match`` with ``$`` would let a trailing newline in
         raise InvalidCommand("name", "1-64 characters of A-Z a-z 0-9 . _ : / @ + -")
 
 

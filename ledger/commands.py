@@ -602,6 +602,21 @@ def parse_command(data: Any) -> Command:
     return command
 
 
+_KEY_ADAPTER: TypeAdapter[str] = TypeAdapter(Key)
+
+
+def parse_key(value: Any, field: str) -> str:
+    """``value`` as an identifier field of a command takes it (``Key``: 1 to 128 characters of
+    A-Z a-z 0-9 . _ : / @ + -; an order number, a command id), for the same identifiers
+    given elsewhere (``ledger order show ORDER_NO``). Raises InvalidCommand(field, rule),
+    never echoing the value."""
+    try:
+        return _KEY_ADAPTER.validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        raise InvalidCommand(field, rule_in_our_words(first)) from None
+
+
 def describe_error(error: Any) -> tuple[str, str]:
     """Name the field and the rule without echoing input: some pydantic messages quote the
     value (an unknown tag), and an unknown key may itself be someone's data (``tel_1380…``),
@@ -623,6 +638,7 @@ _RULES = {
     "missing": "required",
     "bool_type": "must be true or false (a JSON boolean)",
     "string_type": "must be a JSON string",
+    "string_unicode": "must be text in UTF-8: no undecodable bytes or lone surrogates",
     "string_too_short": "must be at least {min_length} character(s) long",
     "string_too_long": "must be at most {max_length} characters long",
     "string_pattern_mismatch": "must match the pattern {pattern}",

@@ -5,8 +5,6 @@ another file (issue 8, case 13).
   O_NOFOLLOW`` and mode 0600: an existing path, a planted symlink or a device is never opened
   for writing, so nothing is truncated, chmodded or overwritten. ``create_numbered`` takes the
   first free name instead (``x.jsonl``, ``x.2.jsonl``, …) so an earlier run's file is kept.
-- **Removal** happens only for a file this run created, and only while the path still names
-  that very file (same device and inode): ``remove_own``.
 - **SQLite databases** (``prepare_sqlite_file``): the file is created 0600 before the library
   opens it, so SQLite, which gives its ``-wal`` and ``-shm`` files the database's mode, makes
   them 0600 too; an existing database must be a regular file (not a link), and one of ours
@@ -76,20 +74,6 @@ def create_numbered(path: Path) -> tuple[Path, IO[bytes]]:
         with contextlib.suppress(FileExistsError):
             return candidate, create_new(candidate)
     raise FileExistsError(17, f"{path} and {MAX_NUMBERED - 1} numbered siblings exist", str(path))
-
-
-def remove_own(path: Path, handle: IO[bytes]) -> bool:
-    """Remove ``path`` if it still is the file ``handle`` has open (this run made it);
-    True if removed. A path replaced meanwhile (by a link, another file) is left alone."""
-    ours = os.fstat(handle.fileno())
-    try:
-        there = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    if (there.st_dev, there.st_ino) != (ours.st_dev, ours.st_ino):
-        return False
-    path.unlink()
-    return True
 
 
 def prepare_sqlite_file(path: Path) -> None:
@@ -172,7 +156,7 @@ def lock_file_held(path: Path, take: Callable[[IO[bytes]], None]) -> Iterator[No
     Removing a file others may be waiting on is safe because every taker, once it has the
     lock, checks that the file it locked is still the one at ``path``, and starts again on
     the path if not: the lock of a removed file is asked for by no one, so holding it
-    excludes nobody (the same device and inode, as ``remove_own`` checks)."""
+    excludes nobody (the same device and inode)."""
     while True:
         handle = open_lock_file(path)  # 0600, never through a link
         try:

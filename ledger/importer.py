@@ -21,16 +21,25 @@ plus five minutes (``ledger.clock.check_command_time``). Any failure of one comm
 or not, rejects that line only (``COMMAND_FAILED`` for a bug).
 
 The rejects file holds the original commands, personal data included, so that they can be fixed
-and imported again: it is created new with mode 0600 (``ledger.files``: never through a link,
-never over an existing file; a re-run writes ``FILE.rejects.2.jsonl`` and so on) and must be
-protected like the input. Sealing keys are created only for orders that passed their checks.
+and imported again: it is created, at the first rejected line, new with mode 0600
+(``ledger.files``: never through a link, never over an existing file; a re-run writes
+``FILE.rejects.2.jsonl`` and so on) in the current directory unless a path is chosen, and must
+be protected like the input. Sealing keys are created only for orders that passed their checks.
+
+A line holding an object with a repeated key (``{"order_no": "N1", "order_no": "N2"}``) is
+rejected ``INVALID_JSON``: RFC 8259 section 4 leaves such an object's meaning open, and
+which value counted would be the parser's choice, not the writer's.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
+import json
 import os
+import re
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -47,7 +56,7 @@ from ledger.clock import EARLIEST_COMMAND_TIME, MAX_CLOCK_SKEW
 from ledger.commands import command_schema, moment_json_schema, parse_moment, utc_text
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
-from ledger.files import create_new, create_numbered, remove_own
+from ledger.files import create_new, create_numbered
 from ledger.keystore import validate_subject_id
 
 DEFAULT_BATCH_SIZE = 500
@@ -174,42 +183,59 @@ def check_new_rejects_path(path: Path) -> None:
         raise InvalidCommand("rejects", REJECTS_EXIST_RULE)
 
 
+def check_rejects_place(path: Path) -> None:
+    """``OSError`` naming ``path`` (missing directory, ``ENOENT``; not one this process may
+    write in, ``EACCES``) if a rejects file could not be created there: checked before
+    anything is imported, so an import does not stop at its first rejected line for it."""
+    directory = path.parent
+    if not directory.is_dir():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+
 class RejectsFile:
     """The rejects file, mode 0600, created new (``ledger.files``): never through a link,
-    never over an existing file, so an earlier run's rejects file is kept. Made up front so
-    that an unwritable place fails before anything is imported; removed at the end if
-    nothing was rejected (only while the path still names the file this run made).
+    never over an existing file, so an earlier run's rejects file is kept. Created at the
+    first rejected line, so a clean import leaves no file; the place is checked up front
+    (``check_rejects_place``) so that an unwritable one fails before anything is imported.
 
     The default name takes the first free one of ``FILE.rejects.jsonl``,
-    ``FILE.rejects.2.jsonl``, …; a path the caller chose must not exist.
+    ``FILE.rejects.2.jsonl``, … at that moment; a path the caller chose must not exist, up
+    front or then (``InvalidCommand`` on ``rejects``).
     """
 
     def __init__(self, path: Path, chosen: bool) -> None:
         if chosen:
+            check_new_rejects_path(path)
+        check_rejects_place(path)
+        self.path, self.chosen = path, chosen
+        self._out: IO[bytes] | None = None
+        self.count = 0
+
+    def _open(self) -> IO[bytes]:
+        if self._out is None:
+            if not self.chosen:
+                self.path, self._out = create_numbered(self.path)
+                return self._out
             try:
-                self._out = create_new(path)
+                self._out = create_new(self.path)
             except FileExistsError:
                 raise InvalidCommand("rejects", REJECTS_EXIST_RULE) from None
-            self.path = path
-        else:
-            self.path, self._out = create_numbered(path)
-        self.count = 0
+        return self._out
 
     def write(self, rejection: Rejection, original: Any, raw: bytes | None = None) -> None:
         entry: dict[str, Any] = {**rejection.as_dict(), "command": original}
         if raw is not None:
             entry["raw"] = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        self._out.write(orjson.dumps(entry) + b"\n")
+        self._open().write(orjson.dumps(entry) + b"\n")
         self.count += 1
 
     def close(self) -> bool:
-        """Close; True if the file was kept (something was rejected)."""
-        try:
-            if self.count == 0:
-                remove_own(self.path, self._out)
-        finally:
+        """Close; True if there is a file (something was rejected)."""
+        if self._out is not None:
             self._out.close()
-        return self.count > 0
+        return self._out is not None
 
 
 def check_batch_size(batch_size: int) -> int:
@@ -219,9 +245,11 @@ def check_batch_size(batch_size: int) -> int:
 
 
 def default_rejects_path(path: Path) -> Path:
-    """``orders.jsonl`` → ``orders.rejects.jsonl``; any other name gets the suffix appended."""
+    """``some/dir/orders.jsonl`` → ``orders.rejects.jsonl`` in the current directory; any
+    other name gets the suffix appended. Not beside the input: its directory may be one the
+    user should not or cannot write in (``/etc``, ``/dev/fd`` for ``<(zcat orders.gz)``)."""
     base = path.name.removesuffix(".jsonl") if path.suffix == ".jsonl" else path.name
-    return path.with_name(f"{base}.rejects.jsonl")
+    return Path(f"{base}.rejects.jsonl")
 
 
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes, int]]:
@@ -286,6 +314,52 @@ def import_line_schema() -> dict[str, Any]:
     return schema
 
 
+NOT_JSON = "not valid JSON (UTF-8, one object per line)"
+REPEATED_KEY = "an object with a repeated key (RFC 8259 section 4 leaves its meaning open)"
+# Where a key ends: its closing quote, then a colon. Every key of a line's text matches once
+# (a string value may match too), so a line with no more matches than its parsed objects have
+# keys cannot repeat one.
+_KEY_END = re.compile(rb'"[ \t\r\n]*:')
+
+
+def _count_keys(value: Any) -> int:
+    """Keys in every object of a parsed JSON value (a loop, not recursion: orjson reads
+    nesting deeper than Python's recursion limit)."""
+    keys, pending = 0, [value]
+    while pending:
+        found = pending.pop()
+        if isinstance(found, dict):
+            keys += len(found)
+            pending += [v for v in found.values() if isinstance(v, dict | list)]
+        elif isinstance(found, list):
+            pending += [v for v in found if isinstance(v, dict | list)]
+    return keys
+
+
+def _no_repeated_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ValueError(REPEATED_KEY)
+    return found
+
+
+def repeats_a_key(raw: bytes, parsed: Any) -> bool:
+    """Whether the JSON text ``raw`` (which orjson parsed as ``parsed``; it keeps the last of
+    a repeated key's values, silently) has an object with a repeated key. A quick count
+    first (``_KEY_END``); only a line with more key ends than keys, i.e. one with a repeated
+    key or with ``":`` inside a string, is parsed again, by the standard library, which
+    reports every key."""
+    if len(_KEY_END.findall(raw)) <= _count_keys(parsed):
+        return False
+    try:
+        json.loads(raw, object_pairs_hook=_no_repeated_key)
+    except ValueError:  # our REPEATED_KEY (JSONDecodeError cannot be: orjson read it)
+        return True
+    except RecursionError:  # nested deeper than the standard library goes (orjson: 1024);
+        return False  # deeper than any command, so refused as a command anyway
+    return False
+
+
 def decode_line(number: int, raw: bytes) -> Item | Bad:
     """The command on one non-blank line, or why there is none."""
     if not raw:
@@ -294,8 +368,9 @@ def decode_line(number: int, raw: bytes) -> Item | Bad:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        not_json = "not valid JSON (UTF-8, one object per line)"
-        return Bad(Rejection(number, codes.INVALID_JSON.code, "", not_json), None, raw)
+        return Bad(Rejection(number, codes.INVALID_JSON.code, "", NOT_JSON), None, raw)
+    if repeats_a_key(raw, obj):
+        return Bad(Rejection(number, codes.INVALID_JSON.code, "", REPEATED_KEY), None, raw)
     if not isinstance(obj, dict):
         return Bad(_rejection(number, InvalidCommand("line", "must be a JSON object")), obj, None)
     data = {k: v for k, v in obj.items() if k != "at"}
@@ -391,40 +466,65 @@ def import_file(
     progress: bool = False,
     on_reject: Callable[[Rejection], None] | None = None,
 ) -> ImportReport:
-    """Import every command line of ``path``; see the module docstring for the rules.
+    """Import every command line of ``path``; see the module docstring for the rules and
+    ``import_opened`` for the arguments and errors."""
+    with path.open("rb") as stream:
+        return import_opened(
+            ledger,
+            stream,
+            path,
+            batch_size=batch_size,
+            rejects_path=rejects_path,
+            progress=progress,
+            on_reject=on_reject,
+        )
+
+
+def import_opened(
+    ledger: Ledger,
+    stream: IO[bytes],
+    path: Path,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    rejects_path: Path | None = None,
+    progress: bool = False,
+    on_reject: Callable[[Rejection], None] | None = None,
+) -> ImportReport:
+    """Import every command line of ``stream``, the file ``path`` opened once by the caller
+    (a pipe or FIFO cannot be opened twice), read to its end.
 
     ``rejects_path`` None means the first free one of ``FILE.rejects.jsonl``,
-    ``FILE.rejects.2.jsonl``, …; a path given must not exist (``InvalidCommand`` on
-    ``rejects``). Raises OSError if the file cannot be read or the rejects file cannot be
-    written (batches committed before that stay committed; a re-run gives their outcomes).
-    """
+    ``FILE.rejects.2.jsonl``, … in the current directory (``default_rejects_path``); a path
+    given must not exist (``InvalidCommand`` on ``rejects``). Either is created only if a
+    line is rejected. Raises OSError if the file cannot be read or the rejects file cannot
+    be written (batches committed before that stay committed; a re-run gives their
+    outcomes)."""
     check_batch_size(batch_size)
-    with path.open("rb") as stream:
-        report = ImportReport(str(path), batch_size)
-        size = os.fstat(stream.fileno()).st_size
-        # A new file: never the input, never an earlier run's rejects.
-        if rejects_path is None:
-            rejects = RejectsFile(default_rejects_path(path), chosen=False)
-        else:
-            rejects = RejectsFile(rejects_path, chosen=True)
-        bar = tqdm(
-            total=size,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc="import",
-            disable=not progress,
-            mininterval=0.5,
-            leave=False,
-        )
-        started = time.perf_counter()
-        try:
-            _stream(_Run(ledger, report, rejects, bar, on_reject), stream, batch_size)
-        finally:
-            report.elapsed_s = time.perf_counter() - started
-            bar.close()
-            if rejects.close():
-                report.rejects_path = str(rejects.path)
+    report = ImportReport(str(path), batch_size)
+    found = os.fstat(stream.fileno())
+    # A new file: never the input, never an earlier run's rejects.
+    if rejects_path is None:
+        rejects = RejectsFile(default_rejects_path(path), chosen=False)
+    else:
+        rejects = RejectsFile(rejects_path, chosen=True)
+    bar = tqdm(
+        total=found.st_size if stat.S_ISREG(found.st_mode) else None,  # a pipe's is unknown
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc="import",
+        disable=not progress,
+        mininterval=0.5,
+        leave=False,
+    )
+    started = time.perf_counter()
+    try:
+        _stream(_Run(ledger, report, rejects, bar, on_reject), stream, batch_size)
+    finally:
+        report.elapsed_s = time.perf_counter() - started
+        bar.close()
+        if rejects.close():
+            report.rejects_path = str(rejects.path)
     return report
 
 

@@ -107,7 +107,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=StorageUrl.parse(url, environ=env) if url else None,
         signing_key_path=Path(env.get("LEDGER_SIGNING_KEY") or DEFAULT_SIGNING_KEY_PATH),
         policy=load_policy(Path(policy_path) if policy_path else None),
-        log_level=env.get("LEDGER_LOG_LEVEL", "INFO").upper(),
+        log_level=(env.get("LEDGER_LOG_LEVEL") or "INFO").upper(),  # empty: unset, as the URL
         pool_size=read_pool_size(env),
         api_max_body_bytes=read_whole_number(
             env, "LEDGER_API_MAX_BODY_BYTES", DEFAULT_API_MAX_BODY_BYTES, *API_MAX_BODY_BYTES_RANGE

@@ -16,6 +16,7 @@ position and the reason (``stopped``), and the other projections are compared as
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,9 +113,14 @@ def compare_rows(
 def _compare(rt: Runtime, cur: Any, projection: Projection, shown: int) -> list[TableDiff]:
     out = []
     for table in projection.tables:
-        live = rt.db.iter_rows(cur, table, table.physical(LIVE), "pj_cmp_live")
-        rebuilt = rt.db.iter_rows(cur, table, table.physical(CHECK), "pj_cmp_check")
-        out.append(compare_rows(table, live, rebuilt, shown))
+        # Both streams closed here, in the snapshot, before the connection is: an interrupt
+        # (Ctrl-C, SIGTERM) in the comparison would otherwise leave them to the garbage
+        # collector, which closes their cursors once the connection is gone, noisily.
+        with (
+            closing(rt.db.iter_rows(cur, table, table.physical(LIVE), "pj_cmp_live")) as live,
+            closing(rt.db.iter_rows(cur, table, table.physical(CHECK), "pj_cmp_check")) as rebuilt,
+        ):
+            out.append(compare_rows(table, live, rebuilt, shown))
     return out
 
 

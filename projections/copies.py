@@ -108,12 +108,15 @@ def remove_dead_copies(rt: Runtime, suffix: str, job: str) -> list[str]:
 def removed_on_failure(rt: Runtime, targets: Sequence[Target]) -> Iterator[None]:
     """Copies that must not outlive a failed or interrupted run (Ctrl-C, SIGTERM, a building
     process that died) are dropped before the run ends and releases its lock, on a
-    connection of their own (the run's may have been stopped mid-statement)."""
+    connection of their own (the run's may have been stopped mid-statement), once the run's
+    has let go of what the interrupt left open (else the drop would wait on its locks for
+    ever)."""
     try:
         yield
     except BaseException as exc:
         log.warning("%s: removing the unfinished copies", type(exc).__name__)
         try:
+            rt.db.abandon_unfinished()
             fresh = rt.reconnected()
             try:
                 drop(fresh, targets)

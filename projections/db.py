@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -92,6 +92,13 @@ class Db(ABC):
     @abstractmethod
     def reconnect(self) -> None:
         """After a failed batch: a fresh connection if the old one is broken."""
+
+    @abstractmethod
+    def abandon_unfinished(self) -> None:
+        """After an interrupt, before another connection touches the same tables: end
+        whatever transaction or statement the interrupt left open on this connection, so
+        its locks cannot make the other wait for ever (``reconnect`` then gives a fresh
+        connection where one was closed)."""
 
     # -- transactions ----------------------------------------------------------------------
     @abstractmethod
@@ -234,9 +241,12 @@ class Db(ABC):
 
     def iter_rows(
         self, cur: Any, table: Table, physical: str, name: str
-    ) -> Iterator[tuple[Any, ...]]:
+    ) -> Generator[tuple[Any, ...], None, None]:
         """Every row in key order, raw as stored (for row-by-row comparison). Text keys
-        sort by code point, as Python compares them."""
+        sort by code point, as Python compares them. The generator holds a cursor of this
+        connection: close it (``contextlib.closing``) before the connection, also when the
+        reading is interrupted, or the garbage collector closes the cursor later, on a closed
+        connection ("Exception ignored in: <generator …>")."""
         cols = ", ".join(f'"{c}"' for c in table.column_names)
         kinds = dict(table.columns)
         order = ", ".join(
@@ -277,7 +287,9 @@ class Db(ABC):
     binary_collation = ""
 
     @abstractmethod
-    def _stream(self, cur: Any, query: str, name: str) -> Iterator[tuple[Any, ...]]: ...
+    def _stream(self, cur: Any, query: str, name: str) -> Generator[tuple[Any, ...], None, None]:
+        """The rows of ``query`` through a cursor of its own (named ``name`` where the
+        database has server-side cursors), closed when the generator is."""
 
     # -- the log ---------------------------------------------------------------------------
     @abstractmethod

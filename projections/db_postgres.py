@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
 from ledger.library.tables import (
@@ -87,6 +88,13 @@ class PgDb(Db):
                 self.conn.close()
             self.conn = connect_pg(self.url)
             self.owns_conn = True
+
+    def abandon_unfinished(self) -> None:
+        """Closes the connection unless it is at rest: psycopg leaves it mid-statement, in a
+        transaction holding its locks, when Ctrl-C lands between sending a query and reading
+        its result; the server ends that transaction once the connection is gone."""
+        if not self.conn.closed and self.conn.info.transaction_status != TransactionStatus.IDLE:
+            self.conn.close()
 
     @contextmanager
     def write(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -175,7 +183,7 @@ class PgDb(Db):
 
     binary_collation = ' COLLATE "C"'
 
-    def _stream(self, cur: Any, query: str, name: str) -> Iterator[tuple[Any, ...]]:
+    def _stream(self, cur: Any, query: str, name: str) -> Generator[tuple[Any, ...], None, None]:
         # A server-side cursor: the comparison never holds a whole table in memory.
         with self.conn.cursor(name=name) as named:
             named.itersize = 2000

@@ -10,7 +10,7 @@ import contextlib
 import fcntl
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -104,6 +104,12 @@ class SqliteDb(Db):
     def close(self) -> None:
         self.conn.close()
 
+    def abandon_unfinished(self) -> None:
+        """A transaction an interrupt left open is rolled back (a write one would keep
+        the write lock from the connection that cleans up)."""
+        if self.conn.in_transaction:
+            self.conn.rollback()
+
     def table_exists(self, cur: Any, physical: str) -> bool:
         cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (physical,))
         return cur.fetchone() is not None
@@ -162,12 +168,9 @@ class SqliteDb(Db):
     def _in_param(self, values: Sequence[Any]) -> Any:
         return orjson.dumps(list(values)).decode()
 
-    def _stream(self, cur: Any, query: str, name: str) -> Iterator[tuple[Any, ...]]:
-        reader = self.conn.cursor()
-        try:
+    def _stream(self, cur: Any, query: str, name: str) -> Generator[tuple[Any, ...], None, None]:
+        with contextlib.closing(self.conn.cursor()) as reader:
             yield from reader.execute(query)
-        finally:
-            reader.close()
 
     def fetch_events(
         self, cur: Any, after: int, limit: int, topics: Sequence[str], stop: int | None

@@ -536,7 +536,8 @@ INVALID_JSON = ErrorCode(
     "INVALID_JSON",
     "",
     HTTPStatus.BAD_REQUEST,
-    "An import line or request body that is not valid JSON in UTF-8, or nests too deep.",
+    "An import line or request body that is not valid JSON in UTF-8, or nests too deep; an "
+    "import line holding an object with a repeated key.",
 )
 LINE_TOO_LONG = ErrorCode(
     "LINE_TOO_LONG",

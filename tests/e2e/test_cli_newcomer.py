@@ -151,10 +151,11 @@ def bad_values() -> Iterator[tuple[list[str], str]]:
                 continue
             name = action.option_strings[0] if action.option_strings else action.metavar
             base = list(SUBCOMMANDS[" ".join(path)])
+            # "x!": no number, no projection's name, no identifier (``!``)
             if action.option_strings:
-                yield [*base, action.option_strings[0], "x"], str(name)
+                yield [*base, action.option_strings[0], "x!"], str(name)
             else:
-                yield [*path, *["orders"] * (name == "POSITION"), "x"], str(name)
+                yield [*path, *["orders"] * (name == "POSITION"), "x!"], str(name)
 
 
 @pytest.mark.parametrize("argv,option", list(bad_values()))
@@ -184,7 +185,7 @@ def test_projections_run_refuses_an_idle_that_would_spin(
         ([], "ledger"),
         (["nope"], "ledger"),
         (["import"], "ledger import"),
-        (["projections", "run", "--bogus"], "ledger"),
+        (["projections", "run", "--bogus"], "ledger projections run"),
         (["projections", "rebuild", "--jobs", "x"], "ledger projections rebuild"),
         (["projections", "skip", "no-such", "1"], "ledger projections skip"),
         (["order"], "ledger order"),

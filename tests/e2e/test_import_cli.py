@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests import builders as b
 
@@ -170,3 +171,103 @@ def test_a_line_dated_in_year_1_is_one_rejection_not_a_crash(tmp_path: Path) -> 
     assert "Traceback" not in run.stderr
     report = orjson.loads(run.stdout)
     assert (report["imported"], report["rejected_by_code"]) == (1, {"INVALID_COMMAND": 1})
+
+
+def in_bash(cwd: Path, command: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def test_an_import_from_a_process_substitution_reads_it_once_and_writes_no_rejects_there(
+    tmp_path: Path,
+) -> None:
+    """``ledger import <(zcat orders.gz)``: the input is /dev/fd/N, a pipe that can be read
+    once; a clean run makes no rejects file at all, one with a rejected line makes it here."""
+    write(tmp_path / "good.jsonl", good_lines())
+    clean = in_bash(tmp_path, f"{LEDGER} import <(cat good.jsonl) --json --no-progress")
+    assert clean.returncode == 0, clean.stderr
+    assert orjson.loads(clean.stdout)["imported"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.jsonl", "var"]
+
+    bad = {**b.submit("CLI-P", shipping_region="CN-HK"), "at": "2026-01-05T11:00:00+08:00"}
+    write(tmp_path / "bad.jsonl", [bad])
+    rejected = in_bash(tmp_path, f"{LEDGER} import <(cat bad.jsonl) --json --no-progress")
+    assert rejected.returncode == 1, rejected.stderr
+    made = orjson.loads(rejected.stdout)["rejects_file"]
+    assert re.fullmatch(r"\d+\.rejects\.jsonl", made), made  # /dev/fd/N → ./N.rejects.jsonl
+    assert orjson.loads((tmp_path / made).read_bytes())["command"] == bad
+
+
+def test_the_default_rejects_file_goes_in_the_current_directory_not_beside_the_input(
+    tmp_path: Path,
+) -> None:
+    inputs, work = tmp_path / "inputs", tmp_path / "work"
+    inputs.mkdir()
+    work.mkdir()
+    bad = {**b.submit("CLI-D", shipping_region="CN-HK"), "at": "2026-01-05T11:00:00+08:00"}
+    write(inputs / "orders.jsonl", [*good_lines(), bad])
+    run = ledger(work, "import", str(inputs / "orders.jsonl"), "--json")
+    assert run.returncode == 1, run.stderr
+    assert orjson.loads(run.stdout)["rejects_file"] == "orders.rejects.jsonl"
+    assert stat.S_IMODE((work / "orders.rejects.jsonl").stat().st_mode) == 0o600
+    assert [p.name for p in inputs.iterdir()] == ["orders.jsonl"], "nothing beside the input"
+
+
+def test_an_import_from_a_fifo_opens_it_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "feed.jsonl"
+    os.mkfifo(fifo)
+    importing = subprocess.Popen(
+        [str(LEDGER), "import", "feed.jsonl", "--json", "--no-progress"],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with fifo.open("wb") as feed:  # waits for the import to open it
+        feed.write(b"".join(orjson.dumps(line) + b"\n" for line in good_lines()))
+    out, err = importing.communicate(timeout=TIMEOUT_S)
+    assert importing.returncode == 0, err
+    assert orjson.loads(out)["imported"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["import", ""], "FILE.jsonl: is empty"),
+        (["import", "good.jsonl", "--rejects", ""], "--rejects: is empty"),
+    ],
+)
+def test_an_empty_path_is_refused_naming_the_argument(
+    args: list[str], named: str, tmp_path: Path
+) -> None:
+    write(tmp_path / "good.jsonl", good_lines())
+    run = ledger(tmp_path, *args)
+    assert run.returncode == 2
+    assert run.stderr.startswith(f"ledger: INVALID_COMMAND: {named}"), run.stderr
+    assert run.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.jsonl"], "nothing made"
+
+
+def test_a_line_with_a_repeated_key_is_rejected_not_read_as_its_last_value(
+    tmp_path: Path,
+) -> None:
+    submit = orjson.dumps({**b.submit("N1"), "at": "2026-01-05T10:00:00+08:00"})
+    repeated = submit.replace(b'"order_no":"N1"', b'"order_no":"N1","order_no":"N2"')
+    assert repeated != submit
+    (tmp_path / "dup.jsonl").write_bytes(repeated + b"\n")
+    run = ledger(tmp_path, "import", "dup.jsonl", "--json", "--no-progress")
+    assert run.returncode == 1, run.stderr
+    report = orjson.loads(run.stdout)
+    assert report["rejected_by_code"] == {"INVALID_JSON": 1}
+    assert "repeated key" in report["first_rejections"][0]["message"]
+    (entry,) = [orjson.loads(x) for x in (tmp_path / "dup.rejects.jsonl").read_bytes().splitlines()]
+    assert entry["raw"] == repeated.decode(), "the line as written, to be fixed"

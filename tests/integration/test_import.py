@@ -3,9 +3,11 @@ their line numbers and codes, re-runs are no-ops."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import stat
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,14 @@ def write(path: Path, lines: list[Any]) -> Path:
                 out.write(orjson.dumps(line))
             out.write(b"\n")
     return path
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path) -> Iterator[None]:
+    """Each test runs in its own directory, where a rejects file goes by default (not
+    ``monkeypatch.chdir``: a test's ``monkeypatch.undo()`` would undo it)."""
+    with contextlib.chdir(tmp_path):
+        yield
 
 
 def rejects_of(report: ImportReport) -> list[dict[str, Any]]:
@@ -401,7 +411,7 @@ def test_a_rerun_never_overwrites_the_first_runs_rejects_file(
     kept = Path(first.rejects_path or "").read_bytes()
     second = import_file(ledger, source)
     assert Path(first.rejects_path or "") == default_rejects_path(source)
-    assert Path(second.rejects_path or "") == tmp_path / "r.rejects.2.jsonl"
+    assert Path(second.rejects_path or "") == Path("r.rejects.2.jsonl")
     assert Path(first.rejects_path or "").read_bytes() == kept
     assert rejects_of(second)[0]["code"] == "NOT_FOUND"
 

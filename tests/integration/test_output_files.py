@@ -1,12 +1,14 @@
 """The files an import and the ledger write, on real files and links (issue 8, case 13):
-never through a link, never over another file, owner-only, removed only if this run made
-them."""
+never through a link, never over another file, owner-only, and a rejects file only when a
+line is rejected."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -25,6 +27,14 @@ def victim(tmp_path: Path) -> Path:
     target.write_bytes(b"precious")
     target.chmod(0o644)
     return target
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path) -> Iterator[None]:
+    """Each test runs in its own directory, where a rejects file goes by default (not
+    ``monkeypatch.chdir``: a test's ``monkeypatch.undo()`` would undo it)."""
+    with contextlib.chdir(tmp_path):
+        yield
 
 
 def source_with(tmp_path: Path, *, rejected: bool) -> Path:
@@ -52,7 +62,7 @@ def test_a_planted_link_at_the_rejects_path_is_never_followed(
     assert_untouched(victim)
     assert planted.is_symlink(), "the link is not ours to remove"
     if rejected:
-        assert report.rejects_path == str(tmp_path / "good.rejects.2.jsonl")
+        assert report.rejects_path == "good.rejects.2.jsonl"
         assert stat.S_IMODE(Path(report.rejects_path).stat().st_mode) == 0o600
     else:
         assert report.rejects_path is None

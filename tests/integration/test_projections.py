@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -21,8 +22,10 @@ from projections.freshness import ProjectionBehind
 from projections.queries import ReadModels
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS, select
+from projections.schema import CHECK
 from projections.worker import Worker
 from tests import builders as b
+from tests.fix_app import opened_ledger, opened_runtime
 from tests.workload import run_traffic, traffic
 
 ORDERS = 60
@@ -344,3 +347,72 @@ def test_two_targets_at_different_positions_share_one_read(written: Ledger, rt: 
     assert result.position == written.head_position() and not result.more
     results = check(rt, [orders, payments])
     assert all(r.differences == 0 for r in results)
+
+
+def test_a_check_interrupted_while_comparing_closes_its_streams_before_the_connection(
+    written: Ledger, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the row-by-row comparison, the runtime closed as the interrupt unwinds (as
+    ``ledger projections check`` does): the row streams (each a cursor of the runtime's
+    connection) are closed before it, not left to the garbage collector to close after it
+    ("Exception ignored in: <generator …>: Cannot operate on a closed database"), and the
+    check's copies are dropped."""
+    import gc
+    import sys
+
+    from projections import check as check_module
+
+    def interrupted(table: Any, live: Iterator[Any], rebuilt: Iterator[Any], shown: int) -> Any:
+        next(live, None), next(rebuilt, None)  # both streams open, a row read from each
+        raise KeyboardInterrupt
+
+    unraisable: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(repr(u.exc_value)))
+    with opened_runtime(backend) as rt:
+        catch_up(rt)
+    monkeypatch.setattr(check_module, "compare_rows", interrupted)
+    with pytest.raises(KeyboardInterrupt), opened_runtime(backend) as rt:
+        check(rt, PROJECTIONS)
+    gc.collect()
+    assert unraisable == []
+    with opened_runtime(backend) as rt, rt.db.snapshot() as cur:
+        tables = [t.physical(CHECK) for p in PROJECTIONS for t in p.tables]
+        assert [name for name in tables if rt.db.table_exists(cur, name)] == []
+
+
+@pytest.mark.postgres
+def test_a_check_interrupted_between_a_query_and_its_result_still_drops_its_copies(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg leaves the connection mid-statement, in its transaction and holding its locks,
+    when Ctrl-C lands between sending a query and reading the result; the copies are then
+    dropped on another connection, which must not wait on those locks for ever."""
+    from projections import check as check_module
+
+    with opened_ledger(pg_url) as ledger:
+        run_traffic(ledger, traffic(ORDERS, seed=11))
+    with opened_runtime(pg_url) as rt:
+        catch_up(rt)
+
+        def interrupted(table: Any, live: Iterator[Any], rebuilt: Any, shown: int) -> Any:
+            next(live, None), next(rebuilt, None)
+            rt.db.conn.pgconn.send_query(b"SELECT 1")  # sent, its result never read
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(check_module, "compare_rows", interrupted)
+        outcome: list[BaseException] = []
+
+        def checking() -> None:
+            try:
+                check(rt, PROJECTIONS)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                outcome.append(exc)
+
+        thread = threading.Thread(target=checking, daemon=True)
+        thread.start()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the check hung dropping its copies"
+        assert [type(e) for e in outcome] == [KeyboardInterrupt]
+    with opened_runtime(pg_url) as rt, rt.db.snapshot() as cur:
+        tables = [t.physical(CHECK) for p in PROJECTIONS for t in p.tables]
+        assert [name for name in tables if rt.db.table_exists(cur, name)] == []

@@ -3,8 +3,10 @@ nothing and say why they cannot read; no lock file is left beside the database."
 
 from __future__ import annotations
 
+import stat
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -56,6 +58,60 @@ def test_a_sqlite_url_naming_a_text_file_is_a_typed_error(
     assert "is not a SQLite database" in caught.value.message
     assert text.read_bytes() == before
     assert files_under(tmp_path) == ["notes.txt"]
+
+
+def other_programs_database(path: Path) -> bytes:
+    """A SQLite database with a table of another program's; its bytes."""
+    import sqlite3
+
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE notes (body text)")
+        conn.execute("INSERT INTO notes VALUES ('keep me')")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["empty", "foreign"])
+@pytest.mark.parametrize("reader", READERS)
+def test_a_reader_refuses_a_sqlite_file_without_the_events_table_and_writes_nothing(
+    reader: str, kind: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "x.db"
+    before = other_programs_database(path) if kind == "foreign" else b""
+    path.write_bytes(before)
+    with pytest.raises(StorageUnavailable) as caught:
+        READERS[reader](f"sqlite:///{path}")
+    assert caught.value.message.startswith(f"no ledger at SQLite {path}: it has no stored_events")
+    assert path.read_bytes() == before
+    assert files_under(tmp_path) == ["x.db"]
+
+
+@pytest.mark.parametrize("opener", ["ledger", "runtime"])
+def test_a_writer_refuses_another_programs_sqlite_database(opener: str, tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    before = other_programs_database(path)
+    path.chmod(0o644)
+    with pytest.raises(StorageUnavailable) as caught:
+        (open_ledger if opener == "ledger" else open_runtime)(f"sqlite:///{path}")
+    assert "another program's SQLite database" in caught.value.message
+    assert path.read_bytes() == before
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644, "not even tightened"
+    assert files_under(tmp_path) == ["x.db"]
+
+
+def test_a_writer_makes_an_empty_file_a_ledger_that_readers_then_open(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    path.touch()
+    open_ledger(f"sqlite:///{path}").close()
+    for reader in READERS.values():
+        reader(f"sqlite:///{path}").close()
+
+
+def test_a_directory_as_the_sqlite_database_is_storage_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "x.db").mkdir()
+    for create in (True, False):
+        with pytest.raises(StorageUnavailable, match="is a directory"):
+            open_ledger(f"sqlite:///{tmp_path / 'x.db'}", create=create)
+    assert files_under(tmp_path) == ["x.db"]
 
 
 def test_a_writer_makes_the_missing_directories_and_the_database(tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ from ledger.files import (
     lock_file_taken,
     open_lock_file,
     prepare_sqlite_file,
-    remove_own,
 )
 
 
@@ -75,20 +74,6 @@ def test_a_numbered_file_takes_the_first_free_name(tmp_path: Path, victim: Path)
     assert path == tmp_path / "in.rejects.3.jsonl"
     assert (tmp_path / "in.rejects.2.jsonl").read_bytes() == b"run 2"
     assert_untouched(victim)
-
-
-def test_only_the_file_this_run_made_is_removed(tmp_path: Path, victim: Path) -> None:
-    path = tmp_path / "mine.jsonl"
-    with create_new(path) as out:
-        path.unlink()
-        path.symlink_to(victim)  # replaced while open: not ours any more
-        assert not remove_own(path, out)
-    assert path.is_symlink()
-    assert_untouched(victim)
-    other = tmp_path / "other.jsonl"
-    with create_new(other) as out:
-        assert remove_own(other, out)
-    assert not other.exists()
 
 
 def test_a_new_sqlite_file_is_owner_only_in_an_owner_only_directory(tmp_path: Path) -> None:
