@@ -42,6 +42,7 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/accounts/{account_no}/refusals": READERS,
     "GET /v1/flags/unreviewed": READERS,
     "GET /v1/reconciliation": READERS,
+    "GET /v1/subjects/{subject_id}/retention": READERS,
     "GET /v1/subjects/{subject_id}/retention-steps": READERS,
     "GET /v1/retention/due": READERS,
     # admin
