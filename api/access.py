@@ -23,6 +23,8 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     COMMANDS: SERVICES,
     "POST /v1/commands/define_promotion": ADMINS,
     "POST /v1/commands/define_purchase_limit": ADMINS,
+    "POST /v1/commands/place_legal_hold": ADMINS,
+    "POST /v1/commands/release_legal_hold": ADMINS,
     # queries (api/queries.py)
     "GET /v1/orders": READERS,
     "GET /v1/orders/{order_no}": READERS,
@@ -40,12 +42,15 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/accounts/{account_no}/refusals": READERS,
     "GET /v1/flags/unreviewed": READERS,
     "GET /v1/reconciliation": READERS,
+    "GET /v1/subjects/{subject_id}/retention": READERS,
     "GET /v1/subjects/{subject_id}/retention-steps": READERS,
     "GET /v1/retention/due": READERS,
     # admin
     "GET /v1/keys": ADMINS,
     "POST /v1/keys/{key_id}/revoke": ADMINS,
     "GET /v1/policy": ADMINS,
+    "POST /v1/subjects/{subject_id}/holds": ADMINS,
+    "POST /v1/subjects/{subject_id}/holds/{reference}/release": ADMINS,
     # operations (api/health.py, api/metrics.py): the counters show the business's volume
     "GET /metrics": ADMINS,
     "GET /healthz": PUBLIC,

@@ -1,7 +1,11 @@
-"""Admin routes: API keys and the policy in force (role ``admin``).
+"""Admin routes: API keys, the policy in force and legal holds (role ``admin``).
 
 Keys are created with ``ledger keys create`` (the secret is shown once, on the terminal that
-made it); over HTTP an admin lists and revokes them.
+made it); over HTTP an admin lists and revokes them. Legal holds on a data subject's personal
+data (PIPL 47; ledger/domain/data_subject.py) are the ledger's commands ``place_legal_hold``
+and ``release_legal_hold``, sent here by path (``/v1/subjects/{subject_id}/holds``) exactly
+as ``POST /v1/commands/{type}`` sends them: ``Idempotency-Key`` is the command id, ``If-Match``
+compares the subject stream's version, the answer is the command's.
 """
 
 from __future__ import annotations
@@ -11,13 +15,24 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import AdminActor
-from api.commands import ERROR_RESPONSES, idempotency_key
+from api.commands import (
+    BODY_MODELS,
+    ERROR_RESPONSES,
+    CommandResponse,
+    idempotency_key,
+    request_body_spec,
+    run_command,
+)
+from api.examples import WRITTEN
+from api.queries import AccountId, KeyId
 from api.views import examples
 from ledger.api_keys import list_keys, revoke_key
+from ledger.commands import Key, Model
+from ledger.domain.data_subject import HoldReason
 
 router = APIRouter(prefix="/v1", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -69,3 +84,54 @@ async def revoke(request: Request, key_id: str, actor: AdminActor) -> Any:
 async def policy(request: Request, actor: AdminActor) -> dict[str, Any]:
     """The policy values in force (docs/rules.md, "Policy values")."""
     return dataclasses.asdict(request.app.state.ledger.policy)
+
+
+# -- legal holds (PIPL 47) -------------------------------------------------------------------
+class HoldBody(Model):
+    """The body of ``POST /v1/subjects/{subject_id}/holds``: the hold's file id and reason."""
+
+    reference: Key
+    reason: HoldReason
+
+
+def _hold_spec(kind: str, body: type[BaseModel] | None) -> dict[str, Any]:
+    """Headers as every command takes them; the body's schema and example, if it has one."""
+    spec = request_body_spec(BODY_MODELS[kind], kind)
+    if body is None:
+        del spec["requestBody"]
+        return spec
+    example = {name: value for name, value in WRITTEN[kind].items() if name in body.model_fields}
+    content = {"schema": TypeAdapter(body).json_schema(), "example": example}
+    spec["requestBody"]["content"]["application/json"] = content
+    return spec
+
+
+@router.post(
+    "/subjects/{subject_id}/holds",
+    response_model=CommandResponse,
+    openapi_extra=_hold_spec("place_legal_hold", HoldBody),
+)
+async def place_hold(request: Request, subject_id: AccountId, actor: AdminActor) -> Any:
+    """Place a legal hold (``reason`` dispute or investigation, under ``reference``) on a
+    data subject: neither de-identification nor erasure touches its data until released
+    (``LEGAL_HOLD``). The same reference on again with the same reason is a repeat; with
+    another, 409 ``LEGAL_HOLD_REFERENCE_REUSED``. The command ``place_legal_hold``."""
+    path = {"subject_id": subject_id}
+    return await run_command(
+        request, BODY_MODELS["place_legal_hold"], "place_legal_hold", actor, path
+    )
+
+
+@router.post(
+    "/subjects/{subject_id}/holds/{reference}/release",
+    response_model=CommandResponse,
+    openapi_extra=_hold_spec("release_legal_hold", None),
+)
+async def release_hold(
+    request: Request, subject_id: AccountId, reference: KeyId, actor: AdminActor
+) -> Any:
+    """Release the hold under ``reference`` (no body). Releasing it again is a repeat; a
+    reference not on the subject is 404 ``NOT_FOUND``. The command ``release_legal_hold``."""
+    path = {"subject_id": subject_id, "reference": reference}
+    model = BODY_MODELS["release_legal_hold"]
+    return await run_command(request, model, "release_legal_hold", actor, path)

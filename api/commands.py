@@ -39,8 +39,11 @@ if TYPE_CHECKING:
 
 ENVELOPE = ("type", "command_id")
 REF = "#/components/schemas/{model}"  # where api/openapi.py puts the body schemas
-# The rules the agreement leaves to the mall (promotions, purchase limits) are set by admins.
-ADMIN_COMMANDS = frozenset({"define_promotion", "define_purchase_limit"})
+# The rules the agreement leaves to the mall (promotions, purchase limits) are set by admins,
+# and so are legal holds on a data subject's personal data (also at /v1/subjects/…/holds).
+ADMIN_COMMANDS = frozenset(
+    {"define_promotion", "define_purchase_limit", "place_legal_hold", "release_legal_hold"}
+)
 _KEY = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')
 MAX_FIELD_ERRORS = 20
@@ -121,6 +124,16 @@ def check_envelope(data: Any) -> None:
             raise _invalid([FieldError(pointer=f"/{name}", rule=rule)])
 
 
+def with_path_fields(data: Any, from_path: dict[str, str]) -> Any:
+    """The body with the fields the path gives; INVALID_COMMAND if the body has one too."""
+    if not from_path or not isinstance(data, dict):
+        return data
+    for name in from_path:
+        if name in data:
+            raise _invalid([FieldError(pointer=f"/{name}", rule="comes from the path")])
+    return {**data, **from_path}
+
+
 def check_body(model: type[BaseModel], data: Any) -> None:
     """Validate against the body model; INVALID_COMMAND (422) naming every broken field."""
     try:
@@ -181,12 +194,19 @@ def remembered(exc: LedgerError, command: Command) -> LedgerError:
     return exc
 
 
-async def run_command(request: Request, model: type[BaseModel], kind: str, actor: Actor) -> Any:
+async def run_command(
+    request: Request,
+    model: type[BaseModel],
+    kind: str,
+    actor: Actor,
+    from_path: dict[str, str] | None = None,
+) -> Any:
     """Check the request, hand the command to the writer, answer with its outcome; every
-    outcome is counted in ``ledger_commands_total`` (api/metrics.py)."""
+    outcome is counted in ``ledger_commands_total`` (api/metrics.py). ``from_path``: fields
+    the route's path gives (``/v1/subjects/{subject_id}/holds``), which the body may not."""
     metrics: Metrics = request.app.state.metrics
     try:
-        result = await _run(request, model, kind, actor)
+        result = await _run(request, model, kind, actor, from_path or {})
     except LedgerError as exc:
         metrics.observe_command(kind, int(exc.entry.status), exc.code, replayed=False)
         raise
@@ -197,11 +217,13 @@ async def run_command(request: Request, model: type[BaseModel], kind: str, actor
     return accepted(result)
 
 
-async def _run(request: Request, model: type[BaseModel], kind: str, actor: Actor) -> CommandResult:
+async def _run(
+    request: Request, model: type[BaseModel], kind: str, actor: Actor, from_path: dict[str, str]
+) -> CommandResult:
     key = idempotency_key(request)
     version = expected_version(request)
     data = parse_json(await request.body())
-    command = typed(model, data, kind, key)
+    command = typed(model, with_path_fields(data, from_path), kind, key)
     writer = request.app.state.writer
     try:
         result: CommandResult = await asyncio.wrap_future(writer.submit(command, actor, version))

@@ -18,6 +18,12 @@ WRITTEN: dict[str, dict[str, Any]] = {
     "notify_user": {"order_no": "demo1-000003", "subject": "stock delayed", "clause": "3.1.5"},
     "restore_entitlement": {"code": "C-SPRING-0001", "rule": "restored after a return"},
     "terminate_account": {"account_no": "acct-1", "ground": "6.1(7)"},
+    "place_legal_hold": {
+        "subject_id": "acct-1",
+        "reference": "CASE-2026-0042",
+        "reason": "dispute",
+    },
+    "release_legal_hold": {"subject_id": "acct-1", "reference": "CASE-2026-0042"},
 }
 
 

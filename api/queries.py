@@ -52,6 +52,7 @@ from api.views import (
     RefusalCount,
     RetentionStep,
     RetentionView,
+    SubjectRetentionView,
     examples,
 )
 from ledger.application import Ledger
@@ -316,6 +317,10 @@ class RefundPage(Page[RefundView]):
 
 class RetentionItem(Item[RetentionView]):
     """An order's retention."""
+
+
+class SubjectRetentionItem(Item[SubjectRetentionView]):
+    """A data subject's holds, restriction and retention end."""
 
 
 @router.get("/orders/{order_no}", response_model=OrderItem, responses=VERSIONED)
@@ -619,11 +624,28 @@ async def retention_steps(
     actor: ReaderActor,
     page: PagingParams,
 ) -> Any:
-    """Every personal-data step of a data subject (the account), in log order: retention
-    scheduled, reads recorded (``accessed``), …"""
-    owner = Owner("data subject", "retention", "retention_orders", "subject_id", subject_id)
+    """Every personal-data step of a data subject (the account), in log order, each with
+    its time, actor, legal basis and reference: retention ``scheduled`` and ``extended``,
+    ``hold_placed``, ``hold_released``, ``restricted``, reads recorded (``accessed``)."""
+    owner = Owner("data subject", "retention", "retention_subjects", "subject_id", subject_id)
     filters = {"subject_id": subject_id}
     return await list_page(request, response, q.RETENTION_STEPS, filters, page, owner=owner)
+
+
+@router.get("/subjects/{subject_id}/retention", response_model=SubjectRetentionItem)
+async def subject_retention(
+    request: Request,
+    response: Response,
+    subject_id: AccountId,
+    actor: ReaderActor,
+    min_position: MinPosition = None,
+) -> Any:
+    """A data subject's lifecycle now: legal holds on (PIPL 47), its restriction of
+    processing (PIPL 47 para 2) and when its last recorded retention ends (ECL 31)."""
+    read = ("retention", min_position)
+    return await one(
+        request, response, read, "data subject", lambda m: m.subject_retention(subject_id)
+    )
 
 
 @router.get("/retention/due", response_model=RetentionPage)

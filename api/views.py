@@ -384,7 +384,10 @@ class RefundView(BaseModel):
 
 
 class RetentionView(BaseModel):
-    """An order's retention: when it completed and until when it is kept (ECL 31)."""
+    """An order's retention: when it completed and until when it is kept (ECL 31). An
+    after-sales case opened after completion reopens it (``reopened_case``, ``reopened_at``):
+    ``completed_at`` is then null and ``retain_until`` the least it is kept until the case
+    ends and the transaction completes again."""
 
     order_no: str
     subject_id: str
@@ -393,6 +396,8 @@ class RetentionView(BaseModel):
     delivered_at: datetime | None
     completed_at: datetime | None
     retain_until: datetime | None
+    reopened_at: datetime | None
+    reopened_case: str | None
     last_position: int
 
     model_config = examples(
@@ -402,15 +407,64 @@ class RetentionView(BaseModel):
             "submitted_at": AT,
             "closed_at": None,
             "delivered_at": "2026-03-05T01:00:00Z",
-            "completed_at": "2026-03-13T01:00:00Z",
-            "retain_until": "2029-03-13T01:00:00Z",
+            "completed_at": "2026-03-12T16:00:00Z",
+            "retain_until": "2029-03-12T16:00:00Z",
+            "reopened_at": None,
+            "reopened_case": None,
             "last_position": 30,
         }
     )
 
 
+class HoldView(BaseModel):
+    """A legal hold that is on (PIPL 47): its file's reference, reason, when, by whom."""
+
+    reference: str
+    reason: str
+    placed_at: datetime
+    actor: dict[str, str | None]
+
+
+class SubjectRetentionView(BaseModel):
+    """A data subject's lifecycle now: the legal holds on it (no de-identification or
+    erasure while any is), its restriction of processing (PIPL 47 para 2: kept, not
+    processed, until ``restricted_until``; recorded, not yet enforced) and when the last of
+    its orders' recorded retentions ends (ECL 31)."""
+
+    subject_id: str
+    holds: list[HoldView]
+    restricted_basis: str | None
+    restricted_since: datetime | None
+    restricted_until: datetime | None
+    retained_until: datetime | None
+    last_position: int
+
+    model_config = examples(
+        {
+            "subject_id": "acct-1",
+            "holds": [
+                {
+                    "reference": "CASE-2026-0042",
+                    "reason": "dispute",
+                    "placed_at": "2026-04-01T02:00:00Z",
+                    "actor": {"key_id": "0a1b2c3d4e5f", "role": "admin"},
+                }
+            ],
+            "restricted_basis": "account_cancelled",
+            "restricted_since": "2026-04-02T02:00:00Z",
+            "restricted_until": "2029-03-12T16:00:00Z",
+            "retained_until": "2029-03-12T16:00:00Z",
+            "last_position": 41,
+        }
+    )
+
+
 class RetentionStep(BaseModel):
-    """One personal-data step of a data subject: ``scheduled``, ``accessed``, …"""
+    """One step of a data subject's personal data: ``scheduled`` and ``extended`` (ECL 31),
+    ``hold_placed`` and ``hold_released``, ``restricted``, ``accessed``; with its time, who
+    caused it (``actor``: API key id and role; ``local`` for the CLI), its legal ``basis``
+    (the law, or the hold's reason, or the restriction's basis) and ``reference`` (the hold's
+    file, the after-sales case)."""
 
     position: int
     subject_id: str
@@ -418,22 +472,40 @@ class RetentionStep(BaseModel):
     order_no: str | None
     topic: str
     at: datetime
+    actor: dict[str, str | None] | None
+    basis: str | None
+    reference: str | None
     detail: dict[str, Any]
 
     model_config = examples(
         {
             "position": 31,
             "subject_id": "acct-1",
-            "step": "accessed",
+            "step": "scheduled",
             "order_no": "A1",
-            "topic": "mall-ledger/personal-data/Read",
-            "at": AT,
+            "topic": "mall-ledger/data-subject/RetentionScheduled",
+            "at": "2026-03-13T01:00:00Z",
+            "actor": {"key_id": "3f2a9c1b7d4e", "role": "service"},
+            "basis": "ECL 31",
+            "reference": None,
             "detail": {
-                "key_id": "3f2a9c1b7d4e",
-                "role": "auditor",
-                "fields": ["address", "ip", "phone", "recipient_name"],
+                "cause": "completion",
+                "completed_at": "2026-03-12T16:00:00+00:00",
+                "retain_until": "2029-03-12T16:00:00+00:00",
             },
-        }
+        },
+        {
+            "position": 35,
+            "subject_id": "acct-1",
+            "step": "hold_placed",
+            "order_no": None,
+            "topic": "mall-ledger/data-subject/LegalHoldPlaced",
+            "at": "2026-04-01T02:00:00Z",
+            "actor": {"key_id": "0a1b2c3d4e5f", "role": "admin"},
+            "basis": "dispute",
+            "reference": "CASE-2026-0042",
+            "detail": {"reason": "dispute"},
+        },
     )
 
 

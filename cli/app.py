@@ -32,6 +32,7 @@ SUBCOMMAND_MODULES = (
     "cli.orders",
     "cli.commands",
     "cli.keys",
+    "cli.holds",
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -32,6 +32,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from ledger.clock import EARLIEST_COMMAND_TIME
+from ledger.domain.data_subject import HoldReason
 from ledger.domain.entitlement import EntitlementKind
 from ledger.domain.errors import InvalidCommand
 from ledger.domain.order.delivery import SIGNER_RELATIONS
@@ -546,6 +547,25 @@ class DefinePurchaseLimit(Command):
     valid_from: Moment
 
 
+class PlaceLegalHold(Command):
+    """Put a legal hold on a data subject's personal data, for a dispute or an
+    investigation, under its reference (the case's file id): neither de-identification nor
+    erasure touches the subject's data until the hold is released (PIPL 47)."""
+
+    type: Literal["place_legal_hold"]
+    subject_id: Annotated[AccountNo, Field(description="the data subject (its account number)")]
+    reference: Annotated[Key, Field(description="the dispute's or investigation's file id")]
+    reason: HoldReason
+
+
+class ReleaseLegalHold(Command):
+    """Release the legal hold a data subject is under by that reference."""
+
+    type: Literal["release_legal_hold"]
+    subject_id: Annotated[AccountNo, Field(description="the data subject (its account number)")]
+    reference: Annotated[Key, Field(description="the reference the hold was placed under")]
+
+
 AnyCommand = Annotated[
     SubmitOrder
     | ReceivePayment
@@ -580,7 +600,9 @@ AnyCommand = Annotated[
     | TerminateAccount
     | DecideOpenOrder
     | DefinePromotion
-    | DefinePurchaseLimit,
+    | DefinePurchaseLimit
+    | PlaceLegalHold
+    | ReleaseLegalHold,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyCommand)

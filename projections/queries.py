@@ -62,6 +62,7 @@ ORDER = Lookup("orders", "orders", "order_no = %s")
 ENTITLEMENT = Lookup("entitlements", "entitlements", "code = %s")
 LIMIT_RULE = Lookup("limits", "limit_rules", "sku = %s")
 RETENTION = Lookup("retention", "retention_orders", "order_no = %s")
+SUBJECT_RETENTION = Lookup("retention", "retention_subjects", "subject_id = %s")
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ RETENTION_DUE = Listing(
     "retention_due",
     "retention",
     "retention_orders",
-    "retain_until < %s",
+    # completed only: a reopened transaction's retain_until is a least date, its case open
+    "retain_until < %s AND completed_at IS NOT NULL",
     ("retain_until", "order_no"),
 )
 
@@ -452,6 +454,10 @@ class ReadModels:
     # -- retention ---------------------------------------------------------------------------
     def retention(self, order_no: str, **fresh: Unpack[Fresh]) -> Row | None:
         return self._row(RETENTION, (order_no,), **fresh)
+
+    def subject_retention(self, subject_id: str, **fresh: Unpack[Fresh]) -> Row | None:
+        """A data subject's holds, restriction and last retention end (``retention_subjects``)."""
+        return self._row(SUBJECT_RETENTION, (subject_id,), **fresh)
 
     def retention_steps(self, subject_id: str, **fresh: Unpack[Fresh]) -> list[Row]:
         return self.page(RETENTION_STEPS, (subject_id,), **fresh).rows

@@ -474,6 +474,28 @@ TRANSACTION_NOT_COMPLETE = ErrorCode(
     "Completing while a refund, a return or the return window is still open.",
 )
 
+# -- PIPL 47, ECL 31: the personal-data lifecycle (legal holds, retention) --------------------
+LEGAL_HOLD = ErrorCode(
+    "LEGAL_HOLD",
+    "PIPL 47",
+    STATE,
+    "A legal hold (a dispute or an investigation) is on the data subject: its data is neither "
+    "de-identified nor erased until every hold is released.",
+)
+RETENTION_REQUIRED = ErrorCode(
+    "RETENTION_REQUIRED",
+    "ECL 31",
+    STATE,
+    "The law keeps the data subject's transaction records until the date named: erasure "
+    "waits for it.",
+)
+LEGAL_HOLD_REFERENCE_REUSED = ErrorCode(
+    "LEGAL_HOLD_REFERENCE_REUSED",
+    "PIPL 47",
+    STATE,
+    "A legal hold placed under a reference already on for that subject with another reason.",
+)
+
 # -- errors that are not rules --------------------------------------------------------------
 LEDGER_ERROR = ErrorCode(
     "LEDGER_ERROR",

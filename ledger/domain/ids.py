@@ -38,6 +38,11 @@ def limit_counter_id(sku: str, period_start: str, signal: str) -> UUID:
     return stream_id("limit-counter", f"{sku}|{period_start}|{signal}")
 
 
+def data_subject_id(subject_id: str) -> UUID:
+    """The lifecycle stream of a data subject (ledger/domain/data_subject.py)."""
+    return stream_id("data-subject", subject_id)
+
+
 def command_record_id(command_id: str) -> UUID:
     return stream_id("command", command_id)
 

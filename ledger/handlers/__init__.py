@@ -11,7 +11,7 @@ from ledger import commands as c
 from ledger.domain import ids
 
 # Importing the handler modules registers each handler under its command class.
-from ledger.handlers import accounts, catalogue, orders, submission  # noqa: F401
+from ledger.handlers import accounts, catalogue, lifecycle, orders, submission  # noqa: F401
 from ledger.handlers.registry import HANDLERS, dispatch
 
 __all__ = ["HANDLERS", "dispatch", "streams_read_by", "subject_stream"]
@@ -39,6 +39,10 @@ def streams_read_by(command: c.Command) -> list[UUID]:
         found.append(ids.limit_rule_id(command.sku))
     elif isinstance(command, c.ReceivePayment):
         found.append(ids.payment_claim_id(command.payment_id))
+    elif isinstance(command, (c.PlaceLegalHold, c.ReleaseLegalHold)):
+        found.append(ids.data_subject_id(command.subject_id))
+    if isinstance(command, c.TerminateAccount):
+        found.append(ids.data_subject_id(command.account_no))
     return found
 
 
@@ -46,7 +50,8 @@ def subject_stream(command: c.Command) -> UUID:
     """The one stream a command is about: its version is the command's ``ETag`` in the API
     and what ``If-Match`` is checked against (RFC 9110 section 13.1.1). An order's command is
     about the order, an entitlement's about the F-code or coupon, an account decision about
-    the account, a rule's about the promotion or the SKU's limit rule."""
+    the account, a rule's about the promotion or the SKU's limit rule, a legal hold's about
+    the data subject's lifecycle stream."""
     if isinstance(command, c.OrderCommand):
         return ids.order_id(command.order_no)
     if isinstance(command, (c.IssueEntitlement, c.RestoreEntitlement)):
@@ -57,4 +62,6 @@ def subject_stream(command: c.Command) -> UUID:
         return ids.limit_rule_id(command.sku)
     if isinstance(command, (c.RestrictAccount, c.TerminateAccount, c.DecideOpenOrder)):
         return ids.account_id(command.account_no)
+    if isinstance(command, (c.PlaceLegalHold, c.ReleaseLegalHold)):
+        return ids.data_subject_id(command.subject_id)
     raise AssertionError(f"{command.type} names no subject stream")  # a test covers every type

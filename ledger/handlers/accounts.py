@@ -8,6 +8,7 @@ from ledger.domain.account import Account
 from ledger.domain.errors import RuleViolation
 from ledger.domain.ids import account_id, order_id
 from ledger.domain.order.aggregate import Order
+from ledger.handlers.lifecycle import restrict_cancelled_account
 from ledger.handlers.registry import handles
 from ledger.unit_of_work import UnitOfWork
 
@@ -34,11 +35,14 @@ def restrict_account(cmd: c.RestrictAccount, uow: UnitOfWork) -> None:
 
 @handles(c.TerminateAccount)
 def terminate_account(cmd: c.TerminateAccount, uow: UnitOfWork) -> None:
+    """Termination cancels the account (6.1): while a retention of its orders runs, its
+    personal data is restricted (PIPL 47 para 2), recorded on the subject's stream."""
     account = account_for(cmd.account_no, uow)
     account.terminate(
         uow.now, cmd.ground, uow.policy.refusal_threshold, uow.policy.refusal_window_days
     )
     uow.add(account)
+    restrict_cancelled_account(cmd.account_no, uow)
 
 
 @handles(c.DecideOpenOrder)

@@ -16,6 +16,7 @@ from ledger.domain.limits import LimitCounter
 from ledger.domain.order.aggregate import Order
 from ledger.domain.payment_ids import PaymentIdClaim
 from ledger.handlers.accounts import account_for
+from ledger.handlers.lifecycle import record_retention
 from ledger.handlers.registry import handles
 from ledger.unit_of_work import UnitOfWork
 
@@ -220,9 +221,14 @@ def deliver_order(order: Order, cmd: c.DeliverOrder, uow: UnitOfWork) -> None:
 
 @order_command(c.RequestReturn)
 def request_return(order: Order, cmd: c.RequestReturn, uow: UnitOfWork) -> None:
+    """A quality return after completion reopens the transaction: its retention moves on
+    the subject's stream too (ECL 31)."""
+    was_completed = order.completed_at is not None
     order.request_return(
         uow.now, cmd.return_id, cmd.kind, cmd.service_region, cmd.visible_damage_claimed
     )
+    if was_completed:
+        record_retention(order, uow, case_id=cmd.return_id)
 
 
 @order_command(c.ReceiveReturn)
@@ -257,4 +263,6 @@ def review_flag(order: Order, cmd: c.ReviewFlag, uow: UnitOfWork) -> None:
 
 @order_command(c.CompleteTransaction)
 def complete_transaction(order: Order, cmd: c.CompleteTransaction, uow: UnitOfWork) -> None:
+    """The order records its completion; its subject's stream, the retention schedule."""
     order.complete_transaction(uow.now)
+    record_retention(order, uow)

@@ -228,6 +228,12 @@ def completed(row: Row, d: ev.TransactionCompleted, e: Event) -> None:
     row["retain_until"] = when(d.retain_until)
 
 
+def reopened(row: Row, d: ev.TransactionReopened, e: Event) -> None:
+    """An after-sales case after completion: open again, kept at least until the new date."""
+    row["completed_at"] = None
+    row["retain_until"] = when(d.retain_until)
+
+
 def setter(field: str, value: Any) -> Change[object]:
     def change(row: Row, d: object, e: Event) -> None:
         row[field] = value
@@ -269,6 +275,7 @@ CHANGES: dict[str, Handler] = dict(
         on_order(ev.AbnormalOrderFlagRaised, flag_raised),
         on_order(ev.AbnormalOrderFlagReviewed, flag_reviewed),
         on_order(ev.TransactionCompleted, completed),
+        on_order(ev.TransactionReopened, reopened),
     ]
 )
 
@@ -279,7 +286,7 @@ HANDLERS: dict[str, Handler] = {
 
 PROJECTION = Projection(
     name="orders",
-    version=1,
+    version=2,  # 2: an after-sales case after completion reopens it (TransactionReopened)
     rebuild_cost=13,
     description="current state of every order",
     tables=(ORDERS,),

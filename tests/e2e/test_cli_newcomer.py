@@ -39,6 +39,8 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "keys create": ["keys", "create", "--role", "service", "--name", "newcomer"],
     "keys list": ["keys", "list"],
     "keys revoke": ["keys", "revoke", "0123456789ab"],
+    "hold place": ["hold", "place", "acct-1", "--reference", "CASE-1", "--reason", "dispute"],
+    "hold release": ["hold", "release", "acct-1", "--reference", "CASE-1"],
     "serve": ["serve", "--port", "18765"],
 }
 NO_DATABASE = {"commands"}

@@ -24,8 +24,10 @@ from tests.integration.test_api_queries import head
 BAD_KEYS = ("none", "unknown", "revoked")
 README = Path(__file__).resolve().parents[2] / "README.md"
 TABLE_ROW = re.compile(r"^\| `(GET|POST) (\S+)` \| ([a-z, ]+|none) \|$")
-# Dummy values for path parameters: ids nothing has, a key id never issued.
-PATH_VALUES = {"key_id": "000000000000"}
+# Dummy values for path parameters: ids nothing has, a key id never issued, and a hold
+# reference no id can be (400): releasing a hold that is not on is a refusal the ledger
+# records as the command's outcome, and nothing here may write.
+PATH_VALUES = {"key_id": "000000000000", "reference": "not an id"}
 
 
 def app_routes(api: Api) -> list[Any]:

@@ -110,6 +110,7 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ("/v1/accounts/acct-2/refusals", {}),
     ("/v1/flags/unreviewed", {}),
     ("/v1/reconciliation", {}),
+    ("/v1/subjects/acct-1/retention", {}),
     ("/v1/subjects/acct-1/retention-steps", {}),
     ("/v1/retention/due", {"before": "2099-01-01T00:00:00Z"}),
 ]
@@ -236,6 +237,7 @@ UNKNOWN = "13800000000"
         "/v1/entitlements/{id}",
         "/v1/entitlements/{id}/history",
         "/v1/campaigns/{id}/counts",
+        "/v1/subjects/{id}/retention",
         "/v1/subjects/{id}/retention-steps",
         "/v1/accounts/acct-1/purchase-limits/{id}",
     ],

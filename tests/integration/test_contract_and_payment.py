@@ -681,7 +681,12 @@ def test_a_closed_order_still_completes_its_refunds_and_its_transaction(
     assert order.pending_refunds == {}
     assert order.refunded_fen == order.paid_fen == {"alipay": ALIPAY_PART, "wechat": WECHAT_PART}
     completed = run(ledger_app, b.order_cmd("complete_transaction", "A1"))
-    assert completed.events == ["order/TransactionCompleted"]
+    # The order's completion, then its retention on the data subject's stream (ECL 31).
+    assert completed.events == [
+        "order/TransactionCompleted",
+        "data-subject/Registered",
+        "data-subject/RetentionScheduled",
+    ]
 
 
 def test_shipping_while_a_termination_request_is_open_is_refused(ledger_app: Ledger) -> None:

@@ -351,10 +351,12 @@ def test_completion_on_29_february_in_china_is_kept_until_28_february(
     assert done.retain_until == utc(2031, 2, 27, 23, 0)
 
 
-def test_a_window_ending_on_29_february_is_kept_until_28_february(
+def test_a_window_ending_at_24_00_on_28_february_is_kept_until_24_00_on_28_february(
     ledger_app: Ledger, clock: ManualClock
 ) -> None:
-    """Signed 21 Feb 2028 in Shanghai: the window ends 29 Feb 00:00 there."""
+    """Signed 21 Feb 2028 in Shanghai: the window's last day is 28 Feb, ending at 24:00
+    (stored as 29 Feb 00:00). Three years from that day is 24:00 on 28 Feb 2031, which is
+    1 March 00:00 there; reading the end as 29 Feb would keep it a day short (28 Feb 00:00)."""
     clock.set(utc(2028, 2, 21, 2, 0))
     delivered(ledger_app, clock, "O-1")
     clock.set(utc(2028, 2, 28, 16, 0))
@@ -363,4 +365,4 @@ def test_a_window_ending_on_29_february_is_kept_until_28_february(
 
     [done] = events_of(ledger_app, "O-1", TransactionCompleted)
     assert done.completed_at == utc(2028, 2, 28, 16, 0)
-    assert done.retain_until == utc(2031, 2, 27, 16, 0)
+    assert done.retain_until == utc(2031, 2, 28, 16, 0)

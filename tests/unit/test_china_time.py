@@ -7,7 +7,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from ledger.domain.china_time import CHINA, add_years_china, china_date, end_of_day_after
+from ledger.domain.china_time import (
+    CHINA,
+    add_years_china,
+    china_date,
+    china_text,
+    end_of_day_after,
+    retention_end,
+)
 
 MICRO = timedelta(microseconds=1)
 
@@ -119,3 +126,36 @@ def test_adding_years_keeps_the_china_time_of_day() -> None:
         date(2031, 2, 28),
         datetime(1, 1, 1, 7, 0, 5, 123).time(),
     )
+
+
+# -- retention_end (ECL 31) ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("completed", "expected"),
+    [
+        # Any moment but 00:00 counts as add_years_china: the same date and time.
+        pytest.param(shanghai(2026, 3, 9, 10, 30), shanghai(2029, 3, 9, 10, 30), id="plain"),
+        pytest.param(shanghai(2028, 2, 29, 7, 0), shanghai(2031, 2, 28, 7, 0), id="29feb"),
+        # 24:00 on 28 Feb 2025 (a window's end) is kept until 24:00 on 28 Feb 2028, the
+        # first instant of 29 Feb there; counting from 1 March would keep a day more.
+        pytest.param(shanghai(2025, 3, 1), shanghai(2028, 2, 29), id="24:00-28feb-to-leap"),
+        # 24:00 on 28 Feb 2028 (stored 29 Feb 00:00): until 24:00 on 28 Feb 2031, not the
+        # 28 Feb 00:00 that reading it as 29 Feb and clamping gives (a day short).
+        pytest.param(shanghai(2028, 2, 29), shanghai(2031, 3, 1), id="24:00-28feb-leap"),
+        # 24:00 on 29 Feb 2028: its last day has no 2031 twin, so 24:00 on 28 Feb 2031.
+        pytest.param(shanghai(2028, 3, 1), shanghai(2031, 3, 1), id="24:00-29feb"),
+        pytest.param(shanghai(2026, 3, 10), shanghai(2029, 3, 10), id="24:00-plain"),
+    ],
+)
+def test_retention_counts_three_china_years_from_the_day_completion_ends(
+    completed: datetime, expected: datetime
+) -> None:
+    until = retention_end(completed, 3)
+
+    assert until == expected
+    assert until.utcoffset() == timedelta(0)
+
+
+def test_a_moment_is_named_in_china_time_with_the_end_of_a_day_as_24_00() -> None:
+    assert china_text(shanghai(2028, 2, 29)) == "2028-02-28 24:00"
+    assert china_text(utc(2029, 3, 9, 1, 0)) == "2029-03-09 09:00"
+    assert china_text(shanghai(2029, 3, 9, 9, 0, 5)) == "2029-03-09 09:00:05"

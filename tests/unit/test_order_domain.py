@@ -278,7 +278,8 @@ def test_closing_on_no_answer_counts_only_unanswered_calls() -> None:
 def test_completion_at_the_window_end_keeps_the_record_three_china_years() -> None:
     signed = datetime(2028, 2, 21, 10, 0, tzinfo=UTC)  # 18:00 on 21 Feb in Shanghai
     order = delivered(paid(submitted()), at=signed)
-    window_end = datetime(2028, 2, 28, 16, 0, tzinfo=UTC)  # 29 Feb 00:00 in Shanghai
+    # 24:00 on 28 Feb (the window's last day) in Shanghai, stored as 29 Feb 00:00.
+    window_end = datetime(2028, 2, 28, 16, 0, tzinfo=UTC)
 
     refused(
         order,
@@ -290,7 +291,9 @@ def test_completion_at_the_window_end_keeps_the_record_three_china_years() -> No
 
     [done] = events
     assert done.completed_at == window_end
-    assert done.retain_until == datetime(2031, 2, 27, 16, 0, tzinfo=UTC)  # 28 Feb 00:00 China
+    # Counted from the last day, 28 Feb: kept until 24:00 on 28 Feb 2031 (1 March 00:00 in
+    # Shanghai), not 28 Feb 00:00, which reading the end as 29 Feb would give (a day short).
+    assert done.retain_until == datetime(2031, 2, 28, 16, 0, tzinfo=UTC)
 
 
 def test_completion_waits_for_every_refund_of_a_closed_order() -> None:

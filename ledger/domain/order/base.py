@@ -61,6 +61,7 @@ class OrderBase:
         flags: dict[str, dict[str, Any]]
         after_sales_ended_at: datetime | None
         completed_at: datetime | None
+        retain_until: datetime | None
         next_refund_no: int
 
         def trigger_event(self, event_class: Any, **kwargs: Any) -> None: ...
@@ -84,6 +85,9 @@ class OrderBase:
         def check_termination_requested(self) -> None: ...
 
         def accept_mutual_termination(self, ctx: Ctx) -> None: ...
+
+        # Provided by CompletionRules.
+        def reopen_for_case(self, ctx: Ctx, return_id: str) -> None: ...
 
     def emit(self, event_class: Any, ctx: Ctx, **fields: Any) -> None:
         self.trigger_event(event_class, timestamp=ctx.at, command_id=ctx.command_id, **fields)

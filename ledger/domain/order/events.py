@@ -92,6 +92,7 @@ class OrderSubmitted(OrderEvent, Aggregate.Created):
         agg.flags = {}
         agg.after_sales_ended_at = None
         agg.completed_at = None
+        agg.retain_until = None
         agg.next_refund_no = 1
 
 
@@ -378,6 +379,10 @@ class ReturnInspected(OrderEvent):
     def apply(self, agg: Any) -> None:
         agg.open_return = None
         agg.returns_done += 1
+        # The case ends here unless a refund follows (RefundCompleted moves it on): ECL 31
+        # counts completion from the end of the last after-sales case.
+        ended = agg.after_sales_ended_at
+        agg.after_sales_ended_at = self.timestamp if ended is None else max(ended, self.timestamp)
         agg.returns[self.return_id]["inspected"] = {
             "facts": sorted(self.gifts_returned),
             "command_id": self.command_id,
@@ -434,3 +439,20 @@ class TransactionCompleted(OrderEvent):
 
     def apply(self, agg: Any) -> None:
         agg.completed_at = self.completed_at
+        agg.retain_until = self.retain_until
+
+
+@topic("order/TransactionReopened")
+class TransactionReopened(OrderEvent):
+    """An after-sales case (a quality return, CPL 24) opened after the transaction
+    completed: completion moves to the end of that case (ECL 31, DOMAIN.md section 7), so the
+    transaction is open again and completes anew (``TransactionCompleted``) once the case
+    ends. ``retain_until`` is the least the record is now kept: three years from the case's
+    opening (its end, not yet known, can only be later)."""
+
+    return_id: str  # the case that reopened it
+    retain_until: datetime
+
+    def apply(self, agg: Any) -> None:
+        agg.completed_at = None
+        agg.retain_until = self.retain_until

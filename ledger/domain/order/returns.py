@@ -25,8 +25,11 @@ class ReturnRules(OrderBase):
         self.check_repeat(steps.get(step), facts, codes.RETURN_ID_REUSED, "return id")
 
     def check_return_allowed(self, ctx: Ctx, kind: ReturnKind, service_region: str) -> None:
+        """After completion only a quality return (an after-sales case, CPL 24) may open;
+        a no-reason one is refused ``TRANSACTION_ALREADY_COMPLETED`` (its window ended)."""
         self.check_open()
-        self.check_not_completed()
+        if kind != "quality":
+            self.check_not_completed()
         if not self.is_delivered:
             raise RuleViolation(
                 codes.NOT_DELIVERED, f"order {self.order_no} has not been delivered"
@@ -71,11 +74,15 @@ class ReturnRules(OrderBase):
         service_region: str,
         visible_damage_claimed: bool,
     ) -> None:
-        """A quality return stays open after signing (CPL 24, CC 497); a claim of visible
-        damage is recorded with the fact that the appearance was accepted (3.2.3)."""
+        """A quality return stays open after signing (CPL 24, CC 497), also after the
+        transaction completed: it then reopens the transaction (ECL 31: completion moves to
+        the case's end). A claim of visible damage is recorded with the fact that the
+        appearance was accepted (3.2.3)."""
         facts = [kind, service_region, visible_damage_claimed]
         self.check_return_step(return_id, "requested", facts)
         self.check_return_allowed(ctx, kind, service_region)
+        if self.completed_at is not None:
+            self.reopen_for_case(ctx, return_id)
         self.emit(
             ev.ReturnRequested,
             ctx,

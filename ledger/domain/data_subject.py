@@ -1,0 +1,294 @@
+"""A data subject's personal-data lifecycle (PIPL 47, ECL 31; DOMAIN.md section 7): one
+stream per subject, ``DataSubject``, holding what decides whether its data may go.
+
+A data subject is whom the key store keys (ledger/keystore.py): today the account whose key
+seals an order's personal fields (ledger/handlers/submission.py), so its id is the account
+number. Its stream records, each as an event with its time and actor:
+
+- the **retention schedule** of each of its orders (``RetentionScheduled``): when the
+  transaction completed and ``retain_until``, written with the order's own
+  ``TransactionCompleted`` (or ``TransactionReopened``, when an after-sales case opened after
+  completion moves it) in the same transaction;
+- **legal holds** (``LegalHoldPlaced``, ``LegalHoldReleased``): a dispute or an
+  investigation, by reference; while one is on, neither de-identification nor erasure touches
+  the subject's data;
+- **restricted processing** (``ProcessingRestricted``, PIPL 47 para 2): the data is kept
+  while a legal period runs but no longer processed. Recorded only, for now: what enforces it
+  (not revealing, not linking) is the lifecycle's next step.
+
+Why one stream per subject rather than the schedule on each order: erasure is decided per
+subject, on every one of its orders, its holds and its restriction at once. With all of them
+on one stream an erasure reads one stream and is checked against one version: a hold placed,
+a transaction completed or an after-sales case reopened concurrently makes it clash and be
+decided again, never go through on what it read before (``check_erasable``). The order keeps
+its own record of completion (``TransactionCompleted``) as the transaction's fact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain import codes
+from ledger.domain.china_time import china_text
+from ledger.domain.context import Ctx
+from ledger.domain.errors import NotFound, RuleViolation
+from ledger.domain.ids import data_subject_id
+from ledger.domain.journal import JournaledAggregate
+from ledger.domain.repeats import RepeatedFact
+from ledger.domain.topics import topic
+
+HoldReason = Literal["dispute", "investigation"]
+# Why processing stops while the records are kept (PIPL 47 para 2): the account was
+# cancelled (ECL 24; ``terminate_account``), or the purpose of processing ended (PIPL 47(1)).
+RestrictionBasis = Literal["account_cancelled", "purpose_ended"]
+# What set an order's retention: its completion, or an after-sales case opened after it.
+RetentionCause = Literal["completion", "after_sales_case"]
+
+RETENTION_LAW = "ECL 31"
+RESTRICTION_LAW = "PIPL 47 para 2"
+
+
+@topic("data-subject/Event")
+class DataSubjectEvent(Aggregate.Event):
+    """An event of a ``DataSubject`` stream; ``actor`` (``Actor.as_dict()``) is who caused it."""
+
+    class_version = 1
+    command_id: str
+
+
+@topic("data-subject/Registered")
+class DataSubjectRegistered(DataSubjectEvent, Aggregate.Created):
+    """The stream opens with the first lifecycle event that concerns the subject."""
+
+    subject_id: str
+
+    def apply(self, agg: Any) -> None:
+        agg.subject_id = self.subject_id
+        agg.retention = {}
+        agg.holds = {}
+        agg.released = {}
+        agg.restriction = None
+
+
+@topic("data-subject/RetentionScheduled")
+class RetentionScheduled(DataSubjectEvent):
+    """Order ``order_no``'s records are kept until ``retain_until`` (ECL 31): three years
+    from ``completed_at`` (cause ``completion``), or, when an after-sales case ``case_id``
+    opened after completion (cause ``after_sales_case``, ``completed_at`` None), at least
+    three years from the case's opening, until the transaction completes again."""
+
+    order_no: str
+    cause: RetentionCause
+    completed_at: datetime | None
+    retain_until: datetime
+    case_id: str | None
+    actor: dict[str, str | None]
+
+    def apply(self, agg: Any) -> None:
+        agg.retention[self.order_no] = {
+            "completed_at": self.completed_at,
+            "retain_until": self.retain_until,
+            "open_case": self.case_id if self.cause == "after_sales_case" else None,
+        }
+
+
+@topic("data-subject/LegalHoldPlaced")
+class LegalHoldPlaced(DataSubjectEvent):
+    """A hold under ``reference`` (the dispute's or investigation's file), for ``reason``."""
+
+    reference: str
+    reason: HoldReason
+    actor: dict[str, str | None]
+
+    def apply(self, agg: Any) -> None:
+        agg.released.pop(self.reference, None)
+        agg.holds[self.reference] = {
+            "reason": self.reason,
+            "placed_at": self.timestamp,
+            "command_id": self.command_id,
+        }
+
+
+@topic("data-subject/LegalHoldReleased")
+class LegalHoldReleased(DataSubjectEvent):
+    """The hold under ``reference`` (placed for ``reason``) is released."""
+
+    reference: str
+    reason: HoldReason
+    actor: dict[str, str | None]
+
+    def apply(self, agg: Any) -> None:
+        del agg.holds[self.reference]
+        agg.released[self.reference] = self.command_id
+
+
+@topic("data-subject/ProcessingRestricted")
+class ProcessingRestricted(DataSubjectEvent):
+    """From now until ``until`` the subject's data is stored but not processed (PIPL 47
+    para 2), on ``basis``. A later one replaces it (a retention that ran longer)."""
+
+    basis: RestrictionBasis
+    until: datetime
+    actor: dict[str, str | None]
+
+    def apply(self, agg: Any) -> None:
+        agg.restriction = {"basis": self.basis, "until": self.until, "since": self.timestamp}
+
+
+class RetentionRequired(RuleViolation):
+    """Erasure inside a retention period (``RETENTION_REQUIRED``, ECL 31): ``retain_until``
+    is when the last of the subject's records may go, so an erasure can wait for it."""
+
+    def __init__(self, message: str, retain_until: datetime) -> None:
+        super().__init__(codes.RETENTION_REQUIRED, message)
+        self.retain_until = retain_until
+
+
+class DataSubject(JournaledAggregate):
+    """The lifecycle stream of one data subject (see the module's docstring)."""
+
+    TOPIC = "mall-ledger/data-subject"
+    Event = DataSubjectEvent
+    Created = DataSubjectRegistered
+
+    if TYPE_CHECKING:
+        subject_id: str
+        # order number -> completed_at, retain_until, open_case (a case id, or None)
+        retention: dict[str, dict[str, Any]]
+        # reference -> reason, placed_at, command_id: the holds that are on
+        holds: dict[str, dict[str, Any]]
+        # reference -> the command id that released it (a repeat of that release answers so)
+        released: dict[str, str]
+        restriction: dict[str, Any] | None
+
+    @classmethod
+    def register(cls, ctx: Ctx, subject_id: str) -> DataSubject:
+        """A new stream for ``subject_id``; the caller adds it once its command succeeded."""
+        return cls._create(
+            DataSubjectRegistered,
+            id=data_subject_id(subject_id),
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            subject_id=subject_id,
+        )
+
+    def stream_label(self) -> str:
+        return "this data subject's stream"
+
+    def _emit(self, event_class: Any, ctx: Ctx, **fields: Any) -> None:
+        self.trigger_event(
+            event_class,
+            timestamp=ctx.at,
+            command_id=ctx.command_id,
+            actor=ctx.actor.as_dict(),
+            **fields,
+        )
+
+    # -- retention (ECL 31) ------------------------------------------------------------------
+    @property
+    def retained_until(self) -> datetime | None:
+        """When the last of the subject's recorded retentions ends (None: none recorded)."""
+        ends = [entry["retain_until"] for entry in self.retention.values()]
+        return max(ends) if ends else None
+
+    def schedule_retention(
+        self,
+        ctx: Ctx,
+        order_no: str,
+        retain_until: datetime,
+        *,
+        completed_at: datetime | None,
+        case_id: str | None = None,
+    ) -> None:
+        """Record ``order_no``'s retention: its completion (``case_id`` None), or an
+        after-sales case ``case_id`` opened after completion (``completed_at`` None)."""
+        cause: RetentionCause = "completion" if case_id is None else "after_sales_case"
+        self._emit(
+            RetentionScheduled,
+            ctx,
+            order_no=order_no,
+            cause=cause,
+            completed_at=completed_at,
+            retain_until=retain_until,
+            case_id=case_id,
+        )
+
+    # -- legal holds ---------------------------------------------------------------------------
+    def place_hold(self, ctx: Ctx, reference: str, reason: HoldReason) -> None:
+        """Put a hold on under ``reference``. The same reference already on with the same
+        reason is a repeat (``RepeatedFact``); with another, ``LEGAL_HOLD_REFERENCE_REUSED``.
+        A reference released before may be placed again (a dispute reopened)."""
+        held = self.holds.get(reference)
+        if held is not None:
+            if held["reason"] == reason:
+                raise RepeatedFact(held["command_id"])
+            raise RuleViolation(
+                codes.LEGAL_HOLD_REFERENCE_REUSED,
+                "a legal hold under that reference is already on with another reason",
+            )
+        self._emit(LegalHoldPlaced, ctx, reference=reference, reason=reason)
+
+    def release_hold(self, ctx: Ctx, reference: str) -> None:
+        """Release the hold under ``reference``. Releasing it again is a repeat of the
+        release; a reference never placed (or not on) is ``NOT_FOUND``."""
+        held = self.holds.get(reference)
+        if held is None:
+            released_by = self.released.get(reference)
+            if released_by is not None:
+                raise RepeatedFact(released_by)
+            raise NotFound("no legal hold under that reference is on for this data subject")
+        self._emit(LegalHoldReleased, ctx, reference=reference, reason=held["reason"])
+
+    # -- restricted processing (PIPL 47 para 2) ------------------------------------------------
+    def restrict_while_retained(self, ctx: Ctx, basis: RestrictionBasis) -> None:
+        """While a retention runs, record that the data is kept but not processed, until
+        the last retention ends; again, with the later date, when a retention runs longer
+        than the restriction recorded. Nothing when no retention runs at ``ctx.at``."""
+        until = self.retained_until
+        if until is None or until <= ctx.at:
+            return
+        current = self.restriction
+        if current is not None and current["basis"] == basis and current["until"] >= until:
+            return
+        self._emit(ProcessingRestricted, ctx, basis=basis, until=until)
+
+
+def check_erasable(subject: DataSubject | None, at: datetime) -> None:
+    """May the subject's personal data be de-identified or erased at ``at``? Returns None if
+    so; raises, in this order:
+
+    - ``LEGAL_HOLD`` (``RuleViolation``, PIPL 47) while any legal hold is on;
+    - ``RETENTION_REQUIRED`` (``RetentionRequired``, ECL 31, with ``retain_until``) while an
+      order's records must still be kept: naming the latest ``retain_until`` and its order.
+
+    ``subject`` is the subject's ``DataSubject`` stream (None: it has none, so no hold and no
+    completed order). Orders not yet completed are not on the stream: they are still being
+    performed, and what needs them is the caller's to check.
+    """
+    if subject is None:
+        return
+    if subject.holds:
+        reasons = ", ".join(sorted({hold["reason"] for hold in subject.holds.values()}))
+        raise RuleViolation(
+            codes.LEGAL_HOLD,
+            f"the data subject is under {len(subject.holds)} legal hold(s) ({reasons}): "
+            "its data is kept as it is until each is released",
+        )
+    running = {
+        order_no: entry
+        for order_no, entry in subject.retention.items()
+        if entry["retain_until"] > at or entry["open_case"] is not None
+    }
+    if not running:
+        return
+    order_no, last = max(running.items(), key=lambda item: (item[1]["retain_until"], item[0]))
+    until = last["retain_until"]
+    least = "at least " if last["open_case"] is not None else ""
+    raise RetentionRequired(
+        f"order {order_no}'s transaction record is kept {least}until {china_text(until)} "
+        f"China time ({len(running)} order(s) under retention); erasure can run from then",
+        until,
+    )
