@@ -6,7 +6,8 @@
 - A request with a body that is not ``application/json`` (``+json`` suffixes and a
   ``charset=utf-8`` parameter are taken) is refused ``UNSUPPORTED_MEDIA_TYPE`` (415).
 - JSON nests at most ``MAX_DEPTH`` levels (``INVALID_JSON``, 400): deep nesting costs the
-  parser and no command needs it.
+  parser and no command needs it; an object with a repeated key is refused too, as the
+  import refuses it (RFC 8259 leaves its meaning open; orjson would keep the last silently).
 
 A plain ASGI middleware, so it sees the stream before FastAPI reads it.
 """
@@ -21,6 +22,7 @@ import orjson
 from api.errors import InvalidJson, RequestTooLarge, UnsupportedMediaType
 from api.problems import refusal
 from ledger.domain.errors import LedgerError
+from ledger.importer import REPEATED_KEY, repeats_a_key
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 MAX_DEPTH = 32
@@ -112,6 +114,8 @@ def parse_json(body: bytes) -> Any:
     except orjson.JSONDecodeError:
         raise InvalidJson("the body is not valid JSON in UTF-8") from None
     check_depth(data)
+    if repeats_a_key(body, data):  # orjson keeps the last value silently; the import refuses
+        raise InvalidJson(f"the body has {REPEATED_KEY}")
     return data
 
 

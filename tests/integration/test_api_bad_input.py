@@ -217,6 +217,16 @@ def test_json_nested_deeper_than_the_limit_is_400(unchanged: Api) -> None:
         refused(send(unchanged, "submit_order", content), 400, "INVALID_JSON")
 
 
+def test_an_object_with_a_repeated_key_is_400_as_the_import_refuses_it(unchanged: Api) -> None:
+    for content in (
+        b'{"order_no": "A1", "order_no": "A2"}',
+        b'{"contact": {"phone": "1", "phone": "13800000000"}}',
+        rb'{"order_no": "A1", "order_\u006eo": "A2"}',  # the same key, escaped
+    ):
+        body = refused(send(unchanged, "submit_order", content), 400, "INVALID_JSON")
+        assert "repeated key" in body["detail"]
+
+
 def test_json_nested_to_the_limit_is_parsed_and_judged_as_a_command(unchanged: Api) -> None:
     body = refused(send(unchanged, "submit_order", nested(MAX_DEPTH)), 422, "INVALID_COMMAND")
     assert "/contact" in pointers(body)
