@@ -12,9 +12,10 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any
+from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -28,6 +29,7 @@ from ledger.driver_errors import storage_errors
 TOKEN_PREFIX = "mlk_"
 _TOKEN = re.compile(r"^mlk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _NAME = re.compile(r"^[A-Za-z0-9._:/@+-]{1,64}$")
+T = TypeVar("T")
 MAX_TRIES = 3  # two admins creating keys at once: the loser reads again and retries
 
 
@@ -77,14 +79,12 @@ def revoke_key(ledger: Ledger, key_id: str, actor: Actor = LOCAL_ACTOR) -> bool:
     """Revoke a key by id: True if revoked now, False if it already was. NotFound for an id
     never issued; InvalidCommand for text that cannot be an id."""
     check_key_id(key_id)
-    done: list[bool] = []
-    _change(
+    return _change(
         ledger,
         f"api-key-revoke-{key_id}-{secrets.token_hex(4)}",
         actor,
-        lambda r, ctx: done.append(r.revoke(ctx, key_id)),
+        lambda r, ctx: r.revoke(ctx, key_id),
     )
-    return done[-1]
 
 
 def list_keys(ledger: Ledger) -> list[dict[str, Any]]:
@@ -119,15 +119,19 @@ def _registry(ledger: Ledger) -> ApiKeyRegistry | None:
         return registry
 
 
-def _change(ledger: Ledger, command_id: str, actor: Actor, change: Any) -> None:
+def _change(
+    ledger: Ledger, command_id: str, actor: Actor, change: Callable[[ApiKeyRegistry, Ctx], T]
+) -> T:
+    """Apply ``change`` to the registry as stored now and save it; read again and retry if
+    another writer saved first. Returns what ``change`` returned."""
     for _ in range(MAX_TRIES):
         ctx = Ctx(command_id, ledger.moment(None), actor)
         registry = _registry(ledger) or ApiKeyRegistry.open(ctx)
-        change(registry, ctx)
+        outcome = change(registry, ctx)
         with storage_errors():
             try:
                 ledger.app.save(registry)
-                return
+                return outcome
             except IntegrityError:
                 continue
     raise Conflict("the API key registry kept changing under other writers; retry")
