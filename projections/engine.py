@@ -412,7 +412,9 @@ def ensure_live(db: Db, tracking: TrackingTable, projections: Sequence[Projectio
 
 @dataclass
 class Runtime:
-    """Everything the projections need on one database."""
+    """Everything the projections need on one database, for one thread at a time: its
+    connection's transactions are not guarded against another thread's (a worker thread and a
+    rebuild or check each open their own runtime, as ``ledger projections`` does)."""
 
     db: Db
     tracking: TrackingTable

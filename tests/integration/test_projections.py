@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,16 +62,22 @@ def assert_same_as_rebuild(rt: Runtime, position: int) -> None:
 
 
 @pytest.fixture
-def worker_thread(rt: Runtime) -> Iterator[threading.Event]:
-    """A live worker in a thread until the test ends (idle re-check long: it must be woken)."""
+def worker_thread(rt: Runtime) -> Iterator[Callable[[], None]]:
+    """A live worker in a thread until the test ends (idle re-check long: it must be woken).
+    Yields what stops it and waits for it to end: a test that goes on using ``rt`` must call
+    it first, as a runtime (one SQLite connection) is one thread's alone."""
     stop = threading.Event()
     worker = Worker(rt, PROJECTIONS, batch=200, idle_s=30.0)
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
-    yield stop
-    stop.set()
-    thread.join(timeout=10)
-    assert not thread.is_alive()
+
+    def stopped() -> None:
+        stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+    yield stopped
+    stopped()
 
 
 def test_live_projections_in_small_batches_equal_a_rebuild(written: Ledger, rt: Runtime) -> None:
@@ -142,7 +148,7 @@ def test_copies_whose_caches_overflow_equal_the_live_projections(
 
 
 def test_rebuild_while_the_worker_and_writers_run(
-    ledger: Ledger, rt: Runtime, backend: str, worker_thread: threading.Event
+    ledger: Ledger, rt: Runtime, backend: str, worker_thread: Callable[[], None]
 ) -> None:
     items = list(traffic(ORDERS, seed=3))
     half = len(items) // 2
@@ -160,12 +166,12 @@ def test_rebuild_while_the_worker_and_writers_run(
         rm.wait_for(ledger.head_position(), timeout_s=20)
     finally:
         rm.close()
-    worker_thread.set()
+    worker_thread()  # stopped and joined: the check below uses rt
     assert_same_as_rebuild(rt, ledger.head_position())
 
 
 def test_read_your_writes(
-    ledger: Ledger, read_models: ReadModels, worker_thread: threading.Event
+    ledger: Ledger, read_models: ReadModels, worker_thread: Callable[[], None]
 ) -> None:
     submitted = ledger.execute(b.submit("RYW-1", account_no="acct-ryw"))
     assert submitted.position is not None
@@ -193,7 +199,7 @@ def test_a_projection_behind_is_a_typed_error(ledger: Ledger, read_models: ReadM
 
 
 def test_order_and_payment_queries(
-    ledger: Ledger, read_models: ReadModels, worker_thread: threading.Event
+    ledger: Ledger, read_models: ReadModels, worker_thread: Callable[[], None]
 ) -> None:
     ledger.execute(b.submit("Q-1", account_no="acct-q", seller_id="seller-q"))
     ledger.execute(b.pay("Q-1", amount_fen=100000, method="alipay"))
@@ -215,7 +221,7 @@ def test_order_and_payment_queries(
 
 
 def test_linked_accounts_are_transitive_and_limits_count_the_group(
-    ledger: Ledger, read_models: ReadModels, worker_thread: threading.Event
+    ledger: Ledger, read_models: ReadModels, worker_thread: Callable[[], None]
 ) -> None:
     at = ledger.clock.now()
     ledger.execute(
@@ -268,7 +274,7 @@ def test_linked_accounts_are_transitive_and_limits_count_the_group(
 
 
 def test_entitlements_flags_refusals_and_retention(
-    ledger: Ledger, read_models: ReadModels, worker_thread: threading.Event
+    ledger: Ledger, read_models: ReadModels, worker_thread: Callable[[], None]
 ) -> None:
     ledger.execute(b.issue("CPN-X", campaign="spring"))
     ledger.execute(b.submit("E-1", account_no="acct-e", coupons=["CPN-X"]))
