@@ -81,7 +81,7 @@ class Verifier:
     def parse(cls, vkey: str) -> Verifier:
         """A verifier key ``<name>+<hex id>+<base64(0x01 || key)>``; ``NoteInvalid`` if
         malformed or if the id is not the key's."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # base64 has "+" too: the name has none
         if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
             raise NoteInvalid("a verifier key is <name>+<8 hex digits>+<base64 key>")
         name, key_bytes = _check_name(parts[0]), b64decode(parts[2], "the verifier key")

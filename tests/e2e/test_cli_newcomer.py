@@ -42,6 +42,9 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "hold place": ["hold", "place", "acct-1", "--reference", "CASE-1", "--reason", "dispute"],
     "hold release": ["hold", "release", "acct-1", "--reference", "CASE-1"],
     "serve": ["serve", "--port", "18765"],
+    "seal": ["seal"],
+    "prove": ["prove", "1"],
+    "verify": ["verify"],
 }
 NO_DATABASE = {"commands"}
 WITH_DATABASE = [name for name in SUBCOMMANDS if name not in NO_DATABASE]

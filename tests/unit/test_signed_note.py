@@ -166,3 +166,11 @@ def test_a_tlog_proof_round_trips_and_verifies_offline() -> None:
 def test_malformed_tlog_proofs_are_refused(text: str) -> None:
     with pytest.raises(NoteInvalid):
         TlogProof.parse(text)
+
+
+def test_every_key_text_round_trips_even_when_its_base64_holds_a_plus() -> None:
+    signers = [Signer.generate(ORIGIN) for _ in range(64)]
+    assert any("+" in s.verifier().text().split("+", 2)[2] for s in signers)
+    for signer in signers:
+        assert Verifier.parse(signer.verifier().text()) == signer.verifier()
+        assert Signer.parse(signer.text()).text() == signer.text()
