@@ -34,6 +34,7 @@ SUBCOMMAND_MODULES = (
     "cli.keys",
     "cli.holds",
     "cli.history",
+    "cli.replay",
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
