@@ -35,6 +35,7 @@ SUBCOMMAND_MODULES = (
     "cli.holds",
     "cli.history",
     "cli.replay",
+    "cli.exports",
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

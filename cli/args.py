@@ -72,13 +72,26 @@ def parse_command_line(
     nothing takes is reported by the subcommand it was given to (``see ledger import
     --help``), and ``--version`` followed by anything is a usage error (argparse prints the
     version at ``--version`` and ignores the rest)."""
-    given = list(sys.argv[1:] if argv is None else argv)
+    given = short_forms(list(sys.argv[1:] if argv is None else argv))
     if given[:1] == ["--version"] and len(given) > 1:
         parser.error("argument --version: takes no other arguments")
     namespace, extras = parser.parse_known_args(given)
     if extras:
         chosen(parser, namespace).error(f"unrecognized arguments: {' '.join(extras)}")
     return namespace
+
+
+# ``ledger export REQUEST_ID --out DIR`` (the form DESIGN.md names) is ``ledger export write
+# REQUEST_ID --out DIR``: argparse cannot take a subcommand or an id in one place.
+EXPORT_ACTIONS = ("request", "write", "-h", "--help")
+
+
+def short_forms(given: list[str]) -> list[str]:
+    """``given`` with a command's short form spelt out (``export REQUEST_ID`` → ``export
+    write REQUEST_ID``)."""
+    if len(given) > 1 and given[0] == "export" and given[1] not in EXPORT_ACTIONS:
+        return ["export", "write", *given[1:]]
+    return given
 
 
 def chosen(

@@ -49,8 +49,11 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "replay entitlement": ["replay", "entitlement", "C-1", "--position", "1"],
     "replay account": ["replay", "account", "A-1", "--as-of", "2026-01-01T00:00:00+08:00"],
     "replay check": ["replay", "check"],
+    "export request": ["export", "request", "--authority", "A", "--reference", "R", "--basis", "B"],
+    "export write": ["export", "exp-000000000000", "--out", "bag"],
+    "verify-export": ["verify-export", "bag", "--public-key", "vkey"],
 }
-NO_DATABASE = {"commands"}
+NO_DATABASE = {"commands", "verify-export"}
 WITH_DATABASE = [name for name in SUBCOMMANDS if name not in NO_DATABASE]
 # A server runs until stopped: it has no output to pipe and never ends on its own.
 SERVERS = {"serve"}

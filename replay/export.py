@@ -1,0 +1,372 @@
+"""Regulator exports (ECL 25; issue 12, item 7): a request recorded as an event, then the
+records in its scope written as a BagIt bag (RFC 8493) that verifies offline.
+
+One pass over the log, up to the latest checkpoint, in position order: an order is in scope
+when its submission matches every filter of the request (``ExportScope``); from then on each
+of its events goes out three ways:
+
+- ``data/events.jsonl``: the stored row (position, leaf index, stream, version, topic, the
+  stored state in base64) with its RFC 9162 inclusion proof against the checkpoint;
+- ``data/payments``, ``logistics``, ``returns`` (returns and after-sales) ``.jsonl``/``.csv``:
+  one record per event of that kind, its facts and its position;
+- ``data/orders.jsonl``/``.csv``: one record per order (what it was as of the checkpoint), with
+  the positions of all its events.
+
+Personal fields (sealed tokens, linkage digests) are opened only when the request's basis
+requires personal data; otherwise each becomes a pseudonym, an HMAC under a key made for this
+export and never kept, so records of one person link within the export and to nothing else.
+``data/manifest.json`` holds the request, scope, counts, the checkpoint and every record's
+positions; ``data/manifest.sig`` is a C2SP signed note over its SHA-256; ``data/checkpoint``
+is the signed checkpoint; ``data/verify_export.py`` checks all of it with Python and
+``cryptography`` alone (``ledger verify-export`` runs the same file). The bag is built beside
+``DIR`` and renamed into place: it is there whole or not at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import logging
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import bagit
+import orjson
+
+from ledger.application import Ledger
+from ledger.domain.context import Actor, Ctx
+from ledger.domain.errors import InvalidCommand, NotFound
+from ledger.domain.export_request import ExportRequest, ExportScope, export_stream, scope_of
+from ledger.domain.ids import order_id
+from ledger.domain.order import events as ev
+from ledger.files import private_directory
+from ledger.sealing import ERASED
+from projections.base import topic_of
+from projections.engine import Runtime
+from projections.events import RawEvent
+from replay import export_verifier
+from replay.checkpoint import Checkpoint
+from replay.merkle import inclusion_proof
+from replay.signed_note import Signer, sign, split_note
+from replay.tiles import TileSource, TileStore
+
+EXPORT_PAGE_ROWS = 5_000
+# bagit logs a line per file at INFO: the progress bar says as much.
+logging.getLogger("bagit").setLevel(logging.WARNING)
+RECORD_FILES = ("orders", "payments", "logistics", "returns")
+KINDS: dict[str, str] = {
+    **{topic_of(c): "payments" for c in (ev.PaymentReceived, ev.RefundConsentRecorded,
+                                         ev.RefundInitiated, ev.RefundCompleted,
+                                         ev.GiftPriceCharged)},
+    **{topic_of(c): "logistics" for c in (ev.Shipped, ev.DeliveryAttemptFailed,
+                                          ev.ContactCallAttempted, ev.DeliveryRefused,
+                                          ev.Delivered)},
+    **{topic_of(c): "returns" for c in (ev.ReturnRequested, ev.ReturnReceived,
+                                        ev.ReturnInspected, ev.TransactionReopened,
+                                        ev.StockShortageDeclared, ev.StockShortageResolved,
+                                        ev.PriceErrorDetected, ev.PriceErrorResolved,
+                                        ev.MutualTerminationRequested,
+                                        ev.MutualTerminationAccepted,
+                                        ev.MutualTerminationDeclined)},
+}  # fmt: skip
+SUBMITTED = topic_of(ev.OrderSubmitted)
+TOKEN_PREFIXES = ("s1:", "s2:")
+# An order's record: what its submission said, then what it was as of the checkpoint.
+SUBMISSION_FIELDS = ("order_no", "account_no", "seller_id", "seller_kind", "purchase_type",
+                     "shipping_region", "lines", "contact")  # fmt: skip
+ORDER_FIELDS = ("status", "total_due_fen", "paid_fen", "refunded_fen", "completed_at",
+                "retain_until", "closed_ground")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """An export written: where, from which checkpoint, how many records per file."""
+
+    request_id: str
+    out: Path
+    checkpoint_size: int
+    counts: dict[str, int]
+    manifest_sha256: str
+
+
+def request_export(
+    ledger: Ledger,
+    actor: Actor,
+    authority: str,
+    reference: str,
+    basis: str,
+    scope: ExportScope,
+    personal_data: bool,
+) -> str:
+    """Record a regulator's request (an ``export/Requested`` event); its new id."""
+    request_id = f"exp-{secrets.token_hex(6)}"
+    ctx = Ctx(f"export-request-{request_id}", ledger.moment(None), actor)
+    ledger.app.save(
+        ExportRequest.request(ctx, request_id, authority, reference, basis, scope, personal_data)
+    )
+    return request_id
+
+
+def load_request(ledger: Ledger, request_id: str) -> ExportRequest:
+    """The request, or ``NotFound`` naming no value but its kind."""
+    events = list(ledger.app.events.get(export_stream(request_id)))
+    if not events:
+        raise NotFound("no such export request")
+    request: ExportRequest = ledger.app.repository.get(export_stream(request_id))
+    return request
+
+
+@dataclass
+class _Pass:
+    """One pass's state: the scope, the orders in it and the open record files."""
+
+    ledger: Ledger
+    request: ExportRequest
+    scope: ExportScope
+    key: bytes  # the pseudonyms' key, made for this export, never stored
+    source: TileSource
+    size: int
+    files: dict[str, IO[bytes]]
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # stream → record
+    counts: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, list[list[int]]] = field(default_factory=dict)
+
+
+def write_export(
+    ledger: Ledger,
+    rt: Runtime,
+    request_id: str,
+    out: Path,
+    signer: Signer,
+    actor: Actor,
+    on_progress: Callable[[int], None] | None = None,
+) -> ExportReport:
+    """Write the export of request ``request_id`` to ``out`` (see the module docstring).
+
+    Raises ``NotFound`` for an unknown request or a log never sealed, ``InvalidCommand``
+    naming ``--out`` for a path that exists, ``OSError``."""
+    request = load_request(ledger, request_id)
+    if out.exists():
+        raise InvalidCommand("--out", f"{out} exists: an export is written to a new directory")
+    store = TileStore(rt.db)
+    with rt.db.snapshot() as cur:
+        kept = store.checkpoints(cur) if store.exists(cur) else []
+        if not kept:
+            raise NotFound("the log has no checkpoint yet: run `ledger seal` first")
+        size, note = kept[-1]
+        with _building(out) as build:
+            data = build  # make_bag moves what is here into data/
+            with _record_files(data) as files:
+                state = _Pass(ledger, request, scope_of(request.scope), secrets.token_bytes(32),
+                              TileSource(store, cur), size, files)  # fmt: skip
+                _walk(rt, cur, state, on_progress)
+                _write_orders(state)
+            digest = _finish(data, state, note, signer)
+            bagit.make_bag(str(build), _bag_info(request, size), checksums=["sha256"])
+            _record(ledger, actor, request, size, state.counts, digest)
+    return ExportReport(request_id, out, size, dict(state.counts), digest)
+
+
+@contextmanager
+def _building(out: Path) -> Iterator[Path]:
+    """A directory beside ``out``, renamed to it when the block ends well, removed if not."""
+    private_directory(out.parent)
+    build = out.parent / f".{out.name}.{secrets.token_hex(4)}.partial"
+    build.mkdir(mode=0o700)
+    try:
+        yield build
+        build.rename(out)
+    finally:
+        if build.exists():
+            shutil.rmtree(build, ignore_errors=True)
+
+
+@contextmanager
+def _record_files(data: Path) -> Iterator[dict[str, IO[bytes]]]:
+    files: dict[str, IO[bytes]] = {
+        name: (data / f"{name}.jsonl").open("wb") for name in (*RECORD_FILES, "events")
+    }
+    try:
+        yield files
+    finally:
+        for handle in files.values():
+            handle.close()
+
+
+def _walk(rt: Runtime, cur: Any, state: _Pass, on_progress: Callable[[int], None] | None) -> None:
+    """Every row of the checkpoint, once, in position order."""
+    after, index = 0, 0
+    while index < state.size:
+        rows = rt.db.fetch_rows(cur, after, min(EXPORT_PAGE_ROWS, state.size - index), None)
+        if not rows:
+            raise NotFound("the log is shorter than its checkpoint: run `ledger verify`")
+        for row in rows:
+            _one_row(rt, state, row, index)
+            index += 1
+        after = rows[-1].position
+        if on_progress is not None:
+            on_progress(index)
+
+
+def _one_row(rt: Runtime, state: _Pass, row: RawEvent, index: int) -> None:
+    if row.topic == SUBMITTED:
+        event = rt.engine.decoder.decode(row)
+        if _in_scope(event.data, event.at, state.scope):
+            submitted = {k: event.data.get(k) for k in SUBMISSION_FIELDS}
+            opened = _personal_out(state, submitted, str(submitted["order_no"]))
+            state.orders[row.stream] = {**opened, "submitted_at": event.at, "positions": []}
+    order = state.orders.get(row.stream)
+    if order is None:
+        return
+    order["positions"].append(row.position)
+    _emit(state, "events", _event_row(state, row, index), [row.position])
+    kind = KINDS.get(row.topic)
+    if kind is not None:
+        event = rt.engine.decoder.decode(row)
+        record = {"order_no": order["order_no"], "event": row.topic.rsplit("/", 1)[-1],
+                  "at": event.at, "position": row.position,
+                  **_personal_out(state, event.data, order["order_no"])}  # fmt: skip
+        _emit(state, kind, record, [row.position])
+
+
+def _in_scope(data: dict[str, Any], at: Any, scope: ExportScope) -> bool:
+    """Every filter the request gives holds for this submission."""
+    checks = [
+        scope.since is None or at >= scope.since,
+        scope.until is None or at < scope.until,
+        scope.seller is None or data.get("seller_id") == scope.seller,
+        scope.account is None or data.get("account_no") == scope.account,
+        scope.region is None or data.get("shipping_region") == scope.region,
+        scope.sku is None or any(line.get("sku") == scope.sku for line in data.get("lines", [])),
+    ]
+    return all(checks)
+
+
+def _event_row(state: _Pass, row: RawEvent, index: int) -> dict[str, Any]:
+    proof = inclusion_proof(state.source, index, state.size)
+    stored = row.state.encode() if isinstance(row.state, str) else bytes(row.state or b"")
+    return {
+        "position": row.position,
+        "leaf": index,
+        "stream": row.stream,
+        "version": row.version,
+        "topic": row.topic,
+        "state": base64.b64encode(stored).decode(),
+        "proof": [base64.b64encode(h).decode() for h in proof],
+    }
+
+
+def _emit(state: _Pass, name: str, record: dict[str, Any], positions: list[int]) -> None:
+    state.files[name].write(orjson.dumps(record, default=str) + b"\n")
+    state.counts[name] = state.counts.get(name, 0) + 1
+    state.positions.setdefault(name, []).append(positions)
+
+
+def _personal_out(state: _Pass, facts: dict[str, Any], order_no: str) -> dict[str, Any]:
+    """The facts with every personal value opened (basis requires it) or pseudonymised."""
+    return {k: _value_out(state, k, v, order_no) for k, v in facts.items()
+            if k not in ("originator_topic", "timestamp", "command_id")}  # fmt: skip
+
+
+def _value_out(state: _Pass, name: str, value: Any, order_no: str) -> Any:
+    if isinstance(value, dict):
+        if name == "linkage":
+            return {k: _pseudonym(state, k, str(v)) for k, v in value.items()}
+        return {k: _value_out(state, k, v, order_no) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_value_out(state, name, v, order_no) for v in value]
+    if isinstance(value, str) and value.startswith(TOKEN_PREFIXES):
+        plain = state.ledger.reveal(value, name)
+        if plain == ERASED or state.request.personal_data:
+            return plain
+        return _pseudonym(state, name, plain)
+    return value
+
+
+def _pseudonym(state: _Pass, name: str, value: str) -> str:
+    digest = hmac.new(state.key, f"{name}|{value}".encode(), hashlib.sha256).digest()
+    return "p-" + base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+def _write_orders(state: _Pass) -> None:
+    """One record per order in scope, as it was at its last event in the checkpoint."""
+    for order in state.orders.values():
+        stream = order_id(order["order_no"])
+        version = len(order["positions"])
+        aggregate: Any = state.ledger.app.repository.get(stream, version=version)
+        fields = {k: getattr(aggregate, k, None) for k in ORDER_FIELDS}
+        fields["paid_fen"] = sum((fields["paid_fen"] or {}).values())
+        fields["refunded_fen"] = sum((fields["refunded_fen"] or {}).values())
+        record = {**order, **fields, "version": version}
+        _emit(state, "orders", record, list(order["positions"]))
+
+
+def _finish(data: Path, state: _Pass, note: str, signer: Signer) -> str:
+    """CSV beside each record file, the checkpoint, the manifest and its signature, the
+    verifier; the manifest's SHA-256 (hex)."""
+    for name in RECORD_FILES:
+        _to_csv(data / f"{name}.jsonl", data / f"{name}.csv")
+    (data / "checkpoint").write_text(note, encoding="utf-8")
+    checkpoint = Checkpoint.parse(split_note(note)[0])
+    manifest = {
+        "format": "mall-ledger/export/v1",
+        "request": {k: getattr(state.request, k) for k in
+                    ("request_id", "authority", "reference", "basis", "personal_data")},
+        "scope": state.request.scope,
+        "checkpoint": {"origin": checkpoint.origin, "size": checkpoint.size,
+                       "root_hash": base64.b64encode(checkpoint.root_hash).decode()},
+        "counts": {name: state.counts.get(name, 0) for name in (*RECORD_FILES, "events")},
+        "positions": {name: state.positions.get(name, []) for name in RECORD_FILES},
+        "personal_data": "clear" if state.request.personal_data else "pseudonyms",
+    }  # fmt: skip
+    body = orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+    (data / "manifest.json").write_bytes(body)
+    digest = hashlib.sha256(body).hexdigest()
+    text = export_verifier.manifest_note_text(state.request.request_id, digest)
+    (data / "manifest.sig").write_text(sign(text, [signer]), encoding="utf-8")
+    shutil.copyfile(export_verifier.__file__, data / "verify_export.py")
+    return digest
+
+
+def _to_csv(jsonl: Path, out: Path) -> None:
+    """The records as CSV (UTF-8 with BOM, for spreadsheets): columns the union of keys,
+    nested values as JSON text."""
+    records = [orjson.loads(line) for line in jsonl.read_bytes().splitlines()]
+    columns = sorted({k for r in records for k in r})
+    with out.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for r in records:
+            writer.writerow([_cell(r.get(c)) for c in columns])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _bag_info(request: ExportRequest, size: int) -> dict[str, str]:
+    return {
+        "Source-Organization": request.authority,
+        "External-Identifier": request.reference,
+        "External-Description": f"mall-ledger export {request.request_id} from checkpoint {size}",
+    }
+
+
+def _record(
+    ledger: Ledger, actor: Actor, request: ExportRequest, size: int, counts: dict[str, int],
+    digest: str,
+) -> None:  # fmt: skip
+    ctx = Ctx(f"export-{request.request_id}-{secrets.token_hex(4)}", ledger.moment(None), actor)
+    request.written(ctx, size, counts, digest)
+    ledger.app.save(request)

@@ -1,0 +1,126 @@
+"""``ledger export`` and ``verify-export`` as a regulator's clerk runs them (real processes, a
+real SQLite file), and the verifier bundled in the bag run in a fresh virtual environment
+holding nothing but ``cryptography``: it agrees with ``ledger verify-export``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli_newcomer import one_line_error, run
+
+TIMEOUT_S = 600
+
+
+def ledger(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(cwd, list(args))
+
+
+@pytest.fixture
+def exported(tmp_path: Path) -> Path:
+    """A sealed demo ledger, an export of one region written to ``bag``, the public key."""
+    for args in (["demo", "--orders", "40"], ["seal"]):
+        assert ledger(tmp_path, *args).returncode == 0
+    (tmp_path / "vkey").write_text(ledger(tmp_path, "seal", "--public-key").stdout)
+    asked = ledger(
+        tmp_path,
+        "export",
+        "request",
+        "--authority",
+        "市场监督管理局",
+        "--reference",
+        "SAMR-1",
+        "--basis",
+        "ECL 25",
+        "--region",
+        "CN-BJ",
+        "--json",
+    )
+    assert asked.returncode == 0, asked.stderr
+    request_id = json.loads(asked.stdout)["request_id"]
+    done = ledger(tmp_path, "export", request_id, "--out", "bag", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"]["orders"] > 0
+    return tmp_path
+
+
+def test_verify_export_passes_then_fails_on_a_changed_byte(exported: Path) -> None:
+    ok = ledger(exported, "verify-export", "bag", "--public-key", "vkey")
+    assert ok.returncode == 0 and ok.stdout.startswith("verified: "), ok.stdout
+    orders = exported / "bag" / "data" / "orders.jsonl"
+    orders.write_text(orders.read_text().replace("CN-BJ", "CN-SH", 1))
+    bad = ledger(exported, "verify-export", "bag", "--public-key", "vkey")
+    assert bad.returncode == 1
+    assert (
+        bad.stdout
+        == "NOT VERIFIED: data/orders.jsonl is not the file the bag lists (changed or missing)\n"
+    )
+
+
+def test_the_bundled_verifier_needs_only_cryptography(exported: Path, tmp_path: Path) -> None:
+    env_dir = tmp_path / "clean-venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    pip = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "cryptography"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert pip.returncode == 0, pip.stderr
+    script = exported / "bag" / "data" / "verify_export.py"
+    bundled = subprocess.run(
+        [python, "-I", script, exported / "bag", "--public-key", exported / "vkey"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    ours = ledger(exported, "verify-export", "bag", "--public-key", "vkey")
+    assert bundled.returncode == ours.returncode == 0, bundled.stdout + bundled.stderr
+    assert bundled.stdout == ours.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "exit_code"),
+    [
+        (["export", "exp-000000000000", "--out", "x"], "NOT_FOUND", 1),
+        (["export", "not-an-id", "--out", "x"], "INVALID_COMMAND", 2),
+        (
+            [
+                "export",
+                "request",
+                "--authority",
+                "A",
+                "--reference",
+                "R",
+                "--basis",
+                "B",
+                "--from",
+                "2026-03-02T00:00:00Z",
+                "--to",
+                "2026-03-01T00:00:00Z",
+            ],
+            "INVALID_COMMAND",
+            2,
+        ),
+    ],
+)
+def test_bad_requests_are_one_line(
+    exported: Path, args: list[str], code: str, exit_code: int
+) -> None:
+    done = ledger(exported, *args)
+    assert done.returncode == exit_code, done.stderr
+    one_line_error(done, code)
+
+
+def test_an_existing_directory_is_never_written_into(exported: Path) -> None:
+    manifest = json.loads((exported / "bag" / "data" / "manifest.json").read_text())
+    again = ledger(exported, "export", manifest["request"]["request_id"], "--out", "bag")
+    assert again.returncode == 2
+    assert "--out" in one_line_error(again, "INVALID_COMMAND")
