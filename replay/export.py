@@ -36,15 +36,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from uuid import UUID
 
 import bagit
 import orjson
+from eventsourcing.persistence import StoredEvent
 
 from ledger.application import Ledger
 from ledger.domain.context import Actor, Ctx
 from ledger.domain.errors import InvalidCommand, NotFound
 from ledger.domain.export_request import ExportRequest, ExportScope, export_stream, scope_of
-from ledger.domain.ids import order_id
 from ledger.domain.order import events as ev
 from ledger.files import private_directory
 from ledger.sealing import ERASED
@@ -53,7 +54,7 @@ from projections.engine import Runtime
 from projections.events import RawEvent
 from replay import export_verifier
 from replay.checkpoint import Checkpoint
-from replay.merkle import inclusion_proof
+from replay.merkle import Prover
 from replay.signed_note import Signer, sign, split_note
 from replay.tiles import TileSource, TileStore
 
@@ -77,7 +78,12 @@ KINDS: dict[str, str] = {
                                         ev.MutualTerminationDeclined)},
 }  # fmt: skip
 SUBMITTED = topic_of(ev.OrderSubmitted)
+# Fields every domain event has; a record shows its time once, as "at".
+EVENT_HEADER = ("originator_id", "originator_version", "originator_topic", "timestamp")
 TOKEN_PREFIXES = ("s1:", "s2:")
+# An event field whose token was sealed under another field name (ledger/handlers/orders.py):
+# the name is part of the token's associated data.
+SEALED_AS = {"destination_account": "refund_destination"}
 # An order's record: what its submission said, then what it was as of the checkpoint.
 SUBMISSION_FIELDS = ("order_no", "account_no", "seller_id", "seller_kind", "purchase_type",
                      "shipping_region", "lines", "contact")  # fmt: skip
@@ -131,10 +137,12 @@ class _Pass:
     request: ExportRequest
     scope: ExportScope
     key: bytes  # the pseudonyms' key, made for this export, never stored
-    source: TileSource
+    prover: Prover
     size: int
     files: dict[str, IO[bytes]]
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # stream → record
+    folded: dict[str, Any] = field(default_factory=dict)  # stream → aggregate so far
+    positions_of: dict[str, list[int]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     positions: dict[str, list[list[int]]] = field(default_factory=dict)
 
@@ -164,8 +172,9 @@ def write_export(
         with _building(out) as build:
             data = build  # make_bag moves what is here into data/
             with _record_files(data) as files:
+                prover = Prover(TileSource(store, cur), size)
                 state = _Pass(ledger, request, scope_of(request.scope), secrets.token_bytes(32),
-                              TileSource(store, cur), size, files)  # fmt: skip
+                              prover, size, files)  # fmt: skip
                 _walk(rt, cur, state, on_progress)
                 _write_orders(state)
             digest = _finish(data, state, note, signer)
@@ -208,32 +217,42 @@ def _walk(rt: Runtime, cur: Any, state: _Pass, on_progress: Callable[[int], None
         if not rows:
             raise NotFound("the log is shorter than its checkpoint: run `ledger verify`")
         for row in rows:
-            _one_row(rt, state, row, index)
+            _one_row(state, row, index)
             index += 1
         after = rows[-1].position
         if on_progress is not None:
             on_progress(index)
 
 
-def _one_row(rt: Runtime, state: _Pass, row: RawEvent, index: int) -> None:
-    if row.topic == SUBMITTED:
-        event = rt.engine.decoder.decode(row)
-        if _in_scope(event.data, event.at, state.scope):
-            submitted = {k: event.data.get(k) for k in SUBMISSION_FIELDS}
-            opened = _personal_out(state, submitted, str(submitted["order_no"]))
-            state.orders[row.stream] = {**opened, "submitted_at": event.at, "positions": []}
+def _one_row(state: _Pass, row: RawEvent, index: int) -> None:
     order = state.orders.get(row.stream)
+    if order is None and row.topic != SUBMITTED:
+        return  # not an order in scope: nothing decoded
+    event = _decoded(state, row)
+    facts = {k: v for k, v in vars(event).items() if k not in EVENT_HEADER}
     if order is None:
-        return
-    order["positions"].append(row.position)
+        if not _in_scope(facts, event.timestamp, state.scope):
+            return
+        submitted = {k: facts.get(k) for k in SUBMISSION_FIELDS}
+        opened = _personal_out(state, submitted)
+        order = state.orders[row.stream] = {**opened, "submitted_at": event.timestamp}
+        state.folded[row.stream], state.positions_of[row.stream] = None, []
+    state.folded[row.stream] = event.mutate(state.folded[row.stream])
+    state.positions_of[row.stream].append(row.position)
     _emit(state, "events", _event_row(state, row, index), [row.position])
     kind = KINDS.get(row.topic)
     if kind is not None:
-        event = rt.engine.decoder.decode(row)
         record = {"order_no": order["order_no"], "event": row.topic.rsplit("/", 1)[-1],
-                  "at": event.at, "position": row.position,
-                  **_personal_out(state, event.data, order["order_no"])}  # fmt: skip
+                  "at": event.timestamp, "position": row.position,
+                  **_personal_out(state, facts)}  # fmt: skip
         _emit(state, kind, record, [row.position])
+
+
+def _decoded(state: _Pass, row: RawEvent) -> Any:
+    """The row as its domain event (upcast), as the library's repository reads it."""
+    stored = row.state.encode() if isinstance(row.state, str) else bytes(row.state or b"")
+    mapper = state.ledger.app.mapper
+    return mapper.to_domain_event(StoredEvent(UUID(row.stream), row.version, row.topic, stored))
 
 
 def _in_scope(data: dict[str, Any], at: Any, scope: ExportScope) -> bool:
@@ -250,7 +269,7 @@ def _in_scope(data: dict[str, Any], at: Any, scope: ExportScope) -> bool:
 
 
 def _event_row(state: _Pass, row: RawEvent, index: int) -> dict[str, Any]:
-    proof = inclusion_proof(state.source, index, state.size)
+    proof = state.prover.inclusion(index)
     stored = row.state.encode() if isinstance(row.state, str) else bytes(row.state or b"")
     return {
         "position": row.position,
@@ -269,21 +288,20 @@ def _emit(state: _Pass, name: str, record: dict[str, Any], positions: list[int])
     state.positions.setdefault(name, []).append(positions)
 
 
-def _personal_out(state: _Pass, facts: dict[str, Any], order_no: str) -> dict[str, Any]:
+def _personal_out(state: _Pass, facts: dict[str, Any]) -> dict[str, Any]:
     """The facts with every personal value opened (basis requires it) or pseudonymised."""
-    return {k: _value_out(state, k, v, order_no) for k, v in facts.items()
-            if k not in ("originator_topic", "timestamp", "command_id")}  # fmt: skip
+    return {k: _value_out(state, k, v) for k, v in facts.items() if k != "command_id"}
 
 
-def _value_out(state: _Pass, name: str, value: Any, order_no: str) -> Any:
+def _value_out(state: _Pass, name: str, value: Any) -> Any:
     if isinstance(value, dict):
         if name == "linkage":
             return {k: _pseudonym(state, k, str(v)) for k, v in value.items()}
-        return {k: _value_out(state, k, v, order_no) for k, v in value.items()}
+        return {k: _value_out(state, k, v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_value_out(state, name, v, order_no) for v in value]
+        return [_value_out(state, name, v) for v in value]
     if isinstance(value, str) and value.startswith(TOKEN_PREFIXES):
-        plain = state.ledger.reveal(value, name)
+        plain = state.ledger.reveal(value, SEALED_AS.get(name, name))
         if plain == ERASED or state.request.personal_data:
             return plain
         return _pseudonym(state, name, plain)
@@ -297,15 +315,14 @@ def _pseudonym(state: _Pass, name: str, value: str) -> str:
 
 def _write_orders(state: _Pass) -> None:
     """One record per order in scope, as it was at its last event in the checkpoint."""
-    for order in state.orders.values():
-        stream = order_id(order["order_no"])
-        version = len(order["positions"])
-        aggregate: Any = state.ledger.app.repository.get(stream, version=version)
+    for stream, order in state.orders.items():
+        aggregate = state.folded[stream]
         fields = {k: getattr(aggregate, k, None) for k in ORDER_FIELDS}
         fields["paid_fen"] = sum((fields["paid_fen"] or {}).values())
         fields["refunded_fen"] = sum((fields["refunded_fen"] or {}).values())
-        record = {**order, **fields, "version": version}
-        _emit(state, "orders", record, list(order["positions"]))
+        positions = state.positions_of[stream]
+        record = {**order, **fields, "version": len(positions), "positions": positions}
+        _emit(state, "orders", record, list(positions))
 
 
 def _finish(data: Path, state: _Pass, note: str, signer: Signer) -> str:

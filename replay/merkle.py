@@ -29,6 +29,7 @@ EMPTY_ROOT = sha256(b"").digest()
 # A proof over a tree of at most 2**63 leaves has at most 63 hashes (RFC 9162 2.1.3.1).
 MAX_PROOF_HASHES = 63
 MAX_TREE_SIZE = 2**63
+BLOCK = 256  # leaves whose proofs share everything above them (a Prover's unit)
 
 
 class ProofInvalid(LedgerError):
@@ -103,19 +104,63 @@ def inclusion_proof(source: NodeSource, index: int, size: int) -> list[bytes]:
     """PATH(index, D[0:size]) of RFC 9162 2.1.3.1: the sibling hashes from the leaf up.
 
     Raises ``ProofInvalid`` when ``index`` is not a leaf of a tree of ``size`` leaves."""
-    if not 0 <= index < size:
-        raise ProofInvalid(f"leaf index {index} is not in a tree of {size} leaves")
-    return _path(source, index, 0, size)
+    return Prover(source, size).inclusion(index)
 
 
-def _path(source: NodeSource, index: int, start: int, end: int) -> list[bytes]:
-    if end - start == 1:
-        return []
-    k = split_point(end - start)
-    middle = start + k
-    if index < middle:
-        return [*_path(source, index, start, middle), subtree_root(source, middle, end)]
-    return [*_path(source, index, middle, end), subtree_root(source, start, middle)]
+class Prover:
+    """Inclusion proofs of many leaves of one tree of ``size`` leaves: the roots of the
+    ranges that are not perfect subtrees (the tree's right edge) are hashed once, not once
+    per proof."""
+
+    def __init__(self, source: NodeSource, size: int) -> None:
+        self.source, self.size = source, size
+        self._roots: dict[tuple[int, int], bytes] = {}
+        self._top: tuple[int, tuple[int, int, list[bytes]]] | None = None
+
+    def inclusion(self, index: int) -> list[bytes]:
+        """PATH(index, D[0:size]); ``ProofInvalid`` for a leaf outside the tree."""
+        if not 0 <= index < self.size:
+            raise ProofInvalid(f"leaf index {index} is not in a tree of {self.size} leaves")
+        start, end, top = self._upper(index)
+        return [*self._path(index, start, end), *top]
+
+    def _upper(self, index: int) -> tuple[int, int, list[bytes]]:
+        """The range of at most ``BLOCK`` leaves the recursion reaches for ``index``, and the
+        siblings above it (from the bottom up). Above that size every split falls on a
+        multiple of ``BLOCK``, so the leaves of one aligned block share them: proofs of
+        neighbouring leaves (an export's) compute them once."""
+        block = index // BLOCK
+        if self._top is not None and self._top[0] == block:
+            return self._top[1]
+        start, end, siblings = 0, self.size, []
+        while end - start > BLOCK:
+            middle = start + split_point(end - start)
+            if index < middle:
+                siblings.append(self._root(middle, end))
+                end = middle
+            else:
+                siblings.append(self._root(start, middle))
+                start = middle
+        found = (start, end, siblings[::-1])
+        self._top = (block, found)
+        return found
+
+    def _path(self, index: int, start: int, end: int) -> list[bytes]:
+        if end - start == 1:
+            return []
+        middle = start + split_point(end - start)
+        if index < middle:
+            return [*self._path(index, start, middle), self._root(middle, end)]
+        return [*self._path(index, middle, end), self._root(start, middle)]
+
+    def _root(self, start: int, end: int) -> bytes:
+        size = end - start
+        if size & (size - 1) == 0:  # a perfect subtree: one node of the source
+            return subtree_root(self.source, start, end)
+        found = self._roots.get((start, end))
+        if found is None:
+            found = self._roots[(start, end)] = subtree_root(self.source, start, end)
+        return found
 
 
 def consistency_proof(source: NodeSource, old_size: int, new_size: int) -> list[bytes]:

@@ -29,6 +29,7 @@ TILES_TABLE = "ledger_merkle_tiles"
 HEAD_TABLE = "ledger_merkle_head"
 CHECKPOINTS_TABLE = "ledger_merkle_checkpoints"
 _POSITION = struct.Struct(">Q")
+MAX_CACHED = 65_536  # tiles or nodes a TileSource keeps (a few MB); then it starts afresh
 
 
 def pack_hashes(hashes: Iterable[bytes]) -> bytes:
@@ -213,17 +214,28 @@ class TileSource:
     def __init__(self, store: TileStore, cur: Any) -> None:
         self.store, self.cur = store, cur
         self._tiles: dict[tuple[int, int], Tile] = {}
+        # Nodes hashed up inside a tile: the proofs of neighbouring leaves share most of them.
+        self._nodes: dict[tuple[int, int], bytes] = {}
 
     def node(self, level: int, index: int) -> bytes:
+        found = self._nodes.get((level, index))
+        if found is not None:
+            return found
         tile_level = level // TILE_HEIGHT
         tile_index = (index << (level - TILE_HEIGHT * tile_level)) >> TILE_HEIGHT
         key = (tile_level, tile_index)
         if key not in self._tiles:
-            found = self.store.tile(self.cur, tile_level, tile_index)
-            if found is None:
+            if len(self._tiles) >= MAX_CACHED:
+                self._tiles.clear()
+            stored = self.store.tile(self.cur, tile_level, tile_index)
+            if stored is None:
                 raise ProofInvalid(f"the tree has no node at level {level}, index {index}")
-            self._tiles[key] = found
-        return self._tiles[key].node(level, index)
+            self._tiles[key] = stored
+        value = self._tiles[key].node(level, index)
+        if len(self._nodes) >= MAX_CACHED:
+            self._nodes.clear()
+        self._nodes[(level, index)] = value
+        return value
 
 
 def leaf_index_of(tile: Tile, position: int) -> int | None:

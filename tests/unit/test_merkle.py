@@ -19,6 +19,7 @@ from replay.merkle import (
     CompactRange,
     LeafList,
     ProofInvalid,
+    Prover,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -267,3 +268,18 @@ def test_proofs_are_refused_for_sizes_no_proof_exists_for() -> None:
     for old, new in [(0, 4), (5, 4)]:
         with pytest.raises(ProofInvalid):
             consistency_proof(source, old, new)
+
+
+@pytest.mark.parametrize("size", [255, 256, 257, 513, 1100])
+def test_a_prover_s_proofs_of_every_leaf_of_a_large_tree_verify_both_ways(size: int) -> None:
+    """Above 256 leaves a Prover shares the upper siblings between the leaves of a block:
+    every leaf, in order and out of order, gets its own correct proof."""
+    source = LeafList(leaves_of(size))
+    head = root(source, size)
+    prover = Prover(source, size)
+    order = list(range(size)) + list(range(size - 1, -1, -97))
+    for index in order:
+        proof = prover.inclusion(index)
+        assert proof == inclusion_proof(LeafList(source.leaves), index, size)
+        verify_inclusion(index, size, source.leaves[index], proof, head)
+        assert reference_inclusion_root(index, size, source.leaves[index], proof) == head
