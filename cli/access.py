@@ -6,7 +6,9 @@ rows, UTF-8 with BOM) and manifest.json (each file's SHA-256 and size, the log p
 time, the ledger's version), all at once or not at all. DIR must not exist or be an empty
 directory: anything else is ``IO_ERROR``, exit 2, nothing written. The copy is recorded on the
 subject's stream as ``AccessCopyGiven`` (the local actor, REF, the files' names and digests).
-A subject the ledger does not know is ``NOT_FOUND``, exit 1.
+A subject the ledger does not know is ``NOT_FOUND``, exit 1. Ctrl-C (130) or SIGTERM (143)
+removes the unfinished copy; a process killed outright leaves no DIR, only a hidden staging
+directory beside it, which the next copy into DIR removes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from cli.args import add_database_url, add_json, identifier
 from cli.exits import Exit
+from cli.projections import terminable_block
 from ledger.commands import ACCOUNT_PATTERN, KEY_MAX_CHARS
 from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.errors import InvalidCommand
@@ -78,9 +81,15 @@ def cmd_access(args: argparse.Namespace, settings: Settings) -> int:
     check_output_dir(args.out)  # before the database is opened
     ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
     try:
-        receipt = give_access_copy(
-            ledger, args.subject, args.out, LOCAL_ACTOR, reference=args.reference, progress=True
-        )
+        with terminable_block():  # SIGTERM removes the unfinished copy, as Ctrl-C does
+            receipt = give_access_copy(
+                ledger,
+                args.subject,
+                args.out,
+                LOCAL_ACTOR,
+                reference=args.reference,
+                progress=True,
+            )
     finally:
         ledger.close()
     if args.json:

@@ -56,6 +56,7 @@ from ledger.domain.ids import account_id, data_subject_id
 from ledger.domain.order.events import OrderSubmitted
 from ledger.driver_errors import storage_errors
 from ledger.keystore import validate_subject_id
+from ledger.library.bulk_read import events_upto
 from ledger.library.positions import version_at
 
 T = TypeVar("T")
@@ -194,13 +195,10 @@ def collect(ledger: Ledger, subject_id: str, *, progress: bool = False) -> Acces
                 "for that subject_id"
             )
         data = SubjectData(subject_id, ledger.sealer, erased)
+        streams = events_upto(ledger.app, order_ids, position)
         orders = [
-            order_view(events, data)
-            for events in _with_progress(
-                (order_events(ledger, stream, position) for stream in order_ids),
-                len(order_ids),
-                progress,
-            )
+            order_view(streams[stream], data)
+            for stream in _with_progress(order_ids, len(order_ids), progress)
         ]
     subject = subject_view(data, subject_stream, account, made_at)
     files, manifest = render_files(
@@ -241,12 +239,6 @@ def _json_text(text: str) -> bytes:
     import orjson
 
     return orjson.dumps(text)
-
-
-def order_events(ledger: Ledger, stream: UUID, position: int) -> list[Any]:
-    """The order's events up to log ``position`` (the copy's)."""
-    upto = version_at(ledger.app, stream, position)
-    return list(ledger.app.events.get(stream, lte=upto)) if upto else []
 
 
 def stream_as_of(ledger: Ledger, stream: UUID, position: int) -> Any | None:

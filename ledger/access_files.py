@@ -273,11 +273,19 @@ def check_output_dir(target: Path) -> None:
         if not target.parent.is_dir():
             raise OutputRefused(f"{target}: its directory does not exist") from None
         return
+    except NotADirectoryError:
+        raise OutputRefused(f"{target}: its directory is not a directory") from None
+    except OSError as exc:
+        raise OutputRefused(f"{target}: {exc.strerror or type(exc).__name__}") from None
     if stat.S_ISLNK(info.st_mode):
         raise OutputRefused(f"{target}: is a symbolic link; nothing was written")
     if not stat.S_ISDIR(info.st_mode):
         raise OutputRefused(f"{target}: exists and is not a directory; nothing was written")
-    if any(target.iterdir()):
+    try:
+        taken = any(target.iterdir())
+    except OSError as exc:
+        raise OutputRefused(f"{target}: {exc.strerror or type(exc).__name__}") from None
+    if taken:
         raise OutputRefused(f"{target}: exists and is not empty; nothing was written")
 
 
