@@ -51,6 +51,7 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/policy": ADMINS,
     "POST /v1/subjects/{subject_id}/holds": ADMINS,
     "POST /v1/subjects/{subject_id}/holds/{reference}/release": ADMINS,
+    "POST /v1/subjects/{subject_id}/access-copies": ADMINS,
     # operations (api/health.py, api/metrics.py): the counters show the business's volume
     "GET /metrics": ADMINS,
     "GET /healthz": PUBLIC,
