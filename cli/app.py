@@ -34,6 +34,7 @@ SUBCOMMAND_MODULES = (
     "cli.keys",
     "cli.holds",
     "cli.access",
+    "cli.history",
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -43,6 +43,9 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "hold release": ["hold", "release", "acct-1", "--reference", "CASE-1"],
     "access": ["access", "acct-1", "--out", "access-copy"],
     "serve": ["serve", "--port", "18765"],
+    "seal": ["seal"],
+    "prove": ["prove", "1"],
+    "verify": ["verify"],
 }
 NO_DATABASE = {"commands"}
 WITH_DATABASE = [name for name in SUBCOMMANDS if name not in NO_DATABASE]
