@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from tqdm import tqdm
@@ -214,10 +215,11 @@ def collect(ledger: Ledger, subject_id: str, *, progress: bool = False) -> Acces
 
 def subject_order_ids(ledger: Ledger, subject_id: str, position: int) -> list[UUID]:
     """The streams of the orders ``subject_id``'s account submitted up to ``position``, in
-    the order they were submitted. Read from the log's submissions (an indexed topic scan),
-    each decoded only if its stored state names the account at all."""
+    the order they were submitted. Read from the log's submissions (the library's topic
+    filter: a scan of the log, paged), each decoded only if its stored state names the
+    account at all."""
     recorder = ledger.app.recorder
-    needle = _json_text(subject_id)
+    needle = orjson.dumps(subject_id)  # as the transcoder writes it: quoted, escaped
     found: list[UUID] = []
     start = 1
     while start <= position:
@@ -232,13 +234,6 @@ def subject_order_ids(ledger: Ledger, subject_id: str, position: int) -> list[UU
             break
         start = page[-1].id + 1
     return found
-
-
-def _json_text(text: str) -> bytes:
-    """``text`` as the orjson transcoder writes a JSON string (quotes and escapes)."""
-    import orjson
-
-    return orjson.dumps(text)
 
 
 def stream_as_of(ledger: Ledger, stream: UUID, position: int) -> Any | None:
