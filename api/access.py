@@ -52,6 +52,7 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/policy": ADMINS,
     "POST /v1/subjects/{subject_id}/holds": ADMINS,
     "POST /v1/subjects/{subject_id}/holds/{reference}/release": ADMINS,
+    "POST /v1/subjects/{subject_id}/access-copies": ADMINS,
     # verifiable history (api/history.py)
     "GET /v1/log/checkpoints": HISTORY,
     "GET /v1/log/proofs/inclusion/{position}": HISTORY,

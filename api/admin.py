@@ -1,5 +1,8 @@
 """Admin routes: API keys, the policy in force and legal holds (role ``admin``).
 
+An admin also makes a data subject's access copy (PIPL 45; ledger/access_copy.py), the
+content ``ledger access`` writes to files, answered as JSON and recorded like it.
+
 Keys are created with ``ledger keys create`` (the secret is shown once, on the terminal that
 made it); over HTTP an admin lists and revokes them. Legal holds on a data subject's personal
 data (PIPL 47; ledger/domain/data_subject.py) are the ledger's commands ``place_legal_hold``
@@ -14,7 +17,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
@@ -28,8 +31,9 @@ from api.commands import (
     run_command,
 )
 from api.examples import WRITTEN
-from api.queries import AccountId, KeyId
+from api.queries import AccountId, KeyFilter, KeyId
 from api.views import examples
+from ledger.access_copy import access_copy_content
 from ledger.api_keys import list_keys, revoke_key
 from ledger.commands import Key, Model
 from ledger.domain.data_subject import HoldReason
@@ -135,3 +139,47 @@ async def release_hold(
     path = {"subject_id": subject_id, "reference": reference}
     model = BODY_MODELS["release_legal_hold"]
     return await run_command(request, model, "release_legal_hold", actor, path)
+
+
+# -- access copies (PIPL 45) -----------------------------------------------------------------
+class AccessCopyAnswer(BaseModel):
+    """A data subject's copy: ``subject`` and ``orders`` as ``ledger access`` writes them to
+    subject.json and orders.json, the ``manifest`` of the files it would write (digests,
+    position, time, version), and the log position of the copy's ``AccessCopyGiven`` record."""
+
+    model_config = examples(
+        {
+            "subject": {"subject_id": "acct-1", "law": "PIPL 45", "erased": False},
+            "orders": [{"order_no": "A1", "status": "paid", "total_due_yuan": "3999.00"}],
+            "manifest": {"subject_id": "acct-1", "position": 8, "files": []},
+            "recorded_at_position": 10,
+        }
+    )
+    subject: dict[str, Any]
+    orders: list[dict[str, Any]]
+    manifest: dict[str, Any]
+    recorded_at_position: int
+
+
+@router.post("/subjects/{subject_id}/access-copies", response_model=AccessCopyAnswer)
+async def access_copy(
+    request: Request,
+    response: Response,
+    subject_id: AccountId,
+    actor: AdminActor,
+    reference: KeyFilter | None = None,
+) -> Any:
+    """A copy of the data subject's personal data and orders, for the subject (PIPL 45),
+    recorded first as ``AccessCopyGiven`` (this key, ``reference``: the request's file id;
+    never the values) and shown in the retention trail as ``access_copy``. Given also while
+    the subject's processing is restricted (PIPL 47 para 2 does not suspend the subject's own
+    access); an erased subject's personal fields read ``[erased]``. Every call makes and
+    records a new copy; the ``Idempotency-Key`` header is required as on every POST. A subject
+    the ledger knows nothing of is 404 ``NOT_FOUND``. ``Cache-Control: no-store``."""
+    idempotency_key(request)
+    content = await run_in_threadpool(
+        access_copy_content, request.app.state.ledger, subject_id, actor, reference=reference
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Ledger-Position"] = str(content["recorded_at_position"])
+    return content

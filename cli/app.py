@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES = (
     "cli.commands",
     "cli.keys",
     "cli.holds",
+    "cli.access",
     "cli.history",
     "cli.replay",
     "cli.exports",
@@ -113,8 +114,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args, settings)
     except InvalidCommand as exc:
         return fail(exc.code, exc.message, Exit.USAGE)
-    except LedgerError as exc:
-        return fail(exc.code, exc.message, Exit.PROBLEM)
+    except LedgerError as exc:  # an output the ledger refuses to write is a usage error
+        usage = exc.code == codes.IO_ERROR.code
+        return fail(exc.code, exc.message, Exit.USAGE if usage else Exit.PROBLEM)
     except (psycopg.Error, sqlite3.Error) as exc:
         return fail(codes.STORAGE_UNAVAILABLE.code, driver_message(exc), Exit.PROBLEM)
     except BrokenPipeError:

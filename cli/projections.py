@@ -162,10 +162,10 @@ def _runtime(
 ) -> Iterator[Runtime]:
     """The projections' runtime for the block, closed after it. Only ``run`` (a writer)
     makes a missing database; the others report it. ``terminable``: SIGTERM unwinds the
-    block as Ctrl-C does (``_terminable``)."""
+    block as Ctrl-C does (``terminable_block``)."""
     rt = open_runtime(settings.database_url, create=create)
     try:
-        with _terminable() if terminable else nullcontext():
+        with terminable_block() if terminable else nullcontext():
             yield rt
     finally:
         rt.close()
@@ -259,7 +259,7 @@ def _notes(row: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _terminable() -> Iterator[None]:
+def terminable_block() -> Iterator[None]:
     """SIGTERM unwinds the stack as Ctrl-C does, so a rebuild or check drops its unfinished
     copies before it exits (with 128 + SIGTERM)."""
 

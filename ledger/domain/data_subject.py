@@ -14,7 +14,10 @@ number. Its stream records, each as an event with its time and actor:
   the subject's data;
 - **restricted processing** (``ProcessingRestricted``, PIPL 47 para 2): the data is kept
   while a legal period runs but no longer processed. Recorded only, for now: what enforces it
-  (not revealing, not linking) is the lifecycle's next step.
+  (not revealing, not linking) is the lifecycle's next step;
+- **access copies** (``AccessCopyGiven``, PIPL 45): a copy of its data made for the subject
+  (``ledger access``; ledger/access_copy.py), with the files' names and digests, never the
+  values.
 
 Why one stream per subject rather than the schedule on each order: erasure is decided per
 subject, on every one of its orders, its holds and its restriction at once. With all of them
@@ -49,6 +52,7 @@ RetentionCause = Literal["completion", "after_sales_case"]
 
 RETENTION_LAW = "ECL 31"
 RESTRICTION_LAW = "PIPL 47 para 2"
+ACCESS_LAW = "PIPL 45"
 
 
 @topic("data-subject/Event")
@@ -136,6 +140,22 @@ class ProcessingRestricted(DataSubjectEvent):
 
     def apply(self, agg: Any) -> None:
         agg.restriction = {"basis": self.basis, "until": self.until, "since": self.timestamp}
+
+
+@topic("data-subject/AccessCopyGiven")
+class AccessCopyGiven(DataSubjectEvent):
+    """A copy of the subject's personal data and orders was made for the subject (PIPL 45):
+    who asked (``actor``), under which ``reference`` (the request's file id, if given), the
+    log ``position`` the copy reflects, and each file made (``files``: name, ``sha256``,
+    ``bytes``). Never the values copied: the record of a copy must not become one."""
+
+    reference: str | None
+    position: int
+    files: list[dict[str, Any]]
+    actor: dict[str, str | None]
+
+    def apply(self, agg: Any) -> None:
+        pass  # a fact for the trail; nothing the lifecycle decides on changes
 
 
 class RetentionRequired(RuleViolation):
@@ -254,6 +274,16 @@ class DataSubject(JournaledAggregate):
         if current is not None and current["basis"] == basis and current["until"] >= until:
             return
         self._emit(ProcessingRestricted, ctx, basis=basis, until=until)
+
+    # -- access copies (PIPL 45) ----------------------------------------------------------------
+    def give_access_copy(
+        self, ctx: Ctx, reference: str | None, position: int, files: list[dict[str, Any]]
+    ) -> None:
+        """Record that a copy of the subject's data as of log ``position`` was made into
+        ``files`` (name, sha256, bytes each), for ``ctx.actor``. Given also while processing
+        is restricted: the subject's own access is a right the restriction does not suspend
+        (PIPL 45; PIPL 47 para 2 stops processing, not the subject's access)."""
+        self._emit(AccessCopyGiven, ctx, reference=reference, position=position, files=files)
 
 
 def check_erasable(subject: DataSubject | None, at: datetime) -> None:

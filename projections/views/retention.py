@@ -18,6 +18,7 @@ the ledger exists for.
   | ``hold_placed``, ``hold_released`` | ``data-subject/LegalHold…`` | its reason | the hold's |
   | ``restricted`` | ``data-subject/ProcessingRestricted`` | its basis | — |
   | ``accessed`` | ``personal-data/Read``, an auditor's or regulator's read | — | — |
+  | ``access_copy`` | ``data-subject/AccessCopyGiven``: a copy for the subject | ``PIPL 45`` | its |
 
   A restriction's law (PIPL 47 para 2) and until, a schedule's dates, a read's fields are in
   ``detail``. The coming erasure, de-identification and export events are one entry each
@@ -134,6 +135,12 @@ def _accessed(e: Event) -> Row:
     return {"key_id": d.actor.get("key_id"), "role": d.actor.get("role"), "fields": d.fields}
 
 
+def _access_copy(e: Event) -> Row:
+    """The copy's position and files (names, digests, sizes: never the values copied)."""
+    d = e.fields(ds.AccessCopyGiven)
+    return {"position": d.position, "files": d.files}
+
+
 def _schedule_step(e: Event) -> str:
     return "scheduled" if e.fields(ds.RetentionScheduled).cause == "completion" else "extended"
 
@@ -168,6 +175,12 @@ STEPS: dict[str, Step] = {
     ),
     topic_of(PersonalDataRead): Step(
         _named("accessed"), subject_field="subject_id", detail=_accessed
+    ),
+    topic_of(ds.AccessCopyGiven): Step(
+        _named("access_copy"),
+        detail=_access_copy,
+        basis=_named(ds.ACCESS_LAW),
+        reference=lambda e: e.fields(ds.AccessCopyGiven).reference,
     ),
 }
 
@@ -324,6 +337,10 @@ def _hold_released(row: Row, e: Event) -> None:
     row["holds"] = [h for h in row["holds"] if h["reference"] != reference]
 
 
+def _unchanged(row: Row, e: Event) -> None:
+    """A step that changes nothing the subject's row shows (an access copy)."""
+
+
 def _restricted_row(row: Row, e: Event) -> None:
     d = e.fields(ds.ProcessingRestricted)
     row["restricted_basis"] = d.basis
@@ -343,13 +360,15 @@ HANDLERS: dict[str, Handler] = {
     topic_of(ds.LegalHoldPlaced): _on_subject(_hold_placed),
     topic_of(ds.LegalHoldReleased): _on_subject(_hold_released),
     topic_of(ds.ProcessingRestricted): _on_subject(_restricted_row),
+    topic_of(ds.AccessCopyGiven): _on_subject(_unchanged),
 }
 
 PROJECTION = Projection(
     name="retention",
     # 3: the subject's lifecycle stream: schedules (and their extension by a late case),
     # holds and restrictions, each step with actor, basis and reference; a row per subject
-    version=3,
+    # 4: access copies (PIPL 45) as ``access_copy`` steps
+    version=4,
     rebuild_cost=7,
     description="retention deadlines, holds, restrictions and the personal-data audit trail (§7)",
     tables=(RETENTION_ORDERS, RETENTION_SUBJECTS, STEPS_TABLE),

@@ -41,6 +41,7 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "keys revoke": ["keys", "revoke", "0123456789ab"],
     "hold place": ["hold", "place", "acct-1", "--reference", "CASE-1", "--reason", "dispute"],
     "hold release": ["hold", "release", "acct-1", "--reference", "CASE-1"],
+    "access": ["access", "acct-1", "--out", "access-copy"],
     "serve": ["serve", "--port", "18765"],
     "seal": ["seal"],
     "prove": ["prove", "1"],
