@@ -25,6 +25,7 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "POST /v1/commands/define_purchase_limit": ADMINS,
     "POST /v1/commands/place_legal_hold": ADMINS,
     "POST /v1/commands/release_legal_hold": ADMINS,
+    "POST /v1/commands/request_erasure": ADMINS,
     # queries (api/queries.py)
     "GET /v1/orders": READERS,
     "GET /v1/orders/{order_no}": READERS,
@@ -51,6 +52,7 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/policy": ADMINS,
     "POST /v1/subjects/{subject_id}/holds": ADMINS,
     "POST /v1/subjects/{subject_id}/holds/{reference}/release": ADMINS,
+    "POST /v1/subjects/{subject_id}/erasure": ADMINS,
     # operations (api/health.py, api/metrics.py): the counters show the business's volume
     "GET /metrics": ADMINS,
     "GET /healthz": PUBLIC,

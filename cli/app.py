@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES = (
     "cli.commands",
     "cli.keys",
     "cli.holds",
+    "cli.erase",
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -41,6 +41,7 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "keys revoke": ["keys", "revoke", "0123456789ab"],
     "hold place": ["hold", "place", "acct-1", "--reference", "CASE-1", "--reason", "dispute"],
     "hold release": ["hold", "release", "acct-1", "--reference", "CASE-1"],
+    "erase": ["erase", "acct-1"],
     "serve": ["serve", "--port", "18765"],
 }
 NO_DATABASE = {"commands"}
