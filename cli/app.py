@@ -34,6 +34,7 @@ SUBCOMMAND_MODULES = (
     "cli.keys",
     "cli.holds",
     "cli.erase",
+    "cli.retention",
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "hold place": ["hold", "place", "acct-1", "--reference", "CASE-1", "--reason", "dispute"],
     "hold release": ["hold", "release", "acct-1", "--reference", "CASE-1"],
     "erase": ["erase", "acct-1"],
+    "retention run": ["retention", "run"],
     "serve": ["serve", "--port", "18765"],
 }
 NO_DATABASE = {"commands"}

@@ -1,0 +1,169 @@
+"""The retention run (issue 11, items 3 and 10) through the application, on both backends with
+a clock moved years ahead: deferred erasures completed when the retention ends, holds blocking
+erasure and de-identification until released, de-identification only when no open order or
+after-sales case needs the direct identifiers, every step once however often it runs.
+
+Times are China time; the clock starts 2 March 2026 09:00.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.clock import ManualClock
+from ledger.domain import data_subject as ds
+from ledger.domain.ids import data_subject_id
+from ledger.erasure import ErasureRetentionRequired
+from ledger.retention_run import RetentionSummary, run_retention
+from tests import builders as b
+from tests.checks import events_of
+from tests.integration.test_erasure import erase, steps
+from tests.integration.test_retention import completed_unpaid, hold, release
+from tests.integration.test_returns import ask_return, delivered, receive
+
+SUBJECT = data_subject_id("acct-1")
+YEARS_3 = timedelta(days=3 * 366)
+
+
+def done(summary: RetentionSummary) -> dict[str, int]:
+    """The kinds of step the run did, without the zeros."""
+    return {kind: count for kind, count in summary.as_dict()["steps"].items() if count}
+
+
+def count(ledger: Ledger, cls: type, subject: str = "acct-1") -> int:
+    return len(events_of(ledger, data_subject_id(subject), cls))
+
+
+def deferred(ledger: Ledger) -> Any:
+    with pytest.raises(ErasureRetentionRequired) as caught:
+        ledger.execute(erase())
+    return caught.value.retain_until
+
+
+def test_a_deferred_erasure_is_done_by_the_run_once_the_retention_has_ended(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    until = completed_unpaid(ledger_app, "O-1")
+    assert deferred(ledger_app) == until
+    clock.set(until - timedelta(seconds=1))
+    # not yet erased; its purpose has ended, though: de-identified (already restricted)
+    assert done(run_retention(ledger_app)) == {"deidentified": 1}
+
+    clock.set(until + timedelta(days=1))
+    summary = run_retention(ledger_app)
+
+    assert done(summary) == {"erased": 1}
+    assert steps(ledger_app)[-1] == "SubjectErased"
+    [erased] = events_of(ledger_app, SUBJECT, ds.SubjectErased)
+    assert erased.order_nos == ["O-1"]
+    assert ledger_app.keystore.is_destroyed("acct-1")
+    assert set(ledger_app.contact("O-1").values()) == {"[erased]"}
+    assert ledger_app.order("O-1").total_due_fen == 399900  # the record stays
+    assert done(run_retention(ledger_app)) == {}  # twice = once
+    assert count(ledger_app, ds.SubjectErased) == 1
+
+
+def test_a_hold_blocks_the_erasure_and_the_de_identification_until_released(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    deferred_until = (completed_unpaid(ledger_app, "O-1"), deferred(ledger_app))[1]
+    ledger_app.execute(hold("CASE-1"))
+    clock.set(deferred_until + YEARS_3)
+
+    assert done(run_retention(ledger_app)) == {"held": 1}
+    assert done(run_retention(ledger_app, dry_run=True)) == {"held": 1}
+    assert count(ledger_app, ds.SubjectErased) == 0
+    assert count(ledger_app, ds.DirectIdentifiersRemoved) == 0
+    assert not ledger_app.keystore.is_destroyed("acct-1")
+
+    ledger_app.execute(release("CASE-1"))
+    assert done(run_retention(ledger_app)) == {"erased": 1}
+    assert ledger_app.keystore.is_destroyed("acct-1")
+
+
+def test_a_hold_blocks_de_identification_until_released(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    completed_unpaid(ledger_app, "O-1")
+    ledger_app.execute(hold("CASE-1", reason="investigation"))
+
+    assert done(run_retention(ledger_app)) == {}
+    ledger_app.execute(release("CASE-1"))
+    summary = run_retention(ledger_app)
+
+    assert done(summary) == {"deidentified": 1, "restricted": 1}
+    [removed] = events_of(ledger_app, SUBJECT, ds.DirectIdentifiersRemoved)
+    assert (removed.order_nos, removed.subject_id) == (["O-1"], "acct-1")
+    [restricted] = events_of(ledger_app, SUBJECT, ds.ProcessingRestricted)
+    assert restricted.basis == "purpose_ended"
+    assert done(run_retention(ledger_app)) == {}
+
+
+def test_de_identification_waits_for_every_open_order_and_after_sales_case(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    completed_unpaid(ledger_app, "O-1")
+    ledger_app.execute(b.submit("O-2"))  # still open: its contact is needed
+
+    assert done(run_retention(ledger_app)) == {}
+
+    ledger_app.execute(b.order_cmd("cancel_order", "O-2"))
+    ledger_app.execute(b.order_cmd("complete_transaction", "O-2"))
+    assert done(run_retention(ledger_app)) == {"deidentified": 1, "restricted": 1}
+    [removed] = events_of(ledger_app, SUBJECT, ds.DirectIdentifiersRemoved)
+    assert removed.order_nos == ["O-1", "O-2"]
+
+
+def test_an_after_sales_case_after_completion_keeps_the_direct_identifiers(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    delivered(ledger_app, clock, "O-1")
+    clock.advance(timedelta(days=8))
+    ledger_app.execute(b.order_cmd("complete_transaction", "O-1"))
+    clock.advance(timedelta(days=30))
+    ledger_app.execute(ask_return("O-1", kind="quality"))  # reopens the transaction
+
+    assert done(run_retention(ledger_app)) == {}
+    ledger_app.execute(receive("O-1"))
+    assert done(run_retention(ledger_app)) == {}
+    assert count(ledger_app, ds.DirectIdentifiersRemoved) == 0
+
+
+def test_an_erasure_whose_keys_a_crash_left_is_finished_by_the_run(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    ledger_app.execute(b.submit("O-1"))
+    ledger_app.keystore.destroy = lambda subject_id, at: False  # type: ignore[method-assign]
+    try:
+        ledger_app.execute(erase())
+    finally:
+        del ledger_app.keystore.destroy
+    assert not ledger_app.keystore.is_destroyed("acct-1")
+    assert done(run_retention(ledger_app, dry_run=True)) == {"keys": 1}
+    assert not ledger_app.keystore.is_destroyed("acct-1")
+
+    assert done(run_retention(ledger_app)) == {"keys": 1}
+    assert ledger_app.keystore.is_destroyed("acct-1")
+    assert done(run_retention(ledger_app)) == {}
+
+
+def test_a_retention_that_grew_defers_the_erasure_again_to_its_new_end(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    first = completed_unpaid(ledger_app, "O-1")
+    deferred(ledger_app)
+    clock.advance(timedelta(days=400))
+    later = completed_unpaid(ledger_app, "O-2")
+    clock.set(first + timedelta(days=1))
+
+    assert done(run_retention(ledger_app)) == {"deferred": 1}
+    [_, again] = events_of(ledger_app, SUBJECT, ds.ErasureDeferred)
+    assert again.until == later
+    assert done(run_retention(ledger_app)) == {"deidentified": 1}  # its purpose ended
+    assert done(run_retention(ledger_app)) == {}
+    clock.set(later)
+    assert done(run_retention(ledger_app)) == {"erased": 1}
