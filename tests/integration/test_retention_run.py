@@ -19,13 +19,18 @@ from ledger.domain import data_subject as ds
 from ledger.domain.ids import data_subject_id
 from ledger.erasure import ErasureRetentionRequired
 from ledger.retention_run import RetentionSummary, run_retention
+from ledger.sealing import ERASED
+from projections.engine import Runtime
+from projections.queries import ReadModels
 from tests import builders as b
 from tests.checks import events_of
 from tests.integration.test_erasure import erase, steps
-from tests.integration.test_retention import completed_unpaid, hold, release
+from tests.integration.test_projections import assert_same_as_rebuild, catch_up
+from tests.integration.test_retention import ADMIN, completed_unpaid, hold, release, trail
 from tests.integration.test_returns import ask_return, delivered, receive
 
 SUBJECT = data_subject_id("acct-1")
+__all__ = ["trail"]  # the read models fixture, shared
 YEARS_3 = timedelta(days=3 * 366)
 
 
@@ -167,3 +172,62 @@ def test_a_retention_that_grew_defers_the_erasure_again_to_its_new_end(
     assert done(run_retention(ledger_app)) == {}
     clock.set(later)
     assert done(run_retention(ledger_app)) == {"erased": 1}
+
+
+# -- what the read side shows (item 11) --------------------------------------------------------
+def test_after_erasure_the_views_read_erased_and_the_trail_shows_every_step(
+    ledger_app: Ledger, clock: ManualClock, rt: Runtime, trail: ReadModels
+) -> None:
+    until = completed_unpaid(ledger_app, "O-1")
+    ledger_app.execute(hold("CASE-1"), actor=ADMIN)
+    with pytest.raises(ds.RuleViolation):
+        ledger_app.execute(erase(reference="REQ-1"), actor=ADMIN)  # refused
+    ledger_app.execute(release("CASE-1"), actor=ADMIN)
+    deferred(ledger_app)  # deferred, restricted
+    clock.set(until + YEARS_3)
+    run_retention(ledger_app)  # erased
+    position = catch_up(rt)
+
+    steps = trail.retention_steps("acct-1", after=position)
+
+    assert [(s["step"], s["basis"], s["reference"]) for s in steps] == [
+        ("scheduled", "ECL 31", None),
+        ("hold_placed", "dispute", "CASE-1"),
+        ("erasure_requested", "PIPL 47", "REQ-1"),
+        ("erasure_refused", "LEGAL_HOLD", "REQ-1"),
+        ("hold_released", "dispute", "CASE-1"),
+        ("erasure_requested", "PIPL 47", None),
+        ("erasure_deferred", "RETENTION_REQUIRED", None),
+        ("restricted", "erasure_deferred", None),
+        ("erased", "PIPL 47", None),
+    ]
+    assert steps[3]["detail"]["holds"] == ["CASE-1"] and steps[3]["actor"] == ADMIN.as_dict()
+    assert steps[-1]["detail"] == {"orders": ["O-1"]} and steps[-1]["at"] == clock.now()
+    subject = trail.subject_retention("acct-1")
+    assert subject is not None
+    assert (subject["erasure"], subject["erased_at"]) == ("erased", clock.now())
+    order_retention = trail.retention("O-1")
+    assert order_retention is not None and order_retention["erased_at"] == clock.now()
+    order = trail.order("O-1")
+    assert order is not None
+    assert set(order["contact"].values()) == {ERASED}
+    assert (order["status"], order["total_due_fen"]) == ("closed", 399900)
+    assert_same_as_rebuild(rt, position)
+
+
+def test_de_identification_shows_per_order_and_blanks_the_contact_in_the_view(
+    ledger_app: Ledger, clock: ManualClock, rt: Runtime, trail: ReadModels
+) -> None:
+    completed_unpaid(ledger_app, "O-1")
+    run_retention(ledger_app)
+    position = catch_up(rt)
+
+    assert [s["step"] for s in trail.retention_steps("acct-1", after=position)][-2:] == [
+        "deidentified",
+        "restricted",
+    ]
+    order_retention = trail.retention("O-1")
+    assert order_retention is not None and order_retention["deidentified_at"] == clock.now()
+    order = trail.order("O-1")
+    assert order is not None and set(order["contact"].values()) == {ERASED}
+    assert_same_as_rebuild(rt, position)
