@@ -61,6 +61,7 @@ from ledger.commands import ACCOUNT_PATTERN, KEY_MAX_CHARS, KEY_PATTERN, LATEST_
 from ledger.contact_reads import reveal_contact
 from ledger.domain.errors import NotFound
 from ledger.domain.order.vocabulary import OrderStatus
+from ledger.domain.personal_data import LegalBasis
 from projections import queries as q
 from projections.queries import Listing, ReadModels
 
@@ -370,6 +371,21 @@ async def orders(
     return await list_page(request, response, q.ORDERS_BY_STATUS, filters, page)
 
 
+CitedBasis = Annotated[
+    LegalBasis | None,
+    Query(description="a restricted subject's data (PIPL 47 para 2): the legal basis cited"),
+]
+CitedReference = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=KEY_MAX_CHARS,
+        pattern=KEY_PATTERN,
+        description="with legal_basis: the request's file id (the court's, the regulator's)",
+    ),
+]
+
+
 @router.get("/orders/{order_no}/contact", response_model=ContactItem, responses=VERSIONED)
 async def contact(
     request: Request,
@@ -377,12 +393,21 @@ async def contact(
     order_no: KeyId,
     actor: ReaderActor,
     min_position: MinPosition = None,
+    legal_basis: CitedBasis = None,
+    reference: CitedReference = None,
 ) -> Any:
     """The order's contact in plaintext (``[erased]`` once its subject is erased), read from
     the log itself (so ``min_position`` is always met). An auditor's read is first recorded
     as a ``PersonalDataRead`` event (key id, role, subject, order, field names; never the
-    values), and its position is the answer's. ``Cache-Control: no-store``."""
-    revealed = await run_in_threadpool(reveal_contact, request.app.state.ledger, order_no, actor)
+    values), and its position is the answer's. ``Cache-Control: no-store``. A subject whose
+    processing is restricted (PIPL 47 para 2) is 409 ``PROCESSING_RESTRICTED`` unless an
+    auditor cites ``legal_basis`` and ``reference`` (both, or neither), recorded with the
+    read."""
+    if (legal_basis is None) != (reference is None):
+        raise InvalidParameter("legal_basis", "give legal_basis and reference together")
+    cited = None if legal_basis is None or reference is None else (legal_basis, reference)
+    ledger = request.app.state.ledger
+    revealed = await run_in_threadpool(reveal_contact, ledger, order_no, actor, cited)
     positioned(response, revealed.position, revealed.version)
     response.headers["Cache-Control"] = "no-store"
     view = {"order_no": order_no, "contact": revealed.contact, "recorded": revealed.recorded}

@@ -9,7 +9,8 @@ and, for its open orders, from the log:
 - ``erased``: an erasure deferred for a retention (``ErasureDeferred``) whose date has passed
   and no hold on: ``SubjectErased`` is saved, then the keys destroyed. A retention that grew
   meanwhile defers it again (``deferred``); a hold placed meanwhile keeps it waiting
-  (``held``, nothing written).
+  (``held``, nothing written), and so does an order of the subject still open (``waiting``:
+  its completion will schedule a retention that defers the erasure again).
 - ``deidentified``: orders completed, no order of the subject still open, no after-sales
   case open, no hold, not yet done: ``DirectIdentifiersRemoved`` (with the restriction the
   ended purpose brings while a retention runs: ``restricted``), then the direct identifiers'
@@ -45,7 +46,16 @@ from ledger.erasure import destroy_keys, remove_direct_identifiers
 from ledger.library.bulk_read import load_streams
 
 # Kinds of step, in the order the summary lists them.
-KINDS = ("erased", "keys", "deferred", "held", "deidentified", "restricted", "clashed")
+KINDS = (
+    "erased",
+    "keys",
+    "deferred",
+    "held",
+    "waiting",
+    "deidentified",
+    "restricted",
+    "clashed",
+)
 SCAN_PAGE = 1000  # notifications read per query when listing subjects and open orders
 LOAD_CHUNK = 200  # subject streams rebuilt per query
 
@@ -114,14 +124,17 @@ def step_subject(
             if not summary.dry_run:
                 destroy_keys(ledger.keystore, subject_id, subject.erased["at"])
         return
+    waiting = open_orders.get(subject_id, set())
     if subject.erasure_due(ctx.at):
+        if waiting:  # an order still performed needs the data; its completion defers again
+            summary.steps["waiting"] += 1
+            return
         outcome = subject.complete_erasure(ctx)["outcome"]
         summary.steps["held" if outcome == "waiting" else outcome] += 1
         saved = outcome != "waiting" and _saved(ledger, subject, summary)
         if saved and outcome == "erased":
             destroy_keys(ledger.keystore, subject_id, ctx.at)
         return
-    waiting = open_orders.get(subject_id, set())
     if not subject.deidentification_due(waiting):
         return
     restricted_before = subject.restriction

@@ -192,7 +192,11 @@ STEPS: dict[str, Step] = {
         basis=lambda e: e.fields(ds.ProcessingRestricted).basis,
     ),
     topic_of(PersonalDataRead): Step(
-        _named("accessed"), subject_field="subject_id", detail=_accessed
+        _named("accessed"),
+        subject_field="subject_id",
+        detail=_accessed,
+        basis=lambda e: e.fields(PersonalDataRead).legal_basis,
+        reference=lambda e: e.fields(PersonalDataRead).reference,
     ),
     topic_of(ds.ErasureRequested): Step(
         _named("erasure_requested"),

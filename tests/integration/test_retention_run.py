@@ -231,3 +231,18 @@ def test_de_identification_shows_per_order_and_blanks_the_contact_in_the_view(
     order = trail.order("O-1")
     assert order is not None and set(order["contact"].values()) == {ERASED}
     assert_same_as_rebuild(rt, position)
+
+
+def test_a_due_erasure_waits_while_an_order_of_the_subject_is_still_open(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    until = completed_unpaid(ledger_app, "O-1")
+    deferred(ledger_app)
+    clock.set(until + timedelta(days=1))
+    ledger_app.execute(b.submit("O-2"))  # a new order, being performed
+
+    assert done(run_retention(ledger_app)) == {"waiting": 1}
+    assert not ledger_app.keystore.is_destroyed("acct-1")
+    ledger_app.execute(b.order_cmd("cancel_order", "O-2"))
+    ledger_app.execute(b.order_cmd("complete_transaction", "O-2"))
+    assert done(run_retention(ledger_app)) == {"deferred": 1}  # to O-2's retention end
