@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from api.auth import ADMIN, AUDITOR, READERS, SERVICE
+from api.auth import ADMIN, AUDITOR, READERS, SERVICE, TRAIL_READERS
 
 PUBLIC: tuple[str, ...] = ()
 ADMINS = (ADMIN,)
@@ -33,7 +33,7 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/orders/{order_no}/flags": READERS,
     "GET /v1/orders/{order_no}/payments": READERS,
     "GET /v1/orders/{order_no}/refunds": READERS,
-    "GET /v1/orders/{order_no}/retention": READERS,
+    "GET /v1/orders/{order_no}/retention": TRAIL_READERS,
     "GET /v1/entitlements": READERS,
     "GET /v1/entitlements/{code}": READERS,
     "GET /v1/entitlements/{code}/history": READERS,
@@ -43,9 +43,9 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/accounts/{account_no}/refusals": READERS,
     "GET /v1/flags/unreviewed": READERS,
     "GET /v1/reconciliation": READERS,
-    "GET /v1/subjects/{subject_id}/retention": READERS,
-    "GET /v1/subjects/{subject_id}/retention-steps": READERS,
-    "GET /v1/retention/due": READERS,
+    "GET /v1/subjects/{subject_id}/retention": TRAIL_READERS,
+    "GET /v1/subjects/{subject_id}/retention-steps": TRAIL_READERS,
+    "GET /v1/retention/due": TRAIL_READERS,
     # admin
     "GET /v1/keys": ADMINS,
     "POST /v1/keys/{key_id}/revoke": ADMINS,

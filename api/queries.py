@@ -12,7 +12,8 @@
   the position its projection had applied when it was read. An order or a code also has
   ``ETag``: its stream's version as of that position (read from the log through the ledger),
   what a command's ``If-Match`` compares.
-- **Roles.** ``service`` and ``auditor`` (api/access.py); others 403, no key 401.
+- **Roles.** ``service`` and ``auditor`` (api/access.py); the retention audit trail ``auditor``
+  and ``admin``; others 403, no key 401.
 - **Personal fields** are absent from every answer (api/views.py), except
   ``/v1/orders/{order_no}/contact``, which reveals the contact and records an auditor's read
   in the log before it answers (ledger/contact_reads.py).
@@ -32,7 +33,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ReaderActor
+from api.auth import QueryActor, ReaderActor, TrailActor
 from api.commands import ERROR_RESPONSES
 from api.errors import InvalidParameter
 from api.pages import MAX_TOKEN_CHARS, NOT_OURS, TOKEN, PageTokens, scope_of
@@ -105,7 +106,7 @@ def declared_query(dependant: Any) -> set[str]:
     return names
 
 
-async def known_parameters(request: Request, actor: ReaderActor) -> None:
+async def known_parameters(request: Request, actor: QueryActor) -> None:
     """Refuse a query parameter the route does not take (``INVALID_PARAMETER``, listing the
     ones it takes, never naming the one sent: it may be anything): a misspelt filter must not
     be silently ignored. The key is checked first (``actor``): 401 and 403 come before 400."""
@@ -449,7 +450,7 @@ async def order_retention(
     request: Request,
     response: Response,
     order_no: KeyId,
-    actor: ReaderActor,
+    actor: TrailActor,
     min_position: MinPosition = None,
 ) -> Any:
     """When the order's transaction completed and until when it is kept (ECL 31)."""
@@ -646,7 +647,7 @@ async def retention_steps(
     request: Request,
     response: Response,
     subject_id: AccountId,
-    actor: ReaderActor,
+    actor: TrailActor,
     page: PagingParams,
 ) -> Any:
     """Every personal-data step of a data subject (the account), in log order, each with
@@ -662,7 +663,7 @@ async def subject_retention(
     request: Request,
     response: Response,
     subject_id: AccountId,
-    actor: ReaderActor,
+    actor: TrailActor,
     min_position: MinPosition = None,
 ) -> Any:
     """A data subject's lifecycle now: legal holds on (PIPL 47), its restriction of
@@ -675,7 +676,7 @@ async def subject_retention(
 
 @router.get("/retention/due", response_model=RetentionPage)
 async def retention_due(
-    request: Request, response: Response, actor: ReaderActor, page: PagingParams, before: At = None
+    request: Request, response: Response, actor: TrailActor, page: PagingParams, before: At = None
 ) -> Any:
     """Completed transactions whose legal retention ends before ``before`` (default now),
     soonest first."""
