@@ -13,8 +13,17 @@ number. Its stream records, each as an event with its time and actor:
   investigation, by reference; while one is on, neither de-identification nor erasure touches
   the subject's data;
 - **restricted processing** (``ProcessingRestricted``, PIPL 47 para 2): the data is kept
-  while a legal period runs but no longer processed. Recorded only, for now: what enforces it
-  (not revealing, not linking) is the lifecycle's next step.
+  while a legal period runs but no longer processed: a contact read is refused
+  (``PROCESSING_RESTRICTED``, ledger/contact_reads.py) unless an auditor or regulator cites a
+  legal basis; ``restricts`` says which orders it covers;
+- **erasure** (PIPL 47; ``request_erasure``): the request (``ErasureRequested``) and its
+  outcome: ``ErasureRefused`` under a hold, ``ErasureDeferred`` (with the restriction it
+  applies instead) while a retention runs, else ``SubjectErased``, after which the service
+  layer destroys the keys (ledger/erasure.py); a deferred erasure is done by the retention run
+  once its date has passed (ledger/retention_run.py);
+- **de-identification** (``DirectIdentifiersRemoved``, PIPL 47(1), agreement 4.1.2): once no
+  open order or after-sales case needs the direct identifiers of its completed orders and no
+  hold is on (``deidentification_due``), decided by the retention run.
 
 Why one stream per subject rather than the schedule on each order: erasure is decided per
 subject, on every one of its orders, its holds and its restriction at once. With all of them

@@ -13,7 +13,7 @@ from tests import builders as b
 from tests.checks import events_of
 from tests.fix_api import Api
 from tests.integration.test_api_commands import assert_problem
-from tests.integration.test_api_queries import head, ledger_on
+from tests.integration.test_api_queries import catch_up, head, ledger_on
 from tests.integration.test_returns import complete
 
 ERASURE = "/v1/subjects/acct-1/erasure"
@@ -44,7 +44,12 @@ def test_an_admin_erases_a_subject_and_a_retry_answers_the_same(api: Api) -> Non
     assert again.headers["Idempotent-Replayed"] == "true" and again.json() == body
     with ledger_on(api) as ledger:
         assert ledger.keystore.is_destroyed("acct-1")
-        assert set(ledger.contact("H1").values()) == {"[erased]"}
+    contact = api.get("/v1/orders/H1/contact", role="auditor")
+    assert contact.status_code == 200, contact.text
+    assert set(contact.json()["item"]["contact"].values()) == {"[erased]"}
+    catch_up(api.url)
+    order = api.get("/v1/orders/H1", role="service")
+    assert order.status_code == 200 and order.json()["item"]["total_due_fen"] == 399900
 
 
 def test_an_erasure_under_a_hold_is_409_legal_hold_and_recorded(api: Api) -> None:
