@@ -35,6 +35,7 @@ SUBCOMMAND_MODULES = (
     "cli.holds",
     "cli.erase",
     "cli.retention",
+    "cli.history",
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -44,6 +44,9 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "erase": ["erase", "acct-1"],
     "retention run": ["retention", "run"],
     "serve": ["serve", "--port", "18765"],
+    "seal": ["seal"],
+    "prove": ["prove", "1"],
+    "verify": ["verify"],
 }
 NO_DATABASE = {"commands"}
 WITH_DATABASE = [name for name in SUBCOMMANDS if name not in NO_DATABASE]
