@@ -9,6 +9,7 @@ Times are China time; the clock starts 2 March 2026 09:00.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,15 +17,20 @@ import pytest
 from ledger.application import Ledger
 from ledger.clock import ManualClock
 from ledger.domain import data_subject as ds
+from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.ids import data_subject_id
 from ledger.erasure import ErasureRetentionRequired
 from ledger.retention_run import RetentionSummary, run_retention
 from ledger.sealing import ERASED
 from projections.engine import Runtime
 from projections.queries import ReadModels
+from replay.seal import seal
+from replay.signed_note import Signer
+from replay.verify import verify
 from tests import builders as b
 from tests.checks import events_of
 from tests.integration.test_erasure import erase, steps
+from tests.integration.test_merkle_log import ORIGIN
 from tests.integration.test_projections import assert_same_as_rebuild, catch_up
 from tests.integration.test_retention import ADMIN, completed_unpaid, hold, release, trail
 from tests.integration.test_returns import ask_return, delivered, receive
@@ -246,3 +252,21 @@ def test_a_due_erasure_waits_while_an_order_of_the_subject_is_still_open(
     ledger_app.execute(b.order_cmd("cancel_order", "O-2"))
     ledger_app.execute(b.order_cmd("complete_transaction", "O-2"))
     assert done(run_retention(ledger_app)) == {"deferred": 1}  # to O-2's retention end
+
+
+def test_the_sealed_history_still_verifies_after_erasure_and_de_identification(
+    ledger_app: Ledger, clock: ManualClock, rt: Runtime, tmp_path: Path
+) -> None:
+    """Erasure destroys keys and appends events; it never touches a stored row."""
+    signer = Signer.generate(ORIGIN)
+    until = completed_unpaid(ledger_app, "O-1")
+    deferred(ledger_app)
+    completed_unpaid(ledger_app, "O-2", account_no="acct-2")
+    first = seal(ledger_app, rt, signer, tmp_path / "checkpoints", LOCAL_ACTOR)
+    clock.set(until + timedelta(days=1))
+    assert done(run_retention(ledger_app)) == {"erased": 1, "deidentified": 1}
+    seal(ledger_app, rt, signer, tmp_path / "checkpoints", LOCAL_ACTOR)
+
+    report = verify(rt, [signer.verifier()], ORIGIN, [])
+
+    assert report.intact and report.checkpoints[0] == first.size
