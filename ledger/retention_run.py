@@ -9,8 +9,9 @@ and, for its open orders, from the log:
 - ``erased``: an erasure deferred for a retention (``ErasureDeferred``) whose date has passed
   and no hold on: ``SubjectErased`` is saved, then the keys destroyed. A retention that grew
   meanwhile defers it again (``deferred``); a hold placed meanwhile keeps it waiting
-  (``held``, nothing written), and so does an order of the subject still open (``waiting``:
-  its completion will schedule a retention that defers the erasure again).
+  (``held``, nothing written), and so does an order of the subject still open or reopened
+  by an after-sales case (``waiting``: its completion schedules a retention that defers the
+  erasure again).
 - ``deidentified``: orders completed, no order of the subject still open, no after-sales
   case open, no hold, not yet done: ``DirectIdentifiersRemoved`` (with the restriction the
   ended purpose brings while a retention runs: ``restricted``), then the direct identifiers'
@@ -126,7 +127,7 @@ def step_subject(
         return
     waiting = open_orders.get(subject_id, set())
     if subject.erasure_due(ctx.at):
-        if waiting:  # an order still performed needs the data; its completion defers again
+        if waiting or subject.case_open:  # its completion will defer the erasure again
             summary.steps["waiting"] += 1
             return
         outcome = subject.complete_erasure(ctx)["outcome"]

@@ -428,11 +428,15 @@ class DataSubject(JournaledAggregate):
         reopened an order, or any order of the subject is still open (``open_orders``, from
         the log: submitted and not completed), since those still need them. None once
         erased (erasure reached further)."""
-        if self.holds or self.erased is not None or open_orders:
-            return []
-        if any(entry["open_case"] is not None for entry in self.retention.values()):
+        if self.holds or self.erased is not None or open_orders or self.case_open:
             return []
         return sorted(set(self.retention) - set(self.deidentified))
+
+    @property
+    def case_open(self) -> bool:
+        """Has an after-sales case reopened one of the subject's completed orders (its
+        retention then runs at least until the case ends, date unknown)?"""
+        return any(entry["open_case"] is not None for entry in self.retention.values())
 
     def remove_direct_identifiers(self, ctx: Ctx, open_orders: set[str]) -> list[str]:
         """Record ``DirectIdentifiersRemoved`` for the orders due (``deidentification_due``),

@@ -270,3 +270,20 @@ def test_the_sealed_history_still_verifies_after_erasure_and_de_identification(
     report = verify(rt, [signer.verifier()], ORIGIN, [])
 
     assert report.intact and report.checkpoints[0] == first.size
+
+
+def test_a_due_erasure_waits_without_a_new_event_while_an_after_sales_case_is_open(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    delivered(ledger_app, clock, "O-1")
+    clock.advance(timedelta(days=8))
+    ledger_app.execute(b.order_cmd("complete_transaction", "O-1"))
+    until = deferred(ledger_app)
+    clock.set(until - timedelta(days=1))
+    ledger_app.execute(ask_return("O-1", kind="quality"))  # reopened: the case is open
+    clock.set(until + timedelta(days=1))
+    head = ledger_app.head_position()
+
+    assert done(run_retention(ledger_app)) == {"waiting": 1}
+    assert done(run_retention(ledger_app)) == {"waiting": 1}
+    assert ledger_app.head_position() == head  # twice = once: nothing written
