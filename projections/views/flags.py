@@ -144,7 +144,7 @@ HANDLERS: dict[str, Handler] = {
 
 PROJECTION = Projection(
     name="flags",
-    version=1,
+    version=2,  # 2: an erased subject's signals and review notes go (SubjectErased)
     rebuild_cost=3,
     description="abnormal-order flags (3.1.6) and refusal history (6.1(5))",
     tables=(FLAG_ORDERS, FLAGS, REFUSALS),

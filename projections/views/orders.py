@@ -308,7 +308,10 @@ HANDLERS: dict[str, Handler] = {
 
 PROJECTION = Projection(
     name="orders",
-    version=2,  # 2: an after-sales case after completion reopens it (TransactionReopened)
+    # 2: an after-sales case after completion reopens it (TransactionReopened)
+    # 3: an erased or de-identified order's contact reads [erased] (SubjectErased,
+    # DirectIdentifiersRemoved)
+    version=3,
     rebuild_cost=13,
     description="current state of every order",
     tables=(ORDERS,),
