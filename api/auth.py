@@ -106,5 +106,3 @@ def require(*roles: str) -> Callable[..., Awaitable[Actor]]:
 AdminActor = Annotated[Actor, Depends(require(ADMIN))]
 ReaderActor = Annotated[Actor, Depends(require(*READERS))]
 TrailActor = Annotated[Actor, Depends(require(*TRAIL_READERS))]
-# Any role some query takes (the queries' router checks the key before its parameters).
-QueryActor = Annotated[Actor, Depends(require(*dict.fromkeys((*READERS, *TRAIL_READERS))))]

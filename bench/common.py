@@ -7,6 +7,7 @@ goes to stdout, the last lines being the results.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -131,3 +132,60 @@ def checked_server() -> str | None:
         log(f"bench: PostgreSQL not reachable at {redacted(server)}: {problem}")
         return None
     return server
+
+
+# Child processes and the log -----------------------------------------------------------------
+
+EVENTS_TABLE = "ledger_events"
+
+
+def run_child(module: str, phase: str, *args: str, timeout_s: float) -> dict[str, Any]:
+    """``python -m module --child phase args…`` in a process of its own (so its peak memory
+    is its own); its last stdout line, a JSON object. ``RuntimeError`` if it failed."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--child", phase, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env={**os.environ, "LEDGER_LOG_LEVEL": "WARNING"},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{phase} failed ({done.returncode}): {done.stderr[-2000:]}")
+    result: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def split_workload(orders: int, seed: int, tmp: Path) -> tuple[Path, Path, str]:
+    """The workload as two JSON-lines files, its first and second half (streamed: the
+    workload is never all in memory)."""
+    commands, source = traffic(orders, seed)
+    whole = tmp / "workload.jsonl"
+    lines, _ = write_jsonl(whole, commands)
+    first, second = tmp / "first.jsonl", tmp / "second.jsonl"
+    with whole.open("rb") as src, first.open("wb") as one, second.open("wb") as two:
+        for number, line in enumerate(src):
+            (one if number < lines // 2 else two).write(line)
+    whole.unlink()
+    return first, second, source
+
+
+def write_log(url: str, path: Path, tmp: Path) -> int:
+    """Import ``path`` into the ledger at ``url``; the events table's rows after it."""
+    from ledger.application import open_ledger
+    from ledger.importer import import_file
+
+    ledger = open_ledger(url)
+    try:
+        # Each file its own rejects file: a rejects file is never overwritten.
+        rejects = tmp / f"{path.stem}.rejects.jsonl"
+        report = import_file(ledger, path, batch_size=1000, rejects_path=rejects)
+    finally:
+        ledger.close()
+    log(f"imported {path.name}: {report.elapsed_s:.1f}s")
+    return count_rows(url, EVENTS_TABLE)
+
+
+def rate(events: int, seconds: float) -> float:
+    """Events per second, to one decimal (0 for no time)."""
+    return round(events / seconds, 1) if seconds > 0 else 0.0

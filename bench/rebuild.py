@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import io
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,17 +52,18 @@ from psycopg.rows import tuple_row
 
 from bench.common import (
     DEFAULT_SERVER_URL,
-    count_rows,
+    EVENTS_TABLE,
     emit,
     log,
+    rate,
     redacted,
+    run_child,
     scratch_database,
     server_problem,
-    traffic,
-    write_jsonl,
+    split_workload,
+    write_log,
 )
-from ledger.application import LedgerApplication, open_ledger
-from ledger.importer import import_file
+from ledger.application import LedgerApplication
 from ledger.library.settings import library_env
 from ledger.storage_url import StorageUrl
 from projections.batch import Batch
@@ -81,7 +81,7 @@ DEFAULT_BASELINE_EVENTS = 15_000
 BASELINE_TIMEOUT_S = 120.0
 TARGET_VS_BASELINE = 10.0
 TARGET_VS_LIMIT = 0.25
-EVENTS_TABLE = "ledger_events"
+
 CHILD_TIMEOUT_S = 900
 DEFAULT_REPEAT = 3
 MAX_REPEAT = 9
@@ -201,57 +201,12 @@ PHASES = {
 }
 
 
-def run_child(phase: str, url: str, arg: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.rebuild", "--child", phase, url, str(arg)],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-        check=False,
-        env={**os.environ, "LEDGER_LOG_LEVEL": "WARNING"},
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{phase} failed ({done.returncode}): {done.stderr[-2000:]}")
-    result: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 # -- the parent: the log, the phases, the results -------------------------------------------
-
-
-def split_workload(orders: int, seed: int, tmp: Path) -> tuple[Path, Path, str]:
-    """The workload as two JSON-lines files, its first and second half (streamed: the
-    workload is never all in memory)."""
-    commands, source = traffic(orders, seed)
-    whole = tmp / "workload.jsonl"
-    lines, _ = write_jsonl(whole, commands)
-    first, second = tmp / "first.jsonl", tmp / "second.jsonl"
-    with whole.open("rb") as src, first.open("wb") as one, second.open("wb") as two:
-        for number, line in enumerate(src):
-            (one if number < lines // 2 else two).write(line)
-    whole.unlink()
-    return first, second, source
-
-
-def write_log(url: str, path: Path, tmp: Path) -> int:
-    ledger = open_ledger(url)
-    try:
-        # Each half its own rejects file: a rejects file is never overwritten.
-        rejects = tmp / f"{path.stem}.rejects.jsonl"
-        report = import_file(ledger, path, batch_size=1000, rejects_path=rejects)
-    finally:
-        ledger.close()
-    log(f"imported {path.name}: {report.elapsed_s:.1f}s")
-    return count_rows(url, EVENTS_TABLE)
-
-
-def rate(events: int, seconds: float) -> float:
-    return round(events / seconds, 1) if seconds > 0 else 0.0
 
 
 def run_phase(phase: str, url: str, arg: int, events: int) -> dict[str, Any]:
     """One phase in a child process; its figures go out as a JSON line and a log line."""
-    found = run_child(phase, url, arg)
+    found = run_child("bench.rebuild", phase, url, str(arg), timeout_s=CHILD_TIMEOUT_S)
     covered = found.get("position", events)
     emit({"bench": BENCH, "phase": phase, "events": covered, **found})
     log(f"{phase} on {covered} events: {rate(covered, found['seconds'])} events/s")

@@ -36,6 +36,7 @@ SUBCOMMAND_MODULES = (
     "cli.erase",
     "cli.retention",
     "cli.history",
+    "cli.replay",
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

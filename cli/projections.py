@@ -126,15 +126,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     rb = _builds_copies(sub, "rebuild", "rebuild from zero and swap in atomically", cmd_rebuild)
     rb.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
-    ck = _builds_copies(
-        sub, "check", "compare each projection with a rebuild; exit 1 if any differ", cmd_check
-    )
-    ck.add_argument(
-        "--max-diffs",
-        type=int_range(0),
-        default=MAX_DIFFS_SHOWN,
-        help=f"differing rows shown per table (default {MAX_DIFFS_SHOWN})",
-    )
+    add_check(sub, "compare each projection with a rebuild; exit 1 if any differ")
 
     sk = sub.add_parser(
         "skip", help="leave the poison event a projection is stopped on out of it, for good"
@@ -150,6 +142,18 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     )
     add_database_url(sk)
     sk.set_defaults(run=cmd_skip)
+
+
+def add_check(sub: Any, help_text: str) -> argparse.ArgumentParser:
+    """The ``check`` subcommand under ``sub`` (``projections check``, ``replay check``)."""
+    ck = _builds_copies(sub, "check", help_text, cmd_check)
+    ck.add_argument(
+        "--max-diffs",
+        type=int_range(0),
+        default=MAX_DIFFS_SHOWN,
+        help=f"differing rows shown per table (default {MAX_DIFFS_SHOWN})",
+    )
+    return ck
 
 
 @contextmanager
@@ -183,7 +187,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with _runtime(settings, create=True) as rt:
+        with _runtime(settings, create=True) as rt, _sealing(settings, stop, args.once):
             worker = Worker(rt, projections, batch=args.batch_size, idle_s=args.idle)
             log.info("running %s", ", ".join(p.name for p in projections))
             stats = worker.run(stop, until_caught_up=args.once)
@@ -197,6 +201,28 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if signal.SIGINT in received:
         raise KeyboardInterrupt  # cli.main: "ledger: interrupted", exit 130
     return Exit.STOPPED if halts else Exit.OK
+
+
+@contextmanager
+def _sealing(settings: Settings, stop: threading.Event, once: bool) -> Iterator[None]:
+    """With ``LEDGER_SEAL_INTERVAL_S`` set (and not ``--once``), a thread seals the log on that
+    timer while the worker runs, and once more when it stops (replay/periodic.py)."""
+    if not settings.seal_interval_s or once:
+        yield
+        return
+    from replay.periodic import PeriodicSealer
+    from replay.signing_key import load_signer
+
+    signer = load_signer(settings.signing_key_path, settings.log_name)
+    sealer = PeriodicSealer(
+        settings.database_url, signer, settings.checkpoint_dir, settings.seal_interval_s, stop
+    )
+    sealer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sealer.join()
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

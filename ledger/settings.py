@@ -19,6 +19,8 @@ DEFAULT_SIGNING_KEY_PATH = Path("var/signing-key.pem")
 DEFAULT_LOG_NAME = "mall-ledger.local/log"
 DEFAULT_CHECKPOINT_DIR = Path("var/checkpoints")
 MAX_LOG_NAME_CHARS = 200
+# `ledger projections run` seals the log every this many seconds (0: never; replay/periodic.py).
+SEAL_INTERVAL_RANGE_S = (0, 86_400)
 DEFAULT_API_MAX_BODY_BYTES = 1 << 20
 API_MAX_BODY_BYTES_RANGE = (1024, 64 << 20)
 
@@ -48,6 +50,7 @@ class Settings:
     signing_key_path: Path = DEFAULT_SIGNING_KEY_PATH
     log_name: str = DEFAULT_LOG_NAME
     checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
+    seal_interval_s: int = 0
     policy: Policy = field(default_factory=Policy)
     log_level: str = "INFO"
     pool_size: int = DEFAULT_POOL_SIZE
@@ -131,6 +134,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         signing_key_path=Path(env.get("LEDGER_SIGNING_KEY") or DEFAULT_SIGNING_KEY_PATH),
         log_name=read_log_name(env),
         checkpoint_dir=Path(env.get("LEDGER_CHECKPOINT_DIR") or DEFAULT_CHECKPOINT_DIR),
+        seal_interval_s=read_whole_number(env, "LEDGER_SEAL_INTERVAL_S", 0, *SEAL_INTERVAL_RANGE_S),
         policy=load_policy(Path(policy_path) if policy_path else None),
         log_level=(env.get("LEDGER_LOG_LEVEL") or "INFO").upper(),  # empty: unset, as the URL
         pool_size=read_pool_size(env),

@@ -20,23 +20,30 @@ leaf indexes is verified with everything else.
 from __future__ import annotations
 
 import struct
-from uuid import UUID
 
 from projections.events import RawEvent
-from replay.merkle import leaf_hash
+from replay.merkle import ProofInvalid, leaf_hash
 
 ROW_FORMAT_LINE = b"mall-ledger/row/v1\n"
 MAX_TOPIC_BYTES = 0xFFFF
+UUID_BYTES = 16
 _HEAD = struct.Struct(">Q16sQH")
 
 
 def row_bytes(row: RawEvent) -> bytes:
     """The canonical bytes of one stored event row (see the module docstring). A state
-    SQLite hands back as text (a row someone rewrote with a text value) is its UTF-8 bytes."""
+    SQLite hands back as text (a row someone rewrote with a text value) is its UTF-8 bytes;
+    a stream id that is not a UUID (a row someone rewrote) is ``ProofInvalid``."""
     assert row.state is not None, f"row {row.position} read without its state"
     topic = row.topic.encode()
     assert len(topic) <= MAX_TOPIC_BYTES, row.position
-    head = _HEAD.pack(row.position, UUID(row.stream).bytes, row.version, len(topic))
+    try:
+        stream = bytes.fromhex(row.stream.replace("-", ""))  # a UUID's text, its 16 bytes
+    except ValueError:
+        stream = b""
+    if len(stream) != UUID_BYTES:
+        raise ProofInvalid(f"position {row.position} cannot be a leaf: its stream id is no UUID")
+    head = _HEAD.pack(row.position, stream, row.version, len(topic))
     state = row.state.encode() if isinstance(row.state, str) else bytes(row.state)
     return ROW_FORMAT_LINE + head + topic + state
 

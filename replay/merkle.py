@@ -250,8 +250,8 @@ class CompactRange:
     appending a leaf costs O(1) amortised and the root O(log n), with no rescan of the log
     (the "compact range" of transparency-dev/merkle over ``[0, size)``).
 
-    ``append`` returns the nodes the leaf completed, ``(level, index, hash)`` from the leaf
-    up: what a store keeps to answer proofs later (``NodeSource``)."""
+    ``append`` returns the interior nodes the leaf completed, ``(level, index, hash)`` from
+    level 1 up: with the leaves, what a store keeps to answer proofs later (``NodeSource``)."""
 
     def __init__(self, size: int = 0, edge: Sequence[bytes] = ()) -> None:
         if len(edge) != bin(size).count("1"):
@@ -260,17 +260,23 @@ class CompactRange:
         self.size = size
         self.edge = list(edge)  # highest level first, as the set bits of size
 
-    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
-        """Add one leaf hash; returns the perfect subtrees it completed."""
-        _check_hashes("the leaf", [leaf])
-        index, value, level = self.size, leaf, 0
-        made = [(0, index, leaf)]
+    def append(self, leaf: bytes) -> Sequence[tuple[int, int, bytes]]:
+        """Add one leaf hash; returns the interior nodes it completed, ``(level, index,
+        hash)`` from level 1 up (none for a leaf of even index). The hot loop of sealing and
+        verifying: the node hash is written out here, not called."""
+        assert len(leaf) == HASH_SIZE_BYTES, len(leaf)
+        index = self.size
+        self.size = index + 1
+        edge = self.edge
+        if not index & 1:
+            edge.append(leaf)
+            return ()
+        value, level, made = leaf, 0, []
         while index & 1:  # a left sibling of this level waits on the edge
-            value = node_hash(self.edge.pop(), value)
+            value = sha256(NODE_PREFIX + edge.pop() + value).digest()
             index, level = index >> 1, level + 1
             made.append((level, index, value))
-        self.edge.append(value)
-        self.size += 1
+        edge.append(value)
         return made
 
     def root(self) -> bytes:

@@ -69,15 +69,19 @@ class Extender:
 
     def append(self, row: RawEvent) -> None:
         assert row.position > self.last_position, (row.position, self.last_position)
-        for level, index, value in self.compact.append(row_leaf(row)):
-            if level % TILE_HEIGHT:
-                continue
-            tile = self._tile(level // TILE_HEIGHT, index >> TILE_HEIGHT)
-            assert len(tile.hashes) == index % TILE_WIDTH, (level, index)  # append-only
-            tile.hashes.append(value)
-            if level == 0:
-                tile.positions.append(row.position)
+        index, leaf = self.compact.size, row_leaf(row)
+        self._put(0, index, leaf).positions.append(row.position)
+        for level, node_index, value in self.compact.append(leaf):
+            if level % TILE_HEIGHT == 0:
+                self._put(level, node_index, value)
         self.last_position = row.position
+
+    def _put(self, level: int, index: int, value: bytes) -> Tile:
+        """Node ``(level, index)`` into its tile (append-only); the tile."""
+        tile = self._tile(level // TILE_HEIGHT, index >> TILE_HEIGHT)
+        assert len(tile.hashes) == index % TILE_WIDTH, (level, index)
+        tile.hashes.append(value)
+        return tile
 
     def _tile(self, level: int, index: int) -> Tile:
         key = (level, index)

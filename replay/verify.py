@@ -29,7 +29,7 @@ from projections.engine import Runtime
 from projections.events import RawEvent
 from replay.checkpoint import Checkpoint, open_checkpoint
 from replay.leaves import row_leaf
-from replay.merkle import CompactRange
+from replay.merkle import HASH_SIZE_BYTES, CompactRange, ProofInvalid
 from replay.signed_note import NoteInvalid, Verifier
 from replay.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, TileStore
 
@@ -87,6 +87,13 @@ class _Walk:
     compact: CompactRange = field(default_factory=CompactRange)
     tiles: dict[int, Tile | None] = field(default_factory=dict)
     row_problem_seen: bool = False
+
+    def leaf_tile(self, index: int) -> Tile | None:
+        """The level-0 tile of leaf ``index`` (the one in hand, most of the time)."""
+        current = self.tiles.get(0)
+        if current is not None and current.index == index >> TILE_HEIGHT:
+            return current
+        return self.stored(0, index)
 
     def stored(self, level: int, index: int) -> Tile | None:
         tile_level, tile_index = level // TILE_HEIGHT, index >> TILE_HEIGHT
@@ -180,18 +187,25 @@ def _fork(name: str, size: int, last_good: tuple[int, int]) -> Problem:
 
 def _check_row(walk: _Walk, row: RawEvent) -> None:
     index = walk.compact.size
-    made = walk.compact.append(row_leaf(row))
+    try:
+        leaf = row_leaf(row)
+    except ProofInvalid as exc:  # a row rewritten into something no leaf can be
+        _row_problem(walk, Problem(exc.message, row.position, index))
+        leaf = bytes(HASH_SIZE_BYTES)
+    made = walk.compact.append(leaf)
     if index >= walk.sealed:
         return  # not sealed yet: nothing to compare with
-    leaves = walk.stored(0, index)
+    leaves = walk.leaf_tile(index)
     slot = index % TILE_WIDTH
     if leaves is None or slot >= len(leaves.hashes):
         _row_problem(walk, Problem("the tiles have no leaf here", row.position, index))
         return
-    _compare_leaf(walk, row, index, leaves.positions[slot], leaves.hashes[slot], made[0][2])
-    for level, node_index, value in made[1:]:
-        if level % TILE_HEIGHT == 0:
-            _compare_node(walk, level, node_index, value, row.position)
+    if leaves.hashes[slot] != leaf or leaves.positions[slot] != row.position:
+        _compare_leaf(walk, row, index, leaves.positions[slot], leaves.hashes[slot], leaf)
+    if len(made) >= TILE_HEIGHT:  # a node of level 8 (or more) completed: stored in a tile
+        for level, node_index, value in made[TILE_HEIGHT - 1 :]:
+            if level % TILE_HEIGHT == 0:
+                _compare_node(walk, level, node_index, value, row.position)
 
 
 def _compare_leaf(

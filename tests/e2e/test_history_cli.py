@@ -100,3 +100,33 @@ def test_verify_before_any_seal_asks_for_a_key(tmp_path: Path) -> None:
     done = ledger(tmp_path, "verify")
     assert done.returncode == 2
     assert "--public-key" in one_line_error(done, "INVALID_COMMAND")
+
+
+def test_the_worker_seals_on_its_timer_and_once_more_as_it_stops(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from tests.e2e.test_cli_newcomer import clean_env, ledger_argv
+
+    assert ledger(tmp_path, "demo", "--orders", "5").returncode == 0
+    worker = subprocess.Popen(
+        ledger_argv("projections", "run"),
+        cwd=tmp_path,
+        env=clean_env(LEDGER_SEAL_INTERVAL_S="1", LEDGER_LOG_LEVEL="INFO"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoints = tmp_path / "var" / "checkpoints"
+    deadline = time.monotonic() + 60
+    while not list(checkpoints.glob("*.checkpoint")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr
+    assert "sealed" in stderr
+    sizes = sorted(int(p.stem) for p in checkpoints.glob("*.checkpoint"))
+    assert len(sizes) >= 2  # the timer's, and the last one as the worker stopped
+    done = ledger(tmp_path, "verify", "--json")
+    assert done.returncode == 0, done.stdout
+    assert json.loads(done.stdout)["checkpoints"] == sizes

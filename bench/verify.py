@@ -1,0 +1,262 @@
+"""Verification benchmark: events/s of ``ledger verify`` against the physical limit, and what
+a seal costs at two log sizes.
+
+    python -m bench.verify [--orders N] [--seed S] [--extra-orders M] [--repeat R]
+
+Runs on the PostgreSQL server of ``LEDGER_DATABASE_URL`` (default the local one) in a scratch
+database ``bench_verify_<pid>`` it creates and drops. The log is the demo's mall traffic
+written through the import path (about 13 events per order), in two halves.
+
+- **ours**: ``replay.verify.verify`` over the whole log in a child process: every row read,
+  its leaf hashed into the tree and compared with the stored tiles, every checkpoint checked.
+- **limit**: hashlib SHA-256 over the same bytes (``replay.leaves.row_bytes`` of every row),
+  read the same way: reading and hashing, with nothing of the tree.
+- **seal cost**: after each half is sealed, ``--extra-orders`` more orders are imported and
+  sealed, timed: the same number of new events at a log of half and of full size. A seal that
+  rescanned the log would take about twice as long the second time; ours costs O(new + log n).
+- **memory**: ``ours`` also runs after the first half; its peak RSS should not grow with the
+  log (``peak_rss_mb_half_log`` against ``peak_rss_mb``).
+
+Ours and the limit run ``--repeat`` times each, interleaved; the run of median time counts,
+every run's rate is in the result (the machine is shared and noisy). Target: ours >= 0.5x the
+limit. Progress goes to stderr; stdout gets one JSON object per line, the last the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import (
+    checked_server,
+    emit,
+    log,
+    rate,
+    run_child,
+    scratch_database,
+    split_workload,
+    traffic,
+    write_jsonl,
+    write_log,
+)
+from projections.parallel import peak_rss_mb
+
+BENCH = "verify"
+ORIGIN = "bench.mall-ledger.local/log"
+DEFAULT_ORDERS, MAX_ORDERS = 15_000, 200_000
+DEFAULT_EXTRA_ORDERS = 200
+DEFAULT_REPEAT, MAX_REPEAT = 3, 9
+CHILD_TIMEOUT_S = 1800
+TARGET_VS_LIMIT = 0.5
+PAGE_ROWS = 10_000
+
+
+# -- the phases, each run in a child process -------------------------------------------------
+
+
+def phase_ours(url: str, vkey: str) -> dict[str, Any]:
+    from projections.engine import open_runtime
+    from replay.signed_note import Verifier
+    from replay.verify import verify
+
+    rt = open_runtime(url, create=False)
+    try:
+        started = time.perf_counter()
+        report = verify(rt, [Verifier.parse(vkey)], ORIGIN)
+        seconds = time.perf_counter() - started
+    finally:
+        rt.close()
+    assert report.intact, report.as_dict()
+    return {"seconds": seconds, "rows": report.rows, "peak_rss_mb": peak_rss_mb()}
+
+
+def phase_limit(url: str, _vkey: str) -> dict[str, Any]:
+    from projections.engine import open_runtime
+    from replay.leaves import row_bytes
+
+    rt = open_runtime(url, create=False)
+    rows, after = 0, 0
+    try:
+        started = time.perf_counter()
+        with rt.db.snapshot() as cur:
+            while True:
+                page = rt.db.fetch_rows(cur, after, PAGE_ROWS, None)
+                for row in page:
+                    hashlib.sha256(b"\x00" + row_bytes(row)).digest()
+                rows += len(page)
+                if len(page) < PAGE_ROWS:
+                    break
+                after = page[-1].position
+        seconds = time.perf_counter() - started
+    finally:
+        rt.close()
+    return {"seconds": seconds, "rows": rows, "peak_rss_mb": peak_rss_mb()}
+
+
+PHASES = {"ours": phase_ours, "limit": phase_limit}
+
+
+# -- the parent ------------------------------------------------------------------------------
+
+
+def timed_seal(url: str, key_text: str) -> tuple[float, int, int]:
+    """Seal the log; (seconds, events appended, tree size)."""
+    from ledger.application import open_ledger
+    from ledger.domain.context import LOCAL_ACTOR
+    from projections.engine import open_runtime
+    from replay.seal import seal
+    from replay.signed_note import Signer
+
+    ledger, rt = open_ledger(url), open_runtime(url)
+    try:
+        started = time.perf_counter()
+        report = seal(ledger, rt, Signer.parse(key_text), None, LOCAL_ACTOR)
+        return time.perf_counter() - started, report.appended, report.size
+    finally:
+        rt.close()
+        ledger.close()
+
+
+def grow_and_seal(url: str, key_text: str, extra: Path, tmp: Path) -> dict[str, Any]:
+    """Seal what is there, then import ``extra`` and time the seal of just those events."""
+    timed_seal(url, key_text)
+    write_log(url, extra, tmp)
+    seconds, appended, size = timed_seal(url, key_text)
+    log(f"sealed {appended} new events at a log of {size}: {seconds:.3f}s")
+    return {"seal_s": round(seconds, 4), "appended": appended, "size": size}
+
+
+def run_phase(phase: str, url: str, vkey: str) -> dict[str, Any]:
+    """One phase in a child process (given the public key only)."""
+    found = run_child("bench.verify", phase, url, vkey, timeout_s=CHILD_TIMEOUT_S)
+    emit({"bench": BENCH, "phase": phase, **found})
+    log(f"{phase} on {found['rows']} events: {rate(found['rows'], found['seconds'])} events/s")
+    return found
+
+
+def extras(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path]:
+    """Two equal batches of new orders (other seeds, so other order numbers)."""
+    made = []
+    for n in (1, 2):
+        commands, _ = traffic(args.extra_orders, args.seed + 1000 * n)
+        path = tmp / f"extra{n}.jsonl"
+        write_jsonl(path, commands)
+        made.append(path)
+    return made[0], made[1]
+
+
+def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
+    from replay.signed_note import Signer
+
+    signer = Signer.generate(ORIGIN)
+    key_text, vkey = signer.text(), signer.verifier().text()
+    first, second, source = split_workload(args.orders, args.seed, tmp)
+    extra_half, extra_full = extras(args, tmp)
+    with scratch_database(server, f"bench_verify_{os.getpid()}") as url:
+        write_log(url, first, tmp)
+        at_half = grow_and_seal(url, key_text, extra_half, tmp)
+        half = run_phase("ours", url, vkey)
+        write_log(url, second, tmp)
+        at_full = grow_and_seal(url, key_text, extra_full, tmp)
+        runs: dict[str, list[dict[str, Any]]] = {"ours": [], "limit": []}
+        for _ in range(args.repeat):
+            for name in runs:
+                runs[name].append(run_phase(name, url, vkey))
+    return results(args, source, runs, half, (at_half, at_full))
+
+
+def median(found: list[dict[str, Any]]) -> dict[str, Any]:
+    return sorted(found, key=lambda r: r["seconds"])[len(found) // 2]
+
+
+def results(
+    args: argparse.Namespace,
+    source: str,
+    runs: dict[str, list[dict[str, Any]]],
+    half: dict[str, Any],
+    seals: tuple[dict[str, Any], dict[str, Any]],
+) -> dict[str, Any]:
+    ours, limit = median(runs["ours"]), median(runs["limit"])
+    ours_rate, limit_rate = (
+        rate(ours["rows"], ours["seconds"]),
+        rate(limit["rows"], limit["seconds"]),
+    )
+    vs_limit = round(ours_rate / limit_rate, 3) if limit_rate else None
+    return {
+        "bench": BENCH,
+        "ours": ours_rate,
+        "limit": limit_rate,
+        "unit": "events/s",
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs["ours"]),
+        "events": ours["rows"],
+        "peak_rss_mb_half_log": half["peak_rss_mb"],
+        "events_half_log": half["rows"],
+        "ours_vs_limit": vs_limit,
+        "seal_at_half_log": seals[0],
+        "seal_at_full_log": seals[1],
+        "runs": {
+            name: [rate(r["rows"], r["seconds"]) for r in found] for name, found in runs.items()
+        },
+        "repeat": args.repeat,
+        "orders": args.orders,
+        "targets_met": bool(vs_limit and vs_limit >= TARGET_VS_LIMIT),
+        "workload": source,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.verify", description=__doc__)
+    parser.add_argument(
+        "--orders",
+        type=int,
+        default=DEFAULT_ORDERS,
+        help=f"orders in the log, ~13 events each (default {DEFAULT_ORDERS})",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--extra-orders",
+        type=int,
+        default=DEFAULT_EXTRA_ORDERS,
+        help="orders added before each timed seal",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=DEFAULT_REPEAT,
+        help=f"runs of ours and the limit; the median counts (1..{MAX_REPEAT})",
+    )
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if not args.child and not 1 <= args.orders <= MAX_ORDERS:
+        parser.error(f"--orders must be between 1 and {MAX_ORDERS}")
+    if not 1 <= args.repeat <= MAX_REPEAT:
+        parser.error(f"--repeat must be between 1 and {MAX_REPEAT}")
+    if not 1 <= args.extra_orders <= MAX_ORDERS:
+        parser.error(f"--extra-orders must be between 1 and {MAX_ORDERS}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        phase, url, vkey = args.child
+        print(orjson.dumps(PHASES[phase](url, vkey)).decode())
+        return 0
+    server = checked_server()
+    if server is None:
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
+        emit(measure(args, server, Path(tmp)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
