@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from api.auth import ADMIN, AUDITOR, READERS, REGULATOR, SERVICE
+from api.auth import ADMIN, AUDITOR, READERS, REGULATOR, SERVICE, TRAIL_READERS
 
 PUBLIC: tuple[str, ...] = ()
 ADMINS = (ADMIN,)
@@ -26,6 +26,7 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "POST /v1/commands/define_purchase_limit": ADMINS,
     "POST /v1/commands/place_legal_hold": ADMINS,
     "POST /v1/commands/release_legal_hold": ADMINS,
+    "POST /v1/commands/request_erasure": ADMINS,
     # queries (api/queries.py)
     "GET /v1/orders": READERS,
     "GET /v1/orders/{order_no}": READERS,
@@ -33,7 +34,7 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/orders/{order_no}/flags": READERS,
     "GET /v1/orders/{order_no}/payments": READERS,
     "GET /v1/orders/{order_no}/refunds": READERS,
-    "GET /v1/orders/{order_no}/retention": READERS,
+    "GET /v1/orders/{order_no}/retention": TRAIL_READERS,
     "GET /v1/entitlements": READERS,
     "GET /v1/entitlements/{code}": READERS,
     "GET /v1/entitlements/{code}/history": READERS,
@@ -43,9 +44,9 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/accounts/{account_no}/refusals": READERS,
     "GET /v1/flags/unreviewed": READERS,
     "GET /v1/reconciliation": READERS,
-    "GET /v1/subjects/{subject_id}/retention": READERS,
-    "GET /v1/subjects/{subject_id}/retention-steps": READERS,
-    "GET /v1/retention/due": READERS,
+    "GET /v1/subjects/{subject_id}/retention": TRAIL_READERS,
+    "GET /v1/subjects/{subject_id}/retention-steps": TRAIL_READERS,
+    "GET /v1/retention/due": TRAIL_READERS,
     # admin
     "GET /v1/keys": ADMINS,
     "POST /v1/keys/{key_id}/revoke": ADMINS,
@@ -53,6 +54,7 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "POST /v1/subjects/{subject_id}/holds": ADMINS,
     "POST /v1/subjects/{subject_id}/holds/{reference}/release": ADMINS,
     "POST /v1/subjects/{subject_id}/access-copies": ADMINS,
+    "POST /v1/subjects/{subject_id}/erasure": ADMINS,
     # verifiable history (api/history.py)
     "GET /v1/log/checkpoints": HISTORY,
     "GET /v1/log/proofs/inclusion/{position}": HISTORY,

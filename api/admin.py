@@ -1,4 +1,4 @@
-"""Admin routes: API keys, the policy in force and legal holds (role ``admin``).
+"""Admin routes: API keys, the policy in force, legal holds and erasure (role ``admin``).
 
 An admin also makes a data subject's access copy (PIPL 45; ledger/access_copy.py), the
 content ``ledger access`` writes to files, answered as JSON and recorded like it.
@@ -8,7 +8,10 @@ made it); over HTTP an admin lists and revokes them. Legal holds on a data subje
 data (PIPL 47; ledger/domain/data_subject.py) are the ledger's commands ``place_legal_hold``
 and ``release_legal_hold``, sent here by path (``/v1/subjects/{subject_id}/holds``) exactly
 as ``POST /v1/commands/{type}`` sends them: ``Idempotency-Key`` is the command id, ``If-Match``
-compares the subject stream's version, the answer is the command's.
+compares the subject stream's version, the answer is the command's. So is an erasure
+(``request_erasure`` at ``/v1/subjects/{subject_id}/erasure``, PIPL 47; ledger/erasure.py):
+refused under a hold (409 ``LEGAL_HOLD``) or deferred under a retention (409
+``RETENTION_REQUIRED`` with ``retain_until``), the request and its outcome recorded either way.
 """
 
 from __future__ import annotations
@@ -91,6 +94,13 @@ async def policy(request: Request, actor: AdminActor) -> dict[str, Any]:
 
 
 # -- legal holds (PIPL 47) -------------------------------------------------------------------
+class ErasureBody(Model):
+    """The body of ``POST /v1/subjects/{subject_id}/erasure``: the request's file id, if
+    any (``{}`` without one)."""
+
+    reference: Key | None = None
+
+
 class HoldBody(Model):
     """The body of ``POST /v1/subjects/{subject_id}/holds``: the hold's file id and reason."""
 
@@ -183,3 +193,21 @@ async def access_copy(
     response.headers["Cache-Control"] = "no-store"
     response.headers["Ledger-Position"] = str(content["recorded_at_position"])
     return content
+
+
+# -- erasure (PIPL 47) -------------------------------------------------------------------------
+@router.post(
+    "/subjects/{subject_id}/erasure",
+    response_model=CommandResponse,
+    openapi_extra=_hold_spec("request_erasure", ErasureBody),
+)
+async def request_erasure(request: Request, subject_id: AccountId, actor: AdminActor) -> Any:
+    """Erase a data subject's personal data by destroying its keys (PIPL 47). Under a legal
+    hold: 409 ``LEGAL_HOLD``; while the law keeps its records: 409 ``RETENTION_REQUIRED``
+    with ``retain_until`` (its data is restricted meanwhile and the retention run erases it
+    then); the request and its outcome are recorded either way. The command
+    ``request_erasure``; a repeat of the same ``Idempotency-Key`` answers the same."""
+    path = {"subject_id": subject_id}
+    return await run_command(
+        request, BODY_MODELS["request_erasure"], "request_erasure", actor, path
+    )

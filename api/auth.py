@@ -34,6 +34,8 @@ DEFAULT_KEY_CACHE_S = 1.0
 
 SERVICE, AUDITOR, REGULATOR, ADMIN = "service", "auditor", "regulator", "admin"
 READERS = (SERVICE, AUDITOR)  # the queries
+# The retention audit trail (issue 11, item 11): who examines the lifecycle, not who delivers.
+TRAIL_READERS = (AUDITOR, ADMIN)
 
 
 class KeyCache:
@@ -99,6 +101,8 @@ def require(*roles: str) -> Callable[..., Awaitable[Actor]]:
     return actor_of
 
 
-# Route parameters: ``actor: AdminActor`` admits admins only, ``ReaderActor`` the queries'.
+# Route parameters: ``actor: AdminActor`` admits admins only, ``ReaderActor`` the queries',
+# ``TrailActor`` the retention audit trail's.
 AdminActor = Annotated[Actor, Depends(require(ADMIN))]
 ReaderActor = Annotated[Actor, Depends(require(*READERS))]
+TrailActor = Annotated[Actor, Depends(require(*TRAIL_READERS))]

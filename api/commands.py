@@ -40,9 +40,16 @@ if TYPE_CHECKING:
 ENVELOPE = ("type", "command_id")
 REF = "#/components/schemas/{model}"  # where api/openapi.py puts the body schemas
 # The rules the agreement leaves to the mall (promotions, purchase limits) are set by admins,
-# and so are legal holds on a data subject's personal data (also at /v1/subjects/…/holds).
+# and so are legal holds and erasures of a data subject's personal data (also at
+# /v1/subjects/…/holds and /v1/subjects/…/erasure).
 ADMIN_COMMANDS = frozenset(
-    {"define_promotion", "define_purchase_limit", "place_legal_hold", "release_legal_hold"}
+    {
+        "define_promotion",
+        "define_purchase_limit",
+        "place_legal_hold",
+        "release_legal_hold",
+        "request_erasure",
+    }
 )
 _KEY = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,18})"$')

@@ -24,6 +24,7 @@ WRITTEN: dict[str, dict[str, Any]] = {
         "reason": "dispute",
     },
     "release_legal_hold": {"subject_id": "acct-1", "reference": "CASE-2026-0042"},
+    "request_erasure": {"subject_id": "acct-1", "reference": "PIPL-REQ-2026-0007"},
 }
 
 

@@ -40,8 +40,17 @@ Position = Annotated[int, Path(ge=1, le=MAX_POSITION, description="a log positio
 Size = Annotated[int, Query(ge=1, le=MAX_POSITION, description="a checkpoint's tree size")]
 
 
+NOTE_EXAMPLE = (
+    "mall-ledger.local/log\n3236\nKLSH4YAt8xUN8AI/5IWU4yqNkyvRrtLXSikFaHmISRU=\n\n"
+    "— mall-ledger.local/log mnLvsLv01ULliv1GY5wtekOT0jS68OCJjCKU9YL8XWxYBqUK+4uJOIS2nFWTFZOEURJW"
+    "5s0u/sbs56Pmmg6iXCxERw8=\n"
+)
+
+
 class CheckpointInfo(BaseModel):
     """A kept checkpoint: its tree size and the signed C2SP note."""
+
+    model_config = examples({"size": 3236, "checkpoint": NOTE_EXAMPLE})
 
     size: int
     checkpoint: str
@@ -49,6 +58,8 @@ class CheckpointInfo(BaseModel):
 
 class CheckpointList(BaseModel):
     """Kept checkpoints, smallest first."""
+
+    model_config = examples({"checkpoints": [{"size": 3236, "checkpoint": NOTE_EXAMPLE}]})
 
     checkpoints: list[CheckpointInfo]
 
@@ -69,6 +80,16 @@ class ConsistencyProof(BaseModel):
     """That the checkpoint of ``old_size`` is a prefix of that of ``new_size`` (RFC 9162
     2.1.4): base64 ``hashes`` and both signed checkpoints."""
 
+    model_config = examples(
+        {
+            "old_size": 3236,
+            "new_size": 3300,
+            "old_checkpoint": NOTE_EXAMPLE,
+            "new_checkpoint": NOTE_EXAMPLE.replace("3236", "3300"),
+            "hashes": ["ACdP4Z4Y/t1JUxUvBzMuqj1y+apw2ka6FTnsLRuiIFA="],
+        }
+    )
+
     old_size: int
     new_size: int
     old_checkpoint: str
@@ -78,6 +99,25 @@ class ConsistencyProof(BaseModel):
 
 class StreamAsOf(BaseModel):
     """A stream as of a moment or position: its fields and the events that led there."""
+
+    model_config = examples(
+        {
+            "kind": "order",
+            "key": "demo1-000001",
+            "version": 1,
+            "position": 5,
+            "state": {"order_no": "demo1-000001", "status": "awaiting_payment"},
+            "events": [
+                {
+                    "version": 1,
+                    "position": 5,
+                    "at": "2026-03-01T00:10:32Z",
+                    "event": "OrderSubmitted",
+                    "facts": {"order_no": "demo1-000001"},
+                }
+            ],
+        }
+    )
 
     kind: str
     key: str

@@ -11,6 +11,7 @@ Anything unforeseen is a 500 that says only that, with the request id the log ho
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -53,6 +54,11 @@ class Problem(BaseModel):
         default=None,
         description="PROJECTION_BEHIND: the position the projection had applied; "
         "PROJECTION_STOPPED: the position of the event it stopped on",
+    )
+    retain_until: datetime | None = Field(
+        default=None,
+        description="RETENTION_REQUIRED: when the law's retention of the subject's records "
+        "ends, and a deferred erasure runs (RFC 3339, UTC)",
     )
 
 
@@ -151,6 +157,8 @@ def refusal(exc: LedgerError, instance: str) -> Response:
     if exc.entry is codes.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = 'Bearer realm="mall-ledger"'
     errors = field_errors(exc)
+    retain_until: datetime | None = getattr(exc, "retain_until", None)
+    extensions = None if retain_until is None else {"retain_until": retain_until.isoformat()}
     return problem(
         exc.entry,
         exc.message,
@@ -159,6 +167,7 @@ def refusal(exc: LedgerError, instance: str) -> Response:
         errors=errors,
         headers=headers or None,
         position=getattr(exc, "position", None),
+        extensions=extensions,
     )
 
 

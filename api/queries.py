@@ -12,7 +12,8 @@
   the position its projection had applied when it was read. An order or a code also has
   ``ETag``: its stream's version as of that position (read from the log through the ledger),
   what a command's ``If-Match`` compares.
-- **Roles.** ``service`` and ``auditor`` (api/access.py); others 403, no key 401.
+- **Roles.** ``service`` and ``auditor`` (api/access.py); the retention audit trail ``auditor``
+  and ``admin``; others 403, no key 401.
 - **Personal fields** are absent from every answer (api/views.py), except
   ``/v1/orders/{order_no}/contact``, which reveals the contact and records an auditor's read
   in the log before it answers (ledger/contact_reads.py).
@@ -32,7 +33,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import READERS, ReaderActor, require
+from api.auth import READERS, TRAIL_READERS, ReaderActor, TrailActor, require
 from api.commands import ERROR_RESPONSES
 from api.errors import InvalidParameter
 from api.pages import MAX_TOKEN_CHARS, NOT_OURS, TOKEN, PageTokens, scope_of
@@ -62,6 +63,7 @@ from ledger.contact_reads import reveal_contact
 from ledger.domain.context import Actor
 from ledger.domain.errors import NotFound
 from ledger.domain.order.vocabulary import OrderStatus
+from ledger.domain.personal_data import LegalBasis
 from projections import queries as q
 from projections.queries import Listing, ReadModels
 
@@ -124,7 +126,8 @@ def known_parameters_for(*roles: str) -> Callable[..., Awaitable[None]]:
     return known
 
 
-known_parameters = known_parameters_for(*READERS)
+# The key is checked for any reading role here; each route then admits its own.
+known_parameters = known_parameters_for(*dict.fromkeys((*READERS, *TRAIL_READERS)))
 
 
 router = APIRouter(
@@ -380,6 +383,21 @@ async def orders(
     return await list_page(request, response, q.ORDERS_BY_STATUS, filters, page)
 
 
+CitedBasis = Annotated[
+    LegalBasis | None,
+    Query(description="a restricted subject's data (PIPL 47 para 2): the legal basis cited"),
+]
+CitedReference = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=KEY_MAX_CHARS,
+        pattern=KEY_PATTERN,
+        description="with legal_basis: the request's file id (the court's, the regulator's)",
+    ),
+]
+
+
 @router.get("/orders/{order_no}/contact", response_model=ContactItem, responses=VERSIONED)
 async def contact(
     request: Request,
@@ -387,12 +405,21 @@ async def contact(
     order_no: KeyId,
     actor: ReaderActor,
     min_position: MinPosition = None,
+    legal_basis: CitedBasis = None,
+    reference: CitedReference = None,
 ) -> Any:
     """The order's contact in plaintext (``[erased]`` once its subject is erased), read from
     the log itself (so ``min_position`` is always met). An auditor's read is first recorded
     as a ``PersonalDataRead`` event (key id, role, subject, order, field names; never the
-    values), and its position is the answer's. ``Cache-Control: no-store``."""
-    revealed = await run_in_threadpool(reveal_contact, request.app.state.ledger, order_no, actor)
+    values), and its position is the answer's. ``Cache-Control: no-store``. A subject whose
+    processing is restricted (PIPL 47 para 2) is 409 ``PROCESSING_RESTRICTED`` unless an
+    auditor cites ``legal_basis`` and ``reference`` (both, or neither), recorded with the
+    read."""
+    if (legal_basis is None) != (reference is None):
+        raise InvalidParameter("legal_basis", "give legal_basis and reference together")
+    cited = None if legal_basis is None or reference is None else (legal_basis, reference)
+    ledger = request.app.state.ledger
+    revealed = await run_in_threadpool(reveal_contact, ledger, order_no, actor, cited)
     positioned(response, revealed.position, revealed.version)
     response.headers["Cache-Control"] = "no-store"
     view = {"order_no": order_no, "contact": revealed.contact, "recorded": revealed.recorded}
@@ -434,7 +461,7 @@ async def order_retention(
     request: Request,
     response: Response,
     order_no: KeyId,
-    actor: ReaderActor,
+    actor: TrailActor,
     min_position: MinPosition = None,
 ) -> Any:
     """When the order's transaction completed and until when it is kept (ECL 31)."""
@@ -631,7 +658,7 @@ async def retention_steps(
     request: Request,
     response: Response,
     subject_id: AccountId,
-    actor: ReaderActor,
+    actor: TrailActor,
     page: PagingParams,
 ) -> Any:
     """Every personal-data step of a data subject (the account), in log order, each with
@@ -647,7 +674,7 @@ async def subject_retention(
     request: Request,
     response: Response,
     subject_id: AccountId,
-    actor: ReaderActor,
+    actor: TrailActor,
     min_position: MinPosition = None,
 ) -> Any:
     """A data subject's lifecycle now: legal holds on (PIPL 47), its restriction of
@@ -660,7 +687,7 @@ async def subject_retention(
 
 @router.get("/retention/due", response_model=RetentionPage)
 async def retention_due(
-    request: Request, response: Response, actor: ReaderActor, page: PagingParams, before: At = None
+    request: Request, response: Response, actor: TrailActor, page: PagingParams, before: At = None
 ) -> Any:
     """Completed transactions whose legal retention ends before ``before`` (default now),
     soonest first."""

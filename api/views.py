@@ -398,6 +398,12 @@ class RetentionView(BaseModel):
     retain_until: datetime | None
     reopened_at: datetime | None
     reopened_case: str | None
+    deidentified_at: datetime | None = Field(
+        default=None, description="when its direct identifiers were removed (PIPL 47(1))"
+    )
+    erased_at: datetime | None = Field(
+        default=None, description="when its subject's personal data was erased (PIPL 47)"
+    )
     last_position: int
 
     model_config = examples(
@@ -411,6 +417,8 @@ class RetentionView(BaseModel):
             "retain_until": "2029-03-12T16:00:00Z",
             "reopened_at": None,
             "reopened_case": None,
+            "deidentified_at": None,
+            "erased_at": None,
             "last_position": 30,
         }
     )
@@ -428,8 +436,10 @@ class HoldView(BaseModel):
 class SubjectRetentionView(BaseModel):
     """A data subject's lifecycle now: the legal holds on it (no de-identification or
     erasure while any is), its restriction of processing (PIPL 47 para 2: kept, not
-    processed, until ``restricted_until``; recorded, not yet enforced) and when the last of
-    its orders' recorded retentions ends (ECL 31)."""
+    processed, until ``restricted_until``: its contact is not revealed without a legal
+    basis), when the last of its orders' recorded retentions ends (ECL 31), and its erasure
+    (PIPL 47): ``requested``, ``refused`` (a hold), ``deferred`` until
+    ``erasure_deferred_until``, or ``erased`` at ``erased_at``; null if never asked."""
 
     subject_id: str
     holds: list[HoldView]
@@ -437,6 +447,9 @@ class SubjectRetentionView(BaseModel):
     restricted_since: datetime | None
     restricted_until: datetime | None
     retained_until: datetime | None
+    erasure: str | None = None
+    erasure_deferred_until: datetime | None = None
+    erased_at: datetime | None = None
     last_position: int
 
     model_config = examples(
@@ -454,6 +467,9 @@ class SubjectRetentionView(BaseModel):
             "restricted_since": "2026-04-02T02:00:00Z",
             "restricted_until": "2029-03-12T16:00:00Z",
             "retained_until": "2029-03-12T16:00:00Z",
+            "erasure": "deferred",
+            "erasure_deferred_until": "2029-03-12T16:00:00Z",
+            "erased_at": None,
             "last_position": 41,
         }
     )
@@ -461,10 +477,12 @@ class SubjectRetentionView(BaseModel):
 
 class RetentionStep(BaseModel):
     """One step of a data subject's personal data: ``scheduled`` and ``extended`` (ECL 31),
-    ``hold_placed`` and ``hold_released``, ``restricted``, ``accessed``; with its time, who
-    caused it (``actor``: API key id and role; ``local`` for the CLI), its legal ``basis``
-    (the law, or the hold's reason, or the restriction's basis) and ``reference`` (the hold's
-    file, the after-sales case)."""
+    ``hold_placed`` and ``hold_released``, ``restricted``, ``accessed``,
+    ``erasure_requested``, ``erasure_refused``, ``erasure_deferred``, ``erased``,
+    ``deidentified``; with its time, who caused it (``actor``: API key id and role; ``local``
+    for the CLI and the retention run), its legal ``basis`` (the law, the hold's reason, the
+    restriction's basis, the refusal's code, a read's cited basis) and ``reference`` (the
+    hold's file, the after-sales case, the erasure request's file, a read's request)."""
 
     position: int
     subject_id: str

@@ -34,6 +34,8 @@ SUBCOMMAND_MODULES = (
     "cli.keys",
     "cli.holds",
     "cli.access",
+    "cli.erase",
+    "cli.retention",
     "cli.history",
     "cli.replay",
     "cli.exports",

@@ -15,7 +15,7 @@ import argparse
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from cli.args import add_database_url, add_json
 from cli.exits import Exit
@@ -23,6 +23,9 @@ from ledger.commands import Command, parse_command
 from ledger.domain.data_subject import HoldReason
 from ledger.domain.errors import InvalidCommand
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.application import CommandResult
 
 # The command's fields as this command line names them.
 ARGUMENT_NAMES = {
@@ -39,7 +42,7 @@ def register(subparsers: Any) -> None:
     )
     sub = parser.add_subparsers(dest="hold_command", required=True, metavar="ACTION")
     place = sub.add_parser("place", help="place a hold: no de-identification or erasure")
-    _subject_and_reference(place, "the dispute's or investigation's file id")
+    subject_arguments(place, "the dispute's or investigation's file id")
     place.add_argument(
         "--reason",
         required=True,
@@ -49,7 +52,7 @@ def register(subparsers: Any) -> None:
     )
     place.set_defaults(run=cmd_place)
     release = sub.add_parser("release", help="release the hold under a reference")
-    _subject_and_reference(release, "the reference the hold was placed under")
+    subject_arguments(release, "the reference the hold was placed under")
     release.set_defaults(run=cmd_release)
 
 
@@ -64,9 +67,12 @@ def one_of(words: tuple[str, ...]) -> Callable[[str], str]:
     return word
 
 
-def _subject_and_reference(parser: argparse.ArgumentParser, reference_help: str) -> None:
+def subject_arguments(
+    parser: argparse.ArgumentParser, reference_help: str, *, required: bool = True
+) -> None:
+    """SUBJECT, ``--reference``, ``--command-id``, ``--json``, ``--database-url``."""
     parser.add_argument("subject", metavar="SUBJECT", help="the data subject: its account number")
-    parser.add_argument("--reference", required=True, metavar="REF", help=reference_help)
+    parser.add_argument("--reference", required=required, metavar="REF", help=reference_help)
     parser.add_argument(
         "--command-id",
         metavar="ID",
@@ -87,11 +93,19 @@ def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def hold_command(args: argparse.Namespace, kind: str, **fields: str) -> Command:
-    """The command, checked before any database is opened; InvalidCommand names the
-    argument (``SUBJECT``, ``--reference``, ``--command-id``), never the value."""
+    """A hold's command (``subject_command``)."""
+    return subject_command(args, kind, "hold", **fields)
+
+
+def subject_command(
+    args: argparse.Namespace, kind: str, id_prefix: str, **fields: str | None
+) -> Command:
+    """A command on a data subject (``SUBJECT``, ``--reference``, ``--command-id``; a new
+    id ``<id_prefix>-<hex>`` without one), checked before any database is opened;
+    InvalidCommand names the argument, never the value."""
     data = {
         "type": kind,
-        "command_id": args.command_id or f"hold-{uuid.uuid4().hex}",
+        "command_id": args.command_id or f"{id_prefix}-{uuid.uuid4().hex}",
         "subject_id": args.subject,
         "reference": args.reference,
         **fields,
@@ -103,14 +117,19 @@ def hold_command(args: argparse.Namespace, kind: str, **fields: str) -> Command:
         raise InvalidCommand(ARGUMENT_NAMES.get(field, field), exc.rule) from None
 
 
-def run_hold(command: Command, settings: Settings, as_json: bool, done: str) -> int:
+def execute(command: Command, settings: Settings) -> CommandResult:
+    """Run ``command`` on the ledger the settings name (never creating a database)."""
     from ledger.application import open_ledger
 
     ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
     try:
-        result = ledger.execute(command)
+        return ledger.execute(command)
     finally:
         ledger.close()
+
+
+def run_hold(command: Command, settings: Settings, as_json: bool, done: str) -> int:
+    result = execute(command, settings)
     if as_json:
         print(json.dumps(result.as_dict()))
     else:

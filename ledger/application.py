@@ -39,6 +39,7 @@ from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
 from ledger.domain.repeats import RepeatedFact
 from ledger.driver_errors import DRIVER_ERRORS, storage_errors
+from ledger.erasure import settle
 from ledger.handlers import dispatch, streams_read_by, subject_stream
 from ledger.keystore import KeyStore, open_keystore
 from ledger.library.bulk_read import load_streams
@@ -202,19 +203,19 @@ class Ledger:
             uow = self.unit_of_work()
             staged = self.stage(uow, command, at, remember, actor, expected_version)
             if isinstance(staged, CommandResult):
-                return self.positioned(staged)
+                return self.settled(self.positioned(staged))
             try:
                 recordings = self.save(uow, staged.events)
             except StaleRead:
                 continue
             except IntegrityError:
-                return self.positioned(self.after_conflict(command, at))
+                return self.settled(self.positioned(self.after_conflict(command, at)))
             for event in staged.events:
                 self.stream_cache.take(event.originator_id)  # that copy is now behind
             if staged.refusal is not None:
                 staged.refusal.recorded = staged.refusal.remembered = True
                 raise staged.refusal
-            return staged.result(self.positions(recordings))
+            return self.settled(staged.result(self.positions(recordings)))
         raise Conflict(
             f"{command.type} {command.command_id}: what it read kept changing under other "
             "writers; nothing was written, retry"
@@ -285,7 +286,16 @@ class Ledger:
         results = [s.outcome(positions) if isinstance(s, Staged) else s for s in staged]
         if any(isinstance(r, CommandResult) and r.position is None for r in results):
             results = [self.positioned(r) if isinstance(r, CommandResult) else r for r in results]
-        return results
+        return [settle(self.keystore, r) if isinstance(r, CommandResult) else r for r in results]
+
+    def settled(self, result: CommandResult) -> CommandResult:
+        """A saved command's result after its effects outside the log (an erasure's keys
+        destroyed); raises the refusal a result names (an erasure refused or deferred:
+        ledger/erasure.py), whose events are nonetheless saved."""
+        found = settle(self.keystore, result)
+        if isinstance(found, LedgerError):
+            raise found
+        return found
 
     def positioned(self, result: CommandResult) -> CommandResult:
         """A repeated command wrote nothing now: its position is the one its first send was

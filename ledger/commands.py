@@ -566,6 +566,19 @@ class ReleaseLegalHold(Command):
     reference: Annotated[Key, Field(description="the reference the hold was placed under")]
 
 
+class RequestErasure(Command):
+    """Erase a data subject's personal data (PIPL 47) by destroying its keys; refused under
+    a legal hold (``LEGAL_HOLD``), deferred while the law keeps its transaction records
+    (``RETENTION_REQUIRED``, with the date; its data is restricted meanwhile and the
+    retention run erases it then). The request and its outcome are recorded either way."""
+
+    type: Literal["request_erasure"]
+    subject_id: Annotated[AccountNo, Field(description="the data subject (its account number)")]
+    reference: Annotated[
+        Key | None, Field(description="the erasure request's file id, if it has one")
+    ] = None
+
+
 AnyCommand = Annotated[
     SubmitOrder
     | ReceivePayment
@@ -602,7 +615,8 @@ AnyCommand = Annotated[
     | DefinePromotion
     | DefinePurchaseLimit
     | PlaceLegalHold
-    | ReleaseLegalHold,
+    | ReleaseLegalHold
+    | RequestErasure,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyCommand)

@@ -489,6 +489,13 @@ RETENTION_REQUIRED = ErrorCode(
     "The law keeps the data subject's transaction records until the date named: erasure "
     "waits for it.",
 )
+PROCESSING_RESTRICTED = ErrorCode(
+    "PROCESSING_RESTRICTED",
+    "PIPL 47 para 2",
+    STATE,
+    "The data subject's processing is restricted (kept while the law requires, not processed): "
+    "its personal data is revealed only to an auditor or regulator citing a legal basis.",
+)
 LEGAL_HOLD_REFERENCE_REUSED = ErrorCode(
     "LEGAL_HOLD_REFERENCE_REUSED",
     "PIPL 47",

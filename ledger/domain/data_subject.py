@@ -13,8 +13,17 @@ number. Its stream records, each as an event with its time and actor:
   investigation, by reference; while one is on, neither de-identification nor erasure touches
   the subject's data;
 - **restricted processing** (``ProcessingRestricted``, PIPL 47 para 2): the data is kept
-  while a legal period runs but no longer processed. Recorded only, for now: what enforces it
-  (not revealing, not linking) is the lifecycle's next step;
+  while a legal period runs but no longer processed: a contact read is refused
+  (``PROCESSING_RESTRICTED``, ledger/contact_reads.py) unless an auditor or regulator cites a
+  legal basis; ``restricts`` says which orders it covers;
+- **erasure** (PIPL 47; ``request_erasure``): the request (``ErasureRequested``) and its
+  outcome: ``ErasureRefused`` under a hold, ``ErasureDeferred`` (with the restriction it
+  applies instead) while a retention runs, else ``SubjectErased``, after which the service
+  layer destroys the keys (ledger/erasure.py); a deferred erasure is done by the retention run
+  once its date has passed (ledger/retention_run.py);
+- **de-identification** (``DirectIdentifiersRemoved``, PIPL 47(1), agreement 4.1.2): once no
+  open order or after-sales case needs the direct identifiers of its completed orders and no
+  hold is on (``deidentification_due``), decided by the retention run.
 - **access copies** (``AccessCopyGiven``, PIPL 45): a copy of its data made for the subject
   (``ledger access``; ledger/access_copy.py), with the files' names and digests, never the
   values.
@@ -45,14 +54,19 @@ from ledger.domain.topics import topic
 
 HoldReason = Literal["dispute", "investigation"]
 # Why processing stops while the records are kept (PIPL 47 para 2): the account was
-# cancelled (ECL 24; ``terminate_account``), or the purpose of processing ended (PIPL 47(1)).
-RestrictionBasis = Literal["account_cancelled", "purpose_ended"]
+# cancelled (ECL 24; ``terminate_account``), the purpose of processing ended (PIPL 47(1)), or
+# the subject asked for erasure while a retention runs (PIPL 47 para 2: kept, not processed).
+RestrictionBasis = Literal["account_cancelled", "purpose_ended", "erasure_deferred"]
 # What set an order's retention: its completion, or an after-sales case opened after it.
 RetentionCause = Literal["completion", "after_sales_case"]
 
 RETENTION_LAW = "ECL 31"
 RESTRICTION_LAW = "PIPL 47 para 2"
 ACCESS_LAW = "PIPL 45"
+ERASURE_LAW = "PIPL 47"
+DEIDENTIFICATION_LAW = "PIPL 47(1), agreement 4.1.2"
+# The codes an erasure request's outcome names when it does not erase (ledger/domain/codes.py).
+ErasureOutcome = Literal["erased", "refused", "deferred"]
 
 
 @topic("data-subject/Event")
@@ -75,6 +89,9 @@ class DataSubjectRegistered(DataSubjectEvent, Aggregate.Created):
         agg.holds = {}
         agg.released = {}
         agg.restriction = None
+        agg.erasure = None
+        agg.erased = None
+        agg.deidentified = {}
 
 
 @topic("data-subject/RetentionScheduled")
@@ -158,6 +175,80 @@ class AccessCopyGiven(DataSubjectEvent):
         pass  # a fact for the trail; nothing the lifecycle decides on changes
 
 
+@topic("data-subject/ErasureRequested")
+class ErasureRequested(DataSubjectEvent):
+    """The subject (or an admin for it) asked that its personal data be erased (PIPL 47),
+    under ``reference`` (the request's file id, if one was given). What became of it is the
+    next event: ``ErasureRefused``, ``ErasureDeferred`` or ``SubjectErased``."""
+
+    reference: str | None
+    actor: dict[str, str | None]
+
+
+@topic("data-subject/ErasureRefused")
+class ErasureRefused(DataSubjectEvent):
+    """The request was refused: ``code`` ``LEGAL_HOLD`` (PIPL 47), the holds under
+    ``references`` being on. It is not kept waiting: a new request is needed once released
+    (an earlier request deferred for a retention still waits, and still waits for holds)."""
+
+    reference: str | None
+    code: str
+    references: list[str]
+    actor: dict[str, str | None]
+
+
+@topic("data-subject/ErasureDeferred")
+class ErasureDeferred(DataSubjectEvent):
+    """The request waits for the law's retention (``RETENTION_REQUIRED``, ECL 31) to end at
+    ``until``; meanwhile the data is restricted (``ProcessingRestricted``, PIPL 47 para 2).
+    The retention run erases once ``until`` has passed (ledger/retention_run.py)."""
+
+    reference: str | None
+    code: str
+    until: datetime
+    actor: dict[str, str | None]
+
+    def apply(self, agg: Any) -> None:
+        agg.erasure = {
+            "deferred_until": self.until,
+            "reference": self.reference,
+            "command_id": self.command_id,
+        }
+
+
+@topic("data-subject/SubjectErased")
+class SubjectErased(DataSubjectEvent):
+    """The subject's personal data is erased (PIPL 47): its keys are destroyed right after
+    this event is saved (crypto-shredding; a crash between the two is finished by the
+    retention run), and projections blank its personal fields on ``order_nos`` (its orders
+    the stream knows). Amounts, goods, times and states stay (ECL 31)."""
+
+    subject_id: str
+    reference: str | None
+    order_nos: list[str]
+    actor: dict[str, str | None]
+
+    def apply(self, agg: Any) -> None:
+        agg.erasure = None
+        agg.erased = {"at": self.timestamp, "command_id": self.command_id}
+
+
+@topic("data-subject/DirectIdentifiersRemoved")
+class DirectIdentifiersRemoved(DataSubjectEvent):
+    """The direct identifiers (name, phone, address) on ``order_nos`` are made unreadable:
+    no open order or after-sales case needs them any more and no hold is on (PIPL 47(1),
+    agreement 4.1.2: 去标识化 once the purpose is done). The records stay usable for
+    statistics and audit."""
+
+    subject_id: str
+    order_nos: list[str]
+    actor: dict[str, str | None]
+
+    def apply(self, agg: Any) -> None:
+        for order_no in self.order_nos:
+            agg.deidentified[order_no] = self.timestamp
+
+
 class RetentionRequired(RuleViolation):
     """Erasure inside a retention period (``RETENTION_REQUIRED``, ECL 31): ``retain_until``
     is when the last of the subject's records may go, so an erasure can wait for it."""
@@ -183,6 +274,12 @@ class DataSubject(JournaledAggregate):
         # reference -> the command id that released it (a repeat of that release answers so)
         released: dict[str, str]
         restriction: dict[str, Any] | None
+        # the erasure waiting: requested_at/command_id, or deferred_until/reference/command_id
+        erasure: dict[str, Any] | None
+        # when and by which command the subject was erased (None: not erased)
+        erased: dict[str, Any] | None
+        # order number -> when its direct identifiers were removed
+        deidentified: dict[str, datetime]
 
     @classmethod
     def register(cls, ctx: Ctx, subject_id: str) -> DataSubject:
@@ -284,6 +381,117 @@ class DataSubject(JournaledAggregate):
         is restricted: the subject's own access is a right the restriction does not suspend
         (PIPL 45; PIPL 47 para 2 stops processing, not the subject's access)."""
         self._emit(AccessCopyGiven, ctx, reference=reference, position=position, files=files)
+
+    def restricts(self, order_no: str, at: datetime) -> bool:
+        """Is ``order_no``'s personal data restricted at ``at`` (PIPL 47 para 2: stored, not
+        processed)? A cancelled account's or a deferred erasure's restriction covers every
+        order of the subject; a purpose that ended covers the orders whose transaction
+        completed (a new order's purpose has not ended)."""
+        current = self.restriction
+        if current is None or current["until"] <= at:
+            return False
+        return current["basis"] != "purpose_ended" or order_no in self.retention
+
+    # -- erasure (PIPL 47) ---------------------------------------------------------------------
+    def request_erasure(self, ctx: Ctx, reference: str | None) -> dict[str, Any]:
+        """Record the request, then decide it (``check_erasable``): refused under a legal hold
+        (``ErasureRefused``, LEGAL_HOLD), deferred under a retention (``ErasureDeferred``,
+        RETENTION_REQUIRED, with the restriction it applies instead), else ``SubjectErased``.
+        Returns the outcome (``erasure_outcome``) for the command's result. A subject
+        already erased records the request and answers ``erased`` again."""
+        self._emit(ErasureRequested, ctx, reference=reference)
+        if self.erased is not None:
+            return self._erased_outcome()
+        return self._decide_erasure(ctx, reference)
+
+    def erasure_due(self, at: datetime) -> bool:
+        """A deferred erasure whose retention ended by ``at`` (the retention run erases)."""
+        waiting = self.erasure
+        return (
+            self.erased is None
+            and waiting is not None
+            and "deferred_until" in waiting
+            and waiting["deferred_until"] <= at
+        )
+
+    def complete_erasure(self, ctx: Ctx) -> dict[str, Any]:
+        """The retention run's step for a due deferred erasure: decided again as at
+        ``ctx.at`` (a hold placed since keeps it waiting, with no event; a retention that
+        grew defers it again to the new date). Returns the outcome."""
+        assert self.erasure_due(ctx.at), "the retention run checks erasure_due first"
+        if self.holds:
+            return {"outcome": "waiting", "code": codes.LEGAL_HOLD.code}
+        return self._decide_erasure(ctx, self.erasure["reference"] if self.erasure else None)
+
+    def _decide_erasure(self, ctx: Ctx, reference: str | None) -> dict[str, Any]:
+        try:
+            check_erasable(self, ctx.at)
+        except RetentionRequired as exc:
+            until = exc.retain_until
+            self._emit(ErasureDeferred, ctx, reference=reference, code=exc.code, until=until)
+            current = self.restriction
+            if (current is None or current["until"] < until) and until > ctx.at:
+                self._emit(ProcessingRestricted, ctx, basis="erasure_deferred", until=until)
+            return erasure_outcome("deferred", exc, until)
+        except RuleViolation as exc:
+            held = sorted(self.holds)
+            self._emit(ErasureRefused, ctx, reference=reference, code=exc.code, references=held)
+            return erasure_outcome("refused", exc, None)
+        orders = sorted(self.retention)
+        self._emit(
+            SubjectErased, ctx, subject_id=self.subject_id, reference=reference, order_nos=orders
+        )
+        return self._erased_outcome()
+
+    def _erased_outcome(self) -> dict[str, Any]:
+        assert self.erased is not None
+        return {
+            "outcome": "erased",
+            "subject_id": self.subject_id,
+            "erased_at": self.erased["at"].isoformat(),
+        }
+
+    # -- de-identification (PIPL 47(1), agreement 4.1.2) ---------------------------------------
+    def deidentification_due(self, open_orders: set[str]) -> list[str]:
+        """The orders whose direct identifiers may be removed now: completed (on this
+        stream), not yet de-identified; none while a legal hold is on, an after-sales case
+        reopened an order, or any order of the subject is still open (``open_orders``, from
+        the log: submitted and not completed), since those still need them. None once
+        erased (erasure reached further)."""
+        if self.holds or self.erased is not None or open_orders or self.case_open:
+            return []
+        return sorted(set(self.retention) - set(self.deidentified))
+
+    @property
+    def case_open(self) -> bool:
+        """Has an after-sales case reopened one of the subject's completed orders (its
+        retention then runs at least until the case ends, date unknown)?"""
+        return any(entry["open_case"] is not None for entry in self.retention.values())
+
+    def remove_direct_identifiers(self, ctx: Ctx, open_orders: set[str]) -> list[str]:
+        """Record ``DirectIdentifiersRemoved`` for the orders due (``deidentification_due``),
+        and, while a retention runs, the restriction the ended purpose brings (PIPL 47 para
+        2). Raises ``LEGAL_HOLD`` under a hold; returns the orders (empty: nothing due)."""
+        if self.holds:
+            check_erasable(self, ctx.at)  # raises LEGAL_HOLD
+        due = self.deidentification_due(open_orders)
+        if due:
+            self._emit(DirectIdentifiersRemoved, ctx, subject_id=self.subject_id, order_nos=due)
+            if self.restriction is None:
+                self.restrict_while_retained(ctx, "purpose_ended")
+        return due
+
+
+def erasure_outcome(
+    outcome: ErasureOutcome, refusal: RuleViolation, until: datetime | None
+) -> dict[str, Any]:
+    """An erasure that did not erase, as its command's result: the code, the message (orders
+    and dates, never personal data) and the date it waits for; ``ledger.erasure`` turns it
+    back into the refusal on every send of the command."""
+    found: dict[str, Any] = {"outcome": outcome, "code": refusal.code, "message": refusal.message}
+    if until is not None:
+        found["retain_until"] = until.isoformat()
+    return found
 
 
 def check_erasable(subject: DataSubject | None, at: datetime) -> None:

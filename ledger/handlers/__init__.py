@@ -39,7 +39,7 @@ def streams_read_by(command: c.Command) -> list[UUID]:
         found.append(ids.limit_rule_id(command.sku))
     elif isinstance(command, c.ReceivePayment):
         found.append(ids.payment_claim_id(command.payment_id))
-    elif isinstance(command, (c.PlaceLegalHold, c.ReleaseLegalHold)):
+    elif isinstance(command, (c.PlaceLegalHold, c.ReleaseLegalHold, c.RequestErasure)):
         found.append(ids.data_subject_id(command.subject_id))
     if isinstance(command, c.TerminateAccount):
         found.append(ids.data_subject_id(command.account_no))
@@ -62,6 +62,6 @@ def subject_stream(command: c.Command) -> UUID:
         return ids.limit_rule_id(command.sku)
     if isinstance(command, (c.RestrictAccount, c.TerminateAccount, c.DecideOpenOrder)):
         return ids.account_id(command.account_no)
-    if isinstance(command, (c.PlaceLegalHold, c.ReleaseLegalHold)):
+    if isinstance(command, (c.PlaceLegalHold, c.ReleaseLegalHold, c.RequestErasure)):
         return ids.data_subject_id(command.subject_id)
     raise AssertionError(f"{command.type} names no subject stream")  # a test covers every type

@@ -60,3 +60,13 @@ def release_legal_hold(cmd: c.ReleaseLegalHold, uow: UnitOfWork) -> None:
     subject = subject_for(cmd.subject_id, uow)
     subject.release_hold(uow.now, cmd.reference)
     uow.add(subject)
+
+
+@handles(c.RequestErasure)
+def request_erasure(cmd: c.RequestErasure, uow: UnitOfWork) -> None:
+    """Record the request and its outcome on the subject's stream; the outcome is the
+    command's result (``ledger.erasure`` reports a refusal or deferral as its code, and
+    destroys the keys once ``SubjectErased`` is saved)."""
+    subject = subject_for(cmd.subject_id, uow)
+    uow.result.update(subject.request_erasure(uow.now, cmd.reference))
+    uow.add(subject)

@@ -8,8 +8,11 @@ one indexed count (``ReadModels.refusals_in_window``).
 
 from __future__ import annotations
 
+from ledger.domain import data_subject as ds
+from ledger.domain.ids import order_id
 from ledger.domain.order import events as ev
 from ledger.domain.order.abnormal import CRITERIA
+from ledger.sealing import ERASED
 from projections.base import Handler, Projection, topic_of
 from projections.batch import Batch
 from projections.events import Event
@@ -115,7 +118,24 @@ def refused(e: Event, b: Batch) -> None:
     )
 
 
+def subject_erased(e: Event, b: Batch) -> None:
+    """The subject's personal data erased (PIPL 47): on each of its orders' flags, the
+    linkage hashes (signals) and the reviewer's free-text note go; criterion, outcome and
+    the orders linked stay (the record of the decision, PIPL 24)."""
+    for order_no in e.fields(ds.SubjectErased).order_nos:
+        stream = str(order_id(order_no))
+        b.prefetch("flags", [stream])
+        for row in [r for r in b.rows("flags") if r["stream_id"] == stream]:
+            flag = b.edit("flags", (stream, row["flag_id"]))
+            assert flag is not None
+            flag["evidence_signals"] = []
+            flag["evidence"] = {**(flag["evidence"] or {}), "signals": []}
+            if flag["review_note"] is not None:
+                flag["review_note"] = ERASED
+
+
 HANDLERS: dict[str, Handler] = {
+    topic_of(ds.SubjectErased): subject_erased,
     topic_of(ev.OrderSubmitted): submitted,
     topic_of(ev.AbnormalOrderFlagRaised): flag_raised,
     topic_of(ev.AbnormalOrderFlagReviewed): flag_reviewed,
@@ -124,7 +144,7 @@ HANDLERS: dict[str, Handler] = {
 
 PROJECTION = Projection(
     name="flags",
-    version=1,
+    version=2,  # 2: an erased subject's signals and review notes go (SubjectErased)
     rebuild_cost=3,
     description="abnormal-order flags (3.1.6) and refusal history (6.1(5))",
     tables=(FLAG_ORDERS, FLAGS, REFUSALS),

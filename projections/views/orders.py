@@ -1,7 +1,8 @@
 """Order state: one row per order, as the Order aggregate would answer, plus its last position.
 
 Queries: by order number; by account; by status and submission time; by seller. The contact
-details stay sealed tokens (unsealed at read time by a role allowed to, DOMAIN.md §7).
+details stay sealed tokens (unsealed at read time by a role allowed to, DOMAIN.md §7), until
+the subject is erased or its direct identifiers are removed: then each reads ``[erased]``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ledger.domain import data_subject as ds
+from ledger.domain.ids import order_id
 from ledger.domain.order import events as ev
 from ledger.domain.order.vocabulary import LOWERS_DUE, DeliveryStatus, OrderStatus, ReturnStatus
+from ledger.sealing import ERASED
 from projections.base import Handler, Projection, topic_of
 from projections.batch import Batch
 from projections.events import Event, when
@@ -279,14 +283,35 @@ CHANGES: dict[str, Handler] = dict(
     ]
 )
 
+
+def blank_contact(orders: Callable[[Event], list[str]]) -> Handler:
+    """A subject erased, or its direct identifiers removed, on ``orders``: each order's
+    contact reads ``[erased]`` per field (the sealed tokens go from the view too)."""
+
+    def handle(e: Event, b: Batch) -> None:
+        for order_no in orders(e):
+            row = b.edit("orders", str(order_id(order_no)))
+            if row is not None:
+                row["contact"] = dict.fromkeys(row["contact"] or {}, ERASED)
+
+    return handle
+
+
 HANDLERS: dict[str, Handler] = {
     topic_of(ev.OrderSubmitted): submitted,
     **CHANGES,
+    topic_of(ds.SubjectErased): blank_contact(lambda e: e.fields(ds.SubjectErased).order_nos),
+    topic_of(ds.DirectIdentifiersRemoved): blank_contact(
+        lambda e: e.fields(ds.DirectIdentifiersRemoved).order_nos
+    ),
 }
 
 PROJECTION = Projection(
     name="orders",
-    version=2,  # 2: an after-sales case after completion reopens it (TransactionReopened)
+    # 2: an after-sales case after completion reopens it (TransactionReopened)
+    # 3: an erased or de-identified order's contact reads [erased] (SubjectErased,
+    # DirectIdentifiersRemoved)
+    version=3,
     rebuild_cost=13,
     description="current state of every order",
     tables=(ORDERS,),

@@ -17,12 +17,19 @@ the ledger exists for.
   | ``extended`` | the same, an after-sales case after completion | ``ECL 31`` | the case |
   | ``hold_placed``, ``hold_released`` | ``data-subject/LegalHold…`` | its reason | the hold's |
   | ``restricted`` | ``data-subject/ProcessingRestricted`` | its basis | — |
-  | ``accessed`` | ``personal-data/Read``, an auditor's or regulator's read | — | — |
+  | ``accessed`` | ``personal-data/Read`` | the basis cited, if any | its reference |
   | ``access_copy`` | ``data-subject/AccessCopyGiven``: a copy for the subject | ``PIPL 45`` | its |
+  | ``erasure_requested`` | ``data-subject/ErasureRequested`` | ``PIPL 47`` | the request's |
+  | ``erasure_refused`` | ``data-subject/ErasureRefused`` | ``LEGAL_HOLD`` | the request's |
+  | ``erasure_deferred`` | ``…/ErasureDeferred`` | ``RETENTION_REQUIRED`` | the request's |
+  | ``erased`` | ``data-subject/SubjectErased`` | ``PIPL 47`` | the request's |
+  | ``deidentified`` | ``…/DirectIdentifiersRemoved`` | ``PIPL 47(1)``, agreement 4.1.2 | — |
 
-  A restriction's law (PIPL 47 para 2) and until, a schedule's dates, a read's fields are in
-  ``detail``. The coming erasure, de-identification and export events are one entry each
-  in ``STEPS``.
+  A restriction's law (PIPL 47 para 2) and until, a schedule's dates, a read's fields, the
+  holds a refusal names, a deferral's date, the orders an erasure or de-identification
+  reached are in ``detail``; ``retention_orders`` shows per order when it was de-identified
+  and erased, ``retention_subjects`` the erasure's state (``requested``, ``refused``,
+  ``deferred`` until a date, ``erased``).
 
 An event of a subject's lifecycle stream names its subject through that stream
 (``retention_subjects``); an event of a stream of its own names it in ``subject_field``.
@@ -37,7 +44,7 @@ from typing import Any
 from eventsourcing.utils import resolve_topic
 
 from ledger.domain import data_subject as ds
-from ledger.domain.ids import data_subject_id
+from ledger.domain.ids import data_subject_id, order_id
 from ledger.domain.order import events as ev
 from ledger.domain.personal_data import PersonalDataRead
 from projections.base import Handler, Projection, topic_of
@@ -50,7 +57,7 @@ RETENTION_ORDERS = Table(
     columns=columns(
         "stream_id text, order_no text, subject_id text, submitted_at ts, closed_at ts, "
         "delivered_at ts, completed_at ts, retain_until ts, reopened_at ts, reopened_case text, "
-        "last_position int"
+        "deidentified_at ts, erased_at ts, last_position int"
     ),
     key=("stream_id",),
     unique=(("order_no",),),
@@ -61,7 +68,8 @@ RETENTION_SUBJECTS = Table(
     name="retention_subjects",
     columns=columns(
         "stream_id text, subject_id text, holds json, restricted_basis text, "
-        "restricted_since ts, restricted_until ts, retained_until ts, last_position int"
+        "restricted_since ts, restricted_until ts, retained_until ts, erasure text, "
+        "erasure_deferred_until ts, erased_at ts, last_position int"
     ),
     key=("stream_id",),
     unique=(("subject_id",),),
@@ -141,6 +149,23 @@ def _access_copy(e: Event) -> Row:
     return {"position": d.position, "files": d.files}
 
 
+def _refused(e: Event) -> Row:
+    d = e.fields(ds.ErasureRefused)
+    return {"law": ds.ERASURE_LAW, "holds": d.references}
+
+
+def _deferred(e: Event) -> Row:
+    return {"law": ds.RETENTION_LAW, "until": _iso(e.fields(ds.ErasureDeferred).until)}
+
+
+def _erased(e: Event) -> Row:
+    return {"orders": e.fields(ds.SubjectErased).order_nos}
+
+
+def _deidentified(e: Event) -> Row:
+    return {"orders": e.fields(ds.DirectIdentifiersRemoved).order_nos}
+
+
 def _schedule_step(e: Event) -> str:
     return "scheduled" if e.fields(ds.RetentionScheduled).cause == "completion" else "extended"
 
@@ -174,7 +199,37 @@ STEPS: dict[str, Step] = {
         basis=lambda e: e.fields(ds.ProcessingRestricted).basis,
     ),
     topic_of(PersonalDataRead): Step(
-        _named("accessed"), subject_field="subject_id", detail=_accessed
+        _named("accessed"),
+        subject_field="subject_id",
+        detail=_accessed,
+        basis=lambda e: e.fields(PersonalDataRead).legal_basis,
+        reference=lambda e: e.fields(PersonalDataRead).reference,
+    ),
+    topic_of(ds.ErasureRequested): Step(
+        _named("erasure_requested"),
+        basis=_named(ds.ERASURE_LAW),
+        reference=lambda e: e.fields(ds.ErasureRequested).reference,
+    ),
+    topic_of(ds.ErasureRefused): Step(
+        _named("erasure_refused"),
+        detail=_refused,
+        basis=lambda e: e.fields(ds.ErasureRefused).code,
+        reference=lambda e: e.fields(ds.ErasureRefused).reference,
+    ),
+    topic_of(ds.ErasureDeferred): Step(
+        _named("erasure_deferred"),
+        detail=_deferred,
+        basis=lambda e: e.fields(ds.ErasureDeferred).code,
+        reference=lambda e: e.fields(ds.ErasureDeferred).reference,
+    ),
+    topic_of(ds.SubjectErased): Step(
+        _named("erased"),
+        detail=_erased,
+        basis=_named(ds.ERASURE_LAW),
+        reference=lambda e: e.fields(ds.SubjectErased).reference,
+    ),
+    topic_of(ds.DirectIdentifiersRemoved): Step(
+        _named("deidentified"), detail=_deidentified, basis=_named(ds.DEIDENTIFICATION_LAW)
     ),
     topic_of(ds.AccessCopyGiven): Step(
         _named("access_copy"),
@@ -229,6 +284,8 @@ def submitted(e: Event, b: Batch) -> None:
             "retain_until": None,
             "reopened_at": None,
             "reopened_case": None,
+            "deidentified_at": None,
+            "erased_at": None,
             "last_position": e.position,
         },
     )
@@ -286,6 +343,9 @@ def subject_row(b: Batch, subject_id: str, position: int) -> None:
             "restricted_since": None,
             "restricted_until": None,
             "retained_until": None,
+            "erasure": None,
+            "erasure_deferred_until": None,
+            "erased_at": None,
             "last_position": position,
         }
         b.put("retention_subjects", row)
@@ -348,6 +408,46 @@ def _restricted_row(row: Row, e: Event) -> None:
     row["restricted_until"] = when(d.until)
 
 
+def _erasure(state: str) -> Callable[[Row, Event], None]:
+    def change(row: Row, e: Event) -> None:
+        if row["erasure"] != "erased":  # a request after erasure changes nothing
+            row["erasure"] = state
+
+    return change
+
+
+def _erasure_deferred(row: Row, e: Event) -> None:
+    row["erasure"] = "deferred"
+    row["erasure_deferred_until"] = when(e.fields(ds.ErasureDeferred).until)
+
+
+def _subject_erased(row: Row, e: Event) -> None:
+    row["erasure"] = "erased"
+    row["erasure_deferred_until"] = None
+    row["erased_at"] = e.at
+
+
+def _stamp_orders(column: str, orders: Callable[[Event], list[str]]) -> Handler:
+    """A lifecycle event reaching orders: stamp each order's row, then the subject's."""
+
+    def handle(e: Event, b: Batch) -> None:
+        for order_no in orders(e):
+            row = b.edit("retention_orders", str(order_id(order_no)))
+            if row is not None:
+                row[column] = e.at
+                row["last_position"] = e.position
+
+    return handle
+
+
+def _both(*handlers: Handler) -> Handler:
+    def handle(e: Event, b: Batch) -> None:
+        for handler in handlers:
+            handler(e, b)
+
+    return handle
+
+
 HANDLERS: dict[str, Handler] = {
     topic_of(PersonalDataRead): record_step,
     topic_of(ev.OrderSubmitted): submitted,
@@ -361,6 +461,17 @@ HANDLERS: dict[str, Handler] = {
     topic_of(ds.LegalHoldReleased): _on_subject(_hold_released),
     topic_of(ds.ProcessingRestricted): _on_subject(_restricted_row),
     topic_of(ds.AccessCopyGiven): _on_subject(_unchanged),
+    topic_of(ds.ErasureRequested): _on_subject(_erasure("requested")),
+    topic_of(ds.ErasureRefused): _on_subject(_erasure("refused")),
+    topic_of(ds.ErasureDeferred): _on_subject(_erasure_deferred),
+    topic_of(ds.SubjectErased): _both(
+        _stamp_orders("erased_at", lambda e: e.fields(ds.SubjectErased).order_nos),
+        _on_subject(_subject_erased),
+    ),
+    topic_of(ds.DirectIdentifiersRemoved): _both(
+        _stamp_orders("deidentified_at", lambda e: e.fields(ds.DirectIdentifiersRemoved).order_nos),
+        _on_subject(lambda row, e: None),
+    ),
 }
 
 PROJECTION = Projection(
@@ -368,7 +479,9 @@ PROJECTION = Projection(
     # 3: the subject's lifecycle stream: schedules (and their extension by a late case),
     # holds and restrictions, each step with actor, basis and reference; a row per subject
     # 4: access copies (PIPL 45) as ``access_copy`` steps
-    version=4,
+    # 5: erasure (requested, refused, deferred, erased) and de-identification, per subject
+    # and per order; a read's legal basis and reference
+    version=5,
     rebuild_cost=7,
     description="retention deadlines, holds, restrictions and the personal-data audit trail (§7)",
     tables=(RETENTION_ORDERS, RETENTION_SUBJECTS, STEPS_TABLE),

@@ -42,6 +42,8 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "hold place": ["hold", "place", "acct-1", "--reference", "CASE-1", "--reason", "dispute"],
     "hold release": ["hold", "release", "acct-1", "--reference", "CASE-1"],
     "access": ["access", "acct-1", "--out", "access-copy"],
+    "erase": ["erase", "acct-1"],
+    "retention run": ["retention", "run"],
     "serve": ["serve", "--port", "18765"],
     "seal": ["seal"],
     "prove": ["prove", "1"],

@@ -11,6 +11,7 @@ import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper
 
+from ledger.domain import data_subject as ds
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.domain.order import events as ev
 from ledger.domain.topics import topic
@@ -135,7 +136,9 @@ def order_event_topics() -> set[str]:
 
 
 def test_the_order_projection_handles_every_order_event() -> None:
-    assert set(BY_NAME["orders"].handlers) == order_event_topics()
+    """Every order event, and the lifecycle events that blank an order's contact."""
+    scrubs = {topic_of(ds.SubjectErased), topic_of(ds.DirectIdentifiersRemoved)}
+    assert set(BY_NAME["orders"].handlers) == order_event_topics() | scrubs
 
 
 def test_every_handled_topic_is_a_registered_event_class() -> None:

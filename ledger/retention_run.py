@@ -1,0 +1,210 @@
+"""The retention run (issue 11, item 10; PIPL 47, ECL 31, agreement 4.1.2): apply what is due
+as of the injected clock (ledger/clock.py), subject by subject.
+
+Per data subject, decided from its lifecycle stream as stored now (ledger/domain/data_subject.py)
+and, for its open orders, from the log:
+
+- ``keys``: an erasure recorded (``SubjectErased``) whose keys still exist: a process ended
+  between the save and the destroy (ledger/erasure.py). The keys are destroyed.
+- ``erased``: an erasure deferred for a retention (``ErasureDeferred``) whose date has passed
+  and no hold on: ``SubjectErased`` is saved, then the keys destroyed. A retention that grew
+  meanwhile defers it again (``deferred``); a hold placed meanwhile keeps it waiting
+  (``held``, nothing written), and so does an order of the subject still open or reopened
+  by an after-sales case (``waiting``: its completion schedules a retention that defers the
+  erasure again).
+- ``deidentified``: orders completed, no order of the subject still open, no after-sales
+  case open, no hold, not yet done: ``DirectIdentifiersRemoved`` (with the restriction the
+  ended purpose brings while a retention runs: ``restricted``), then the direct identifiers'
+  key scope destroyed (``ledger.erasure.remove_direct_identifiers``).
+
+Each step is one save of the subject's stream (its events, one transaction) and then its
+effect outside the log; both are decided afresh from the stream each run, so a run done twice
+does each step once, and a run killed anywhere (``kill -9``) is finished by the next: a step
+saved is seen as done, a step not saved is done then, a key not yet destroyed is destroyed
+then. Saves are optimistic: a subject another writer changed meanwhile is left for the next
+run (``clashed``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from ledger.application import Ledger
+from ledger.domain.context import LOCAL_ACTOR, Ctx
+from ledger.domain.data_subject import DataSubject, DataSubjectRegistered
+from ledger.domain.ids import data_subject_id
+from ledger.domain.order import events as ev
+from ledger.driver_errors import storage_errors
+from ledger.erasure import destroy_keys, remove_direct_identifiers
+from ledger.library.bulk_read import load_streams
+
+# Kinds of step, in the order the summary lists them.
+KINDS = (
+    "erased",
+    "keys",
+    "deferred",
+    "held",
+    "waiting",
+    "deidentified",
+    "restricted",
+    "clashed",
+)
+SCAN_PAGE = 1000  # notifications read per query when listing subjects and open orders
+LOAD_CHUNK = 200  # subject streams rebuilt per query
+
+
+@dataclass
+class RetentionSummary:
+    """What a run did (or, with ``dry_run``, would do): steps per kind, subjects looked at."""
+
+    at: datetime
+    dry_run: bool
+    subjects: int = 0
+    steps: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "dry_run": self.dry_run,
+            "subjects": self.subjects,
+            "steps": {kind: self.steps.get(kind, 0) for kind in KINDS},
+        }
+
+
+def run_retention(
+    ledger: Ledger,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[Iterator[str], int], Iterator[str]] | None = None,
+) -> RetentionSummary:
+    """Apply every step due at ``ledger.clock.now()`` (see the module); ``dry_run`` decides
+    and counts without writing or destroying anything. ``progress`` wraps the iteration over
+    subjects (a tqdm bar). Raises StorageUnavailable if the database fails; what was saved
+    before stays saved and the next run goes on from there."""
+    at = ledger.clock.now()
+    summary = RetentionSummary(at, dry_run)
+    run_id = f"retention-run-{uuid.uuid4().hex}"
+    with storage_errors():
+        subjects = subject_ids(ledger)
+        open_orders = open_orders_by_subject(ledger)
+        summary.subjects = len(subjects)
+        walk: Iterator[str] = iter(subjects)
+        if progress is not None:
+            walk = progress(walk, len(subjects))
+        for chunk in _chunks(walk, LOAD_CHUNK):
+            ids = [data_subject_id(subject_id) for subject_id in chunk]
+            loaded = load_streams(ledger.app, ids)
+            for stream in ids:
+                subject = loaded[stream]
+                if isinstance(subject, DataSubject):
+                    ctx = Ctx(run_id, at, LOCAL_ACTOR)
+                    step_subject(ledger, subject, ctx, open_orders, summary)
+    return summary
+
+
+def step_subject(
+    ledger: Ledger,
+    subject: DataSubject,
+    ctx: Ctx,
+    open_orders: dict[str, set[str]],
+    summary: RetentionSummary,
+) -> None:
+    """The steps due for one subject (``run_retention``), counted in ``summary``."""
+    subject_id = subject.subject_id
+    if subject.erased is not None:
+        if not ledger.keystore.is_destroyed(subject_id):
+            summary.steps["keys"] += 1
+            if not summary.dry_run:
+                destroy_keys(ledger.keystore, subject_id, subject.erased["at"])
+        return
+    waiting = open_orders.get(subject_id, set())
+    if subject.erasure_due(ctx.at):
+        if waiting or subject.case_open:  # its completion will defer the erasure again
+            summary.steps["waiting"] += 1
+            return
+        outcome = subject.complete_erasure(ctx)["outcome"]
+        summary.steps["held" if outcome == "waiting" else outcome] += 1
+        saved = outcome != "waiting" and _saved(ledger, subject, summary)
+        if saved and outcome == "erased":
+            destroy_keys(ledger.keystore, subject_id, ctx.at)
+        return
+    if not subject.deidentification_due(waiting):
+        return
+    restricted_before = subject.restriction
+    subject.remove_direct_identifiers(ctx, waiting)
+    summary.steps["deidentified"] += 1
+    if subject.restriction is not restricted_before:
+        summary.steps["restricted"] += 1
+    if _saved(ledger, subject, summary):
+        remove_direct_identifiers(ledger.keystore, subject_id, ctx.at)
+
+
+def _saved(ledger: Ledger, subject: DataSubject, summary: RetentionSummary) -> bool:
+    """Save the subject's new events (not on a dry run); False if nothing was saved."""
+    if summary.dry_run:
+        return False
+    try:
+        ledger.app.save(subject)
+    except IntegrityError:  # another writer moved the stream: the next run decides again
+        summary.steps["clashed"] += 1
+        return False
+    return True
+
+
+def subject_ids(ledger: Ledger) -> list[str]:
+    """Every data subject with a lifecycle stream, from the log, sorted."""
+    found = {
+        event.subject_id
+        for event in _events(ledger, DataSubjectRegistered.TOPIC)  # type: ignore[attr-defined]
+    }
+    return sorted(found)
+
+
+def open_orders_by_subject(ledger: Ledger) -> dict[str, set[str]]:
+    """Per subject (account), its orders submitted and not completed, from the log."""
+    submitted = ev.OrderSubmitted.TOPIC  # type: ignore[attr-defined]
+    completed = ev.TransactionCompleted.TOPIC  # type: ignore[attr-defined]
+    owner: dict[UUID, tuple[str, str]] = {}  # order stream -> order number, account
+    done: set[UUID] = set()
+    for event in _events(ledger, submitted, completed):
+        if isinstance(event, ev.OrderSubmitted):
+            owner[event.originator_id] = (event.order_no, event.account_no)
+        else:
+            done.add(event.originator_id)
+    found: dict[str, set[str]] = {}
+    for stream, (order_no, account_no) in owner.items():
+        if stream not in done:
+            found.setdefault(account_no, set()).add(order_no)
+    return found
+
+
+def _events(ledger: Ledger, *topics: str) -> Iterator[Any]:
+    """The log's events of ``topics``, in log order, a page at a time."""
+    recorder = ledger.app.recorder
+    start = 1
+    while True:
+        page = recorder.select_notifications(start, SCAN_PAGE, topics=topics)
+        for notification in page:
+            yield ledger.app.mapper.to_domain_event(notification)
+        if len(page) < SCAN_PAGE:
+            return
+        start = page[-1].id + 1
+
+
+def _chunks(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

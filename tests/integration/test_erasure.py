@@ -1,0 +1,138 @@
+"""Erasure by crypto-shredding (issue 11, item 4) through the application, on both backends
+with a moved clock: refused under a legal hold, deferred (and restricted) inside a retention,
+done when neither applies; the keys go only after the event is saved; the subject's orders
+still replay with their amounts and states and read ``[erased]``.
+
+Times are China time; the clock starts 2 March 2026 09:00.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.clock import ManualClock
+from ledger.domain import data_subject as ds
+from ledger.domain.ids import data_subject_id
+from ledger.erasure import ErasureRetentionRequired
+from ledger.sealing import ERASED
+from tests import builders as b
+from tests.checks import events_of
+from tests.integration.test_retention import completed_unpaid, hold, release, subject_of
+
+SUBJECT = data_subject_id("acct-1")
+
+
+def erase(command_id: str | None = None, subject_id: str = "acct-1", **over: Any) -> dict[str, Any]:
+    command = b.other("request_erasure", subject_id=subject_id, **over)
+    if command_id is not None:
+        command["command_id"] = command_id
+    return command
+
+
+def steps(ledger: Ledger, subject: str = "acct-1") -> list[str]:
+    """The subject's lifecycle events' names, in order."""
+    return [type(e).__name__ for e in ledger.app.events.get(data_subject_id(subject))]
+
+
+def test_a_subject_with_no_hold_and_no_retention_is_erased_and_its_key_destroyed(
+    ledger_app: Ledger,
+) -> None:
+    ledger_app.execute(b.submit("O-1"))
+    assert ERASED not in ledger_app.contact("O-1").values()
+
+    result = ledger_app.execute(erase(reference="REQ-1"))
+
+    assert result.result["outcome"] == "erased"
+    assert steps(ledger_app) == ["DataSubjectRegistered", "ErasureRequested", "SubjectErased"]
+    assert ledger_app.keystore.is_destroyed("acct-1")
+    assert set(ledger_app.contact("O-1").values()) == {ERASED}
+    order = ledger_app.order("O-1")  # still replays: amounts and states are kept
+    assert order.total_due_fen > 0
+
+
+def test_an_erasure_under_a_legal_hold_is_refused_and_recorded_and_the_key_kept(
+    ledger_app: Ledger,
+) -> None:
+    ledger_app.execute(b.submit("O-1"))
+    ledger_app.execute(hold("CASE-1"))
+
+    with pytest.raises(ds.RuleViolation) as caught:
+        ledger_app.execute(erase("erase-1", reference="REQ-1"))
+
+    assert (caught.value.code, caught.value.clause) == ("LEGAL_HOLD", "PIPL 47")
+    assert caught.value.recorded
+    assert steps(ledger_app)[-2:] == ["ErasureRequested", "ErasureRefused"]
+    [refusal] = events_of(ledger_app, SUBJECT, ds.ErasureRefused)
+    assert (refusal.code, refusal.references, refusal.reference) == (
+        "LEGAL_HOLD",
+        ["CASE-1"],
+        "REQ-1",
+    )
+    assert not ledger_app.keystore.is_destroyed("acct-1")
+    head = ledger_app.head_position()
+    with pytest.raises(ds.RuleViolation) as again:  # a retry: the same refusal, nothing new
+        ledger_app.execute(erase("erase-1", reference="REQ-1"))
+    assert again.value.code == "LEGAL_HOLD"
+    assert ledger_app.head_position() == head
+
+    ledger_app.execute(release("CASE-1"))
+    assert ledger_app.execute(erase()).result["outcome"] == "erased"
+    assert ledger_app.keystore.is_destroyed("acct-1")
+
+
+def test_an_erasure_inside_the_retention_is_deferred_with_the_date_and_restricts_instead(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    until = completed_unpaid(ledger_app, "O-1")
+
+    with pytest.raises(ErasureRetentionRequired) as caught:
+        ledger_app.execute(erase("erase-1"))
+
+    assert (caught.value.code, caught.value.clause) == ("RETENTION_REQUIRED", "ECL 31")
+    assert caught.value.retain_until == until
+    assert steps(ledger_app)[-3:] == ["ErasureRequested", "ErasureDeferred", "ProcessingRestricted"]
+    [deferred] = events_of(ledger_app, SUBJECT, ds.ErasureDeferred)
+    assert (deferred.code, deferred.until) == ("RETENTION_REQUIRED", until)
+    [restricted] = events_of(ledger_app, SUBJECT, ds.ProcessingRestricted)
+    assert (restricted.basis, restricted.until) == ("erasure_deferred", until)
+    assert not ledger_app.keystore.is_destroyed("acct-1")
+    subject = subject_of(ledger_app)
+    assert subject is not None
+    assert not subject.erasure_due(until - timedelta(seconds=1))
+    assert subject.erasure_due(until)
+
+    # a second request: deferred again, without a second restriction
+    with pytest.raises(ErasureRetentionRequired):
+        ledger_app.execute(erase())
+    assert len(events_of(ledger_app, SUBJECT, ds.ProcessingRestricted)) == 1
+
+
+def test_an_erasure_repeated_after_a_crash_before_the_keys_went_destroys_them(
+    ledger_app: Ledger,
+) -> None:
+    """The event saved, the process gone before the destroy: a repeat of the command (same
+    id) finds the erasure recorded and finishes it."""
+    ledger_app.execute(b.submit("O-1"))
+    command = erase("erase-1")
+    original = ledger_app.keystore.destroy
+    ledger_app.keystore.destroy = lambda subject_id, at: False  # type: ignore[method-assign]
+    try:
+        ledger_app.execute(command)
+    finally:
+        del ledger_app.keystore.destroy
+    assert ledger_app.keystore.destroy == original
+    assert not ledger_app.keystore.is_destroyed("acct-1")
+
+    again = ledger_app.execute(command)
+
+    assert again.duplicate and again.result["outcome"] == "erased"
+    assert ledger_app.keystore.is_destroyed("acct-1")
+
+
+def erased_at(ledger: Ledger) -> datetime:
+    [erased] = events_of(ledger, SUBJECT, ds.SubjectErased)
+    return erased.timestamp  # type: ignore[no-any-return]
