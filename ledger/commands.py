@@ -116,19 +116,40 @@ Key = Annotated[
 ]
 # Account numbers name a data subject's key, so they may not contain ':' (token separator).
 ACCOUNT_PATTERN = r"^[A-Za-z0-9._/@+-]+$"
+
+
+@dataclass(frozen=True)
+class Personal:
+    """Marks a command field as personal data (issue 11, item 5; PIPL 4, 28): what a person
+    typed or what identifies one. The one place that decides which fields are sealed, blanked
+    from the command record's unkeyed digest and keyed under the subject's key instead
+    (``ledger/payload_digest.py``). ``kind`` is the key it belongs under: ``d`` for direct
+    identifiers (names, phones, addresses), ``m`` (main) for the rest."""
+
+    kind: Literal["m", "d"] = "m"
+
+
+PERSONAL = Personal("m")
+DIRECT_IDENTIFIER = Personal("d")
+
 AccountNo = Annotated[
     str, Strict(), Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN), Chars()
 ]
-Text = Annotated[str, Strict(), Field(max_length=500), Chars()]
+# Free text is typed by people and may hold anything personal: every Text and Note is Personal.
+Text = Annotated[str, Strict(), Field(max_length=500), Chars(), PERSONAL]
 Note = Annotated[
-    str, Strict(), Field(max_length=500, description=MULTI_LINE), Chars(multiline=True)
+    str, Strict(), Field(max_length=500, description=MULTI_LINE), Chars(multiline=True), PERSONAL
 ]
 Region = Annotated[str, Strict(), Field(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$"), Chars()]
-PersonName = Annotated[str, Strict(), Field(min_length=1, max_length=64), Chars()]
-Phone = Annotated[str, Strict(), Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$"), Chars()]
-Address = Annotated[str, Strict(), Field(min_length=4, max_length=256), Chars()]
+PersonName = Annotated[
+    str, Strict(), Field(min_length=1, max_length=64), Chars(), DIRECT_IDENTIFIER
+]
+Phone = Annotated[
+    str, Strict(), Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$"), Chars(), DIRECT_IDENTIFIER
+]
+Address = Annotated[str, Strict(), Field(min_length=4, max_length=256), Chars(), DIRECT_IDENTIFIER]
 # A payment or refund account at the provider (an alipay login, a card number): personal data.
-ProviderAccount = Annotated[str, Strict(), Field(min_length=1, max_length=64), Chars()]
+ProviderAccount = Annotated[str, Strict(), Field(min_length=1, max_length=64), Chars(), PERSONAL]
 ClauseRef = Annotated[str, Strict(), Field(max_length=32), Chars()]
 
 
@@ -257,7 +278,12 @@ Moment = Annotated[
     WithJsonSchema(moment_json_schema(MOMENT_DESCRIPTION, LATEST_MOMENT)),
 ]
 IpText = Annotated[
-    str, Strict(), Field(description="an IPv4 or IPv6 address"), Chars(), AfterValidator(_ip)
+    str,
+    Strict(),
+    Field(description="an IPv4 or IPv6 address"),
+    Chars(),
+    AfterValidator(_ip),
+    PERSONAL,
 ]
 
 

@@ -18,6 +18,7 @@ from ledger.domain.context import Actor, Ctx
 from ledger.domain.errors import NotFound
 from ledger.domain.personal_data import RECORDED_ROLES, PersonalDataAccess
 from ledger.driver_errors import storage_errors
+from ledger.keystore import DIRECT, MAIN, KeyScope
 from ledger.sealing import ERASED
 
 
@@ -48,9 +49,16 @@ def reveal_contact(ledger: Ledger, order_no: str, actor: Actor) -> RevealedConta
         position, recorded = head, False
         if actor.role in RECORDED_ROLES:
             position, recorded = _record(ledger, actor, subject, order_no, sorted(sealed)), True
-        erased = ledger.keystore.is_destroyed(subject)
+        erased = {
+            MAIN: ledger.keystore.is_destroyed(subject),
+            DIRECT: ledger.keystore.is_destroyed(subject, KeyScope.DIRECT),
+        }
+        erased[DIRECT] = erased[DIRECT] or erased[MAIN]
         contact = {
-            name: ERASED if erased else ledger.reveal(token, name) for name, token in sealed.items()
+            name: ERASED
+            if erased[ledger.sealer.kind_of(token)]
+            else ledger.reveal(token, name, order_no)
+            for name, token in sealed.items()
         }
     return RevealedContact(order_no, contact, order.version, position, recorded)
 

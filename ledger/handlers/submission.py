@@ -22,9 +22,13 @@ from ledger.domain.order.aggregate import Order
 from ledger.domain.order.submission import Submission, check_submission
 from ledger.domain.promotion import Promotion
 from ledger.handlers.registry import handles
+from ledger.keystore import DIRECT, MAIN
 from ledger.unit_of_work import UnitOfWork
 
 PERSONAL_FIELDS = ("recipient_name", "phone", "address", "ip")
+# The direct identifiers (issue 11, item 3): sealed under the subject's direct-identifier key,
+# so de-identification can destroy them while the IP (main key) stays for audit.
+DIRECT_IDENTIFIERS = ("recipient_name", "phone", "address")
 LINKAGE_OF = {"address": "address", "ip": "ip", "phone": "phone", "recipient": "recipient_name"}
 
 
@@ -159,5 +163,12 @@ def _submission(
 
 
 def _sealed_contact(cmd: SubmitOrder, uow: UnitOfWork) -> dict[str, str]:
+    """Each contact field bound to this order (its stream) and field name; the direct
+    identifiers under the subject's direct-identifier key, the IP under its main key."""
     contact = cmd.contact.model_dump()
-    return {name: uow.sealer.seal(cmd.account_no, name, contact[name]) for name in PERSONAL_FIELDS}
+    direct = {name: contact[name] for name in DIRECT_IDENTIFIERS}
+    main = {name: contact[name] for name in PERSONAL_FIELDS if name not in direct}
+    sealer, stream = uow.sealer, cmd.order_no
+    sealed = sealer.seal_many(cmd.account_no, direct, stream=stream, kind=DIRECT)
+    sealed.update(sealer.seal_many(cmd.account_no, main, stream=stream, kind=MAIN))
+    return {name: sealed[name] for name in PERSONAL_FIELDS}

@@ -31,6 +31,17 @@ class OrderEvent(Aggregate.Event):
     command_id: str
 
 
+# Free text a person typed is sealed under the subject's main key from version 2 on (issue 11,
+# item 5): the field holds "" or a sealed token. Version 1 stored it in clear; its upcaster
+# marks such text with this prefix, which no token has, so readers tell the two apart.
+LEGACY_CLEAR_TEXT = "clear:"
+
+
+def _mark_clear_text(state: Json, field: str) -> None:
+    if state.get(field):
+        state[field] = LEGACY_CLEAR_TEXT + state[field]
+
+
 @topic("order/Submitted")
 class OrderSubmitted(OrderEvent, Aggregate.Created):
     order_no: str
@@ -124,6 +135,13 @@ class ContractFormed(OrderEvent):
 
 @topic("order/CancelledByUser")
 class CancelledByUser(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the reason in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "reason")
+
     reason: str
 
     def apply(self, agg: Any) -> None:
@@ -158,6 +176,13 @@ class StockShortageResolved(OrderEvent):
 
 @topic("order/MutualTerminationRequested")
 class MutualTerminationRequested(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the reason in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "reason")
+
     requested_by: str
     reason: str
 
@@ -173,6 +198,13 @@ class MutualTerminationAccepted(OrderEvent):
 
 @topic("order/MutualTerminationDeclined")
 class MutualTerminationDeclined(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the reason in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "reason")
+
     reason: str
 
     def apply(self, agg: Any) -> None:
@@ -195,6 +227,13 @@ class OrderClosed(OrderEvent):
 
 @topic("order/UserNotified")
 class UserNotified(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the subject in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "subject")
+
     subject: str
     clause: str
 
@@ -256,6 +295,13 @@ class RefundCompleted(OrderEvent):
 
 @topic("order/PriceErrorDetected")
 class PriceErrorDetected(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the cause in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "cause")
+
     sku: str
     displayed_price_fen: int
     correct_price_fen: int
@@ -317,6 +363,13 @@ class ContactCallAttempted(OrderEvent):
 
 @topic("order/DeliveryRefused")
 class DeliveryRefused(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the reason in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "reason")
+
     quality_reason: bool
     reason: str
 
