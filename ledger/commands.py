@@ -132,8 +132,32 @@ class Personal:
 PERSONAL = Personal("m")
 DIRECT_IDENTIFIER = Personal("d")
 
+# An account number is a business key that stays after its holder's erasure (the orders keep
+# it), so it must not be personal data itself (issue 11, item 7; PIPL 4): a mainland mobile
+# number or an email address in that place is refused. The bound: a number that is neither
+# (an opaque id the mall chose) is taken as it is; the ledger cannot tell one made of a name.
+ACCOUNT_RULE = "an account number is the mall's opaque identifier, never a phone number or email"
+_PHONE_LIKE_RE = re.compile(r"[0-9+\-. /]+")
+_MOBILE_RE = re.compile(r"(?:0086|86)?1[3-9][0-9]{9}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+
+
+def _not_personal(value: str) -> str:
+    """``value`` unless it is a mainland mobile number (with or without ``+86``/``0086`` and
+    separators) or an email address; ValueError(ACCOUNT_RULE) then."""
+    if _PHONE_LIKE_RE.fullmatch(value) and _MOBILE_RE.fullmatch(re.sub(r"[^0-9]", "", value)):
+        raise ValueError(ACCOUNT_RULE)
+    if _EMAIL_RE.fullmatch(value):
+        raise ValueError(ACCOUNT_RULE)
+    return value
+
+
 AccountNo = Annotated[
-    str, Strict(), Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN), Chars()
+    str,
+    Strict(),
+    Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN),
+    Chars(),
+    AfterValidator(_not_personal),
 ]
 # Free text is typed by people and may hold anything personal: every Text and Note is Personal.
 Text = Annotated[str, Strict(), Field(max_length=500), Chars(), PERSONAL]
