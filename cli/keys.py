@@ -5,6 +5,8 @@ rotate-master|compact``: the data-subject key store's master key and storage.
 "name"}``); only its SHA-256 is stored, so a lost key is revoked and replaced, never shown
 again. Roles: service, auditor, regulator, admin (api/auth.py says what each may do).
 
+``expire-linkage`` destroys the linkage key of every year Y on or after 1 January Y+2
+(ledger/key_admin.py), so no digest of that year can be tested against a guess any more.
 ``rotate-master`` re-wraps every subject and linkage key under a new master key file
 (ledger/key_admin.py; resumable after a kill), ``compact`` rewrites the key table's storage so
 destroyed keys' old bytes go (VACUUM FULL on PostgreSQL, VACUUM and a WAL truncation on SQLite).
@@ -58,6 +60,13 @@ def register(subparsers: Any) -> None:
     )
     add_database_url(compact)
     compact.set_defaults(run=cmd_compact)
+    expire = sub.add_parser(
+        "expire-linkage",
+        help="destroy the linkage keys of years that ended over a year ago (idempotent)",
+    )
+    add_json(expire, '{"destroyed_years"}')
+    add_database_url(expire)
+    expire.set_defaults(run=cmd_expire_linkage)
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -162,4 +171,21 @@ def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         ledger.close()
     print("key store compacted")
+    return Exit.OK
+
+
+def cmd_expire_linkage(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.application import open_ledger
+    from ledger.key_admin import expire_linkage
+
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    try:
+        years = expire_linkage(ledger.keystore, ledger.clock.now())
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps({"destroyed_years": years}))
+    else:
+        done = ", ".join(str(y) for y in years) if years else "none due"
+        print(f"linkage keys destroyed: {done}")
     return Exit.OK

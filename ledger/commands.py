@@ -35,6 +35,7 @@ from ledger.clock import EARLIEST_COMMAND_TIME
 from ledger.domain.data_subject import HoldReason
 from ledger.domain.entitlement import EntitlementKind
 from ledger.domain.errors import InvalidCommand
+from ledger.domain.limits import LINK_WINDOW_DAYS
 from ledger.domain.order.delivery import SIGNER_RELATIONS
 from ledger.domain.order.vocabulary import (
     CommandedPurpose,
@@ -209,7 +210,7 @@ PositiveFen = Annotated[int, IntRange(1, 10**12)]
 Quantity = Annotated[int, IntRange(1, 10_000)]
 Criterion = Annotated[int, IntRange(1, 5)]
 LimitQty = Annotated[int, IntRange(1, 100_000)]
-PeriodDays = Annotated[int, IntRange(1, 3660)]
+PeriodDays = Annotated[int, IntRange(1, LINK_WINDOW_DAYS)]
 # true or false only: a string "true" or a 1 is refused.
 Flag = Annotated[bool, Strict()]
 

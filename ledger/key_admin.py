@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from ledger.domain.errors import InvalidCommand
 from ledger.key_wrapping import FileKeyWrapper, MasterKeyError, write_new_master_key
 from ledger.keystore import KeyStore
 
@@ -64,3 +66,18 @@ def _replace(wrapper: FileKeyWrapper) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+# A year's linkage key lives through the next year (orders of that year carry its digests as
+# "the previous year's") and is destroyed on 1 January of the year after (issue 11, item 5).
+LINKAGE_KEY_YEARS = 2
+
+
+def expire_linkage(keystore: KeyStore, now: datetime) -> list[int]:
+    """Destroy the linkage key of every calendar year Y with 1 January Y+2 at or before
+    ``now`` (UTC); the years destroyed by this call (idempotent: again, none). The retention
+    run calls it with its clock."""
+    if now.tzinfo is None:
+        raise InvalidCommand("now", "must be timezone-aware")
+    current = now.astimezone(UTC).year
+    return keystore.expire_linkage_keys(current - LINKAGE_KEY_YEARS + 1, now)

@@ -216,8 +216,9 @@ class Sealer:
         """The kind of key (``m`` main, ``d`` direct identifiers) a token was sealed under."""
         return _parse(token)[0]
 
-    def link_hash(self, kind: str, value: str) -> str:
-        """Lowercase hex HMAC-SHA256 of ``kind|normalised value`` under the linkage key."""
+    def link_hash(self, kind: str, value: str, year: int) -> str | None:
+        """Lowercase hex HMAC-SHA256 of ``kind|normalised value`` under the linkage key of
+        calendar ``year`` (UTC); None once that key has expired (``expire_linkage_keys``)."""
         normaliser = NORMALISERS.get(kind)
         if normaliser is None:
             raise InvalidCommand("kind", f"must be one of {', '.join(sorted(NORMALISERS))}")
@@ -225,9 +226,23 @@ class Sealer:
         if not normalised:
             # An empty value would link every order that lacks it.
             raise InvalidCommand(kind, "empty after normalisation")
-        mac = hmac.HMAC(self._keystore.linkage_key(), hashes.SHA256())
+        key = self._keystore.year_linkage_key(year)
+        if key is None:
+            return None
+        mac = hmac.HMAC(key, hashes.SHA256())
         mac.update(f"{kind}|{normalised}".encode())
         return mac.finalize().hex()
+
+    def link_hashes(self, kind: str, value: str, year: int) -> dict[str, str]:
+        """``{"<kind>@<year>": digest}`` under the keys of ``year`` and the year before (an
+        order's linkage, issue 11 item 5): two orders at most ``LINK_WINDOW_DAYS`` apart
+        share a key whichever side of a new year they fall on. Expired years are left out."""
+        found = {}
+        for key_year in (year, year - 1):
+            digest = self.link_hash(kind, value, key_year)
+            if digest is not None:
+                found[f"{kind}@{key_year:04d}"] = digest
+        return found
 
 
 def _validate_field(field: str) -> None:

@@ -8,7 +8,7 @@ codes and the limit counters are written in one transaction.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from ledger.commands import SubmitOrder
@@ -103,15 +103,17 @@ def _consumable_entitlements(cmd: SubmitOrder, uow: UnitOfWork) -> list[Entitlem
 
 
 def _linkage(cmd: SubmitOrder, uow: UnitOfWork) -> dict[str, str]:
-    """Keyed hashes of the normalised signals 3.1.5 links accounts by.
+    """Keyed hashes of the normalised signals 3.1.5 links accounts by, under this year's
+    linkage key and last year's (``<kind>@<year>``: ledger/sealing.py ``link_hashes``).
 
     Raises InvalidCommand naming the contact field that normalises to nothing (only
     invisible characters or punctuation): it would link every such order."""
     contact = cmd.contact.model_dump()
-    hashes = {}
+    hashes: dict[str, str] = {}
+    year = uow.now.at.astimezone(UTC).year
     for kind, name in LINKAGE_OF.items():
         try:
-            hashes[kind] = uow.sealer.link_hash(kind, contact[name])
+            hashes.update(uow.sealer.link_hashes(kind, contact[name], year))
         except InvalidCommand:
             rule = "must hold visible characters beyond spaces and punctuation"
             raise InvalidCommand(f"{cmd.type}.contact.{name}", rule) from None
@@ -130,7 +132,7 @@ def _limit_counters(
         period = rule.period_start(uow.now.at) if rule is not None else None
         if rule is None or period is None:
             continue
-        for signal in rule.signals(cmd.account_no, linkage):
+        for signal in rule.signals(cmd.account_no, linkage, period):
             counter = uow.get(LimitCounter, rule.counter_id(period, signal))
             if counter is None:
                 counter = LimitCounter.open(uow.now, rule, period, signal)

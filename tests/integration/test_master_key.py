@@ -251,3 +251,18 @@ def test_the_cli_names_a_missing_master_key_in_one_line(
     assert done.returncode == 1
     assert done.stderr.startswith("ledger: MASTER_KEY_ERROR: master key file ")
     assert "Traceback" not in done.stderr
+
+
+def test_the_cli_expires_old_linkage_keys_once(backend: str, master: Path) -> None:
+    this_year = datetime.now(UTC).year  # the CLI runs on the system clock
+    with opened_ledger(backend) as ledger:
+        for year in (this_year - 3, this_year - 2, this_year - 1, this_year):
+            assert ledger.keystore.year_linkage_key(year) is not None
+    first = ledger_keys(backend, "expire-linkage", "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"destroyed_years": [this_year - 3, this_year - 2]}
+    again = ledger_keys(backend, "expire-linkage")
+    assert again.stdout == "linkage keys destroyed: none due\n"
+    with opened_ledger(backend) as ledger:
+        assert ledger.keystore.year_linkage_key(this_year - 2) is None
+        assert ledger.keystore.year_linkage_key(this_year - 1) is not None

@@ -16,13 +16,15 @@ import pytest
 
 from ledger import payload_digest as digests
 from ledger.application import Ledger
+from ledger.clock import ManualClock
 from ledger.commands import parse_command
-from ledger.domain.errors import CommandIdReused
+from ledger.domain.errors import CommandIdReused, InvalidCommand, LedgerError
+from ledger.key_admin import expire_linkage
 from ledger.keystore import (
     KeyScope,
 )
 from ledger.sealing import ERASED, SealInvalid
-from tests.builders import CONTACT, order_cmd, pay, submit
+from tests.builders import CONTACT, cid, order_cmd, pay, submit
 
 AT = datetime(2026, 3, 3, tzinfo=UTC)
 PHONE = CONTACT["phone"]  # 13912345678
@@ -145,13 +147,85 @@ def test_after_erasure_no_digest_or_text_confirms_the_phone(
             assert not [c for c in candidates if c.encode() in stored], phone
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 5 not done: linkage hashes are still under the application key",
-)
-def test_after_erasure_no_linkage_hash_confirms_the_phone(ledger_app: Ledger, backend: str) -> None:
-    _, stored, keys = erased_victim(ledger_app, backend)
-    for phone in CANDIDATES:
-        for key in keys:
-            guess = hmac.new(key, f"phone|{phone}".encode(), sha256).hexdigest()
-            assert guess.encode() not in stored, phone
+def test_after_erasure_and_linkage_expiry_no_linkage_hash_confirms_the_phone(
+    ledger_app: Ledger, backend: str
+) -> None:
+    """The bound README states: an erased subject's linkage digests stay testable only while
+    the year keys they were made under live (until 1 January two years on); once
+    ``expire_linkage`` has run, every key the ledger still holds fails every candidate."""
+    erased_victim(ledger_app, backend)
+    year = ledger_app.clock.now().year
+    within = live_keys(ledger_app)
+    stored = all_stored_bytes(ledger_app, backend)
+    guesses = [_phone_digest(key, PHONE) for key in within]
+    assert [g for g in guesses if g in stored], "within the window the digests still link"
+    assert expire_linkage(ledger_app.keystore, datetime(year + 2, 1, 1, tzinfo=UTC)) == [
+        year - 1,
+        year,
+    ]
+    stored = all_stored_bytes(ledger_app, backend)
+    for key in live_keys(ledger_app):
+        assert not [p for p in CANDIDATES if _phone_digest(key, p) in stored]
+
+
+def _phone_digest(key: bytes, phone: str) -> bytes:
+    return hmac.new(key, f"phone|{phone}".encode(), sha256).hexdigest().encode()
+
+
+LIMITED_SKU = "PHONE-14"
+
+
+def _limited(order_no: str, account_no: str, phone: str) -> dict[str, Any]:
+    """An order of one limited phone whose only signal in common with others is ``phone``."""
+    return submit(
+        order_no,
+        account_no=account_no,
+        contact={
+            **CONTACT,
+            "phone": phone,
+            "address": f"{order_no} 路 1 号",
+            "recipient_name": order_no,
+            "ip": f"10.0.{len(order_no)}.{sum(map(ord, order_no)) % 250}",
+        },
+    )
+
+
+def test_other_subjects_still_link_after_an_erasure(ledger_app: Ledger) -> None:
+    rule = {
+        "sku": LIMITED_SKU,
+        "limit_qty": 1,
+        "period_days": 30,
+        "valid_from": ledger_app.clock.now().isoformat(),
+    }
+    ledger_app.execute({"type": "define_purchase_limit", "command_id": cid("rule"), **rule})
+    ledger_app.execute(_limited("LK-1", "acct-gone", "13700000000"))
+    ledger_app.keystore.destroy("acct-gone", AT)
+    ledger_app.execute(_limited("LK-2", "acct-a", "13600000000"))
+    with pytest.raises(LedgerError) as caught:
+        ledger_app.execute(_limited("LK-3", "acct-b", "136 0000 0000"))
+    assert caught.value.code == "PURCHASE_LIMIT_EXCEEDED"
+
+
+def test_orders_link_across_a_new_year(ledger_app: Ledger, clock: ManualClock) -> None:
+    clock.set(datetime(2026, 12, 20, tzinfo=UTC))
+    rule = {
+        "sku": LIMITED_SKU,
+        "limit_qty": 1,
+        "period_days": 30,
+        "valid_from": clock.now().isoformat(),
+    }
+    ledger_app.execute({"type": "define_purchase_limit", "command_id": cid("rule"), **rule})
+    clock.set(datetime(2026, 12, 31, 23, 0, tzinfo=UTC))
+    ledger_app.execute(_limited("NY-1", "acct-a", "13600000000"))
+    clock.set(datetime(2027, 1, 2, tzinfo=UTC))
+    with pytest.raises(LedgerError) as caught:
+        ledger_app.execute(_limited("NY-2", "acct-b", "13600000000"))
+    assert caught.value.code == "PURCHASE_LIMIT_EXCEEDED"
+
+
+def test_a_limit_period_over_a_year_is_refused_naming_the_field(ledger_app: Ledger) -> None:
+    rule = {"sku": LIMITED_SKU, "limit_qty": 1, "period_days": 366, "valid_from": AT.isoformat()}
+    with pytest.raises(InvalidCommand) as caught:
+        ledger_app.execute({"type": "define_purchase_limit", "command_id": cid("rule"), **rule})
+    assert caught.value.message.startswith("define_purchase_limit.period_days: ")
+    assert "365" in caught.value.message

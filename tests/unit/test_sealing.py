@@ -29,6 +29,7 @@ from ledger.sealing import (
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 STREAM = "order-1"
+YEAR = 2026
 MASTER_KEY = Path(os.environ["LEDGER_MASTER_KEY_FILE"])
 TOKEN_RE = re.compile(r"s2:[md]:[\x21-\x39\x3b-\x7e]+:[A-Za-z0-9_-]+")
 
@@ -285,14 +286,14 @@ DISTINCT: list[tuple[str, str, str]] = [
 def test_look_alike_spellings_of_a_signal_hash_alike(
     sealer: Sealer, kind: str, value: str, spelling: str
 ) -> None:
-    assert sealer.link_hash(kind, spelling) == sealer.link_hash(kind, value)
+    assert sealer.link_hash(kind, spelling, YEAR) == sealer.link_hash(kind, value, YEAR)
 
 
 @pytest.mark.parametrize(("kind", "first", "second"), DISTINCT)
 def test_values_that_only_look_related_hash_apart(
     sealer: Sealer, kind: str, first: str, second: str
 ) -> None:
-    assert sealer.link_hash(kind, first) != sealer.link_hash(kind, second)
+    assert sealer.link_hash(kind, first, YEAR) != sealer.link_hash(kind, second, YEAR)
 
 
 # Seal / unseal ------------------------------------------------------------------------------
@@ -470,36 +471,48 @@ def test_same_value_two_subjects_different_tokens_same_link_hash(sealer: Sealer)
     first = sealer.seal("acct-1", "ship_to_address", address, stream=STREAM)
     second = sealer.seal("acct-2", "ship_to_address", address, stream=STREAM)
     assert _body(first) != _body(second)
-    assert sealer.link_hash("address", address) == sealer.link_hash("address", address)
+    assert sealer.link_hash("address", address, YEAR) == sealer.link_hash("address", address, YEAR)
 
 
 def test_link_hash_is_keyed_hex_over_the_normalised_value(sealer: Sealer) -> None:
-    digest = sealer.link_hash("phone", "+86 138-1234-5678")
+    digest = sealer.link_hash("phone", "+86 138-1234-5678", YEAR)
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
-    assert digest == sealer.link_hash("phone", "13812345678")
-    assert digest != sealer.link_hash("phone", "13812345679")
-    assert sealer.link_hash("ip", "::ffff:10.0.0.1") == sealer.link_hash("ip", "10.0.0.1")
-    assert sealer.link_hash("recipient", "张 三") == sealer.link_hash("recipient", "张三")
+    assert digest == sealer.link_hash("phone", "13812345678", YEAR)
+    assert digest != sealer.link_hash("phone", "13812345679", YEAR)
+    assert sealer.link_hash("ip", "::ffff:10.0.0.1", YEAR) == sealer.link_hash(
+        "ip", "10.0.0.1", YEAR
+    )
+    assert sealer.link_hash("recipient", "张 三", YEAR) == sealer.link_hash(
+        "recipient", "张三", YEAR
+    )
 
 
 def test_link_hash_separates_kinds(sealer: Sealer) -> None:
-    assert sealer.link_hash("recipient", "abc") != sealer.link_hash("address", "abc")
+    assert sealer.link_hash("recipient", "abc", YEAR) != sealer.link_hash("address", "abc", YEAR)
 
 
 def test_link_hash_depends_on_the_linkage_key() -> None:
     first, second = Sealer(MemoryKeyStore()), Sealer(MemoryKeyStore())
-    assert first.link_hash("phone", "13812345678") != second.link_hash("phone", "13812345678")
+    assert first.link_hash("phone", "13812345678", YEAR) != second.link_hash(
+        "phone", "13812345678", YEAR
+    )
 
 
-def test_linkage_key_is_cached_in_the_sealer(keystore: MemoryKeyStore) -> None:
-    fresh = Sealer(keystore)
-    for _ in range(3):
-        fresh.link_hash("phone", "13812345678")
-    assert keystore.linkage_loads == 1
+def test_link_hashes_are_keyed_per_year_and_expire(keystore: MemoryKeyStore) -> None:
+    sealer = Sealer(keystore)
+    found = sealer.link_hashes("phone", "13812345678", 2026)
+    assert set(found) == {"phone@2026", "phone@2025"}
+    assert found["phone@2026"] != found["phone@2025"]
+    # An order a year later shares its "previous year" digest with this one's own year.
+    assert sealer.link_hashes("phone", "13812345678", 2027)["phone@2026"] == found["phone@2026"]
+    assert keystore.expire_linkage_keys(2026, AT) == [2025]
+    assert keystore.expire_linkage_keys(2026, AT) == []  # idempotent
+    assert sealer.link_hashes("phone", "13812345678", 2026) == {"phone@2026": found["phone@2026"]}
+    assert sealer.link_hash("phone", "13812345678", 2025) is None  # never made again
 
 
 def test_unknown_kind_and_empty_value_are_refused(sealer: Sealer) -> None:
     with pytest.raises(InvalidCommand):
-        sealer.link_hash("email", "a@example.com")
+        sealer.link_hash("email", "a@example.com", YEAR)
     with pytest.raises(InvalidCommand):
-        sealer.link_hash("phone", "n/a")
+        sealer.link_hash("phone", "n/a", YEAR)

@@ -44,6 +44,17 @@ def _mark_clear_text(state: Json, field: str) -> None:
 
 @topic("order/Submitted")
 class OrderSubmitted(OrderEvent, Aggregate.Created):
+    """``linkage`` maps ``<kind>@<year>`` to the HMAC of the normalised signal under that
+    calendar year's linkage key (the order's year and the one before; issue 11, item 5).
+    Version 1 mapped ``<kind>`` to an HMAC under the application-wide key: those keys are
+    kept as they are (the limits projection reads a key without ``@`` as such)."""
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """Nothing to move: v1 linkage keys carry no year, which is how they are told apart."""
+
     order_no: str
     account_no: str
     lines: list[Json]
