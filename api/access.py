@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 
-from api.auth import ADMIN, AUDITOR, READERS, SERVICE
+from api.auth import ADMIN, AUDITOR, READERS, REGULATOR, SERVICE
 
 PUBLIC: tuple[str, ...] = ()
 ADMINS = (ADMIN,)
 SERVICES = (SERVICE,)
+HISTORY = (AUDITOR, REGULATOR)  # checkpoints, proofs, streams as they were
 COMMANDS = "POST /v1/commands/{type}"
 
 ROUTE_ROLES: dict[str, tuple[str, ...]] = {
@@ -51,6 +52,11 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/policy": ADMINS,
     "POST /v1/subjects/{subject_id}/holds": ADMINS,
     "POST /v1/subjects/{subject_id}/holds/{reference}/release": ADMINS,
+    # verifiable history (api/history.py)
+    "GET /v1/log/checkpoints": HISTORY,
+    "GET /v1/log/proofs/inclusion/{position}": HISTORY,
+    "GET /v1/log/proofs/consistency": HISTORY,
+    "GET /v1/history/{kind}/{key}": HISTORY,
     # operations (api/health.py, api/metrics.py): the counters show the business's volume
     "GET /metrics": ADMINS,
     "GET /healthz": PUBLIC,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import admin, commands, health, openapi, problems, queries
+from api import admin, commands, health, history, openapi, problems, queries
 from api import metrics as api_metrics
 from api.auth import DEFAULT_KEY_CACHE_S, KeyCache
 from api.health import HealthCheck
@@ -124,6 +124,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(queries.router)
     app.include_router(admin.router)
+    app.include_router(history.router)
     app.include_router(problems.router)
     app.include_router(health.router)
     app.include_router(api_metrics.router)

@@ -23,7 +23,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -32,7 +32,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import ReaderActor
+from api.auth import READERS, ReaderActor, require
 from api.commands import ERROR_RESPONSES
 from api.errors import InvalidParameter
 from api.pages import MAX_TOKEN_CHARS, NOT_OURS, TOKEN, PageTokens, scope_of
@@ -59,6 +59,7 @@ from ledger.application import Ledger
 from ledger.clock import EARLIEST_COMMAND_TIME
 from ledger.commands import ACCOUNT_PATTERN, KEY_MAX_CHARS, KEY_PATTERN, LATEST_MOMENT, Moment
 from ledger.contact_reads import reveal_contact
+from ledger.domain.context import Actor
 from ledger.domain.errors import NotFound
 from ledger.domain.order.vocabulary import OrderStatus
 from projections import queries as q
@@ -104,17 +105,26 @@ def declared_query(dependant: Any) -> set[str]:
     return names
 
 
-async def known_parameters(request: Request, actor: ReaderActor) -> None:
-    """Refuse a query parameter the route does not take (``INVALID_PARAMETER``, listing the
-    ones it takes, never naming the one sent: it may be anything): a misspelt filter must not
-    be silently ignored. The key is checked first (``actor``): 401 and 403 come before 400."""
-    dependant = getattr(request.scope.get("route"), "dependant", None)
-    if dependant is None:
-        return
-    taken = declared_query(dependant)
-    if set(request.query_params) - taken:
-        rule = f"takes only {', '.join(sorted(taken))}" if taken else "takes no parameters"
-        raise InvalidParameter("query", rule)
+def known_parameters_for(*roles: str) -> Callable[..., Awaitable[None]]:
+    """A dependency that refuses a query parameter the route does not take
+    (``INVALID_PARAMETER``, listing the ones it takes, never naming the one sent: it may be
+    anything): a misspelt filter must not be silently ignored. The key is checked first, for
+    ``roles``: 401 and 403 come before 400."""
+    key = Depends(require(*roles))  # a default: closures resolve no annotation
+
+    async def known(request: Request, actor: Actor = key) -> None:
+        dependant = getattr(request.scope.get("route"), "dependant", None)
+        if dependant is None:
+            return
+        taken = declared_query(dependant)
+        if set(request.query_params) - taken:
+            rule = f"takes only {', '.join(sorted(taken))}" if taken else "takes no parameters"
+            raise InvalidParameter("query", rule)
+
+    return known
+
+
+known_parameters = known_parameters_for(*READERS)
 
 
 router = APIRouter(

@@ -33,6 +33,8 @@ SUBCOMMAND_MODULES = (
     "cli.commands",
     "cli.keys",
     "cli.holds",
+    "cli.history",
+    "cli.replay",
     "cli.serve",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

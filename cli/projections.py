@@ -126,15 +126,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     rb = _builds_copies(sub, "rebuild", "rebuild from zero and swap in atomically", cmd_rebuild)
     rb.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
-    ck = _builds_copies(
-        sub, "check", "compare each projection with a rebuild; exit 1 if any differ", cmd_check
-    )
-    ck.add_argument(
-        "--max-diffs",
-        type=int_range(0),
-        default=MAX_DIFFS_SHOWN,
-        help=f"differing rows shown per table (default {MAX_DIFFS_SHOWN})",
-    )
+    add_check(sub, "compare each projection with a rebuild; exit 1 if any differ")
 
     sk = sub.add_parser(
         "skip", help="leave the poison event a projection is stopped on out of it, for good"
@@ -150,6 +142,18 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     )
     add_database_url(sk)
     sk.set_defaults(run=cmd_skip)
+
+
+def add_check(sub: Any, help_text: str) -> argparse.ArgumentParser:
+    """The ``check`` subcommand under ``sub`` (``projections check``, ``replay check``)."""
+    ck = _builds_copies(sub, "check", help_text, cmd_check)
+    ck.add_argument(
+        "--max-diffs",
+        type=int_range(0),
+        default=MAX_DIFFS_SHOWN,
+        help=f"differing rows shown per table (default {MAX_DIFFS_SHOWN})",
+    )
+    return ck
 
 
 @contextmanager

@@ -14,6 +14,11 @@ from ledger.setting_values import read_whole_number
 from ledger.storage_url import DEFAULT_POOL_SIZE, StorageUrl, read_pool_size
 
 DEFAULT_SIGNING_KEY_PATH = Path("var/signing-key.pem")
+# The Merkle log's checkpoints (replay/seal.py): the C2SP tlog-checkpoint origin line, which
+# names the signing key too, and where checkpoint files are written to be kept elsewhere.
+DEFAULT_LOG_NAME = "mall-ledger.local/log"
+DEFAULT_CHECKPOINT_DIR = Path("var/checkpoints")
+MAX_LOG_NAME_CHARS = 200
 DEFAULT_API_MAX_BODY_BYTES = 1 << 20
 API_MAX_BODY_BYTES_RANGE = (1024, 64 << 20)
 
@@ -41,6 +46,8 @@ class Settings:
     # None when LEDGER_DATABASE_URL is unset: each command then uses its default database.
     database_url: StorageUrl | None = None
     signing_key_path: Path = DEFAULT_SIGNING_KEY_PATH
+    log_name: str = DEFAULT_LOG_NAME
+    checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
     policy: Policy = field(default_factory=Policy)
     log_level: str = "INFO"
     pool_size: int = DEFAULT_POOL_SIZE
@@ -99,6 +106,22 @@ def read_group_commit(env: Mapping[str, str]) -> GroupCommitSettings:
     )
 
 
+def read_log_name(env: Mapping[str, str]) -> str:
+    """``LEDGER_LOG_NAME``: the checkpoints' origin line and key name (C2SP tlog-checkpoint,
+    signed-note): non-empty, at most 200 characters, printable, no space and no '+'."""
+    name = env.get("LEDGER_LOG_NAME") or DEFAULT_LOG_NAME
+    if (
+        len(name) > MAX_LOG_NAME_CHARS
+        or not name.isprintable()
+        or any(ch.isspace() or ch == "+" for ch in name)
+    ):
+        raise InvalidCommand(
+            "LEDGER_LOG_NAME",
+            f"a log name is 1 to {MAX_LOG_NAME_CHARS} printable characters without spaces or '+'",
+        )
+    return name
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     url = env.get("LEDGER_DATABASE_URL") or None
@@ -106,6 +129,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database_url=StorageUrl.parse(url, environ=env) if url else None,
         signing_key_path=Path(env.get("LEDGER_SIGNING_KEY") or DEFAULT_SIGNING_KEY_PATH),
+        log_name=read_log_name(env),
+        checkpoint_dir=Path(env.get("LEDGER_CHECKPOINT_DIR") or DEFAULT_CHECKPOINT_DIR),
         policy=load_policy(Path(policy_path) if policy_path else None),
         log_level=(env.get("LEDGER_LOG_LEVEL") or "INFO").upper(),  # empty: unset, as the URL
         pool_size=read_pool_size(env),

@@ -83,6 +83,7 @@ class Db(ABC):
     id_column: str = "rowid"
     ddl_types: dict[str, str]
     to_db: dict[str, Convert | None]
+    blob_type: str  # bytes (the Merkle log's tiles: replay/tiles.py)
     from_db: dict[str, Convert | None]
 
     def __init__(self, events_table: str) -> None:
@@ -296,6 +297,11 @@ class Db(ABC):
     def fetch_events(
         self, cur: Any, after: int, limit: int, topics: Sequence[str], stop: int | None
     ) -> list[RawEvent]: ...
+
+    @abstractmethod
+    def fetch_rows(self, cur: Any, after: int, limit: int, stop: int | None) -> list[RawEvent]:
+        """The next ``limit`` rows after ``after`` (up to ``stop``), every topic with its state
+        as stored: what the Merkle log hashes (replay/leaves.py)."""
 
     @abstractmethod
     def fetch_topics(

@@ -54,6 +54,7 @@ _WRITER_LOCK_MODES = (
 class PgDb(Db):
     kind = "postgres"
     ddl_types = {TEXT: "text", INT: "bigint", BOOL: "boolean", TS: "timestamptz", JSON: "text"}
+    blob_type = "bytea"
     to_db: dict[str, Convert | None] = {TEXT: None, INT: None, BOOL: None, TS: None, JSON: json_in}
     from_db: dict[str, Convert | None] = {
         TEXT: None,
@@ -200,6 +201,17 @@ class PgDb(Db):
             f"FROM {self.events_table} WHERE notification_id > %(after)s{bound} "
             "ORDER BY notification_id LIMIT %(limit)s",
             {"topics": list(topics), "after": after, "stop": stop, "limit": limit},
+            binary=True,
+        )
+        return [RawEvent(*row) for row in cur.fetchall()]
+
+    def fetch_rows(self, cur: Any, after: int, limit: int, stop: int | None) -> list[RawEvent]:
+        bound = "" if stop is None else " AND notification_id <= %(stop)s"
+        cur.execute(
+            "SELECT notification_id, topic, originator_id::text, originator_version, state "
+            f"FROM {self.events_table} WHERE notification_id > %(after)s{bound} "
+            "ORDER BY notification_id LIMIT %(limit)s",
+            {"after": after, "stop": stop, "limit": limit},
             binary=True,
         )
         return [RawEvent(*row) for row in cur.fetchall()]

@@ -42,6 +42,7 @@ class SqliteDb(Db):
     kind = "sqlite"
     id_column = SQLITE_POSITION_COLUMN
     ddl_types = {TEXT: "text", INT: "bigint", BOOL: "integer", TS: "text", JSON: "text"}
+    blob_type = "blob"
     to_db: dict[str, Convert | None] = {TEXT: None, INT: None, BOOL: None, TS: iso, JSON: json_in}
     from_db: dict[str, Convert | None] = {
         TEXT: None,
@@ -181,6 +182,15 @@ class SqliteDb(Db):
             "CASE WHEN topic IN (SELECT value FROM json_each(?)) THEN state END "
             f"FROM {self.events_table} WHERE rowid > ?{bound} ORDER BY rowid LIMIT ?",
             (orjson.dumps(list(topics)).decode(), after, limit),
+        )
+        return [RawEvent(p, t, canonical_uuid(o), v, s) for p, t, o, v, s in cur.fetchall()]
+
+    def fetch_rows(self, cur: Any, after: int, limit: int, stop: int | None) -> list[RawEvent]:
+        bound = "" if stop is None else f" AND rowid <= {int(stop)}"
+        cur.execute(
+            "SELECT rowid, topic, originator_id, originator_version, state "
+            f"FROM {self.events_table} WHERE rowid > ?{bound} ORDER BY rowid LIMIT ?",
+            (after, limit),
         )
         return [RawEvent(p, t, canonical_uuid(o), v, s) for p, t, o, v, s in cur.fetchall()]
 

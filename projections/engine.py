@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -108,6 +108,30 @@ def first_gap(start: int, positions: Sequence[int]) -> int | None:
             return index
         expected = position + 1
     return None
+
+
+def settled(
+    db: Db,
+    cur: Any,
+    start: int,
+    page: list[RawEvent],
+    read_again: Callable[[int], list[RawEvent]],
+) -> tuple[list[RawEvent], int, bool]:
+    """The part of ``page`` (rows after ``start`` in position order) that no transaction can
+    still add a row inside, the position it ends at, and whether it stopped at a hole that may
+    still fill. ``read_again(last)`` reads the rows in (``start``, ``last``] once more: with no
+    writer left that could fill a hole, what is missing now stays missing (a rolled-back
+    transaction's positions)."""
+    if not page:
+        return page, start, False
+    gap = first_gap(start, [r.position for r in page])
+    if gap is None:
+        return page, page[-1].position, False
+    last = page[-1].position
+    if db.unsettled_writers(cur) == 0:
+        return read_again(last), last, False
+    before = page[:gap]
+    return before, (before[-1].position if before else start), True
 
 
 class Engine:
@@ -329,20 +353,14 @@ class Engine:
         self, cur: Any, start: int, page: list[RawEvent], topics: list[str], stop: int | None
     ) -> tuple[list[RawEvent], int, bool]:
         """The part of ``page`` that is safe to apply, the position it ends at, and whether
-        the step stopped at a hole that may still fill."""
-        if not page:
-            return page, start, False
-        gap = first_gap(start, [r.position for r in page])
-        if gap is None:
-            return page, page[-1].position, False
-        last = page[-1].position
-        if self.db.unsettled_writers(cur) == 0:
-            # Nothing can still commit below ``last``: read the range again (in case a
-            # hole filled between the read and the check); what is missing now stays so.
-            again = self.db.fetch_events(cur, start, last - start, topics, last)
-            return again, last, False
-        before = page[:gap]
-        return before, (before[-1].position if before else start), True
+        the step stopped at a hole that may still fill (``settled``)."""
+        return settled(
+            self.db,
+            cur,
+            start,
+            page,
+            lambda last: self.db.fetch_events(cur, start, last - start, topics, last),
+        )
 
     def apply(
         self, cur: Any, target: Target, events: Sequence[Event], cache: RowCache | None

@@ -687,6 +687,19 @@ UNSUPPORTED_MEDIA_TYPE = ErrorCode(
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     "A request body that is not application/json.",
 )
+# -- verifiable history (RFC 9162, C2SP) -----------------------------------------------------
+PROOF_INVALID = ErrorCode(
+    "PROOF_INVALID",
+    "",
+    INPUT,
+    "An inclusion or consistency proof that does not hold, or asked of sizes none exists for.",
+)
+NOTE_INVALID = ErrorCode(
+    "NOTE_INVALID",
+    "",
+    INPUT,
+    "A signed note or checkpoint that is malformed, unsigned by a trusted key, or badly signed.",
+)
 
 CATALOGUE: tuple[ErrorCode, ...] = tuple(
     value for value in list(globals().values()) if isinstance(value, ErrorCode)

@@ -8,6 +8,7 @@ a position; the version a stream had then is its ``ETag`` (what ``If-Match`` com
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -42,9 +43,30 @@ def version_at(app: Application[UUID], originator_id: UUID, position: int) -> in
     )
 
 
+def stream_positions(app: Application[UUID], originator_id: UUID) -> dict[int, int]:
+    """The position of every stored event of stream ``originator_id``, by version (one
+    stream's rows, by the library's (originator_id, originator_version) index)."""
+    rows = _rows(
+        app,
+        "SELECT originator_version AS version, {position} AS found FROM {table} "
+        "WHERE originator_id = %s AND originator_version >= %s",
+        originator_id,
+        0,
+    )
+    return {int(row["version"]): int(row["found"]) for row in rows}
+
+
 def _number(app: Application[UUID], query: str, originator_id: UUID, value: int) -> int | None:
     """The one number ``query`` finds (``{table}``, ``{position}``: the events table and its
     position column) for the stream and ``value``; None if none."""
+    rows = _rows(app, query, originator_id, value)
+    row = rows[0] if rows else None
+    return None if row is None or row["found"] is None else int(row["found"])
+
+
+def _rows(app: Application[UUID], query: str, originator_id: UUID, value: int) -> list[Any]:
+    """The rows of ``query`` (``{table}``, ``{position}``: the events table and its position
+    column) for the stream and ``value``, as mappings."""
     recorder = app.recorder
     if isinstance(recorder, PostgresAggregateRecorder):
         statement = SQL(query).format(
@@ -55,11 +77,9 @@ def _number(app: Application[UUID], query: str, originator_id: UUID, value: int)
         )
         with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, [originator_id, value])
-            row = curs.fetchone()
-    else:
-        assert isinstance(recorder, SQLiteAggregateRecorder), type(recorder)
-        text = query.format(position=SQLITE_POSITION_COLUMN, table=recorder.events_table_name)
-        with recorder.datastore.transaction(commit=False) as c:
-            c.execute(text.replace("%s", "?"), [originator_id.hex, value])
-            row = c.fetchone()
-    return None if row is None or row["found"] is None else int(row["found"])
+            return list(curs.fetchall())
+    assert isinstance(recorder, SQLiteAggregateRecorder), type(recorder)
+    text = query.format(position=SQLITE_POSITION_COLUMN, table=recorder.events_table_name)
+    with recorder.datastore.transaction(commit=False) as c:
+        c.execute(text.replace("%s", "?"), [originator_id.hex, value])
+        return list(c.fetchall())

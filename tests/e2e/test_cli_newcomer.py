@@ -42,6 +42,13 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "hold place": ["hold", "place", "acct-1", "--reference", "CASE-1", "--reason", "dispute"],
     "hold release": ["hold", "release", "acct-1", "--reference", "CASE-1"],
     "serve": ["serve", "--port", "18765"],
+    "seal": ["seal"],
+    "prove": ["prove", "1"],
+    "verify": ["verify"],
+    "replay order": ["replay", "order", "O-1", "--position", "1"],
+    "replay entitlement": ["replay", "entitlement", "C-1", "--position", "1"],
+    "replay account": ["replay", "account", "A-1", "--as-of", "2026-01-01T00:00:00+08:00"],
+    "replay check": ["replay", "check"],
 }
 NO_DATABASE = {"commands"}
 WITH_DATABASE = [name for name in SUBCOMMANDS if name not in NO_DATABASE]

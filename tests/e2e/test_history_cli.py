@@ -1,0 +1,102 @@
+"""``ledger seal``, ``prove`` and ``verify`` as an auditor runs them (real processes, a real
+SQLite file): a proof checked with nothing but its text and the public key, a tampered row
+named by ``verify`` with exit 1, bad input as one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from replay.merkle import leaf_hash
+from replay.signed_note import Verifier
+from replay.tlog_proof import TlogProof
+from tests.e2e.test_cli_newcomer import one_line_error, run
+
+ORIGIN = "mall-ledger.local/log"
+
+
+def ledger(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(cwd, list(args))
+
+
+@pytest.fixture
+def sealed(tmp_path: Path) -> Path:
+    """A ledger with the demo's events, sealed once, in ``tmp_path``."""
+    demo = ledger(tmp_path, "demo", "--orders", "40")
+    assert demo.returncode == 0, demo.stderr
+    done = ledger(tmp_path, "seal", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "made a new checkpoint signing key" in done.stderr
+    return tmp_path
+
+
+def test_a_seal_writes_the_checkpoint_file_and_verify_says_intact(sealed: Path) -> None:
+    files = list((sealed / "var" / "checkpoints").glob("*.checkpoint"))
+    assert len(files) == 1
+    again = ledger(sealed, "seal", "--json")
+    outcome = json.loads(again.stdout)
+    assert outcome["appended"] == 1  # the first seal's own checkpoint event
+    done = ledger(sealed, "verify", "--checkpoint", str(files[0]), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["intact"] and len(report["checkpoints"]) == 2
+
+
+def test_an_auditor_checks_a_proof_with_the_public_key_alone(sealed: Path) -> None:
+    vkey = ledger(sealed, "seal", "--public-key").stdout.strip()
+    proof_text = ledger(sealed, "prove", "7").stdout
+    proof = TlogProof.parse(proof_text)
+    assert proof.extra is not None
+    checkpoint = proof.verify(leaf_hash(proof.extra), [Verifier.parse(vkey)], ORIGIN)
+    assert checkpoint.size > proof.index
+    assert int.from_bytes(proof.extra[19:27], "big") == 7
+
+
+def test_a_changed_row_fails_verify_with_its_position_and_exit_1(sealed: Path) -> None:
+    with sqlite3.connect(sealed / "var" / "ledger.db") as conn:
+        conn.execute(
+            "UPDATE stored_events SET state = CAST(state || x'20' AS BLOB) WHERE rowid = 42"
+        )
+    done = ledger(sealed, "verify")
+    assert done.returncode == 1
+    assert "NOT INTACT: position 42: position 42 changed since it was sealed" in done.stdout
+
+
+def test_verify_with_another_key_fails_every_checkpoint(sealed: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    ledger(other, "seal", "--public-key")
+    key = tmp_path / "other.vkey"
+    key.write_text(ledger(other, "seal", "--public-key").stdout)
+    done = ledger(sealed, "verify", "--public-key", str(key))
+    assert done.returncode == 1
+    assert "no signature by a trusted key" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "exit_code"),
+    [
+        (["prove"], "INVALID_COMMAND", 2),
+        (["prove", "3", "--consistency", "1", "2"], "INVALID_COMMAND", 2),
+        (["prove", "999999"], "NOT_FOUND", 1),
+        (["prove", "--consistency", "5", "4"], "PROOF_INVALID", 1),
+        (["verify", "--checkpoint", "missing.checkpoint"], "IO_ERROR", 2),
+    ],
+)
+def test_bad_requests_are_one_line(
+    sealed: Path, args: list[str], code: str, exit_code: int
+) -> None:
+    done = ledger(sealed, *args)
+    assert done.returncode == exit_code
+    one_line_error(done, code)
+
+
+def test_verify_before_any_seal_asks_for_a_key(tmp_path: Path) -> None:
+    assert ledger(tmp_path, "demo", "--orders", "1").returncode == 0
+    done = ledger(tmp_path, "verify")
+    assert done.returncode == 2
+    assert "--public-key" in one_line_error(done, "INVALID_COMMAND")
