@@ -1,8 +1,15 @@
-"""``ledger keys create|list|revoke``: API keys for ``ledger serve``.
+"""``ledger keys create|list|revoke``: API keys for ``ledger serve``; ``ledger keys
+rotate-master|compact``: the data-subject key store's master key and storage.
 
 ``create --role ROLE --name NAME`` prints the key once (``--json``: ``{"key", "id", "role",
 "name"}``); only its SHA-256 is stored, so a lost key is revoked and replaced, never shown
 again. Roles: service, auditor, regulator, admin (api/auth.py says what each may do).
+
+``expire-linkage`` destroys the linkage key of every year Y on or after 1 January Y+2
+(ledger/key_admin.py), so no digest of that year can be tested against a guess any more.
+``rotate-master`` re-wraps every subject and linkage key under a new master key file
+(ledger/key_admin.py; resumable after a kill), ``compact`` rewrites the key table's storage so
+destroyed keys' old bytes go (VACUUM FULL on PostgreSQL, VACUUM and a WAL truncation on SQLite).
 """
 
 from __future__ import annotations
@@ -41,6 +48,25 @@ def register(subparsers: Any) -> None:
     revoke.add_argument("key_id", metavar="ID", help="the key's id (ledger keys list)")
     add_database_url(revoke)
     revoke.set_defaults(run=cmd_revoke)
+    rotate = sub.add_parser(
+        "rotate-master",
+        help="re-wrap every data-subject key under a new master key (run again if interrupted)",
+    )
+    add_json(rotate, '{"rewrapped", "master_key_id", "resumed"}')
+    add_database_url(rotate)
+    rotate.set_defaults(run=cmd_rotate_master)
+    compact = sub.add_parser(
+        "compact", help="rewrite the key table so destroyed keys' old bytes go (after erasures)"
+    )
+    add_database_url(compact)
+    compact.set_defaults(run=cmd_compact)
+    expire = sub.add_parser(
+        "expire-linkage",
+        help="destroy the linkage keys of years that ended over a year ago (idempotent)",
+    )
+    add_json(expire, '{"destroyed_years"}')
+    add_database_url(expire)
+    expire.set_defaults(run=cmd_expire_linkage)
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -112,4 +138,54 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         ledger.close()
     print(f"revoked {args.key_id}" if done else f"{args.key_id} was already revoked")
+    return Exit.OK
+
+
+def cmd_rotate_master(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from ledger.application import open_ledger
+    from ledger.key_admin import rotate_master
+
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    try:
+        total = ledger.keystore.count_live()
+        with tqdm(total=total, unit="key", desc="re-wrapping", disable=None) as bar:
+            done = rotate_master(ledger.keystore, bar.update)
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps(done.as_dict()))
+    else:
+        again = " (finished an interrupted rotation)" if done.resumed else ""
+        print(f"re-wrapped {done.rewrapped} keys under master key {done.master_key_id}{again}")
+    return Exit.OK
+
+
+def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.application import open_ledger
+
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    try:
+        ledger.keystore.compact()
+    finally:
+        ledger.close()
+    print("key store compacted")
+    return Exit.OK
+
+
+def cmd_expire_linkage(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.application import open_ledger
+    from ledger.key_admin import expire_linkage
+
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    try:
+        years = expire_linkage(ledger.keystore, ledger.clock.now())
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps({"destroyed_years": years}))
+    else:
+        done = ", ".join(str(y) for y in years) if years else "none due"
+        print(f"linkage keys destroyed: {done}")
     return Exit.OK

@@ -2,7 +2,7 @@
 
 The state is the ``orders`` read model's row (and the order's refunds from ``payments``), as
 far as the projections have got (``ledger projections run`` keeps them current); the events
-come from the log itself. Personal fields stay sealed (``s1:…`` tokens), as they are stored.
+come from the log itself. Personal fields stay sealed (``s2:…`` tokens), as they are stored.
 """
 
 from __future__ import annotations

@@ -22,11 +22,10 @@ from typing import Any
 from ledger.domain.china_time import CHINA
 from ledger.domain.data_subject import ACCESS_LAW, RESTRICTION_LAW, RETENTION_LAW, DataSubject
 from ledger.domain.order import events as ev
-from ledger.sealing import ERASED, TOKEN_VERSION, Sealer
+from ledger.sealing import ERASED, Sealer, is_token, sealed_as
 
 OTHER_SUBJECT = "[another subject's data]"
 # Event attributes whose sealed value was sealed under another field name.
-SEALED_AS = {"destination_account": "refund_destination"}
 # Attributes of an event that are the library's or internal, not the order's facts.
 INTERNAL = frozenset(
     {
@@ -86,7 +85,7 @@ class SubjectData:
         destroyed), collected; a token of another subject is not opened."""
         if self.sealer.subject_of(token) != self.subject_id:
             return OTHER_SUBJECT
-        value = ERASED if self.erased else self.sealer.unseal(token, name)
+        value = ERASED if self.erased else self.sealer.unseal(token, name, stream=order_no)
         orders = self.found.setdefault(name, {}).setdefault(value, [])
         if order_no not in orders:
             orders.append(order_no)
@@ -95,8 +94,8 @@ class SubjectData:
     def readable(self, value: Any, name: str, order_no: str) -> Any:
         """``value`` (an event's attribute ``name``) with tokens unsealed and times in China
         time, recursively."""
-        if isinstance(value, str) and value.startswith(f"{TOKEN_VERSION}:"):
-            return self.reveal(value, SEALED_AS.get(name, name), order_no)
+        if isinstance(value, str) and is_token(value):
+            return self.reveal(value, sealed_as(name), order_no)
         if isinstance(value, datetime):
             return china(value)
         if isinstance(value, Mapping):

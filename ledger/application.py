@@ -8,21 +8,19 @@ command's events in one transaction; library and driver errors are translated he
 
 from __future__ import annotations
 
-import hmac
 import logging
 import traceback
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from hashlib import sha256
 from typing import Any
 from uuid import UUID
 
-import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
+from ledger import payload_digest as digests
 from ledger.clock import Clock, SystemClock, check_command_time
-from ledger.commands import Command, parse_command
+from ledger.commands import Command, OrderCommand, parse_command
 from ledger.domain.command_record import REMEMBERED_REFUSALS, CommandRecord
 from ledger.domain.context import LOCAL_ACTOR, Actor, Ctx
 from ledger.domain.errors import (
@@ -353,9 +351,8 @@ class Ledger:
         the earlier outcome of the same command. Any failure of the handler raises as a
         typed error; with ``remember``, one that is an outcome (``REMEMBERED_REFUSALS``) is
         staged instead, as the command's record alone, to be saved and then raised."""
-        digest = self.payload_digest(command)
         uow.begin(Ctx(command.command_id, self.moment(at), actor))
-        earlier = self.earlier_outcome(uow, command, digest)
+        earlier = self.earlier_outcome(uow, command)
         if earlier is not None:
             return earlier
         subject = subject_stream(command)
@@ -371,12 +368,15 @@ class Ledger:
                 error = unexpected_as_typed(exc, command.type, command.command_id)
                 if not (remember and isinstance(error, REMEMBERED_REFUSALS)):
                     raise error from None
+                digest = self.payload_digest(command, uow)
                 refused = CommandRecord.refuse(uow.now, command.type, digest, error)
                 uow.add(refused)
                 return Staged(command, refused, list(refused.pending_events), error)
         written = uow.kept(triggered)
         topics = [type(e).TOPIC.removeprefix("mall-ledger/") for e in written]
         outcome = {"events": topics, "result": dict(uow.result), "version": uow.version(subject)}
+        # After the handler: a submission's sealing has made the subject's key by now.
+        digest = self.payload_digest(command, uow)
         record = CommandRecord.record(uow.now, command.type, digest, outcome)
         uow.add(record)
         return Staged(command, record, [*written, *record.pending_events])
@@ -395,19 +395,31 @@ class Ledger:
     def unit_of_work(self, cache: StreamCache | None = None) -> UnitOfWork:
         return UnitOfWork(self.app.repository, self.sealer, self.policy, cache)
 
-    def payload_digest(self, command: Command) -> str:
-        """Keyed, so a stored digest of a payload with personal data reveals nothing."""
-        payload = command.model_dump(mode="json", exclude={"command_id"})
-        canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-        return hmac.new(self.keystore.linkage_key(), canonical, sha256).hexdigest()
+    def payload_digest(self, command: Command, uow: UnitOfWork) -> str:
+        """The command record's digest (ledger/payload_digest.py): personal fields keyed
+        under the data subject's key, so erasing the subject leaves nothing to test a guess
+        against."""
+        return digests.payload_digest(command, self.digest_key(command, uow))
 
-    def earlier_outcome(
-        self, uow: UnitOfWork, command: Command, digest: str
-    ) -> CommandResult | None:
+    def digest_key(self, command: Command, uow: UnitOfWork) -> bytes | None:
+        """The key a command's personal fields are digested under: derived from its data
+        subject's main key (None if it has none yet or was erased), or from the application
+        secret for a command that names no subject. Never creates a key."""
+        if not about_a_subject(command):
+            return digests.application_digest_key(self.keystore.linkage_key())
+        subject = digest_subject(command, uow)
+        main = None if subject is None else self.keystore.existing_key(subject)
+        return None if main is None else digests.subject_digest_key(main)
+
+    def earlier_outcome(self, uow: UnitOfWork, command: Command) -> CommandResult | None:
         record = uow.get(CommandRecord, command_record_id(command.command_id))
         if record is None:
             return None
-        record.check_same_payload(command.command_id, digest)
+        key = self.digest_key(command, uow)
+        legacy = None if record.payload_digest.startswith("v") else self.keystore.linkage_key()
+        record.check_same_payload(
+            command.command_id, digests.same_payload(record.payload_digest, command, key, legacy)
+        )
         refused = record.refused_again(command.command_id)
         if refused is not None:
             raise refused
@@ -424,9 +436,8 @@ class Ledger:
     def after_conflict(self, command: Command, at: datetime | None) -> CommandResult:
         """Lost a race: if the winner was this same command, return its outcome."""
         uow = self.unit_of_work()
-        digest = self.payload_digest(command)
         uow.begin(Ctx(command.command_id, self.moment(at)))
-        earlier = self.earlier_outcome(uow, command, digest)
+        earlier = self.earlier_outcome(uow, command)
         if earlier is not None:
             return earlier
         raise Conflict(
@@ -442,14 +453,15 @@ class Ledger:
             raise NotFound(f"no order {order_no}")
         return found
 
-    def reveal(self, token: str, field_name: str) -> str:
-        """Plaintext of a sealed field for a role allowed to see it, or the erased marker."""
-        return self.sealer.unseal(token, field_name)
+    def reveal(self, token: str, field_name: str, stream: str) -> str:
+        """Plaintext of a sealed field of ``stream`` (an order number) for a role allowed to
+        see it, or the erased marker; SealInvalid if the token belongs elsewhere."""
+        return self.sealer.unseal(token, field_name, stream=stream)
 
     def contact(self, order_no: str) -> dict[str, str]:
         """An order's contact details in plaintext; ``[erased]`` once the subject's key is gone."""
         sealed = self.order(order_no).contact
-        return {name: self.reveal(token, name) for name, token in sealed.items()}
+        return {name: self.reveal(token, name, order_no) for name, token in sealed.items()}
 
     def stream_version(self, stream_id: UUID, position: int) -> int | None:
         """The version stream ``stream_id`` had at log ``position`` (a read model's answer's
@@ -463,6 +475,26 @@ class Ledger:
     def close(self) -> None:
         self.app.close()
         self.keystore.close()
+
+
+def about_a_subject(command: Command) -> bool:
+    """Whether a command's personal fields belong to a data subject: it names an account or
+    an order (whose account is the subject)."""
+    return isinstance(command, OrderCommand) or isinstance(
+        getattr(command, "account_no", None), str
+    )
+
+
+def digest_subject(command: Command, uow: UnitOfWork) -> str | None:
+    """The data subject whose key digests a command's personal fields: the account it names,
+    else its order's account; None for an order not (yet) in the ledger."""
+    account_no = getattr(command, "account_no", None)
+    if isinstance(account_no, str):
+        return account_no
+    if isinstance(command, OrderCommand):
+        order = uow.get(Order, order_id(command.order_no))
+        return None if order is None else order.account_no
+    return None
 
 
 def parse(data: Any) -> Command:

@@ -35,6 +35,7 @@ from ledger.clock import EARLIEST_COMMAND_TIME
 from ledger.domain.data_subject import HoldReason
 from ledger.domain.entitlement import EntitlementKind
 from ledger.domain.errors import InvalidCommand
+from ledger.domain.limits import LINK_WINDOW_DAYS
 from ledger.domain.order.delivery import SIGNER_RELATIONS
 from ledger.domain.order.vocabulary import (
     CommandedPurpose,
@@ -116,19 +117,64 @@ Key = Annotated[
 ]
 # Account numbers name a data subject's key, so they may not contain ':' (token separator).
 ACCOUNT_PATTERN = r"^[A-Za-z0-9._/@+-]+$"
+
+
+@dataclass(frozen=True)
+class Personal:
+    """Marks a command field as personal data (issue 11, item 5; PIPL 4, 28): what a person
+    typed or what identifies one. The one place that decides which fields are sealed, blanked
+    from the command record's unkeyed digest and keyed under the subject's key instead
+    (``ledger/payload_digest.py``). ``kind`` is the key it belongs under: ``d`` for direct
+    identifiers (names, phones, addresses), ``m`` (main) for the rest."""
+
+    kind: Literal["m", "d"] = "m"
+
+
+PERSONAL = Personal("m")
+DIRECT_IDENTIFIER = Personal("d")
+
+# An account number is a business key that stays after its holder's erasure (the orders keep
+# it), so it must not be personal data itself (issue 11, item 7; PIPL 4): a mainland mobile
+# number or an email address in that place is refused. The bound: a number that is neither
+# (an opaque id the mall chose) is taken as it is; the ledger cannot tell one made of a name.
+ACCOUNT_RULE = "an account number is the mall's opaque identifier, never a phone number or email"
+_PHONE_LIKE_RE = re.compile(r"[0-9+\-. /]+")
+_MOBILE_RE = re.compile(r"(?:0086|86)?1[3-9][0-9]{9}")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+
+
+def _not_personal(value: str) -> str:
+    """``value`` unless it is a mainland mobile number (with or without ``+86``/``0086`` and
+    separators) or an email address; ValueError(ACCOUNT_RULE) then."""
+    if _PHONE_LIKE_RE.fullmatch(value) and _MOBILE_RE.fullmatch(re.sub(r"[^0-9]", "", value)):
+        raise ValueError(ACCOUNT_RULE)
+    if _EMAIL_RE.fullmatch(value):
+        raise ValueError(ACCOUNT_RULE)
+    return value
+
+
 AccountNo = Annotated[
-    str, Strict(), Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN), Chars()
+    str,
+    Strict(),
+    Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN),
+    Chars(),
+    AfterValidator(_not_personal),
 ]
-Text = Annotated[str, Strict(), Field(max_length=500), Chars()]
+# Free text is typed by people and may hold anything personal: every Text and Note is Personal.
+Text = Annotated[str, Strict(), Field(max_length=500), Chars(), PERSONAL]
 Note = Annotated[
-    str, Strict(), Field(max_length=500, description=MULTI_LINE), Chars(multiline=True)
+    str, Strict(), Field(max_length=500, description=MULTI_LINE), Chars(multiline=True), PERSONAL
 ]
 Region = Annotated[str, Strict(), Field(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$"), Chars()]
-PersonName = Annotated[str, Strict(), Field(min_length=1, max_length=64), Chars()]
-Phone = Annotated[str, Strict(), Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$"), Chars()]
-Address = Annotated[str, Strict(), Field(min_length=4, max_length=256), Chars()]
+PersonName = Annotated[
+    str, Strict(), Field(min_length=1, max_length=64), Chars(), DIRECT_IDENTIFIER
+]
+Phone = Annotated[
+    str, Strict(), Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$"), Chars(), DIRECT_IDENTIFIER
+]
+Address = Annotated[str, Strict(), Field(min_length=4, max_length=256), Chars(), DIRECT_IDENTIFIER]
 # A payment or refund account at the provider (an alipay login, a card number): personal data.
-ProviderAccount = Annotated[str, Strict(), Field(min_length=1, max_length=64), Chars()]
+ProviderAccount = Annotated[str, Strict(), Field(min_length=1, max_length=64), Chars(), PERSONAL]
 ClauseRef = Annotated[str, Strict(), Field(max_length=32), Chars()]
 
 
@@ -164,7 +210,7 @@ PositiveFen = Annotated[int, IntRange(1, 10**12)]
 Quantity = Annotated[int, IntRange(1, 10_000)]
 Criterion = Annotated[int, IntRange(1, 5)]
 LimitQty = Annotated[int, IntRange(1, 100_000)]
-PeriodDays = Annotated[int, IntRange(1, 3660)]
+PeriodDays = Annotated[int, IntRange(1, LINK_WINDOW_DAYS)]
 # true or false only: a string "true" or a 1 is refused.
 Flag = Annotated[bool, Strict()]
 
@@ -257,7 +303,12 @@ Moment = Annotated[
     WithJsonSchema(moment_json_schema(MOMENT_DESCRIPTION, LATEST_MOMENT)),
 ]
 IpText = Annotated[
-    str, Strict(), Field(description="an IPv4 or IPv6 address"), Chars(), AfterValidator(_ip)
+    str,
+    Strict(),
+    Field(description="an IPv4 or IPv6 address"),
+    Chars(),
+    AfterValidator(_ip),
+    PERSONAL,
 ]
 
 

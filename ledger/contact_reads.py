@@ -30,6 +30,7 @@ from ledger.domain.errors import NotFound, RuleViolation
 from ledger.domain.ids import data_subject_id
 from ledger.domain.personal_data import RECORDED_ROLES, PersonalDataAccess
 from ledger.driver_errors import storage_errors
+from ledger.keystore import DIRECT, MAIN, KeyScope
 from ledger.sealing import ERASED
 
 
@@ -67,9 +68,16 @@ def reveal_contact(
         if actor.role in RECORDED_ROLES:
             fields = sorted(sealed)
             position, recorded = _record(ledger, actor, subject, order_no, fields, cited), True
-        erased = ledger.keystore.is_destroyed(subject)
+        erased = {
+            MAIN: ledger.keystore.is_destroyed(subject),
+            DIRECT: ledger.keystore.is_destroyed(subject, KeyScope.DIRECT),
+        }
+        erased[DIRECT] = erased[DIRECT] or erased[MAIN]
         contact = {
-            name: ERASED if erased else ledger.reveal(token, name) for name, token in sealed.items()
+            name: ERASED
+            if erased[ledger.sealer.kind_of(token)]
+            else ledger.reveal(token, name, order_no)
+            for name, token in sealed.items()
         }
     return RevealedContact(order_no, contact, order.version, position, recorded)
 

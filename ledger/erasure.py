@@ -63,13 +63,3 @@ def destroy_keys(keystore: KeyStore, subject_id: str, at: datetime) -> bool:
     if a live key was destroyed now. Idempotent: a destroyed key stays destroyed."""
     return keystore.destroy(subject_id, at)
 
-
-def remove_direct_identifiers(keystore: KeyStore, subject_id: str, at: datetime) -> bool:
-    """Make the subject's direct identifiers (name, phone, address) unreadable once
-    ``DirectIdentifiersRemoved`` is saved (PIPL 47(1), agreement 4.1.2): destroy the key
-    scope that seals them, keeping the rest; True if a live key was destroyed now.
-
-    NOT WIRED YET: the key store has no direct-identifier scope on this branch (another
-    branch adds ``keystore.destroy(subject_id, at, scope=...)``). Until this calls it, it
-    destroys nothing and returns False; the decision and its event stand on their own."""
-    return False

@@ -1,28 +1,41 @@
 """Per-data-subject keys, held outside the event log (DOMAIN.md section 7: crypto-shredding).
 
-Each data subject (an account, a recipient) has one 32-byte AES key. Personal fields in events are
-sealed under it; destroying the key erases them everywhere at once, while the events themselves,
-and their integrity hashes, stay as they are.
+Each data subject (an account, a recipient) has two 32-byte AES keys (issue 11, item 3): its
+**main** key (``m``), for everything personal of it, and its **direct-identifier** key (``d``),
+for the names, phones and addresses of its recipients, so de-identification can destroy the
+latter alone. ``destroy(subject_id, at, scope)`` destroys ``KeyScope.DIRECT`` (the ``d`` key) or
+``KeyScope.ALL`` (both, the default: erasure, PIPL 47). A destroyed key is never re-created.
 
-``KeyStore`` is the interface a real KMS could implement: the public methods hold the rules
-(validation, never re-creating a destroyed key, the in-process cache) and call four storage
-primitives, which is all a backend provides. Two backends live here: ``SqliteKeyStore`` and
-``PostgresKeyStore``, both on a table ``ledger_subject_keys``.
+Linkage keys (one per calendar year, ``__linkage__:YYYY``) and the application secret
+(``__linkage__:v1``, API page tokens) live in the same table under names no subject id can take
+(they contain ':').
 
-Limits of erasure in these two backends: the key is overwritten with NULL, but the database may
-keep the old bytes for a while (PostgreSQL dead tuples until VACUUM, its WAL and backups; SQLite
-pages are overwritten here with ``secure_delete`` and the WAL truncated after a destroy, but the
-file system and backups are outside our reach). A KMS that destroys keys on its side avoids this.
+Every key is stored **wrapped** by a master key held outside the database
+(``ledger/key_wrapping.py``); each row records which master key wraps it, so ``ledger keys
+rotate-master`` can re-wrap row by row and resume after a kill.
+
+``KeyStore`` holds the rules (validation, never re-creating a destroyed key, wrapping, the
+in-process cache) and calls storage primitives, which is all a backend provides. Two backends
+live here: ``SqliteKeyStore`` and ``PostgresKeyStore``, on a table ``ledger_keys``.
+
+Residues (README "What erasure reaches"): the row's wrapped key is overwritten with NULL; on
+SQLite freed bytes are zeroed (``secure_delete``) and the WAL is checkpointed with TRUNCATE and
+checked (``ShredIncomplete`` when a reader's snapshot keeps it, after a bounded wait); on
+PostgreSQL the table is VACUUMed after a destroy (dead tuples), but WAL segments, archives and
+backups keep the old wrapped bytes until they expire. Other processes forget a destroyed key
+within ``CACHE_TTL_S``.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +49,7 @@ from psycopg.rows import tuple_row
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.files import prepare_sqlite_file
+from ledger.key_wrapping import FileKeyWrapper, KeyWrapper, MasterKeyError, default_wrapper
 from ledger.pg_pool import lease_for
 from ledger.sqlite_tx import write_transaction
 from ledger.storage_url import StorageUrl
@@ -43,24 +57,57 @@ from ledger.storage_url import StorageUrl
 KEY_SIZE_BYTES = 32
 MAX_SUBJECT_ID_CHARS = 128
 CACHE_MAX_ENTRIES = 100_000
+# Another process's destroy is honoured here at most this long after it (the cache's lifetime).
+CACHE_TTL_S = 30.0
 SQLITE_BUSY_TIMEOUT_S = 30.0
-SQLITE_CHECKPOINT_WAIT_MS = 1000
+SQLITE_CHECKPOINT_WAIT_MS = 200
+# How long a destroy keeps retrying the WAL truncation before it reports SHRED_INCOMPLETE.
+SHRED_WAIT_S = 5.0
+REWRAP_BATCH_ROWS = 200
 # SQLite limits the host parameters of one statement; stay well under the oldest default (999).
-_SQLITE_IN_CHUNK = 500
+_SQLITE_IN_CHUNK = 250
 
 # Contains ':', which no valid subject id may, so it can never collide with a real subject.
 LINKAGE_KEY_ID = "__linkage__:v1"
+LINKAGE_PREFIX = "__linkage__:"
 
-TABLE = "ledger_subject_keys"
+MAIN = "m"  # a subject's main key: every personal field not a direct identifier
+DIRECT = "d"  # a subject's direct-identifier key: recipients' names, phones, addresses
+KINDS = (MAIN, DIRECT)
+
+TABLE = "ledger_keys"
+LEGACY_TABLE = "ledger_subject_keys"  # raw keys, one per subject: migrated as main keys
+
+Slot = tuple[str, str]  # (name, kind)
+Stored = tuple[str, bytes]  # (master key id, wrapped key)
 
 # Printable ASCII except ':' (the sealed-token separator), 1..128 characters.
 _SUBJECT_ID_RE = re.compile(rf"[\x21-\x39\x3b-\x7e]{{1,{MAX_SUBJECT_ID_CHARS}}}")
+
+
+class KeyScope(enum.Enum):
+    """What a destroy reaches: the direct-identifier key alone (de-identification), or all of
+    a subject's keys (erasure, PIPL 47)."""
+
+    DIRECT = "direct"
+    ALL = "all"
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (DIRECT,) if self is KeyScope.DIRECT else KINDS
 
 
 class KeyStoreError(LedgerError):
     """The key store holds something it should not (e.g. a key of the wrong size)."""
 
     catalogued = codes.KEYSTORE_ERROR
+
+
+class ShredIncomplete(LedgerError):
+    """The key is destroyed in its table but its old bytes are still in the database's files
+    (SQLite WAL kept by a reader's snapshot) after a bounded wait; rerun the destroy."""
+
+    catalogued = codes.SHRED_INCOMPLETE
 
 
 def validate_subject_id(subject_id: str) -> str:
@@ -77,103 +124,155 @@ def new_key() -> bytes:
     return os.urandom(KEY_SIZE_BYTES)
 
 
+def linkage_name(year: int) -> str:
+    """The key store's name of the linkage key of calendar ``year`` (UTC)."""
+    return f"{LINKAGE_PREFIX}{year:04d}"
+
+
+def _context(slot: Slot) -> str:
+    # What a wrapped key is bound to: a wrap copied to another row does not open.
+    return f"{slot[0]}|{slot[1]}"
+
+
 class KeyStore(ABC):
     """Per-subject AES keys, created on first use, destroyed on erasure, never re-created.
 
-    Live keys are cached in-process (bounded; cleared when full) so sealing does not cost a
-    database round trip. A destroy in this process evicts its entry at once; a destroy done by
-    another process is seen here only once the entry goes (cache full, ``forget_cache()``, or a
-    new process). Callers that must honour another process's erasure immediately (the erasure
-    command itself, audits) call ``forget_cache()`` or ``is_destroyed()`` first.
+    Live keys are cached in-process for at most ``CACHE_TTL_S`` (bounded; cleared when full)
+    so sealing does not cost a database round trip. A destroy in this process evicts at once;
+    a destroy by another process is honoured here within ``CACHE_TTL_S``.
     """
 
-    def __init__(self, *, cache_max_entries: int = CACHE_MAX_ENTRIES) -> None:
-        self._cache: dict[str, bytes] = {}
+    def __init__(
+        self,
+        *,
+        wrapper: KeyWrapper | None = None,
+        cache_max_entries: int = CACHE_MAX_ENTRIES,
+        cache_ttl_s: float = CACHE_TTL_S,
+    ) -> None:
+        self.wrapper: KeyWrapper = wrapper if wrapper is not None else default_wrapper()
+        self._cache: dict[Slot, tuple[bytes, float]] = {}
         self._cache_max_entries = cache_max_entries
+        self._cache_ttl_s = cache_ttl_s
         self._cache_lock = threading.Lock()
         # Bumped by every destroy: a read that started before it must not cache what it read.
         self._epoch = 0
-        self._linkage_key: bytes | None = None
 
     # Public interface ----------------------------------------------------------------------
 
-    def key_for(self, subject_id: str) -> bytes | None:
-        """The subject's key, created on first use; None if it was destroyed (erased)."""
-        cached = self._cache.get(subject_id)
+    def key_for(self, subject_id: str, kind: str = MAIN) -> bytes | None:
+        """The subject's key of ``kind`` (``MAIN`` or ``DIRECT``), created on first use; None
+        if it was destroyed (erased or de-identified)."""
+        cached = self._cached((subject_id, kind))
         if cached is not None:
-            # Only validated ids are ever cached: the hot path of sealing stays one lookup.
             return cached
-        return self.keys_for([subject_id])[subject_id]
+        return self.keys_for([subject_id], kind)[subject_id]
 
-    def keys_for(self, subject_ids: Iterable[str]) -> dict[str, bytes | None]:
+    def keys_for(self, subject_ids: Iterable[str], kind: str = MAIN) -> dict[str, bytes | None]:
         """``key_for`` for many subjects in one storage round trip (bulk import)."""
+        _check_kind(kind)
         wanted = list(dict.fromkeys(validate_subject_id(s) for s in subject_ids))
-        found: dict[str, bytes | None] = {}
-        missing: list[str] = []
-        for subject_id in wanted:
-            cached = self._cache.get(subject_id)
-            if cached is None:
-                missing.append(subject_id)
-            else:
-                found[subject_id] = cached
-        if missing:
-            epoch = self._epoch
-            loaded = self._load_or_create(sorted(missing), datetime.now(UTC))
-            self._remember(loaded, epoch)
-            found.update(loaded)
-        return {subject_id: found[subject_id] for subject_id in wanted}
+        found = self._get([(s, kind) for s in wanted], create=True)
+        return {subject_id: found.get((subject_id, kind)) for subject_id in wanted}
 
     def load_existing(self, subject_ids: Iterable[str]) -> None:
         """Cache the live keys of ``subject_ids`` that exist, in one round trip; never
         creates one (a key is made only when a command that passed its checks seals)."""
-        wanted = sorted({validate_subject_id(s) for s in subject_ids} - self._cache.keys())
-        if wanted:
-            epoch = self._epoch
-            self._remember(self._load(wanted), epoch)
+        wanted = sorted({validate_subject_id(s) for s in subject_ids})
+        self._get([(s, kind) for s in wanted for kind in KINDS], create=False)
 
-    def existing_key(self, subject_id: str) -> bytes | None:
+    def existing_key(self, subject_id: str, kind: str = MAIN) -> bytes | None:
         """The subject's live key, or None if it never existed or was destroyed. Never creates."""
         validate_subject_id(subject_id)
-        cached = self._cache.get(subject_id)
-        if cached is not None:
-            return cached
-        epoch = self._epoch
-        loaded = self._load([subject_id])
-        self._remember(loaded, epoch)
-        return loaded.get(subject_id)
+        _check_kind(kind)
+        return self._get([(subject_id, kind)], create=False).get((subject_id, kind))
 
-    def destroy(self, subject_id: str, at: datetime) -> bool:
-        """Destroy the subject's key (crypto-shredding); True if a live key existed.
-
-        A subject that never had a key gets a tombstone, so no key is ever created for it later.
-        """
+    def destroy(self, subject_id: str, at: datetime, scope: KeyScope = KeyScope.ALL) -> bool:
+        """Destroy the subject's keys of ``scope`` (crypto-shredding); True if a live key was
+        there. A subject without a key gets a tombstone, so none is ever created for it later.
+        Raises ShredIncomplete if the destroyed bytes cannot be made gone from the database's
+        files within ``SHRED_WAIT_S`` (the destroy itself stands; run it again)."""
         validate_subject_id(subject_id)
         if at.tzinfo is None:
             raise InvalidCommand("at", "must be timezone-aware")
-        self._evict(subject_id)
-        was_live = self._shred(subject_id, at.astimezone(UTC))
-        self._evict(subject_id)
-        return was_live
+        return self._destroy_slots(subject_id, scope.kinds, at)
 
-    def is_destroyed(self, subject_id: str) -> bool:
-        """True if the subject's key was destroyed; always asks storage, never the cache."""
-        return self._destroyed(validate_subject_id(subject_id))
+    def is_destroyed(self, subject_id: str, scope: KeyScope = KeyScope.ALL) -> bool:
+        """True if the subject's keys of ``scope`` were destroyed (``ALL``: its main key;
+        ``DIRECT``: its direct-identifier key); always asks storage, never the cache."""
+        kind = DIRECT if scope is KeyScope.DIRECT else MAIN
+        return self._destroyed((validate_subject_id(subject_id), kind))
 
     def linkage_key(self) -> bytes:
-        """The one application-wide HMAC key for linkage hashes, created on first use."""
-        if self._linkage_key is None:
-            key = self._load_or_create([LINKAGE_KEY_ID], datetime.now(UTC)).get(LINKAGE_KEY_ID)
-            if key is None:
-                # Only a hand edit of the table gets here; hashes could no longer be linked.
-                raise KeyStoreError("the linkage key is missing from the key store")
-            self._linkage_key = key
-        return self._linkage_key
+        """The application-wide secret (API page tokens), created on first use. It hashes no
+        personal data any more: linkage uses the per-year keys (``year_linkage_key``)."""
+        return self._special(LINKAGE_KEY_ID, create=True)
+
+    def year_linkage_key(self, year: int, *, create: bool = True) -> bytes | None:
+        """The linkage HMAC key of calendar ``year`` (UTC); None once it has expired."""
+        found = self._get([(linkage_name(year), MAIN)], create=create)
+        return found.get((linkage_name(year), MAIN))
+
+    def expire_linkage_keys(self, before_year: int, at: datetime) -> list[int]:
+        """Destroy every linkage key of a year before ``before_year``; the years destroyed now
+        (idempotent: a second run destroys nothing)."""
+        done = []
+        for name in self._names_with_prefix(LINKAGE_PREFIX):
+            year_text = name.removeprefix(LINKAGE_PREFIX)
+            expired = year_text.isdigit() and int(year_text) < before_year
+            if expired and self._destroy_slots(name, (MAIN,), at):
+                done.append(int(year_text))
+        return sorted(done)
 
     def forget_cache(self) -> None:
         """Drop every cached key, so destroys by other processes are seen from now on."""
         with self._cache_lock:
             self._epoch += 1
             self._cache.clear()
+
+    def rewrap_all(self, progress: Callable[[int], None] | None = None) -> int:
+        """Re-wrap every live key not wrapped by the wrapper's current master key; the number
+        re-wrapped. Each row is switched on its own (compare-and-set on its master key id), so
+        a run killed mid-way is finished by running it again."""
+        target = self.wrapper.current_id()
+        total = 0
+        while True:
+            rows = self._rows_not_wrapped_by(target, REWRAP_BATCH_ROWS)
+            if not rows:
+                return total
+            swaps = []
+            for slot, stored in rows:
+                key = self.wrapper.unwrap(stored[0], stored[1], _context(slot))
+                swaps.append((slot, stored[0], self.wrapper.wrap(key, _context(slot))))
+            self._swap_wraps(swaps)
+            total += len(rows)
+            if progress is not None:
+                progress(len(rows))
+
+    def check_master_key(self) -> None:
+        """Raises MasterKeyError unless the stored keys open under the wrapper's master keys:
+        a store opened with the wrong or a lost master key file fails now, with the file
+        named, not at the first unseal. A master key file just made for a store that already
+        holds keys is removed again (it would wrap new keys under a key no one expects)."""
+        if getattr(self.wrapper, "created", False) and self._count_live() > 0:
+            path = getattr(self.wrapper, "path", None)
+            if isinstance(path, Path):
+                path.unlink(missing_ok=True)
+            raise MasterKeyError(
+                f"master key file {path} is missing but the database holds wrapped keys: "
+                "restore the file (or set LEDGER_MASTER_KEY_FILE to it)"
+            )
+        if isinstance(self.wrapper, FileKeyWrapper) and self.wrapper.created:
+            self.wrapper.announce_created()
+        for slot, stored in self._rows_not_wrapped_by(self.wrapper.current_id(), 1):
+            self.wrapper.unwrap(stored[0], stored[1], _context(slot))
+
+    def count_live(self) -> int:
+        """How many live keys the store holds (rotate-master's progress bar total)."""
+        return self._count_live()
+
+    @abstractmethod
+    def compact(self) -> None:
+        """Rewrite the key table's storage so destroyed keys' old bytes go (VACUUM)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -193,56 +292,145 @@ class KeyStore(ABC):
     # Storage primitives (what a KMS backend implements) ------------------------------------
 
     @abstractmethod
-    def _load_or_create(self, subject_ids: Sequence[str], now: datetime) -> dict[str, bytes | None]:
-        """Create keys for subjects without a row (race-safe), then return every requested one.
-
-        The value is None for a destroyed key. ``subject_ids`` is sorted and duplicate-free.
-        """
+    def _load_or_create(
+        self, slots: Sequence[Slot], made: dict[Slot, Stored], now: datetime
+    ) -> dict[Slot, Stored | None]:
+        """Insert ``made`` for slots without a row (race-safe), then return every requested
+        one (None for a destroyed key). ``slots`` is sorted and duplicate-free."""
 
     @abstractmethod
-    def _load(self, subject_ids: Sequence[str]) -> dict[str, bytes | None]:
+    def _load(self, slots: Sequence[Slot]) -> dict[Slot, Stored | None]:
         """Return the rows that exist (None for destroyed keys); never create."""
 
     @abstractmethod
-    def _shred(self, subject_id: str, at: datetime) -> bool:
-        """Null the key and record ``at`` (or add a tombstone); True if a live key was there."""
+    def _shred(self, name: str, kinds: Sequence[str], at: datetime) -> bool:
+        """Null the keys and record ``at`` (or add tombstones); True if a live key was there."""
 
     @abstractmethod
-    def _destroyed(self, subject_id: str) -> bool:
-        """True if the subject's row records a destruction."""
+    def _destroyed(self, slot: Slot) -> bool:
+        """True if the slot's row records a destruction."""
+
+    @abstractmethod
+    def _purge_residues(self) -> None:
+        """Make destroyed bytes gone from the database's files, as far as the engine allows."""
+
+    @abstractmethod
+    def _names_with_prefix(self, prefix: str) -> list[str]:
+        """Names of live rows starting with ``prefix``."""
+
+    @abstractmethod
+    def _rows_not_wrapped_by(self, master_id: str, limit: int) -> list[tuple[Slot, Stored]]:
+        """Up to ``limit`` live rows wrapped by another master key than ``master_id``."""
+
+    @abstractmethod
+    def _swap_wraps(self, swaps: Sequence[tuple[Slot, str, Stored]]) -> None:
+        """In one transaction, replace each (slot, old master id, new wrap)'s wrap if the slot
+        is still live and wrapped by that old master key (a compare-and-set per row)."""
+
+    @abstractmethod
+    def _count_live(self) -> int:
+        """Number of live keys."""
+
+    # Rules over the primitives ---------------------------------------------------------------
+
+    def _destroy_slots(self, name: str, kinds: Sequence[str], at: datetime) -> bool:
+        for kind in kinds:
+            self._evict((name, kind))
+        was_live = self._shred(name, kinds, at.astimezone(UTC))
+        for kind in kinds:
+            self._evict((name, kind))
+        if was_live:
+            self._purge_residues()
+        return was_live
+
+    def _special(self, name: str, *, create: bool) -> bytes:
+        key = self._get([(name, MAIN)], create=create).get((name, MAIN))
+        if key is None:
+            # Only a hand edit of the table gets here.
+            raise KeyStoreError(f"the key {name} is missing from the key store")
+        return key
+
+    def _get(self, slots: Sequence[Slot], *, create: bool) -> dict[Slot, bytes | None]:
+        found: dict[Slot, bytes | None] = {}
+        missing: list[Slot] = []
+        for slot in slots:
+            cached = self._cached(slot)
+            if cached is None:
+                missing.append(slot)
+            else:
+                found[slot] = cached
+        if missing:
+            epoch = self._epoch
+            wanted = sorted(set(missing))
+            if create:
+                made = {slot: self.wrapper.wrap(new_key(), _context(slot)) for slot in wanted}
+                rows = self._load_or_create(wanted, made, datetime.now(UTC))
+            else:
+                rows = self._load(wanted)
+            loaded = {slot: self._unwrap(slot, stored) for slot, stored in rows.items()}
+            self._remember(loaded, epoch)
+            found.update(loaded)
+        return found
+
+    def _unwrap(self, slot: Slot, stored: Stored | None) -> bytes | None:
+        if stored is None:
+            return None
+        key = self.wrapper.unwrap(stored[0], stored[1], _context(slot))
+        if len(key) != KEY_SIZE_BYTES:
+            raise KeyStoreError(f"stored key {slot[0]}/{slot[1]} has a wrong size")
+        return key
 
     # Cache ---------------------------------------------------------------------------------
 
-    def _remember(self, loaded: dict[str, bytes | None], epoch: int) -> None:
+    def _cached(self, slot: Slot) -> bytes | None:
+        entry = self._cache.get(slot)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def _remember(self, loaded: dict[Slot, bytes | None], epoch: int) -> None:
+        expires = time.monotonic() + self._cache_ttl_s
         with self._cache_lock:
             if self._epoch != epoch:
                 return
-            for subject_id, key in loaded.items():
+            for slot, key in loaded.items():
                 if key is None:
                     continue
-                if len(key) != KEY_SIZE_BYTES:
-                    raise KeyStoreError(f"stored key of subject {subject_id} has a wrong size")
                 if len(self._cache) >= self._cache_max_entries:
                     self._cache.clear()
-                self._cache[subject_id] = key
+                self._cache[slot] = (key, expires)
 
-    def _evict(self, subject_id: str) -> None:
+    def _evict(self, slot: Slot) -> None:
         with self._cache_lock:
             self._epoch += 1
-            self._cache.pop(subject_id, None)
+            self._cache.pop(slot, None)
 
 
-def open_keystore(url: StorageUrl) -> KeyStore:
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise InvalidCommand("kind", f"must be one of {', '.join(KINDS)}")
+
+
+def open_keystore(url: StorageUrl, wrapper: KeyWrapper | None = None) -> KeyStore:
     """The keys in the ledger's own database: PostgreSQL or the SQLite file ``url`` names
     (made 0600 if missing: ``ledger.storage.opening`` decides beforehand whether a missing
-    database may be made)."""
+    database may be made), wrapped by ``wrapper`` (default: the master key file).
+    Raises MasterKeyError if the master key cannot be read."""
+    wrapper = wrapper if wrapper is not None else default_wrapper()
     if url.sqlite_path is not None:
         prepare_sqlite_file(url.sqlite_path)  # keys are the most private thing the ledger holds
-        return SqliteKeyStore(url.sqlite_path)
-    return PostgresKeyStore(url)
+        store: KeyStore = SqliteKeyStore(url.sqlite_path, wrapper=wrapper)
+    else:
+        store = PostgresKeyStore(url, wrapper=wrapper)
+    try:
+        store.check_master_key()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -254,9 +442,20 @@ class SqliteKeyStore(KeyStore):
     serialised across processes too (others wait up to the busy timeout).
     """
 
-    def __init__(self, path: Path, *, cache_max_entries: int = CACHE_MAX_ENTRIES) -> None:
-        super().__init__(cache_max_entries=cache_max_entries)
+    def __init__(
+        self,
+        path: Path,
+        *,
+        wrapper: KeyWrapper | None = None,
+        cache_max_entries: int = CACHE_MAX_ENTRIES,
+        cache_ttl_s: float = CACHE_TTL_S,
+        shred_wait_s: float = SHRED_WAIT_S,
+    ) -> None:
+        super().__init__(
+            wrapper=wrapper, cache_max_entries=cache_max_entries, cache_ttl_s=cache_ttl_s
+        )
         self.path = path
+        self._shred_wait_s = shred_wait_s
         self._lock = threading.Lock()
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
         self._conn = sqlite3.connect(
@@ -271,11 +470,37 @@ class SqliteKeyStore(KeyStore):
         self._conn.execute("PRAGMA secure_delete = ON")
         self._conn.execute(
             f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-            " subject_id TEXT PRIMARY KEY,"
-            " key BLOB NULL,"
+            " name TEXT NOT NULL,"
+            " kind TEXT NOT NULL,"
+            " wrapped BLOB NULL,"
+            " master_key_id TEXT NULL,"
             " created_at TEXT NOT NULL,"
-            " destroyed_at TEXT NULL)"
+            " destroyed_at TEXT NULL,"
+            " PRIMARY KEY (name, kind))"
         )
+        self._migrate_legacy()
+
+    def _migrate_legacy(self) -> None:
+        """Raw keys of the first format become wrapped main keys; the old table goes."""
+        with self._write() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (LEGACY_TABLE,)
+            ).fetchone()
+            if exists is None:
+                return
+            rows = conn.execute(
+                f"SELECT subject_id, key, created_at, destroyed_at FROM {LEGACY_TABLE}"
+            ).fetchall()
+            for name, key, created_at, destroyed_at in rows:
+                master_id, wrapped = (
+                    (None, None) if key is None else self.wrapper.wrap(key, _context((name, MAIN)))
+                )
+                conn.execute(
+                    f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (name, MAIN, wrapped, master_id, created_at, destroyed_at),
+                )
+            conn.execute(f"DROP TABLE {LEGACY_TABLE}")
+        self._purge_residues()  # the raw keys' pages: zeroed in the WAL, then checkpointed
 
     def close(self) -> None:
         with self._lock:
@@ -286,100 +511,162 @@ class SqliteKeyStore(KeyStore):
         with self._lock, write_transaction(self._conn):
             yield self._conn
 
-    def _select(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, bytes | None]:
-        found: dict[str, bytes | None] = {}
-        for chunk in _chunks(ids, _SQLITE_IN_CHUNK):
-            marks = ",".join("?" * len(chunk))
+    def _select(self, conn: sqlite3.Connection, slots: Sequence[Slot]) -> dict[Slot, Stored | None]:
+        found: dict[Slot, Stored | None] = {}
+        for chunk in _chunks(slots, _SQLITE_IN_CHUNK):
+            marks = ",".join("(?, ?)" for _ in chunk)
+            params = [part for slot in chunk for part in slot]
             rows = conn.execute(
-                f"SELECT subject_id, key FROM {TABLE} WHERE subject_id IN ({marks})", chunk
+                f"SELECT name, kind, master_key_id, wrapped FROM {TABLE}"
+                f" WHERE (name, kind) IN (VALUES {marks})",
+                params,
             )
-            found.update((subject_id, key) for subject_id, key in rows)
+            for name, kind, master_id, wrapped in rows:
+                found[(name, kind)] = None if wrapped is None else (master_id, bytes(wrapped))
         return found
 
-    def _load_or_create(self, subject_ids: Sequence[str], now: datetime) -> dict[str, bytes | None]:
+    def _load_or_create(
+        self, slots: Sequence[Slot], made: dict[Slot, Stored], now: datetime
+    ) -> dict[Slot, Stored | None]:
         created_at = now.isoformat()
         with self._write() as conn:
             conn.executemany(
-                f"INSERT INTO {TABLE} (subject_id, key, created_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (subject_id) DO NOTHING",
-                [(subject_id, new_key(), created_at) for subject_id in subject_ids],
+                f"INSERT INTO {TABLE} (name, kind, wrapped, master_key_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, kind) DO NOTHING",
+                [(s[0], s[1], made[s][1], made[s][0], created_at) for s in slots],
             )
-            return self._select(conn, subject_ids)
+            return self._select(conn, slots)
 
-    def _load(self, subject_ids: Sequence[str]) -> dict[str, bytes | None]:
+    def _load(self, slots: Sequence[Slot]) -> dict[Slot, Stored | None]:
         with self._lock:
-            return self._select(self._conn, subject_ids)
+            return self._select(self._conn, slots)
 
-    def _shred(self, subject_id: str, at: datetime) -> bool:
+    def _shred(self, name: str, kinds: Sequence[str], at: datetime) -> bool:
         stamp = at.isoformat()
+        was_live = False
         with self._write() as conn:
-            row = conn.execute(
-                f"SELECT key IS NOT NULL FROM {TABLE} WHERE subject_id = ?", (subject_id,)
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    f"INSERT INTO {TABLE} (subject_id, key, created_at, destroyed_at)"
-                    " VALUES (?, NULL, ?, ?)",
-                    (subject_id, stamp, stamp),
-                )
-                was_live = False
-            else:
-                was_live = bool(row[0])
-                if was_live:
+            for kind in kinds:
+                row = conn.execute(
+                    f"SELECT destroyed_at IS NULL FROM {TABLE} WHERE name = ? AND kind = ?",
+                    (name, kind),
+                ).fetchone()
+                if row is None:
                     conn.execute(
-                        f"UPDATE {TABLE} SET key = NULL, destroyed_at = ? WHERE subject_id = ?",
-                        (stamp, subject_id),
+                        f"INSERT INTO {TABLE} (name, kind, created_at, destroyed_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        (name, kind, stamp, stamp),
                     )
-        if was_live:
-            self._truncate_wal()
+                elif row[0]:
+                    was_live = True
+                    conn.execute(
+                        f"UPDATE {TABLE} SET wrapped = NULL, master_key_id = NULL,"
+                        " destroyed_at = ? WHERE name = ? AND kind = ?",
+                        (stamp, name, kind),
+                    )
         return was_live
 
-    def _truncate_wal(self) -> None:
-        # The WAL still holds the page with the old key until checkpointed. Best effort with a
-        # short wait: a long-lived reader elsewhere must not stall the erasure (the next
-        # checkpoint finishes the job).
-        with self._lock:
-            self._conn.execute(f"PRAGMA busy_timeout = {SQLITE_CHECKPOINT_WAIT_MS}")
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                self._conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    def _purge_residues(self) -> None:
+        """Checkpoint the WAL with TRUNCATE until it is empty: the WAL holds the page with the
+        old wrapped key until then. A reader's snapshot elsewhere blocks it; retried for
+        ``SHRED_WAIT_S``, then ShredIncomplete (the next destroy or ``keys compact`` finishes)."""
+        deadline = time.monotonic() + self._shred_wait_s
+        wal = Path(f"{self.path}-wal")
+        while True:
+            with self._lock:
+                self._conn.execute(f"PRAGMA busy_timeout = {SQLITE_CHECKPOINT_WAIT_MS}")
+                try:
+                    busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    self._conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            if busy == 0:  # every frame checkpointed and the file truncated, atomically
+                return
+            if time.monotonic() >= deadline:
+                raise ShredIncomplete(
+                    "the key is destroyed, but another connection's read snapshot keeps its "
+                    f"old bytes in {wal.name}: close long readers and run the destroy or "
+                    "'ledger keys compact' again"
+                )
+            time.sleep(0.05)
 
-    def _destroyed(self, subject_id: str) -> bool:
+    def compact(self) -> None:
+        with self._lock:
+            self._conn.execute("VACUUM")
+        self._purge_residues()
+
+    def _destroyed(self, slot: Slot) -> bool:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT destroyed_at IS NOT NULL FROM {TABLE} WHERE subject_id = ?",
-                (subject_id,),
+                f"SELECT destroyed_at IS NOT NULL FROM {TABLE} WHERE name = ? AND kind = ?", slot
             ).fetchone()
         return row is not None and bool(row[0])
+
+    def _names_with_prefix(self, prefix: str) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT name FROM {TABLE} WHERE substr(name, 1, ?) = ? AND wrapped IS NOT NULL",
+                (len(prefix), prefix),
+            ).fetchall()
+        return [name for (name,) in rows]
+
+    def _rows_not_wrapped_by(self, master_id: str, limit: int) -> list[tuple[Slot, Stored]]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT name, kind, master_key_id, wrapped FROM {TABLE}"
+                " WHERE wrapped IS NOT NULL AND master_key_id <> ? ORDER BY name, kind LIMIT ?",
+                (master_id, limit),
+            ).fetchall()
+        return [((n, k), (m, bytes(w))) for n, k, m, w in rows]
+
+    def _swap_wraps(self, swaps: Sequence[tuple[Slot, str, Stored]]) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                f"UPDATE {TABLE} SET master_key_id = ?, wrapped = ?"
+                " WHERE name = ? AND kind = ? AND master_key_id = ? AND wrapped IS NOT NULL",
+                [(new[0], new[1], slot[0], slot[1], old) for slot, old, new in swaps],
+            )
+
+    def _count_live(self) -> int:
+        with self._lock:
+            (count,) = self._conn.execute(
+                f"SELECT count(*) FROM {TABLE} WHERE wrapped IS NOT NULL"
+            ).fetchone()
+        return int(count)
 
 
 _PG_CREATE_TABLE = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-    " subject_id TEXT PRIMARY KEY,"
-    " key BYTEA NULL,"
+    " name TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " wrapped BYTEA NULL,"
+    " master_key_id TEXT NULL,"
     " created_at TIMESTAMPTZ NOT NULL,"
-    " destroyed_at TIMESTAMPTZ NULL)"
+    " destroyed_at TIMESTAMPTZ NULL,"
+    " PRIMARY KEY (name, kind))"
 )
 
-# Rows go in subject_id order, so two batches racing over the same subjects cannot deadlock.
+# Rows go in key order, so two batches racing over the same subjects cannot deadlock.
 _PG_INSERT_MANY = (
-    f"INSERT INTO {TABLE} (subject_id, key, created_at)"
-    " SELECT s, k, %s FROM unnest(%s::text[], %s::bytea[]) AS t(s, k) ORDER BY s"
-    " ON CONFLICT (subject_id) DO NOTHING"
+    f"INSERT INTO {TABLE} (name, kind, wrapped, master_key_id, created_at)"
+    " SELECT n, k, w, m, %s FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::text[])"
+    " AS t(n, k, w, m) ORDER BY n, k"
+    " ON CONFLICT (name, kind) DO NOTHING"
 )
 
-_PG_SELECT_MANY = f"SELECT subject_id, key FROM {TABLE} WHERE subject_id = ANY(%s)"
+_PG_SELECT_MANY = (
+    f"SELECT name, kind, master_key_id, wrapped FROM {TABLE}"
+    " WHERE (name, kind) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+)
 
 # One atomic statement, so a key created concurrently cannot slip past the destroy. The update
 # applies only to a live key; xmax is non-zero exactly when the row returned was updated (not
-# inserted), so: a row with true = a live key was destroyed, false = tombstone inserted, no row =
-# already destroyed.
+# inserted): true = a live key was destroyed, false = tombstone inserted, no row = already gone.
 _PG_SHRED = (
-    f"INSERT INTO {TABLE} AS k (subject_id, key, created_at, destroyed_at)"
-    " VALUES (%(subject_id)s, NULL, %(at)s, %(at)s)"
-    " ON CONFLICT (subject_id) DO UPDATE SET key = NULL, destroyed_at = EXCLUDED.destroyed_at"
-    " WHERE k.key IS NOT NULL"
+    f"INSERT INTO {TABLE} AS k (name, kind, created_at, destroyed_at)"
+    " SELECT %(name)s, kind, %(at)s, %(at)s FROM unnest(%(kinds)s::text[]) AS t(kind)"
+    " ORDER BY kind"
+    " ON CONFLICT (name, kind) DO UPDATE SET wrapped = NULL, master_key_id = NULL,"
+    " destroyed_at = EXCLUDED.destroyed_at"
+    " WHERE k.destroyed_at IS NULL"
     " RETURNING (k.xmax <> 0) AS was_live"
 )
 
@@ -390,12 +677,21 @@ class PostgresKeyStore(KeyStore):
     one round trip). Rows are read as tuples, whatever the pool's row factory."""
 
     def __init__(
-        self, url: StorageUrl | str, *, cache_max_entries: int = CACHE_MAX_ENTRIES
+        self,
+        url: StorageUrl | str,
+        *,
+        wrapper: KeyWrapper | None = None,
+        cache_max_entries: int = CACHE_MAX_ENTRIES,
+        cache_ttl_s: float = CACHE_TTL_S,
     ) -> None:
-        super().__init__(cache_max_entries=cache_max_entries)
-        self._pool = lease_for(StorageUrl.of(url))  # connects now if this process had no pool yet
+        super().__init__(
+            wrapper=wrapper, cache_max_entries=cache_max_entries, cache_ttl_s=cache_ttl_s
+        )
+        self._url = StorageUrl.of(url)
+        self._pool = lease_for(self._url)  # connects now if this process had no pool yet
         try:
             self._create_table()
+            self._migrate_legacy()
         except BaseException:
             self._pool.close()
             raise
@@ -407,48 +703,134 @@ class PostgresKeyStore(KeyStore):
         with self._pool.connection() as conn, suppress(*racing):
             _tuples(conn).execute(_PG_CREATE_TABLE)
 
+    def _migrate_legacy(self) -> None:
+        """Raw keys of the first format become wrapped main keys; the old table goes."""
+        with self._pool.connection() as conn:
+            if _tuples(conn).execute("SELECT to_regclass(%s)", (LEGACY_TABLE,)).fetchone() in (
+                None,
+                (None,),
+            ):
+                return
+            with conn.transaction():
+                cur = _tuples(conn)
+                cur.execute(f"LOCK TABLE {LEGACY_TABLE} IN ACCESS EXCLUSIVE MODE")
+                rows = cur.execute(
+                    f"SELECT subject_id, key, created_at, destroyed_at FROM {LEGACY_TABLE}"
+                ).fetchall()
+                for name, key, created_at, destroyed_at in rows:
+                    master_id, wrapped = (
+                        (None, None)
+                        if key is None
+                        else self.wrapper.wrap(bytes(key), _context((name, MAIN)))
+                    )
+                    cur.execute(
+                        f"INSERT INTO {TABLE} VALUES (%s, %s, %s, %s, %s, %s)"
+                        " ON CONFLICT DO NOTHING",
+                        (name, MAIN, wrapped, master_id, created_at, destroyed_at),
+                    )
+                cur.execute(f"DROP TABLE {LEGACY_TABLE}")
+        self._purge_residues()
+
     def close(self) -> None:
         self._pool.close()
 
-    def _load_or_create(self, subject_ids: Sequence[str], now: datetime) -> dict[str, bytes | None]:
-        ids = list(subject_ids)
-        keys = [new_key() for _ in ids]
+    def _load_or_create(
+        self, slots: Sequence[Slot], made: dict[Slot, Stored], now: datetime
+    ) -> dict[Slot, Stored | None]:
+        names, kinds = [s[0] for s in slots], [s[1] for s in slots]
+        wraps, masters = [made[s][1] for s in slots], [made[s][0] for s in slots]
         with self._pool.connection() as conn:
             with conn.pipeline():
-                _tuples(conn).execute(_PG_INSERT_MANY, (now, ids, keys))
-                cursor = _tuples(conn).execute(_PG_SELECT_MANY, (ids,))
+                _tuples(conn).execute(_PG_INSERT_MANY, (now, names, kinds, wraps, masters))
+                cursor = _tuples(conn).execute(_PG_SELECT_MANY, (names, kinds))
             rows = cursor.fetchall()
-        return {subject_id: _as_bytes(key) for subject_id, key in rows}
+        return _stored_rows(rows)
 
-    def _load(self, subject_ids: Sequence[str]) -> dict[str, bytes | None]:
+    def _load(self, slots: Sequence[Slot]) -> dict[Slot, Stored | None]:
+        names, kinds = [s[0] for s in slots], [s[1] for s in slots]
         with self._pool.connection() as conn:
-            rows = _tuples(conn).execute(_PG_SELECT_MANY, (list(subject_ids),)).fetchall()
-        return {subject_id: _as_bytes(key) for subject_id, key in rows}
+            rows = _tuples(conn).execute(_PG_SELECT_MANY, (names, kinds)).fetchall()
+        return _stored_rows(rows)
 
-    def _shred(self, subject_id: str, at: datetime) -> bool:
+    def _shred(self, name: str, kinds: Sequence[str], at: datetime) -> bool:
+        params = {"name": name, "at": at, "kinds": list(kinds)}
         with self._pool.connection() as conn:
-            row = _tuples(conn).execute(_PG_SHRED, {"subject_id": subject_id, "at": at}).fetchone()
-        return row is not None and bool(row[0])
+            rows = _tuples(conn).execute(_PG_SHRED, params).fetchall()
+        return any(bool(row[0]) for row in rows)
 
-    def _destroyed(self, subject_id: str) -> bool:
+    def _purge_residues(self) -> None:
+        # The old row version is a dead tuple until VACUUM; VACUUM cannot run inside a
+        # transaction block, which the pool's autocommit connections are not in.
+        with self._pool.connection() as conn:
+            conn.execute(f"VACUUM {TABLE}")
+
+    def compact(self) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(f"VACUUM FULL {TABLE}")
+
+    def _destroyed(self, slot: Slot) -> bool:
         with self._pool.connection() as conn:
             row = (
                 _tuples(conn)
                 .execute(
-                    f"SELECT destroyed_at IS NOT NULL FROM {TABLE} WHERE subject_id = %s",
-                    (subject_id,),
+                    f"SELECT destroyed_at IS NOT NULL FROM {TABLE} WHERE name = %s AND kind = %s",
+                    slot,
                 )
                 .fetchone()
             )
         return row is not None and bool(row[0])
+
+    def _names_with_prefix(self, prefix: str) -> list[str]:
+        with self._pool.connection() as conn:
+            rows = (
+                _tuples(conn)
+                .execute(
+                    f"SELECT name FROM {TABLE} WHERE starts_with(name, %s) AND wrapped IS NOT NULL",
+                    (prefix,),
+                )
+                .fetchall()
+            )
+        return [name for (name,) in rows]
+
+    def _rows_not_wrapped_by(self, master_id: str, limit: int) -> list[tuple[Slot, Stored]]:
+        with self._pool.connection() as conn:
+            rows = (
+                _tuples(conn)
+                .execute(
+                    f"SELECT name, kind, master_key_id, wrapped FROM {TABLE}"
+                    " WHERE wrapped IS NOT NULL AND master_key_id <> %s"
+                    " ORDER BY name, kind LIMIT %s",
+                    (master_id, limit),
+                )
+                .fetchall()
+            )
+        return [((n, k), (m, bytes(w))) for n, k, m, w in rows]
+
+    def _swap_wraps(self, swaps: Sequence[tuple[Slot, str, Stored]]) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            _tuples(conn).executemany(
+                f"UPDATE {TABLE} SET master_key_id = %s, wrapped = %s WHERE name = %s"
+                " AND kind = %s AND master_key_id = %s AND wrapped IS NOT NULL",
+                [(new[0], new[1], slot[0], slot[1], old) for slot, old, new in swaps],
+            )
+
+    def _count_live(self) -> int:
+        with self._pool.connection() as conn:
+            row = (
+                _tuples(conn)
+                .execute(f"SELECT count(*) FROM {TABLE} WHERE wrapped IS NOT NULL")
+                .fetchone()
+            )
+        return int(row[0]) if row else 0
 
 
 def _tuples(conn: psycopg.Connection[Any]) -> psycopg.Cursor[tuple[Any, ...]]:
     return conn.cursor(row_factory=tuple_row)
 
 
-def _as_bytes(value: bytes | memoryview | None) -> bytes | None:
+def _stored_rows(rows: Iterable[tuple[Any, ...]]) -> dict[Slot, Stored | None]:
     # psycopg returns bytea as bytes by default; a custom loader might hand back a memoryview.
-    if value is None or isinstance(value, bytes):
-        return value
-    return bytes(value)
+    return {
+        (name, kind): None if wrapped is None else (master_id, bytes(wrapped))
+        for name, kind, master_id, wrapped in rows
+    }

@@ -14,8 +14,10 @@ and, for its open orders, from the log:
   erasure again).
 - ``deidentified``: orders completed, no order of the subject still open, no after-sales
   case open, no hold, not yet done: ``DirectIdentifiersRemoved`` (with the restriction the
-  ended purpose brings while a retention runs: ``restricted``), then the direct identifiers'
-  key scope destroyed (``ledger.erasure.remove_direct_identifiers``).
+  ended purpose brings while a retention runs: ``restricted``); the views blank those
+  orders' direct identifiers. The key that seals them is not destroyed yet: the key store
+  keeps one direct-identifier key per subject, so destroying it would refuse the subject's
+  next order (``SUBJECT_ERASED``); that waits for key generations (a new key for new orders).
 
 Each step is one save of the subject's stream (its events, one transaction) and then its
 effect outside the log; both are decided afresh from the stream each run, so a run done twice
@@ -43,7 +45,7 @@ from ledger.domain.data_subject import DataSubject, DataSubjectRegistered
 from ledger.domain.ids import data_subject_id
 from ledger.domain.order import events as ev
 from ledger.driver_errors import storage_errors
-from ledger.erasure import destroy_keys, remove_direct_identifiers
+from ledger.erasure import destroy_keys
 from ledger.library.bulk_read import load_streams
 
 # Kinds of step, in the order the summary lists them.
@@ -143,8 +145,7 @@ def step_subject(
     summary.steps["deidentified"] += 1
     if subject.restriction is not restricted_before:
         summary.steps["restricted"] += 1
-    if _saved(ledger, subject, summary):
-        remove_direct_identifiers(ledger.keystore, subject_id, ctx.at)
+    _saved(ledger, subject, summary)
 
 
 def _saved(ledger: Ledger, subject: DataSubject, summary: RetentionSummary) -> bool:

@@ -1,15 +1,20 @@
-"""Sealing personal fields under their subject's key, and keyed linkage hashes (DESIGN.md, Events).
+"""Sealing personal fields under their subject's keys, and keyed linkage hashes (DESIGN.md, Events).
 
-A sealed value is a compact ASCII token ``s1:<subject_id>:<base64url(nonce + ciphertext + tag)>``,
-AES-256-GCM under the subject's key with associated data ``<subject_id>|<field>``: a token cannot be
-moved to another subject or another field without failing authentication. Once the subject's key
-is destroyed every token of that subject unseals to ``ERASED``.
+A sealed value is a compact ASCII token ``s2:<m|d>:<subject_id>:<base64url(nonce + ciphertext +
+tag)>``: AES-256-GCM under the subject's main (``m``) or direct-identifier (``d``) key, with
+associated data binding the token version, key kind, subject, **stream** (the order number, or
+the stream id it belongs to) and field (issue 11, item 7): a token moved to another subject,
+another order of the same subject, or another field fails authentication (``SEAL_INVALID``).
+Once that key is destroyed every token under it unseals to ``ERASED``.
+
+Tokens of the first format, ``s1:<subject_id>:<…>`` (associated data ``<subject_id>|<field>``
+under what is now the subject's main key), are still read; nothing seals them any more.
 
 Linkage hashes let rules link orders that share an address, phone, recipient or IP without storing
-the value: HMAC-SHA256 under one application-wide key (kept in the key store, not in the log) over
-the kind and the normalised value, so equal values in different subjects hash alike. Every signal
-goes through one normalisation (``canonical_text``: NFKC, invisible characters removed, casefolded);
-addresses also lose punctuation, phones become their digits as dialled in mainland China.
+the value: HMAC-SHA256 over the kind and the normalised value, so equal values in different
+subjects hash alike. Every signal goes through one normalisation (``canonical_text``: NFKC,
+invisible characters removed, casefolded); addresses also lose punctuation, phones become their
+digits as dialled in mainland China.
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ import re
 import unicodedata
 from collections.abc import Callable
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
-from ledger.keystore import KeyStore, validate_subject_id
+from ledger.keystore import DIRECT, KINDS, MAIN, KeyScope, KeyStore, validate_subject_id
 
 ERASED = "[erased]"
-TOKEN_VERSION = "s1"
+TOKEN_VERSION = "s2"
+LEGACY_TOKEN_VERSION = "s1"
 NONCE_SIZE_BYTES = 12
 TAG_SIZE_BYTES = 16
 MAX_FIELD_CHARS = 64
@@ -149,35 +156,51 @@ class Sealer:
     def __init__(self, keystore: KeyStore) -> None:
         self._keystore = keystore
 
-    def seal(self, subject_id: str, field: str, plaintext: str) -> str:
-        return self.seal_many(subject_id, {field: plaintext})[field]
+    def seal(
+        self, subject_id: str, field: str, plaintext: str, *, stream: str, kind: str = MAIN
+    ) -> str:
+        """A token of ``plaintext`` bound to subject, ``stream`` and ``field`` under the
+        subject's key of ``kind``; raises SubjectErased if that key was destroyed."""
+        return self.seal_many(subject_id, {field: plaintext}, stream=stream, kind=kind)[field]
 
-    def seal_many(self, subject_id: str, fields: dict[str, str]) -> dict[str, str]:
-        """Seal several fields of one subject with one key lookup."""
+    def seal_many(
+        self, subject_id: str, fields: dict[str, str], *, stream: str, kind: str = MAIN
+    ) -> dict[str, str]:
+        """Seal several fields of one subject and stream with one key lookup."""
         validate_subject_id(subject_id)
+        _validate_stream(stream)
         for field in fields:
             _validate_field(field)
-        key = self._keystore.key_for(subject_id)
+        key = self._keystore.key_for(subject_id, kind)
         if key is None:
             raise SubjectErased("the data subject is erased: its personal data is gone")
         aead = AESGCM(key)
         return {
-            field: _token(subject_id, field, aead, plaintext) for field, plaintext in fields.items()
+            field: _token(kind, subject_id, stream, field, aead, plaintext)
+            for field, plaintext in fields.items()
         }
 
-    def unseal(self, token: str, field: str) -> str:
-        """The plaintext, or ERASED if the subject's key was destroyed."""
+    def unseal(self, token: str, field: str, *, stream: str) -> str:
+        """The plaintext, or ERASED if the key it was sealed under was destroyed. Raises
+        SealInvalid for a malformed token or one moved to another subject, stream or field."""
         _validate_field(field)
-        subject_id, blob = _parse(token)
-        key = self._keystore.existing_key(subject_id)
+        kind, subject_id, blob = _parse(token)
+        key = self._keystore.existing_key(subject_id, kind)
         if key is None:
-            if self._keystore.is_destroyed(subject_id):
+            scope = KeyScope.DIRECT if kind == DIRECT else KeyScope.ALL
+            if self._keystore.is_destroyed(subject_id, scope) or self._keystore.is_destroyed(
+                subject_id
+            ):
                 return ERASED
             # A token for a subject that never had a key was not made by us.
             raise SealInvalid(f"sealed {field} has no key to open it")
+        if token.startswith(LEGACY_TOKEN_VERSION + ":"):
+            associated = f"{subject_id}|{field}".encode()
+        else:
+            associated = _associated_data(kind, subject_id, stream, field)
         nonce, ciphertext = blob[:NONCE_SIZE_BYTES], blob[NONCE_SIZE_BYTES:]
         try:
-            plaintext = AESGCM(key).decrypt(nonce, ciphertext, _associated_data(subject_id, field))
+            plaintext = AESGCM(key).decrypt(nonce, ciphertext, associated)
         except InvalidTag:
             raise SealInvalid(f"sealed {field} failed authentication") from None
         try:
@@ -187,10 +210,15 @@ class Sealer:
 
     def subject_of(self, token: str) -> str:
         """The subject a token was sealed for (no key needed)."""
+        return _parse(token)[1]
+
+    def kind_of(self, token: str) -> str:
+        """The kind of key (``m`` main, ``d`` direct identifiers) a token was sealed under."""
         return _parse(token)[0]
 
-    def link_hash(self, kind: str, value: str) -> str:
-        """Lowercase hex HMAC-SHA256 of ``kind|normalised value`` under the linkage key."""
+    def link_hash(self, kind: str, value: str, year: int) -> str | None:
+        """Lowercase hex HMAC-SHA256 of ``kind|normalised value`` under the linkage key of
+        calendar ``year`` (UTC); None once that key has expired (``expire_linkage_keys``)."""
         normaliser = NORMALISERS.get(kind)
         if normaliser is None:
             raise InvalidCommand("kind", f"must be one of {', '.join(sorted(NORMALISERS))}")
@@ -198,9 +226,41 @@ class Sealer:
         if not normalised:
             # An empty value would link every order that lacks it.
             raise InvalidCommand(kind, "empty after normalisation")
-        mac = hmac.HMAC(self._keystore.linkage_key(), hashes.SHA256())
+        key = self._keystore.year_linkage_key(year)
+        if key is None:
+            return None
+        mac = hmac.HMAC(key, hashes.SHA256())
         mac.update(f"{kind}|{normalised}".encode())
         return mac.finalize().hex()
+
+    def link_hashes(self, kind: str, value: str, year: int) -> dict[str, str]:
+        """``{"<kind>@<year>": digest}`` under the keys of ``year`` and the year before (an
+        order's linkage, issue 11 item 5): two orders at most ``LINK_WINDOW_DAYS`` apart
+        share a key whichever side of a new year they fall on. Expired years are left out."""
+        found = {}
+        for key_year in (year, year - 1):
+            digest = self.link_hash(kind, value, key_year)
+            if digest is not None:
+                found[f"{kind}@{key_year:04d}"] = digest
+        return found
+
+
+# An event attribute whose token was sealed under another field name (ledger/handlers/
+# orders.py seals a refund's destination as ``refund_destination``): the field name is part of
+# the token's associated data, so a reader of events must know it.
+SEALED_AS = {"destination_account": "refund_destination"}
+
+
+def is_token(value: object) -> bool:
+    """Whether ``value`` is a sealed token (``s2:…``, or a legacy ``s1:…``)."""
+    return isinstance(value, str) and value.startswith(
+        (f"{TOKEN_VERSION}:", f"{LEGACY_TOKEN_VERSION}:")
+    )
+
+
+def sealed_as(attribute: str) -> str:
+    """The field name a token held by the event attribute ``attribute`` was sealed under."""
+    return SEALED_AS.get(attribute, attribute)
 
 
 def _validate_field(field: str) -> None:
@@ -208,26 +268,39 @@ def _validate_field(field: str) -> None:
         raise InvalidCommand("field", f"must be an identifier of 1..{MAX_FIELD_CHARS} characters")
 
 
-def _associated_data(subject_id: str, field: str) -> bytes:
-    return f"{subject_id}|{field}".encode()
+def _validate_stream(stream: str) -> None:
+    if not isinstance(stream, str) or not stream:
+        raise InvalidCommand("stream", "must name the stream a sealed value belongs to")
 
 
-def _token(subject_id: str, field: str, aead: AESGCM, plaintext: str) -> str:
+def _associated_data(kind: str, subject_id: str, stream: str, field: str) -> bytes:
+    # A JSON array: unambiguous whatever characters the subject id or stream hold.
+    return orjson.dumps([TOKEN_VERSION, kind, subject_id, stream, field])
+
+
+def _token(
+    kind: str, subject_id: str, stream: str, field: str, aead: AESGCM, plaintext: str
+) -> str:
     nonce = os.urandom(NONCE_SIZE_BYTES)
-    sealed = aead.encrypt(nonce, plaintext.encode("utf-8"), _associated_data(subject_id, field))
+    associated = _associated_data(kind, subject_id, stream, field)
+    sealed = aead.encrypt(nonce, plaintext.encode("utf-8"), associated)
     body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
-    return f"{TOKEN_VERSION}:{subject_id}:{body}"
+    return f"{TOKEN_VERSION}:{kind}:{subject_id}:{body}"
 
 
-def _parse(token: str) -> tuple[str, bytes]:
-    """(subject_id, nonce + ciphertext + tag) of a well-formed token, else SealInvalid."""
+def _parse(token: str) -> tuple[str, str, bytes]:
+    """(key kind, subject_id, nonce + ciphertext + tag) of a well-formed token (``s2``, or
+    ``s1`` whose kind is the main key), else SealInvalid."""
     # Messages name what is wrong, never the token: it may be quoted in logs.
     if not isinstance(token, str):
         raise SealInvalid("sealed value is not text")
     parts = token.split(":")
-    if len(parts) != 3 or parts[0] != TOKEN_VERSION:
+    if len(parts) == 3 and parts[0] == LEGACY_TOKEN_VERSION:
+        kind, subject_id, body = MAIN, parts[1], parts[2]
+    elif len(parts) == 4 and parts[0] == TOKEN_VERSION and parts[1] in KINDS:
+        kind, subject_id, body = parts[1], parts[2], parts[3]
+    else:
         raise SealInvalid("sealed value is malformed")
-    subject_id, body = parts[1], parts[2]
     try:
         validate_subject_id(subject_id)
     except InvalidCommand:
@@ -240,4 +313,4 @@ def _parse(token: str) -> tuple[str, bytes]:
         raise SealInvalid("sealed value is malformed") from None
     if len(blob) < NONCE_SIZE_BYTES + TAG_SIZE_BYTES:
         raise SealInvalid("sealed value is too short")
-    return subject_id, blob
+    return kind, subject_id, blob

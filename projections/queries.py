@@ -11,8 +11,9 @@ ends at a row and the next one starts strictly after its sort key, never at an O
 query's answer comes with the position its projection had applied (``Page.position``, and
 ``ReadModels.position`` after any query), read in the same transaction as its rows.
 
-Personal fields come back sealed (``s1:<subject>:…`` tokens); ``Ledger.reveal(token, field)``
-unseals one for a role allowed to see it, and reads ``[erased]`` once the subject's key is gone.
+Personal fields come back sealed (``s2:<m|d>:<subject>:…`` tokens);
+``Ledger.reveal(token, field, order_no)`` unseals one for a role allowed to see it, and reads
+``[erased]`` once the subject's key is gone.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ from ledger.domain.errors import InvalidCommand, NotFound
 from ledger.domain.export_request import ExportRequest, ExportScope, export_stream, scope_of
 from ledger.domain.order import events as ev
 from ledger.files import private_directory
-from ledger.sealing import ERASED
+from ledger.sealing import ERASED, is_token, sealed_as
 from projections.base import topic_of
 from projections.engine import Runtime
 from projections.events import RawEvent
@@ -80,10 +80,6 @@ KINDS: dict[str, str] = {
 SUBMITTED = topic_of(ev.OrderSubmitted)
 # Fields every domain event has; a record shows its time once, as "at".
 EVENT_HEADER = ("originator_id", "originator_version", "originator_topic", "timestamp")
-TOKEN_PREFIXES = ("s1:", "s2:")
-# An event field whose token was sealed under another field name (ledger/handlers/orders.py):
-# the name is part of the token's associated data.
-SEALED_AS = {"destination_account": "refund_destination"}
 # An order's record: what its submission said, then what it was as of the checkpoint.
 SUBMISSION_FIELDS = ("order_no", "account_no", "seller_id", "seller_kind", "purchase_type",
                      "shipping_region", "lines", "contact")  # fmt: skip
@@ -234,7 +230,7 @@ def _one_row(state: _Pass, row: RawEvent, index: int) -> None:
         if not _in_scope(facts, event.timestamp, state.scope):
             return
         submitted = {k: facts.get(k) for k in SUBMISSION_FIELDS}
-        opened = _personal_out(state, submitted)
+        opened = _personal_out(state, submitted, str(submitted["order_no"]))
         order = state.orders[row.stream] = {**opened, "submitted_at": event.timestamp}
         state.folded[row.stream], state.positions_of[row.stream] = None, []
     state.folded[row.stream] = event.mutate(state.folded[row.stream])
@@ -244,7 +240,7 @@ def _one_row(state: _Pass, row: RawEvent, index: int) -> None:
     if kind is not None:
         record = {"order_no": order["order_no"], "event": row.topic.rsplit("/", 1)[-1],
                   "at": event.timestamp, "position": row.position,
-                  **_personal_out(state, facts)}  # fmt: skip
+                  **_personal_out(state, facts, order["order_no"])}  # fmt: skip
         _emit(state, kind, record, [row.position])
 
 
@@ -288,20 +284,21 @@ def _emit(state: _Pass, name: str, record: dict[str, Any], positions: list[int])
     state.positions.setdefault(name, []).append(positions)
 
 
-def _personal_out(state: _Pass, facts: dict[str, Any]) -> dict[str, Any]:
-    """The facts with every personal value opened (basis requires it) or pseudonymised."""
-    return {k: _value_out(state, k, v) for k, v in facts.items() if k != "command_id"}
+def _personal_out(state: _Pass, facts: dict[str, Any], order_no: str) -> dict[str, Any]:
+    """The facts of order ``order_no`` with every personal value opened (the basis requires
+    it) or pseudonymised."""
+    return {k: _value_out(state, k, v, order_no) for k, v in facts.items() if k != "command_id"}
 
 
-def _value_out(state: _Pass, name: str, value: Any) -> Any:
+def _value_out(state: _Pass, name: str, value: Any, order_no: str) -> Any:
     if isinstance(value, dict):
         if name == "linkage":
             return {k: _pseudonym(state, k, str(v)) for k, v in value.items()}
-        return {k: _value_out(state, k, v) for k, v in value.items()}
+        return {k: _value_out(state, k, v, order_no) for k, v in value.items()}
     if isinstance(value, list):
-        return [_value_out(state, name, v) for v in value]
-    if isinstance(value, str) and value.startswith(TOKEN_PREFIXES):
-        plain = state.ledger.reveal(value, SEALED_AS.get(name, name))
+        return [_value_out(state, name, v, order_no) for v in value]
+    if is_token(value):
+        plain = state.ledger.reveal(value, sealed_as(name), order_no)
         if plain == ERASED or state.request.personal_data:
             return plain
         return _pseudonym(state, name, plain)

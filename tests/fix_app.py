@@ -7,6 +7,9 @@ only when it actually runs, so SQLite runs never need a server.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +25,32 @@ if TYPE_CHECKING:
     from projections.engine import Runtime
 
 CLOCK_START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+_KEY_HOME: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never touch the user's home: ``XDG_DATA_HOME`` and the master key file
+    (``LEDGER_MASTER_KEY_FILE``) point into a directory made for this run, inherited by every
+    subprocess a test starts; the key is made now, so no test sees the first-use warning."""
+    from ledger.key_wrapping import write_new_master_key
+
+    home = tempfile.mkdtemp(prefix="ledger-test-keys-")
+    _KEY_HOME.append(home)
+    os.environ["XDG_DATA_HOME"] = home
+    os.environ["LEDGER_MASTER_KEY_FILE"] = str(Path(home) / "mall-ledger" / "master.key")
+    write_new_master_key(Path(os.environ["LEDGER_MASTER_KEY_FILE"]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for home in _KEY_HOME:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def master_key_env() -> dict[str, str]:
+    """The settings a subprocess started with a bare environment needs to find the test
+    run's master key."""
+    return {name: os.environ[name] for name in ("XDG_DATA_HOME", "LEDGER_MASTER_KEY_FILE")}
 
 
 @pytest.fixture(

@@ -20,8 +20,9 @@ status the API gives it (RFC 9457 problem details):
   ``UNSUPPORTED_MEDIA_TYPE`` 415;
 - ``SEAL_INVALID`` (a token given that does not open) is 422, ``SUBJECT_ERASED`` (the
   subject's key is gone) 409;
-- faults of the ledger itself (``COMMAND_FAILED``, ``KEYSTORE_ERROR``,
-  ``PROJECTION_BUILD_FAILED``, the root ``LEDGER_ERROR``) are 500.
+- faults of the ledger itself (``COMMAND_FAILED``, ``KEYSTORE_ERROR``, ``MASTER_KEY_ERROR``,
+  ``PROJECTION_BUILD_FAILED``, the root ``LEDGER_ERROR``) are 500; ``SHRED_INCOMPLETE`` (a
+  destroyed key still in the SQLite WAL because a reader holds a snapshot) is 503.
 
 A few codes are cited under the clause of the command or the closure that triggers them
 (``ORDER_CLOSED`` cites the closure's clause, ``NOT_SHIPPED`` the delivery step's…): their entry
@@ -560,6 +561,20 @@ KEYSTORE_ERROR = ErrorCode(
     "",
     HTTPStatus.INTERNAL_SERVER_ERROR,
     "The key store holds something it must not (a key of the wrong size, a missing key).",
+)
+MASTER_KEY_ERROR = ErrorCode(
+    "MASTER_KEY_ERROR",
+    "",
+    HTTPStatus.INTERNAL_SERVER_ERROR,
+    "The master key file is missing, unreadable, of the wrong size, or not the one that wrapped "
+    "the stored keys.",
+)
+SHRED_INCOMPLETE = ErrorCode(
+    "SHRED_INCOMPLETE",
+    "",
+    HTTPStatus.SERVICE_UNAVAILABLE,
+    "A destroyed key could not yet be made gone from the database's files (a reader holds an "
+    "old snapshot); the key is destroyed, run the destroy or keys compact again.",
 )
 INVALID_JSON = ErrorCode(
     "INVALID_JSON",

@@ -138,8 +138,10 @@ class CommandRecord(JournaledAggregate):
         again.remembered = True
         return again
 
-    def check_same_payload(self, command_id: str, payload_digest: str) -> None:
-        if payload_digest != self.payload_digest:
+    def check_same_payload(self, command_id: str, same_payload: bool) -> None:
+        """Raises CommandIdReused unless the retry's payload matched this record's digest
+        (``same_payload``, decided by ledger/payload_digest.py: the key is outside the domain)."""
+        if not same_payload:
             raise CommandIdReused(
                 f"command_id {command_id} was used for a different {self.command_type} command"
             )

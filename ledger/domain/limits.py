@@ -8,7 +8,7 @@ accounts directly (one shared signal); transitive groups are the projection's wo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from eventsourcing.domain import Aggregate
@@ -21,6 +21,15 @@ from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
 
 LINKAGE_KINDS = ("address", "ip", "phone", "recipient")
+# The longest period a limit rule may count over (issue 11, item 5): an order carries linkage
+# digests under its own year's key and the previous year's, so a period that began at most
+# 365 days ago always started in a year whose key the order carries.
+LINK_WINDOW_DAYS = 365
+
+
+def linkage_key_of(kind: str, year: int) -> str:
+    """The key an order's ``linkage`` maps a signal's digest under the key of ``year`` by."""
+    return f"{kind}@{year:04d}"
 
 
 class LimitTerms(TypedDict):
@@ -105,11 +114,19 @@ class PurchaseLimitRule(JournaledAggregate):
         elapsed_periods = (at - self.valid_from).days // self.period_days
         return self.valid_from + timedelta(days=elapsed_periods * self.period_days)
 
-    def signals(self, account_no: str, linkage: dict[str, str]) -> list[str]:
-        """What the limit counts by: the account alone, or every linkage signal too."""
+    def signals(
+        self, account_no: str, linkage: dict[str, str], period_start: datetime
+    ) -> list[str]:
+        """What the limit counts by: the account alone, or every linkage signal too, as its
+        digest under the linkage key of the year the period started in (every order of the
+        period carries that one: ``LINK_WINDOW_DAYS``)."""
         found = [f"account:{account_no}"]
         if not self.per_account:
-            found += [f"{kind}:{linkage[kind]}" for kind in LINKAGE_KINDS if kind in linkage]
+            year = period_start.astimezone(UTC).year
+            for kind in LINKAGE_KINDS:
+                digest = linkage.get(linkage_key_of(kind, year))
+                if digest is not None:
+                    found.append(f"{kind}:{digest}")
         return found
 
     def counter_id(self, period_start: datetime, signal: str) -> Any:

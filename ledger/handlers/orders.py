@@ -18,6 +18,7 @@ from ledger.domain.payment_ids import PaymentIdClaim
 from ledger.handlers.accounts import account_for
 from ledger.handlers.lifecycle import record_retention
 from ledger.handlers.registry import handles
+from ledger.sealing import SubjectErased
 from ledger.unit_of_work import UnitOfWork
 
 ACCOUNT_GROUNDS = ("account_restricted", "account_terminated")
@@ -74,6 +75,18 @@ def order_command(command_class: type[C]) -> Callable[[OrderRun[C]], OrderRun[C]
     return register
 
 
+def sealed_text(uow: UnitOfWork, order: Order, field: str, text: str) -> str:
+    """Free text a person typed, sealed under the order's subject's main key and bound to
+    the order and field (issue 11, item 5); "" stays "". For a subject already erased the
+    text is not kept at all ("") rather than refused: the command's facts still count."""
+    if not text:
+        return ""
+    try:
+        return uow.sealer.seal(order.account_no, field, text, stream=order.order_no)
+    except SubjectErased:
+        return ""
+
+
 @order_command(c.ReceivePayment)
 def receive_payment(order: Order, cmd: c.ReceivePayment, uow: UnitOfWork) -> None:
     """A provider's payment id counts once in the whole ledger (3.1.3): the claim says
@@ -81,10 +94,13 @@ def receive_payment(order: Order, cmd: c.ReceivePayment, uow: UnitOfWork) -> Non
     claim = uow.get(PaymentIdClaim, payment_claim_id(cmd.payment_id))
     if claim is not None:
         claim.check_same_order(order.order_no)
-    token = uow.sealer.seal(order.account_no, "payer_account", cmd.payer_account)
+    token = uow.sealer.seal(
+        order.account_no, "payer_account", cmd.payer_account, stream=order.order_no
+    )
 
     def same_payer(sealed: str) -> bool:
-        return uow.sealer.unseal(sealed, "payer_account") == cmd.payer_account
+        opened = uow.sealer.unseal(sealed, "payer_account", stream=order.order_no)
+        return opened == cmd.payer_account
 
     if claim is None:
         # Claimed first, so the log reads: the id taken, then the payment it names.
@@ -96,7 +112,7 @@ def receive_payment(order: Order, cmd: c.ReceivePayment, uow: UnitOfWork) -> Non
 
 @order_command(c.CancelOrder)
 def cancel_order(order: Order, cmd: c.CancelOrder, uow: UnitOfWork) -> None:
-    order.cancel_by_user(uow.now, cmd.reason)
+    order.cancel_by_user(uow.now, sealed_text(uow, order, "reason", cmd.reason))
 
 
 @order_command(c.LapsePaymentDeadline)
@@ -118,7 +134,8 @@ def resolve_stock_shortage(order: Order, cmd: c.ResolveStockShortage, uow: UnitO
 def request_mutual_termination(
     order: Order, cmd: c.RequestMutualTermination, uow: UnitOfWork
 ) -> None:
-    order.request_mutual_termination(uow.now, cmd.requested_by, cmd.reason)
+    reason = sealed_text(uow, order, "reason", cmd.reason)
+    order.request_mutual_termination(uow.now, cmd.requested_by, reason)
 
 
 @order_command(c.AcceptMutualTermination)
@@ -132,7 +149,7 @@ def accept_mutual_termination(
 def decline_mutual_termination(
     order: Order, cmd: c.DeclineMutualTermination, uow: UnitOfWork
 ) -> None:
-    order.decline_mutual_termination(uow.now, cmd.reason)
+    order.decline_mutual_termination(uow.now, sealed_text(uow, order, "reason", cmd.reason))
 
 
 @order_command(c.CloseOrder)
@@ -148,19 +165,22 @@ def close_order(order: Order, cmd: c.CloseOrder, uow: UnitOfWork) -> None:
 
 @order_command(c.NotifyUser)
 def notify_user(order: Order, cmd: c.NotifyUser, uow: UnitOfWork) -> None:
-    order.notify_user(uow.now, cmd.subject, cmd.clause)
+    order.notify_user(uow.now, sealed_text(uow, order, "subject", cmd.subject), cmd.clause)
 
 
 @order_command(c.RecordRefundConsent)
 def record_refund_consent(order: Order, cmd: c.RecordRefundConsent, uow: UnitOfWork) -> None:
-    token = uow.sealer.seal(order.account_no, "refund_destination", cmd.destination_account)
+    token = uow.sealer.seal(
+        order.account_no, "refund_destination", cmd.destination_account, stream=order.order_no
+    )
     order.record_refund_consent(
         uow.now,
         cmd.consent_id,
         cmd.method,
         token,
         same_destination=lambda sealed: (
-            uow.sealer.unseal(sealed, "refund_destination") == cmd.destination_account
+            uow.sealer.unseal(sealed, "refund_destination", stream=order.order_no)
+            == cmd.destination_account
         ),
     )
 
@@ -180,7 +200,11 @@ def complete_refund(order: Order, cmd: c.CompleteRefund, uow: UnitOfWork) -> Non
 @order_command(c.DetectPriceError)
 def detect_price_error(order: Order, cmd: c.DetectPriceError, uow: UnitOfWork) -> None:
     order.detect_price_error(
-        uow.now, cmd.sku, cmd.displayed_price_fen, cmd.correct_price_fen, cmd.cause
+        uow.now,
+        cmd.sku,
+        cmd.displayed_price_fen,
+        cmd.correct_price_fen,
+        sealed_text(uow, order, "cause", cmd.cause),
     )
 
 
@@ -207,7 +231,9 @@ def record_contact_call(order: Order, cmd: c.RecordContactCall, uow: UnitOfWork)
 @order_command(c.RefuseDelivery)
 def refuse_delivery(order: Order, cmd: c.RefuseDelivery, uow: UnitOfWork) -> None:
     """A non-quality refusal also counts against the account (6.1(5), 3.1.6(4))."""
-    order.refuse_delivery(uow.now, cmd.quality_reason, cmd.reason)
+    order.refuse_delivery(
+        uow.now, cmd.quality_reason, sealed_text(uow, order, "reason", cmd.reason)
+    )
     if not cmd.quality_reason:
         account = account_for(order.account_no, uow)
         account.record_non_quality_refusal(uow.now, order.order_no)

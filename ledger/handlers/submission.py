@@ -8,7 +8,7 @@ codes and the limit counters are written in one transaction.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from ledger.commands import SubmitOrder
@@ -22,9 +22,13 @@ from ledger.domain.order.aggregate import Order
 from ledger.domain.order.submission import Submission, check_submission
 from ledger.domain.promotion import Promotion
 from ledger.handlers.registry import handles
+from ledger.keystore import DIRECT, MAIN
 from ledger.unit_of_work import UnitOfWork
 
 PERSONAL_FIELDS = ("recipient_name", "phone", "address", "ip")
+# The direct identifiers (issue 11, item 3): sealed under the subject's direct-identifier key,
+# so de-identification can destroy them while the IP (main key) stays for audit.
+DIRECT_IDENTIFIERS = ("recipient_name", "phone", "address")
 LINKAGE_OF = {"address": "address", "ip": "ip", "phone": "phone", "recipient": "recipient_name"}
 
 
@@ -99,15 +103,17 @@ def _consumable_entitlements(cmd: SubmitOrder, uow: UnitOfWork) -> list[Entitlem
 
 
 def _linkage(cmd: SubmitOrder, uow: UnitOfWork) -> dict[str, str]:
-    """Keyed hashes of the normalised signals 3.1.5 links accounts by.
+    """Keyed hashes of the normalised signals 3.1.5 links accounts by, under this year's
+    linkage key and last year's (``<kind>@<year>``: ledger/sealing.py ``link_hashes``).
 
     Raises InvalidCommand naming the contact field that normalises to nothing (only
     invisible characters or punctuation): it would link every such order."""
     contact = cmd.contact.model_dump()
-    hashes = {}
+    hashes: dict[str, str] = {}
+    year = uow.now.at.astimezone(UTC).year
     for kind, name in LINKAGE_OF.items():
         try:
-            hashes[kind] = uow.sealer.link_hash(kind, contact[name])
+            hashes.update(uow.sealer.link_hashes(kind, contact[name], year))
         except InvalidCommand:
             rule = "must hold visible characters beyond spaces and punctuation"
             raise InvalidCommand(f"{cmd.type}.contact.{name}", rule) from None
@@ -126,7 +132,7 @@ def _limit_counters(
         period = rule.period_start(uow.now.at) if rule is not None else None
         if rule is None or period is None:
             continue
-        for signal in rule.signals(cmd.account_no, linkage):
+        for signal in rule.signals(cmd.account_no, linkage, period):
             counter = uow.get(LimitCounter, rule.counter_id(period, signal))
             if counter is None:
                 counter = LimitCounter.open(uow.now, rule, period, signal)
@@ -159,5 +165,12 @@ def _submission(
 
 
 def _sealed_contact(cmd: SubmitOrder, uow: UnitOfWork) -> dict[str, str]:
+    """Each contact field bound to this order (its stream) and field name; the direct
+    identifiers under the subject's direct-identifier key, the IP under its main key."""
     contact = cmd.contact.model_dump()
-    return {name: uow.sealer.seal(cmd.account_no, name, contact[name]) for name in PERSONAL_FIELDS}
+    direct = {name: contact[name] for name in DIRECT_IDENTIFIERS}
+    main = {name: contact[name] for name in PERSONAL_FIELDS if name not in direct}
+    sealer, stream = uow.sealer, cmd.order_no
+    sealed = sealer.seal_many(cmd.account_no, direct, stream=stream, kind=DIRECT)
+    sealed.update(sealer.seal_many(cmd.account_no, main, stream=stream, kind=MAIN))
+    return {name: sealed[name] for name in PERSONAL_FIELDS}

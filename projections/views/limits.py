@@ -75,12 +75,17 @@ MERGED = "merged"  # batch scratch: group id -> the group that absorbed it in th
 
 
 def node_names(account_no: str, linkage: dict[str, str]) -> list[tuple[str, str, str | None]]:
-    """(node, kind, account) for an order: its account and each linkage signal it carries."""
+    """(node, kind, account) for an order: its account and each linkage signal it carries.
+
+    A signal's node is ``<kind>@<year>:<digest>``: an order carries its digests under its
+    year's linkage key and the previous year's, so orders up to a year apart share a node
+    across a new year. A version 1 submission's ``<kind>`` (no year: one application-wide key)
+    gives ``<kind>:<digest>``, as it always did."""
     found: list[tuple[str, str, str | None]] = [(f"account:{account_no}", "account", account_no)]
-    for kind in lim.LINKAGE_KINDS:
-        digest = linkage.get(kind)
-        if digest:
-            found.append((f"{kind}:{digest}", kind, None))
+    for name, digest in sorted(linkage.items()):
+        kind = name.split("@", 1)[0]
+        if kind in lim.LINKAGE_KINDS and digest:
+            found.append((f"{name}:{digest}", kind, None))
     return found
 
 

@@ -39,6 +39,11 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "keys create": ["keys", "create", "--role", "service", "--name", "newcomer"],
     "keys list": ["keys", "list"],
     "keys revoke": ["keys", "revoke", "0123456789ab"],
+    # These three open an existing ledger only (never create one): in a fresh directory they
+    # stop at the database, so the test run's master key file is never rotated here.
+    "keys rotate-master": ["keys", "rotate-master"],
+    "keys compact": ["keys", "compact"],
+    "keys expire-linkage": ["keys", "expire-linkage"],
     "hold place": ["hold", "place", "acct-1", "--reference", "CASE-1", "--reason", "dispute"],
     "hold release": ["hold", "release", "acct-1", "--reference", "CASE-1"],
     "access": ["access", "acct-1", "--out", "access-copy"],

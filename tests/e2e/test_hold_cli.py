@@ -63,11 +63,21 @@ def test_bad_input_is_one_line_naming_the_argument_never_its_value(
     assert named in line and PHONE not in line
 
 
+def test_a_phone_number_as_subject_is_refused_without_echoing_it(made: Path) -> None:
+    """A subject id is a business key that outlives erasure: never a phone (issue 11)."""
+    done = ledger(made, "hold", "place", PHONE, "--reference", "CASE-1", "--reason", "dispute")
+    assert done.returncode == 2
+    line = one_line_error(done, "INVALID_COMMAND")
+    assert "never a phone number or email" in line and PHONE not in line
+
+
 def test_refusals_are_one_line_and_exit_1(made: Path) -> None:
-    place = ["hold", "place", PHONE, "--reference", "CASE-1", "--reason", "dispute"]
+    # An opaque account number that still holds the phone's digits: none may be echoed.
+    subject = f"M-{PHONE}"
+    place = ["hold", "place", subject, "--reference", "CASE-1", "--reason", "dispute"]
     assert ledger(made, *place).returncode == 0
     other = ledger(made, *place[:-1], "investigation")
-    unknown = ledger(made, "hold", "release", PHONE, "--reference", "CASE-2")
+    unknown = ledger(made, "hold", "release", subject, "--reference", "CASE-2")
 
     assert (other.returncode, unknown.returncode) == (1, 1)
     for done, code in ((other, "LEGAL_HOLD_REFERENCE_REUSED"), (unknown, "NOT_FOUND")):

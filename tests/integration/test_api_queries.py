@@ -30,7 +30,7 @@ from tests.integration.test_api_commands import assert_problem
 from tests.integration.test_projections_poison import refusal_written_directly
 
 PERSONAL_VALUES = [*b.CONTACT.values(), "buyer@example.com"]
-SEALED_PREFIX = "s1:"
+SEALED_PREFIX = "s2:"
 CASES = [{"sku": "CASE-1", "quantity": 1, "unit_price_fen": 9900}]  # no purchase limit
 LINKED_CONTACT = {**b.CONTACT, "phone": "13700001111"}  # A3 shares A1's address: linked
 

@@ -29,7 +29,7 @@ from ledger.demo.traffic import personal_strings
 
 SEED, ORDERS = 11, 40
 MAX_INFLATED_BYTES = 50_000_000
-SEALED_TOKEN = b"s1:"  # ledger/sealing.py: what a sealed personal field looks like
+SEALED_TOKEN = b"s2:"  # ledger/sealing.py: what a sealed personal field looks like
 
 
 def escaped_forms(text: str) -> list[bytes]:
@@ -176,7 +176,7 @@ def test_postgres_holds_no_plaintext_personal_data(pg_url: str, needles: set[str
     assert report.unexpected == []
     scan = scan_postgres(pg_url)
     assert "privacy_probe" not in scan.rows
-    assert "ledger_subject_keys" in scan.rows
+    assert "ledger_keys" in scan.rows
     assert max(n for table, n in scan.rows.items() if "event" in table) > 500
     assert scan.haystack().count(SEALED_TOKEN) > ORDERS, "personal fields arrive sealed"
     leaked = scan.leaks(needles)
@@ -201,7 +201,7 @@ def test_sqlite_file_holds_no_plaintext_personal_data(tmp_path: Path, needles: s
     report = run_demo(options)
     assert report.unexpected == []
     scan = scan_sqlite(demo_sqlite_path(options))
-    assert "ledger_subject_keys" in scan.rows
+    assert "ledger_keys" in scan.rows
     assert scan.haystack().count(SEALED_TOKEN) > ORDERS, "personal fields arrive sealed"
     leaked = scan.leaks(needles)
     assert not leaked, f"{len(leaked)} personal strings stored in plaintext"

@@ -447,7 +447,7 @@ def test_invalid_and_refused_submissions_leave_no_key_rows(ledger: Ledger, tmp_p
         *(f"acct-x{n}" for n in range(200)),
     ]:
         assert store.existing_key(account) is None, f"{account} got a key row"
-    assert key_rows(ledger) == 2, "the linkage key and acct-k5's key, nothing else"
+    assert key_rows(ledger) == 3, "the application key and acct-k5's two keys, nothing else"
 
 
 def key_rows(ledger: Ledger) -> int:

@@ -57,15 +57,18 @@ def store(open_store: OpenStore) -> KeyStore:
     return open_store()
 
 
-def _raw_row(store: KeyStore, subject_id: str) -> tuple[bytes | None, object] | None:
-    """(key, destroyed_at) straight from the table, past every cache."""
-    query = f"SELECT key, destroyed_at FROM {TABLE} WHERE subject_id = "
+def _raw_row(
+    store: KeyStore, subject_id: str, kind: str = "m"
+) -> tuple[bytes | None, object] | None:
+    """(wrapped key, destroyed_at) straight from the table, past every cache."""
+    query = f"SELECT wrapped, destroyed_at FROM {TABLE} WHERE name = "
     if isinstance(store, SqliteKeyStore):
         with closing(sqlite3.connect(store.path)) as conn:
-            return conn.execute(query + "?", (subject_id,)).fetchone()
+            return conn.execute(query + "? AND kind = ?", (subject_id, kind)).fetchone()
     assert isinstance(store, PostgresKeyStore)
     with store._pool.connection() as conn:  # the shared pool reads rows as dicts
-        return conn.cursor(row_factory=tuple_row).execute(query + "%s", (subject_id,)).fetchone()
+        cursor = conn.cursor(row_factory=tuple_row)
+        return cursor.execute(query + "%s AND kind = %s", (subject_id, kind)).fetchone()
 
 
 def test_key_is_created_on_first_use_and_then_stable(open_store: OpenStore) -> None:
@@ -132,6 +135,7 @@ def test_destroy_needs_an_aware_time(store: KeyStore) -> None:
 
 def test_other_process_destroy_is_seen_after_forget_cache(open_store: OpenStore) -> None:
     mine, theirs = open_store(), open_store()
+    mine._cache_ttl_s = 3600.0  # this test is about forget_cache, not the cache's lifetime
     key = mine.key_for("acct-5")
     assert theirs.destroy("acct-5", AT) is True
     # Documented staleness: the cached key stays until the cache forgets it.

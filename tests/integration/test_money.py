@@ -159,7 +159,7 @@ def test_a_refund_consent_id_is_recorded_once_and_never_changes(ledger_app: Ledg
         error = refused(ledger_app, command, "REFUND_CONSENT_ID_REUSED", "3.1.4")
         assert "6222" not in error.message
     [recorded] = [e for e in stream(ledger_app, "M1") if isinstance(e, ev.RefundConsentRecorded)]
-    revealed = ledger_app.reveal(recorded.destination_account, "refund_destination")
+    revealed = ledger_app.reveal(recorded.destination_account, "refund_destination", "M1")
     assert revealed == "6222 0000 1111 2222"
 
 

@@ -215,8 +215,8 @@ def test_order_and_payment_queries(
         by_method["card"]["paid_fen"] == 299900 and by_method["alipay"]["outstanding_fen"] == 100000
     )
     row = read_models.order("Q-1")
-    assert row is not None and row["contact"]["phone"].startswith("s1:acct-q:")  # sealed
-    assert ledger.reveal(row["contact"]["phone"], "phone") == b.CONTACT["phone"]
+    assert row is not None and row["contact"]["phone"].startswith("s2:d:acct-q:")  # sealed
+    assert ledger.reveal(row["contact"]["phone"], "phone", "Q-1") == b.CONTACT["phone"]
     assert read_models.reconciliation() == []
 
 

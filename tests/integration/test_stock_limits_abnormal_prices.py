@@ -448,12 +448,10 @@ def test_a_price_error_records_displayed_and_correct_price_and_cause(ledger_app:
     run(ledger_app, b.submit("S1"))
     assert detect(ledger_app).events == ["order/PriceErrorDetected"]
     found = only(stream(ledger_app, "S1"), ev.PriceErrorDetected)
-    assert (found.sku, found.displayed_price_fen, found.correct_price_fen, found.cause) == (
-        SKU,
-        PRICE,
-        499900,
-        "price feed dropped a digit",
-    )
+    assert (found.sku, found.displayed_price_fen, found.correct_price_fen) == (SKU, PRICE, 499900)
+    # Free text is sealed to its order and field (issue 11, item 5).
+    assert found.cause.startswith("s2:m:acct-1:")
+    assert ledger_app.reveal(found.cause, "cause", "S1") == "price feed dropped a digit"
 
 
 @pytest.mark.parametrize("resolution", ["adjusted", "terminated"])

@@ -21,6 +21,7 @@ from ledger.application import open_ledger
 from ledger.domain.errors import StorageUnavailable
 from ledger.storage_url import StorageUrl
 from tests import builders as b
+from tests.fix_app import master_key_env
 
 CLOSED_PORT_URL = "postgresql://postgres:secret-pw@127.0.0.1:1/ledger"
 PROCESSES_AT_ONCE = 6
@@ -38,7 +39,7 @@ def test_the_cli_reports_an_unreachable_database_in_one_line(tmp_path: Path) -> 
     done = subprocess.run(
         [sys.executable, "-m", "cli", "demo", "--orders", "40"],
         cwd=tmp_path,
-        env={"LEDGER_DATABASE_URL": CLOSED_PORT_URL, "PATH": "/usr/bin:/bin"},
+        env={"LEDGER_DATABASE_URL": CLOSED_PORT_URL, "PATH": "/usr/bin:/bin", **master_key_env()},
         capture_output=True,
         text=True,
         timeout=120,
@@ -66,7 +67,7 @@ def test_processes_starting_together_on_a_fresh_database_all_open_it(backend: st
     surfaced as an IntegrityError on the library's migration row, or on pg_type)."""
     # ``run`` is a writer: it makes the fresh database (``status`` would refuse a missing one).
     code = "import sys; from cli import main; sys.exit(main(['projections', 'run', '--once']))"
-    env = {"LEDGER_DATABASE_URL": backend, "PATH": "/usr/bin:/bin"}
+    env = {"LEDGER_DATABASE_URL": backend, "PATH": "/usr/bin:/bin", **master_key_env()}
     starts = [
         subprocess.Popen(
             [sys.executable, "-c", code],
@@ -142,7 +143,7 @@ def test_a_busy_ledger_holds_no_more_connections_than_the_pool_size(
 
 
 def test_twenty_service_processes_all_start_on_one_server(pg_url: str, pg_server_url: str) -> None:
-    env = {"LEDGER_POOL_SIZE": str(SERVICE_POOL_SIZE), "PATH": "/usr/bin:/bin"}
+    env = {"LEDGER_POOL_SIZE": str(SERVICE_POOL_SIZE), "PATH": "/usr/bin:/bin", **master_key_env()}
     started = [
         subprocess.Popen(
             [sys.executable, "-c", SERVICE, pg_url, str(n)],

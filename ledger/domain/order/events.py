@@ -31,8 +31,30 @@ class OrderEvent(Aggregate.Event):
     command_id: str
 
 
+# Free text a person typed is sealed under the subject's main key from version 2 on (issue 11,
+# item 5): the field holds "" or a sealed token. Version 1 stored it in clear; its upcaster
+# marks such text with this prefix, which no token has, so readers tell the two apart.
+LEGACY_CLEAR_TEXT = "clear:"
+
+
+def _mark_clear_text(state: Json, field: str) -> None:
+    if state.get(field):
+        state[field] = LEGACY_CLEAR_TEXT + state[field]
+
+
 @topic("order/Submitted")
 class OrderSubmitted(OrderEvent, Aggregate.Created):
+    """``linkage`` maps ``<kind>@<year>`` to the HMAC of the normalised signal under that
+    calendar year's linkage key (the order's year and the one before; issue 11, item 5).
+    Version 1 mapped ``<kind>`` to an HMAC under the application-wide key: those keys are
+    kept as they are (the limits projection reads a key without ``@`` as such)."""
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """Nothing to move: v1 linkage keys carry no year, which is how they are told apart."""
+
     order_no: str
     account_no: str
     lines: list[Json]
@@ -124,6 +146,13 @@ class ContractFormed(OrderEvent):
 
 @topic("order/CancelledByUser")
 class CancelledByUser(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the reason in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "reason")
+
     reason: str
 
     def apply(self, agg: Any) -> None:
@@ -158,6 +187,13 @@ class StockShortageResolved(OrderEvent):
 
 @topic("order/MutualTerminationRequested")
 class MutualTerminationRequested(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the reason in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "reason")
+
     requested_by: str
     reason: str
 
@@ -173,6 +209,13 @@ class MutualTerminationAccepted(OrderEvent):
 
 @topic("order/MutualTerminationDeclined")
 class MutualTerminationDeclined(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the reason in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "reason")
+
     reason: str
 
     def apply(self, agg: Any) -> None:
@@ -195,6 +238,13 @@ class OrderClosed(OrderEvent):
 
 @topic("order/UserNotified")
 class UserNotified(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the subject in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "subject")
+
     subject: str
     clause: str
 
@@ -256,6 +306,13 @@ class RefundCompleted(OrderEvent):
 
 @topic("order/PriceErrorDetected")
 class PriceErrorDetected(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the cause in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "cause")
+
     sku: str
     displayed_price_fen: int
     correct_price_fen: int
@@ -317,6 +374,13 @@ class ContactCallAttempted(OrderEvent):
 
 @topic("order/DeliveryRefused")
 class DeliveryRefused(OrderEvent):
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the reason in clear; v2 holds it sealed (or "")."""
+        _mark_clear_text(state, "reason")
+
     quality_reason: bool
     reason: str
 
