@@ -6,7 +6,7 @@ another row does not open. The database alone therefore reveals no key; whoever 
 master key file does (the brute-force test assumes an attacker with both).
 
 ``KeyWrapper`` is the interface a KMS could implement (wrap, unwrap, which master key is
-current). ``FileKeyWrapper`` reads a 32-byte master key file named by ``LEDGER_MASTER_KEY_FILE``
+current). ``FileKeyWrapper`` reads a 32-byte master key file named by ``LEDGER_MASTER_KEY``
 (default ``$XDG_DATA_HOME/mall-ledger/master.key``, XDG Base Directory spec), created 0600 on
 first use with a warning. ``ledger keys rotate-master`` writes the next master key beside it
 (``master.key.next``) and re-wraps row by row; until it finishes both files are read, so a run
@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ledger.domain import codes
 from ledger.domain.errors import LedgerError
 
-MASTER_KEY_SETTING = "LEDGER_MASTER_KEY_FILE"
+MASTER_KEY_SETTING = "LEDGER_MASTER_KEY"
 MASTER_KEY_SIZE_BYTES = 32
 WRAP_NONCE_SIZE_BYTES = 12
 NEXT_SUFFIX = ".next"
@@ -66,7 +66,7 @@ def master_key_id(master_key: bytes) -> str:
 
 
 def default_master_key_path(env: dict[str, str] | None = None) -> Path:
-    """``LEDGER_MASTER_KEY_FILE``, else ``$XDG_DATA_HOME/mall-ledger/master.key`` (XDG Base
+    """``LEDGER_MASTER_KEY``, else ``$XDG_DATA_HOME/mall-ledger/master.key`` (XDG Base
     Directory: ``~/.local/share`` when ``XDG_DATA_HOME`` is unset or empty)."""
     source = os.environ if env is None else env
     named = source.get(MASTER_KEY_SETTING) or ""
@@ -166,7 +166,7 @@ class FileKeyWrapper:
         if master is None:
             raise MasterKeyError(
                 f"the stored keys are wrapped by master key {master_id}, which {self.path} "
-                "is not: set LEDGER_MASTER_KEY_FILE to the file that made them"
+                "is not: set LEDGER_MASTER_KEY to the file that made them"
             )
         nonce, sealed = wrapped[:WRAP_NONCE_SIZE_BYTES], wrapped[WRAP_NONCE_SIZE_BYTES:]
         try:

@@ -259,7 +259,7 @@ class KeyStore(ABC):
                 path.unlink(missing_ok=True)
             raise MasterKeyError(
                 f"master key file {path} is missing but the database holds wrapped keys: "
-                "restore the file (or set LEDGER_MASTER_KEY_FILE to it)"
+                "restore the file (or set LEDGER_MASTER_KEY to it)"
             )
         if isinstance(self.wrapper, FileKeyWrapper) and self.wrapper.created:
             self.wrapper.announce_created()

@@ -31,15 +31,15 @@ _KEY_HOME: list[str] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     """Tests never touch the user's home: ``XDG_DATA_HOME`` and the master key file
-    (``LEDGER_MASTER_KEY_FILE``) point into a directory made for this run, inherited by every
+    (``LEDGER_MASTER_KEY``) point into a directory made for this run, inherited by every
     subprocess a test starts; the key is made now, so no test sees the first-use warning."""
     from ledger.key_wrapping import write_new_master_key
 
     home = tempfile.mkdtemp(prefix="ledger-test-keys-")
     _KEY_HOME.append(home)
     os.environ["XDG_DATA_HOME"] = home
-    os.environ["LEDGER_MASTER_KEY_FILE"] = str(Path(home) / "mall-ledger" / "master.key")
-    write_new_master_key(Path(os.environ["LEDGER_MASTER_KEY_FILE"]))
+    os.environ["LEDGER_MASTER_KEY"] = str(Path(home) / "mall-ledger" / "master.key")
+    write_new_master_key(Path(os.environ["LEDGER_MASTER_KEY"]))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -50,7 +50,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def master_key_env() -> dict[str, str]:
     """The settings a subprocess started with a bare environment needs to find the test
     run's master key."""
-    return {name: os.environ[name] for name in ("XDG_DATA_HOME", "LEDGER_MASTER_KEY_FILE")}
+    return {name: os.environ[name] for name in ("XDG_DATA_HOME", "LEDGER_MASTER_KEY")}
 
 
 @pytest.fixture(

@@ -30,7 +30,7 @@ from ledger.sealing import (
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 STREAM = "order-1"
 YEAR = 2026
-MASTER_KEY = Path(os.environ["LEDGER_MASTER_KEY_FILE"])
+MASTER_KEY = Path(os.environ["LEDGER_MASTER_KEY"])
 TOKEN_RE = re.compile(r"s2:[md]:[\x21-\x39\x3b-\x7e]+:[A-Za-z0-9_-]+")
 
 
