@@ -24,6 +24,7 @@ from cli.args import add_database_url, add_json, identifier
 from cli.exits import Exit
 from cli.replay import moment
 from ledger.domain.context import LOCAL_ACTOR
+from ledger.domain.errors import InvalidCommand
 from ledger.domain.export_request import ExportScope
 from ledger.settings import Settings
 
@@ -31,10 +32,11 @@ REQUEST_ID_RE = re.compile(r"exp-[0-9a-f]{12}")
 MAX_TEXT_CHARS = 200
 
 
-def text(value: str) -> str:
-    """One line of 1 to 200 printable characters (an authority, a basis)."""
+def check_text(value: str, option: str) -> str:
+    """One line of 1 to 200 printable characters (an authority, a basis: free text, any
+    script); ``InvalidCommand`` naming ``option``, never echoing the value."""
     if not 0 < len(value) <= MAX_TEXT_CHARS or not value.isprintable():
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_TEXT_CHARS} printable characters")
+        raise InvalidCommand(option, f"must be 1 to {MAX_TEXT_CHARS} printable characters")
     return value
 
 
@@ -50,9 +52,9 @@ def register(subparsers: Any) -> None:
     )
     sub = parser.add_subparsers(dest="export_command", required=True, metavar="request|REQUEST_ID")
     req = sub.add_parser("request", help="record an authority's request; prints its id")
-    req.add_argument("--authority", required=True, type=text, help="the requesting authority")
+    req.add_argument("--authority", required=True, help="the requesting authority")
     req.add_argument("--reference", required=True, type=identifier, help="its file reference")
-    req.add_argument("--basis", required=True, type=text, help="the legal basis cited")
+    req.add_argument("--basis", required=True, help="the legal basis cited")
     req.add_argument(
         "--from",
         dest="since",
@@ -97,15 +99,17 @@ def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.application import open_ledger
     from replay.export import request_export
 
+    authority = check_text(args.authority, "--authority")
+    basis = check_text(args.basis, "--basis")
     scope = ExportScope(args.since, args.until, args.seller, args.account, args.sku, args.region)
     ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
     try:
         found = request_export(
             ledger,
             LOCAL_ACTOR,
-            args.authority,
+            authority,
             args.reference,
-            args.basis,
+            basis,
             scope,
             args.personal_data,
         )

@@ -92,6 +92,16 @@ def test_the_bundled_verifier_needs_only_cryptography(exported: Path, tmp_path: 
         (["export", "exp-000000000000", "--out", "x"], "NOT_FOUND", 1),
         (["export", "not-an-id", "--out", "x"], "INVALID_COMMAND", 2),
         (
+            ["export", "request", "--authority", "", "--reference", "R", "--basis", "B"],
+            "INVALID_COMMAND",
+            2,
+        ),
+        (
+            ["export", "request", "--authority", "A", "--reference", "R", "--basis", "B\x07"],
+            "INVALID_COMMAND",
+            2,
+        ),
+        (
             [
                 "export",
                 "request",
