@@ -11,11 +11,15 @@ from pathlib import Path
 
 import orjson
 import psycopg
+import pytest
 
 from bench.api import COMMANDS_PER_ORDER, WARMUP_ORDERS
 
 TIMEOUT_S = 300
 COMMANDS = 8
+
+# A bench run is a minute of real processes: checked in the slow run, not the default one.
+pytestmark = pytest.mark.slow
 
 
 def test_a_tiny_run_prints_each_run_then_the_two_result_lines(

@@ -15,6 +15,9 @@ import pytest
 TIMEOUT_S = 300
 RATES = ("ours", "baseline", "limit")
 
+# A bench run is a minute of real processes: checked in the slow run, not the default one.
+pytestmark = pytest.mark.slow
+
 
 def test_a_tiny_run_prints_phases_then_the_result_line(pg_server_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "LEDGER_DATABASE_URL": pg_server_url}

@@ -19,6 +19,9 @@ TIMEOUT_S = 300
 RATES = ("ours", "baseline", "limit")
 REPEAT = 2
 
+# A bench run is a minute of real processes: checked in the slow run, not the default one.
+pytestmark = pytest.mark.slow
+
 
 def test_a_tiny_run_prints_every_phase_then_the_result_line(
     pg_server_url: str, tmp_path: Path

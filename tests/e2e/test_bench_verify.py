@@ -10,9 +10,13 @@ from pathlib import Path
 
 import orjson
 import psycopg
+import pytest
 
 TIMEOUT_S = 300
 REPEAT = 2
+
+# A bench run is a minute of real processes: checked in the slow run, not the default one.
+pytestmark = pytest.mark.slow
 
 
 def test_a_tiny_run_prints_every_phase_then_the_result_line(

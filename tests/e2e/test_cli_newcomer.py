@@ -10,8 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -66,6 +67,21 @@ WITH_DATABASE = [name for name in SUBCOMMANDS if name not in NO_DATABASE]
 # A server runs until stopped: it has no output to pipe and never ends on its own.
 SERVERS = {"serve"}
 ENDING = [name for name in SUBCOMMANDS if name not in SERVERS]
+
+
+def each(names: Iterable[str]) -> list[Any]:
+    """The subcommands as test parameters: all of them in the slow run (``-m slow``), the
+    first of each command family (its first word) in the default one too. Siblings share
+    their family's module and entry code; the default run stays lean."""
+    seen: set[str] = set()
+    params = []
+    for name in names:
+        family = name.split()[0]
+        params.append(
+            pytest.param(name, id=name, marks=[pytest.mark.slow] if family in seen else [])
+        )
+        seen.add(family)
+    return params
 
 
 def ledger_argv(*args: str) -> list[str]:
@@ -235,7 +251,7 @@ def test_exit_codes_are_the_documented_ones() -> None:
 # -- every subcommand against each condition ------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(SUBCOMMANDS))
+@pytest.mark.parametrize("name", each(SUBCOMMANDS))
 def test_a_wrong_log_level_is_one_line_and_exit_2(name: str, tmp_path: Path) -> None:
     done = run(tmp_path, prepare(tmp_path, name), LEDGER_LOG_LEVEL="foo")
     assert done.returncode == Exit.USAGE
@@ -243,7 +259,7 @@ def test_a_wrong_log_level_is_one_line_and_exit_2(name: str, tmp_path: Path) -> 
     assert not (tmp_path / "var").exists()
 
 
-@pytest.mark.parametrize("name", WITH_DATABASE)
+@pytest.mark.parametrize("name", each(WITH_DATABASE))
 def test_a_postgresql_database_that_does_not_exist_is_one_line(
     name: str, tmp_path: Path, pg_server_url: str
 ) -> None:
@@ -253,7 +269,7 @@ def test_a_postgresql_database_that_does_not_exist_is_one_line(
     assert "does not exist" in one_line_error(done, "STORAGE_UNAVAILABLE")
 
 
-@pytest.mark.parametrize("name", WITH_DATABASE)
+@pytest.mark.parametrize("name", each(WITH_DATABASE))
 def test_a_postgresql_port_nobody_listens_on_is_one_line(name: str, tmp_path: Path) -> None:
     url = "postgresql://postgres@127.0.0.1:1/ledger"
     done = run(tmp_path, prepare(tmp_path, name), LEDGER_DATABASE_URL=url)
@@ -261,7 +277,7 @@ def test_a_postgresql_port_nobody_listens_on_is_one_line(name: str, tmp_path: Pa
     one_line_error(done, "STORAGE_UNAVAILABLE")
 
 
-@pytest.mark.parametrize("name", WITH_DATABASE)
+@pytest.mark.parametrize("name", each(WITH_DATABASE))
 def test_an_sqlite_url_on_a_text_file_is_one_line(name: str, tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("shopping list\n" * 100)
@@ -302,7 +318,7 @@ def piped_into_head(cwd: Path, args: list[str], head: str) -> subprocess.Complet
     return done
 
 
-@pytest.mark.parametrize("name", ENDING)
+@pytest.mark.parametrize("name", each(ENDING))
 def test_a_closed_pipe_on_stdout_ends_quietly(name: str, tmp_path: Path) -> None:
     done = into_a_closed_pipe(tmp_path, prepare(tmp_path, name))
     assert done.returncode in {int(e) for e in Exit}, done.stderr
@@ -314,8 +330,11 @@ def test_status_piped_into_head_prints_its_first_line_and_exits_quietly(tmp_path
     assert done.stdout == "head "
 
 
-@pytest.mark.parametrize("delay_s", [0.15, 0.6])
-@pytest.mark.parametrize("name", list(SUBCOMMANDS))
+@pytest.mark.parametrize(
+    "delay_s",
+    [0.15, pytest.param(0.6, marks=pytest.mark.slow)],  # once loaded: the slow run
+)
+@pytest.mark.parametrize("name", each(SUBCOMMANDS))
 def test_ctrl_c_in_the_first_second_is_one_line_and_exit_130(
     name: str, delay_s: float, tmp_path: Path
 ) -> None:
@@ -477,7 +496,7 @@ def test_a_malformed_database_url_option_is_named_as_the_option(tmp_path: Path) 
     assert "--database-url: " in one_line_error(done, "INVALID_COMMAND")
 
 
-@pytest.mark.parametrize("name", WITH_DATABASE)
+@pytest.mark.parametrize("name", each(WITH_DATABASE))
 def test_an_empty_database_url_option_is_refused_naming_it_and_makes_nothing(
     name: str, tmp_path: Path
 ) -> None:

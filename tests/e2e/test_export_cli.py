@@ -61,6 +61,7 @@ def test_verify_export_passes_then_fails_on_a_changed_byte(exported: Path) -> No
     )
 
 
+@pytest.mark.slow  # a fresh virtual environment and a pip install: a minute
 def test_the_bundled_verifier_needs_only_cryptography(exported: Path, tmp_path: Path) -> None:
     env_dir = tmp_path / "clean-venv"
     venv.create(env_dir, with_pip=True)
