@@ -6,11 +6,13 @@ goes to stdout, the last lines being the results.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -189,3 +191,60 @@ def write_log(url: str, path: Path, tmp: Path) -> int:
 def rate(events: int, seconds: float) -> float:
     """Events per second, to one decimal (0 for no time)."""
     return round(events / seconds, 1) if seconds > 0 else 0.0
+
+
+# The command line every log-building bench shares ---------------------------------------------
+
+
+def bench_parser(
+    prog: str, doc: str | None, default_orders: int, default_repeat: int, max_repeat: int
+) -> argparse.ArgumentParser:
+    """``--orders``, ``--seed``, ``--repeat`` and the hidden ``--child PHASE URL ARG``."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
+    parser.add_argument(
+        "--orders",
+        type=int,
+        default=default_orders,
+        help=f"orders in the log, ~13 events each (default {default_orders})",
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=default_repeat,
+        help=f"runs of ours and the limit; the median counts (1..{max_repeat})",
+    )
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    return parser
+
+
+def checked_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None, max_orders: int, max_repeat: int
+) -> argparse.Namespace:
+    """The arguments, ``--orders`` and ``--repeat`` in range (else the parser's usage error)."""
+    args = parser.parse_args(argv)
+    if not args.child and not 1 <= args.orders <= max_orders:
+        parser.error(f"--orders must be between 1 and {max_orders}")
+    if not 1 <= args.repeat <= max_repeat:
+        parser.error(f"--repeat must be between 1 and {max_repeat}")
+    return args
+
+
+def bench_main(
+    args: argparse.Namespace,
+    phases: Mapping[str, Callable[[str, str], dict[str, Any]]],
+    measure: Callable[[argparse.Namespace, str, Path], dict[str, Any]],
+    name: str,
+) -> int:
+    """A child runs its phase and prints its figures; the parent measures on a checked
+    server in a temporary directory and emits the result (exit 2 without a server)."""
+    if args.child:
+        phase, url, arg = args.child
+        print(orjson.dumps(phases[phase](url, arg)).decode())
+        return 0
+    server = checked_server()
+    if server is None:
+        return 2
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        emit(measure(args, server, Path(tmp)))
+    return 0

@@ -23,17 +23,17 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 
 from bench.common import (
     EVENTS_TABLE,
-    checked_server,
+    bench_main,
+    bench_parser,
+    checked_args,
     emit,
     log,
     rate,
@@ -155,41 +155,13 @@ def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__)
-    parser.add_argument(
-        "--orders",
-        type=int,
-        default=DEFAULT_ORDERS,
-        help=f"orders in the log, ~13 events each (default {DEFAULT_ORDERS})",
-    )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=DEFAULT_REPEAT,
-        help=f"runs of ours and the limit; the median counts (1..{MAX_REPEAT})",
-    )
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if not args.child and not 1 <= args.orders <= MAX_ORDERS:
-        parser.error(f"--orders must be between 1 and {MAX_ORDERS}")
-    if not 1 <= args.repeat <= MAX_REPEAT:
-        parser.error(f"--repeat must be between 1 and {MAX_REPEAT}")
-    return args
+    parser = bench_parser("python -m bench.export", __doc__, DEFAULT_ORDERS, DEFAULT_REPEAT,
+                          MAX_REPEAT)  # fmt: skip
+    return checked_args(parser, argv, MAX_ORDERS, MAX_REPEAT)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.child:
-        phase, url, arg = args.child
-        print(orjson.dumps(PHASES[phase](url, arg)).decode())
-        return 0
-    server = checked_server()
-    if server is None:
-        return 2
-    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
-        emit(measure(args, server, Path(tmp)))
-    return 0
+    return bench_main(parse_args(argv), PHASES, measure, BENCH)
 
 
 if __name__ == "__main__":

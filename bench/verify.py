@@ -28,15 +28,14 @@ import argparse
 import hashlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bench.common import (
-    checked_server,
+    bench_main,
+    bench_parser,
+    checked_args,
     emit,
     log,
     rate,
@@ -213,49 +212,22 @@ def results(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.verify", description=__doc__)
-    parser.add_argument(
-        "--orders",
-        type=int,
-        default=DEFAULT_ORDERS,
-        help=f"orders in the log, ~13 events each (default {DEFAULT_ORDERS})",
-    )
-    parser.add_argument("--seed", type=int, default=1)
+    parser = bench_parser("python -m bench.verify", __doc__, DEFAULT_ORDERS, DEFAULT_REPEAT,
+                          MAX_REPEAT)  # fmt: skip
     parser.add_argument(
         "--extra-orders",
         type=int,
         default=DEFAULT_EXTRA_ORDERS,
         help="orders added before each timed seal",
     )
-    parser.add_argument(
-        "--repeat",
-        type=int,
-        default=DEFAULT_REPEAT,
-        help=f"runs of ours and the limit; the median counts (1..{MAX_REPEAT})",
-    )
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if not args.child and not 1 <= args.orders <= MAX_ORDERS:
-        parser.error(f"--orders must be between 1 and {MAX_ORDERS}")
-    if not 1 <= args.repeat <= MAX_REPEAT:
-        parser.error(f"--repeat must be between 1 and {MAX_REPEAT}")
+    args = checked_args(parser, argv, MAX_ORDERS, MAX_REPEAT)
     if not 1 <= args.extra_orders <= MAX_ORDERS:
         parser.error(f"--extra-orders must be between 1 and {MAX_ORDERS}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.child:
-        phase, url, vkey = args.child
-        print(orjson.dumps(PHASES[phase](url, vkey)).decode())
-        return 0
-    server = checked_server()
-    if server is None:
-        return 2
-    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
-        emit(measure(args, server, Path(tmp)))
-    return 0
+    return bench_main(parse_args(argv), PHASES, measure, BENCH)
 
 
 if __name__ == "__main__":
