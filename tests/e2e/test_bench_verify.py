@@ -3,39 +3,22 @@ speed), and no scratch database left behind."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import orjson
-import psycopg
 import pytest
 
-TIMEOUT_S = 300
-REPEAT = 2
+from tests.e2e.bench_run import run_bench, scratch_left
 
 # A bench run is a minute of real processes: checked in the slow run, not the default one.
 pytestmark = pytest.mark.slow
+REPEAT = 2
 
 
 def test_a_tiny_run_prints_every_phase_then_the_result_line(
     pg_server_url: str, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "LEDGER_DATABASE_URL": pg_server_url}
     args = ["--orders", "40", "--extra-orders", "5", "--repeat", str(REPEAT)]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.verify", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-
-    records = [orjson.loads(line) for line in done.stdout.splitlines()]
+    records = run_bench("bench.verify", args, pg_server_url, tmp_path)
     assert all(r["bench"] == "verify" for r in records)
     assert [r.get("phase") for r in records] == ["ours", *(["ours", "limit"] * REPEAT), None]
     result = records[-1]
@@ -45,8 +28,4 @@ def test_a_tiny_run_prints_every_phase_then_the_result_line(
     assert result["events"] > result["events_half_log"] > 0
     for seal in (result["seal_at_half_log"], result["seal_at_full_log"]):
         assert seal["appended"] > 0 and seal["seal_s"] > 0
-    with psycopg.connect(pg_server_url) as conn:
-        left = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'bench_verify_%'"
-        ).fetchone()
-    assert left == (0,)
+    assert scratch_left(pg_server_url, "bench_verify_") == 0
