@@ -69,17 +69,22 @@ SERVERS = {"serve"}
 ENDING = [name for name in SUBCOMMANDS if name not in SERVERS]
 
 
+# The families whose first subcommand the default run checks: one reader and one writer of
+# each store and each entry path (argparse, the import, a server, the history). The rest run
+# with ``-m slow``; each family's own e2e file checks its errors in the default run too.
+DEFAULT_FAMILIES = frozenset({"demo", "import", "projections", "order", "keys", "serve", "seal"})
+
+
 def each(names: Iterable[str]) -> list[Any]:
-    """The subcommands as test parameters: all of them in the slow run (``-m slow``), the
-    first of each command family (its first word) in the default one too. Siblings share
-    their family's module and entry code; the default run stays lean."""
+    """The subcommands as test parameters: all of them in the slow run (``-m slow``); in the
+    default one, the first of each of ``DEFAULT_FAMILIES`` (siblings share their family's
+    module and entry code): the default run stays lean."""
     seen: set[str] = set()
     params = []
     for name in names:
         family = name.split()[0]
-        params.append(
-            pytest.param(name, id=name, marks=[pytest.mark.slow] if family in seen else [])
-        )
+        lean = family in DEFAULT_FAMILIES and family not in seen
+        params.append(pytest.param(name, id=name, marks=[] if lean else [pytest.mark.slow]))
         seen.add(family)
     return params
 
