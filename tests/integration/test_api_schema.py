@@ -32,6 +32,9 @@ from ledger.clock import ManualClock
 from tests.fix_api import issue_keys
 
 EXAMPLES = 10  # per operation and generation mode
+# About four minutes of generated requests over every operation: the slow run's (``-m slow``);
+# the default run keeps the hand-written bad-input tests (test_api_bad_input.py).
+pytestmark = pytest.mark.slow
 CHECKS = [
     schemathesis.checks.not_a_server_error,
     status_code_conformance,
