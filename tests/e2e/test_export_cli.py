@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.prepared import copy_into
 from tests.e2e.test_cli_newcomer import one_line_error, run
 
 TIMEOUT_S = 600
@@ -20,14 +21,15 @@ def ledger(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run(cwd, list(args))
 
 
-@pytest.fixture
-def exported(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def exported_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sealed demo ledger, an export of one region written to ``bag``, the public key."""
+    where = tmp_path_factory.mktemp("exported")
     for args in (["demo", "--orders", "40"], ["seal"]):
-        assert ledger(tmp_path, *args).returncode == 0
-    (tmp_path / "vkey").write_text(ledger(tmp_path, "seal", "--public-key").stdout)
+        assert ledger(where, *args).returncode == 0
+    (where / "vkey").write_text(ledger(where, "seal", "--public-key").stdout)
     asked = ledger(
-        tmp_path,
+        where,
         "export",
         "request",
         "--authority",
@@ -42,10 +44,16 @@ def exported(tmp_path: Path) -> Path:
     )
     assert asked.returncode == 0, asked.stderr
     request_id = json.loads(asked.stdout)["request_id"]
-    done = ledger(tmp_path, "export", request_id, "--out", "bag", "--json")
+    done = ledger(where, "export", request_id, "--out", "bag", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["counts"]["orders"] > 0
-    return tmp_path
+    return where
+
+
+@pytest.fixture
+def exported(exported_template: Path, tmp_path: Path) -> Path:
+    """A copy of the module's exported ledger, in ``tmp_path``, for this test to change."""
+    return copy_into(exported_template, tmp_path)
 
 
 def test_verify_export_passes_then_fails_on_a_changed_byte(exported: Path) -> None:

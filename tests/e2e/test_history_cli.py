@@ -14,6 +14,7 @@ import pytest
 from replay.merkle import leaf_hash
 from replay.signed_note import Verifier
 from replay.tlog_proof import TlogProof
+from tests.e2e.prepared import copy_into
 from tests.e2e.test_cli_newcomer import one_line_error, run
 
 ORIGIN = "mall-ledger.local/log"
@@ -23,15 +24,22 @@ def ledger(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run(cwd, list(args))
 
 
-@pytest.fixture
-def sealed(tmp_path: Path) -> Path:
-    """A ledger with the demo's events, sealed once, in ``tmp_path``."""
-    demo = ledger(tmp_path, "demo", "--orders", "40")
+@pytest.fixture(scope="module")
+def sealed_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ledger with the demo's events, sealed once, in the module's own directory."""
+    where = tmp_path_factory.mktemp("sealed")
+    demo = ledger(where, "demo", "--orders", "40")
     assert demo.returncode == 0, demo.stderr
-    done = ledger(tmp_path, "seal", "--json")
+    done = ledger(where, "seal", "--json")
     assert done.returncode == 0, done.stderr
     assert "made a new checkpoint signing key" in done.stderr
-    return tmp_path
+    return where
+
+
+@pytest.fixture
+def sealed(sealed_template: Path, tmp_path: Path) -> Path:
+    """A copy of the module's sealed demo ledger, in ``tmp_path``, for this test to change."""
+    return copy_into(sealed_template, tmp_path)
 
 
 def test_a_seal_writes_the_checkpoint_file_and_verify_says_intact(sealed: Path) -> None:

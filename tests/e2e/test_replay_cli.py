@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.prepared import copy_into
 from tests.e2e.test_cli_newcomer import one_line_error, run
 
 
@@ -18,13 +19,20 @@ def ledger(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run(cwd, list(args))
 
 
-@pytest.fixture
-def projected(tmp_path: Path) -> Path:
-    """The demo's events and its projections, current, in ``tmp_path``."""
+@pytest.fixture(scope="module")
+def projected_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's events and its projections, current, in the module's own directory."""
+    where = tmp_path_factory.mktemp("projected")
     for args in (["demo", "--orders", "40"], ["projections", "run", "--once"]):
-        done = ledger(tmp_path, *args)
+        done = ledger(where, *args)
         assert done.returncode == 0, done.stderr
-    return tmp_path
+    return where
+
+
+@pytest.fixture
+def projected(projected_template: Path, tmp_path: Path) -> Path:
+    """A copy of the module's projected demo ledger, in ``tmp_path``, for this test to change."""
+    return copy_into(projected_template, tmp_path)
 
 
 def test_an_order_as_of_its_first_position_is_just_submitted(projected: Path) -> None:
