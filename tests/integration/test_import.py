@@ -31,8 +31,8 @@ from ledger.importer import (
     default_rejects_path,
     import_file,
 )
+from ledger.keystore import LINKAGE_PREFIX, PostgresKeyStore, SqliteKeyStore
 from ledger.keystore import TABLE as KEY_TABLE
-from ledger.keystore import PostgresKeyStore, SqliteKeyStore
 from tests import builders as b
 
 T0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
@@ -447,21 +447,22 @@ def test_invalid_and_refused_submissions_leave_no_key_rows(ledger: Ledger, tmp_p
         *(f"acct-x{n}" for n in range(200)),
     ]:
         assert store.existing_key(account) is None, f"{account} got a key row"
-    assert key_rows(ledger) == 3, "the application key and acct-k5's two keys, nothing else"
+    # The accepted order also made its year's linkage key and the year before's (its digests
+    # are under both, ledger/keystore.py): the key store's own rows, beside its application key.
+    assert key_rows(ledger) == 2 + 3, "acct-k5's two keys and the store's three, nothing else"
+    assert key_rows(ledger, f"{LINKAGE_PREFIX}%") == 3
 
 
-def key_rows(ledger: Ledger) -> int:
-    """Rows in the key store's table, asked of the database itself."""
+def key_rows(ledger: Ledger, name_like: str = "%") -> int:
+    """Rows in the key store's table whose name is ``LIKE name_like``, asked of the
+    database itself."""
     store = ledger.keystore
+    query = f"SELECT count(*) FROM {KEY_TABLE} WHERE name LIKE "
     if isinstance(store, SqliteKeyStore):
         with sqlite3.connect(store.path) as conn:
-            return int(conn.execute(f"SELECT count(*) FROM {KEY_TABLE}").fetchone()[0])
+            return int(conn.execute(query + "?", (name_like,)).fetchone()[0])
     assert isinstance(store, PostgresKeyStore)
     with store._pool.connection() as conn:  # the shared pool reads rows as dicts
-        row = (
-            conn.cursor(row_factory=tuple_row)
-            .execute(f"SELECT count(*) FROM {KEY_TABLE}")
-            .fetchone()
-        )
+        row = conn.cursor(row_factory=tuple_row).execute(query + "%s", (name_like,)).fetchone()
     assert row is not None
     return int(row[0])

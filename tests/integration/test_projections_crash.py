@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from ledger.application import Ledger
 from projections.check import check
 from projections.engine import Runtime
@@ -24,6 +26,9 @@ from tests.workload import run_traffic, traffic
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 5
 PROGRESS_TIMEOUT_S = 30
+
+# Workers killed at random points, two at once: real processes for seconds each, the slow run.
+pytestmark = pytest.mark.slow
 
 
 def start_worker(url: str, log: Path, *extra: str) -> subprocess.Popen[bytes]:

@@ -142,6 +142,7 @@ def test_a_busy_ledger_holds_no_more_connections_than_the_pool_size(
     assert connections_gone(pg_server_url, pg_url)  # closing the last user closes the pool
 
 
+@pytest.mark.slow  # twenty processes: nine seconds
 def test_twenty_service_processes_all_start_on_one_server(pg_url: str, pg_server_url: str) -> None:
     env = {"LEDGER_POOL_SIZE": str(SERVICE_POOL_SIZE), "PATH": "/usr/bin:/bin", **master_key_env()}
     started = [
