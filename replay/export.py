@@ -54,6 +54,7 @@ from projections.engine import Runtime
 from projections.events import RawEvent
 from replay import export_verifier
 from replay.checkpoint import Checkpoint
+from replay.leaves import stored_state
 from replay.merkle import Prover
 from replay.signed_note import Signer, sign, split_note
 from replay.tiles import TileSource, TileStore
@@ -246,7 +247,7 @@ def _one_row(state: _Pass, row: RawEvent, index: int) -> None:
 
 def _decoded(state: _Pass, row: RawEvent) -> Any:
     """The row as its domain event (upcast), as the library's repository reads it."""
-    stored = row.state.encode() if isinstance(row.state, str) else bytes(row.state or b"")
+    stored = stored_state(row)
     mapper = state.ledger.app.mapper
     return mapper.to_domain_event(StoredEvent(UUID(row.stream), row.version, row.topic, stored))
 
@@ -266,7 +267,7 @@ def _in_scope(data: dict[str, Any], at: Any, scope: ExportScope) -> bool:
 
 def _event_row(state: _Pass, row: RawEvent, index: int) -> dict[str, Any]:
     proof = state.prover.inclusion(index)
-    stored = row.state.encode() if isinstance(row.state, str) else bytes(row.state or b"")
+    stored = stored_state(row)
     return {
         "position": row.position,
         "leaf": index,

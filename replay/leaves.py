@@ -44,8 +44,13 @@ def row_bytes(row: RawEvent) -> bytes:
     if len(stream) != UUID_BYTES:
         raise ProofInvalid(f"position {row.position} cannot be a leaf: its stream id is no UUID")
     head = _HEAD.pack(row.position, stream, row.version, len(topic))
-    state = row.state.encode() if isinstance(row.state, str) else bytes(row.state)
-    return ROW_FORMAT_LINE + head + topic + state
+    return ROW_FORMAT_LINE + head + topic + stored_state(row)
+
+
+def stored_state(row: RawEvent) -> bytes:
+    """The row's state as stored, in bytes (a state SQLite hands back as text: its UTF-8)."""
+    assert row.state is not None, f"row {row.position} read without its state"
+    return row.state.encode() if isinstance(row.state, str) else bytes(row.state)
 
 
 def row_leaf(row: RawEvent) -> bytes:

@@ -34,15 +34,18 @@ class ConsistencyProof:
 
 
 def _note(store: TileStore, cur: Any, size: int | None) -> str:
+    """The kept checkpoint of ``size`` leaves (the latest for None); NotFound if none."""
+    if size is not None:
+        note = store.checkpoint(cur, size)
+        if note is None:
+            raise NotFound(
+                f"no checkpoint of {size} leaves is kept (`ledger verify --json` lists them)"
+            )
+        return note
     kept = store.checkpoints(cur)
     if not kept:
         raise NotFound("the log has no checkpoint yet: run `ledger seal`")
-    if size is None:
-        return kept[-1][1]
-    for kept_size, note in kept:
-        if kept_size == size:
-            return note
-    raise NotFound(f"no checkpoint of {size} leaves is kept (`ledger verify --json` lists them)")
+    return kept[-1][1]
 
 
 def prove_inclusion(rt: Runtime, position: int, size: int | None = None) -> TlogProof:
