@@ -8,6 +8,7 @@ aliases below: every text field is ``Chars``-checked, every integer field is an 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -313,7 +314,7 @@ IpText = Annotated[
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Command(Model):
@@ -670,11 +671,18 @@ AnyCommand = Annotated[
     | RequestErasure,
     Field(discriminator="type"),
 ]
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyCommand)
 COMMAND_CLASSES: tuple[type[Command], ...] = AnyCommand.__origin__.__args__  # type: ignore[attr-defined]  # Annotated's union
 COMMAND_TYPES = tuple(
     sorted(get_args(m.model_fields["type"].annotation)[0] for m in COMMAND_CLASSES)
 )
+
+
+@functools.cache
+def command_adapter() -> TypeAdapter[Any]:
+    """The validator of every command type, built on first use: building it (and the models,
+    ``defer_build``) costs a quarter of a second that a ``ledger`` process which validates
+    no command, or one type, should not pay at start-up."""
+    return TypeAdapter(AnyCommand)
 
 
 def parse_command(data: Any) -> Command:
@@ -682,7 +690,7 @@ def parse_command(data: Any) -> Command:
     if isinstance(data, Command):
         return data
     try:
-        command: Command = _ADAPTER.validate_python(data)
+        command: Command = command_adapter().validate_python(data)
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
         raise InvalidCommand(*describe_error(first)) from None
@@ -777,7 +785,7 @@ def command_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of every command: one object per type under
     ``$defs``, chosen by ``type`` (``discriminator``). The import and the API take exactly
     what it describes, since it is generated from the models ``parse_command`` uses."""
-    schema: dict[str, Any] = _ADAPTER.json_schema()
+    schema: dict[str, Any] = command_adapter().json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "mall-ledger command"
     return schema
