@@ -148,8 +148,8 @@ async def verify_now(request: Request, actor: Viewer) -> StreamingResponse:
             progress.put(DONE)
 
     # The page around the stream, rendered once and cut where the progress and the result go.
-    frame = page(request, "verify.html", has_key=verifier is not None, mark=MARK).body.decode()
-    head, between, tail = frame.split(MARK)
+    frame = page(request, "verify.html", has_key=verifier is not None, mark=MARK).body
+    head, between, tail = bytes(frame).decode().split(MARK)
     fragment = TEMPLATES.get_template("verify_result.html")
 
     async def body() -> AsyncIterator[str]:

@@ -98,9 +98,10 @@ def install_errors(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {"loc": ("query",), "msg": "invalid"}
+        first: dict[str, Any] = exc.errors()[0] if exc.errors() else {"loc": (), "msg": ""}
         name = ".".join(str(part) for part in first["loc"][1:]) or "query"
-        return error_page(request, 400, "INVALID_PARAMETER", f"{name}: {first['msg'].lower()}")
+        rule = str(first["msg"]).lower() or "is not valid"
+        return error_page(request, 400, "INVALID_PARAMETER", f"{name}: {rule}")
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
