@@ -32,6 +32,7 @@ from ledger.commands import parse_command
 from ledger.domain.context import Actor
 from ledger.domain.errors import LedgerError, NotFound
 from projections import queries as q
+from projections.freshness import ProjectionBehind
 
 router = APIRouter()
 TRAIL_ROWS = 200
@@ -47,11 +48,19 @@ async def subjects(request: Request, actor: Viewer, subject_id: str | None = Non
 async def _subject_page(
     request: Request, actor: Actor, subject: str | None, outcome: dict[str, Any] | None
 ) -> Any:
-    now, steps = None, []
+    """The subject's page; after a command, read once the retention projection has applied
+    it (waiting as a query's ``min_position`` does), else as it stands, with a notice."""
+    now, steps, behind = None, [], None
+    waited = None if outcome is None else outcome.get("position")
     if subject is not None:
         try:
-            found = await one(request, Response(), ("retention", None), "data subject",
-                              lambda m: m.subject_retention(subject))  # fmt: skip
+            try:
+                found = await one(request, Response(), ("retention", waited), "data subject",
+                                  lambda m: m.subject_retention(subject))  # fmt: skip
+            except ProjectionBehind as exc:
+                behind = exc.behind
+                found = await one(request, Response(), ("retention", None), "data subject",
+                                  lambda m: m.subject_retention(subject))  # fmt: skip
             now = SubjectRetentionView.model_validate(found["item"]).model_dump()
             paging = Paging(TRAIL_ROWS, None, None)
             trail = await list_page(request, Response(), q.RETENTION_STEPS,
@@ -60,7 +69,7 @@ async def _subject_page(
         except NotFound:
             now = None  # shown as "nothing recorded"; the admin's forms still work
     return page(request, "subjects.html", subject=subject, now=now, steps=steps,
-                outcome=outcome, is_admin=actor.role == ADMIN)  # fmt: skip
+                outcome=outcome, behind=behind, is_admin=actor.role == ADMIN)  # fmt: skip
 
 
 async def _send(request: Request, actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
