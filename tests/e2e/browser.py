@@ -9,6 +9,7 @@ installs it) where they fail.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,6 +138,7 @@ class Browser:
         if not where:
             return
         path = urlsplit(self.driver.current_url).path.strip("/").replace("/", "-") or "console"
+        path = re.sub(r"exp-[0-9a-f]{12}", "request", path)  # one name per page, every run
         Path(where).mkdir(parents=True, exist_ok=True)
         self.driver.save_screenshot(str(Path(where) / f"{path}.png"))
 

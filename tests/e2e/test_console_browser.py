@@ -185,6 +185,10 @@ def test_an_admin_places_a_hold_and_sees_an_erasure_refused(browser: Browser, se
     assert "court-2026-1" in browser.text()
     browser.submit("request-erasure")
     assert "LEGAL_HOLD" in browser.by_id("outcome").text
+    browser.open("/console/projections")
+    assert "caught up" in browser.text() or "behind" in browser.text()
+    browser.open("/console/keys")
+    assert "test-auditor" in browser.text()
 
 
 def test_an_auditor_verifies_the_log_then_sees_a_tampered_row_named(
@@ -192,6 +196,8 @@ def test_an_auditor_verifies_the_log_then_sees_a_tampered_row_named(
 ) -> None:
     server, url = served[0], served[1]
     sign_in(browser, server, "auditor")
+    browser.open("/console/integrity?position=7")
+    assert "c2sp.org/tlog-proof@v1" in browser.by_id("inclusion-proof").text
     browser.open("/console/integrity")
     assert "valid" in browser.text()
     browser.submit("verify-now")
