@@ -29,7 +29,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 
 from bench.common import (
     EVENTS_TABLE,
-    checked_server,
+    bench_main,
     count_rows,
     emit,
     log,
@@ -132,6 +131,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
                         help=f"requests per page and size (default {DEFAULT_SAMPLES})")  # fmt: skip
+    parser.set_defaults(child=None)
     args = parser.parse_args(argv)
     if not 2 <= args.orders <= MAX_ORDERS:
         parser.error(f"--orders must be between 2 and {MAX_ORDERS}")
@@ -141,13 +141,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    server = checked_server()
-    if server is None:
-        return 2
-    with tempfile.TemporaryDirectory(prefix=f"bench-{BENCH}-") as tmp:
-        emit(measure(args, server, Path(tmp)))
-    return 0
+    return bench_main(parse_args(argv), {}, measure, BENCH)  # no child phases: one process
 
 
 if __name__ == "__main__":
