@@ -170,3 +170,13 @@ def test_sign_in_goes_back_to_a_console_page_only(api: Api) -> None:
             follow_redirects=False,
         )
         assert done.headers["location"] == lands
+
+
+def test_only_the_console_takes_form_bodies(api: Api) -> None:
+    refused = api.client.post(
+        "/v1/commands/submit_order",
+        data={"order_no": "A1"},
+        headers={**api.auth("service"), "Idempotency-Key": "form-1"},
+    )
+    assert refused.status_code == 415
+    assert refused.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
