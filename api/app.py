@@ -24,6 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from api import admin, commands, health, history, openapi, problems, queries
 from api import metrics as api_metrics
 from api.auth import DEFAULT_KEY_CACHE_S, KeyCache
+from api.console import mount as mount_console
+from api.console.settings import ConsoleSettings
 from api.health import HealthCheck
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimits
 from api.metrics import Metrics
@@ -53,6 +55,7 @@ class ApiSettings:
     group_commit: GroupCommitSettings = field(default_factory=GroupCommitSettings)
     # How long a query waits for its projection to reach min_position (api/readers.py).
     read_wait_s: float = DEFAULT_TIMEOUT_S
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
 
 def app_from_env() -> FastAPI:
@@ -67,6 +70,11 @@ def app_from_env() -> FastAPI:
             policy=env.policy,
             max_body_bytes=env.api_max_body_bytes,
             group_commit=env.group_commit,
+            console=ConsoleSettings(
+                signing_key_path=env.signing_key_path,
+                log_name=env.log_name,
+                export_dir=env.checkpoint_dir.parent / "exports",
+            ),
         )
     )
 
@@ -129,6 +137,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(api_metrics.router)
     openapi.install(app)
+    mount_console(app, config.console)  # /console: HTML pages over the same state
     app.add_middleware(BodyLimits, max_body_bytes=config.max_body_bytes)
     app.add_middleware(Observe, metrics=metrics)  # added last: outside BodyLimits
     return app

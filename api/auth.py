@@ -94,11 +94,17 @@ def require(*roles: str) -> Callable[..., Awaitable[Actor]]:
         if actor is None:
             raise Unauthenticated("the API key is unknown or revoked")
         request.state.actor = actor  # the request's log line names the key, refused or not
-        if actor.role not in roles:
-            raise Forbidden(f"the {actor.role} role may not do this; it takes {'/'.join(roles)}")
-        return actor
+        return admit(actor, roles)
 
     return actor_of
+
+
+def admit(actor: Actor, roles: tuple[str, ...]) -> Actor:
+    """``actor`` if its role is one of ``roles``; raises Forbidden (403) naming both. The one
+    role check of the API and the console (api/console/)."""
+    if actor.role not in roles:
+        raise Forbidden(f"the {actor.role} role may not do this; it takes {'/'.join(roles)}")
+    return actor
 
 
 # Route parameters: ``actor: AdminActor`` admits admins only, ``ReaderActor`` the queries',

@@ -4,7 +4,9 @@
   by its ``Content-Length`` before a byte is read, or, sent chunked, as soon as the bytes
   read pass the limit; it is never held whole in memory.
 - A request with a body that is not ``application/json`` (``+json`` suffixes and a
-  ``charset=utf-8`` parameter are taken) is refused ``UNSUPPORTED_MEDIA_TYPE`` (415).
+  ``charset=utf-8`` parameter are taken) is refused ``UNSUPPORTED_MEDIA_TYPE`` (415); under
+  ``/console/`` (the console's HTML forms, api/console/) ``application/x-www-form-urlencoded``
+  is taken too.
 - JSON nests at most ``MAX_DEPTH`` levels (``INVALID_JSON``, 400): deep nesting costs the
   parser and no command needs it; an object with a repeated key is refused too, as the
   import refuses it (RFC 8259 leaves its meaning open; orjson would keep the last silently).
@@ -27,6 +29,8 @@ from ledger.importer import REPEATED_KEY, repeats_a_key
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 MAX_DEPTH = 32
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+FORMS_UNDER = "/console/"
+FORM_MEDIA = b"application/x-www-form-urlencoded"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,20 +55,24 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         try:
-            self.check_headers(dict(scope["headers"]))
+            self.check_headers(dict(scope["headers"]), scope["path"].startswith(FORMS_UNDER))
         except LedgerError as exc:
             await refusal(exc, scope["path"])(scope, receive, send)
             return
         await self._bounded(scope, receive, send)
 
-    def check_headers(self, headers: dict[bytes, bytes]) -> None:
+    def check_headers(self, headers: dict[bytes, bytes], forms: bool = False) -> None:
+        """Refuse a body too large or of a media type not taken (``forms``: a console form's
+        too)."""
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             raise RequestTooLarge(f"the body is over {self.max_body_bytes} bytes")
         if length == b"0" and b"content-type" not in headers:
             return  # an empty body needs no type; the route says what it lacks
         media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if media != b"application/json" and not media.endswith(b"+json"):
+        if forms and media == FORM_MEDIA:
+            pass  # a console form: its fields are parsed by api/console/forms.py
+        elif media != b"application/json" and not media.endswith(b"+json"):
             raise UnsupportedMediaType("the body must be application/json")
         charset = _charset(headers.get(b"content-type", b""))
         if charset not in (None, b"utf-8"):

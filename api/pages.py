@@ -31,9 +31,10 @@ TOKEN = "page_token"
 NOT_OURS = "is not a token this list gave with these filters; start again without it"
 
 
-def derive_key(linkage_key: bytes) -> bytes:
-    """The token key (32 bytes) from the ledger's linkage key (HMAC-SHA256, one label)."""
-    return hmac.new(linkage_key, KEY_LABEL, sha256).digest()
+def derive_key(linkage_key: bytes, label: bytes = KEY_LABEL) -> bytes:
+    """A key (32 bytes) from the ledger's linkage key (HMAC-SHA256 under ``label``): the
+    page tokens' by default; the console's sessions use their own label."""
+    return hmac.new(linkage_key, label, sha256).digest()
 
 
 class PageTokens:

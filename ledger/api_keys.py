@@ -105,6 +105,13 @@ def authenticate(registry: ApiKeyRegistry | None, token: str) -> Actor | None:
     return Actor(entry["key_id"], entry["role"])
 
 
+def live_actor(registry: ApiKeyRegistry | None, key_id: str) -> Actor | None:
+    """The actor of the key ``key_id`` if it is issued and not revoked, else None: what a
+    console session (which holds the key's id, never its secret) stands for now."""
+    entry = None if registry is None else registry.live(key_id)
+    return None if entry is None else Actor(entry["key_id"], entry["role"])
+
+
 def load_registry(ledger: Ledger) -> ApiKeyRegistry | None:
     """The registry as stored now (None before the first key); StorageUnavailable."""
     return _registry(ledger)
