@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -399,7 +400,24 @@ class Ledger:
         """The command record's digest (ledger/payload_digest.py): personal fields keyed
         under the data subject's key, so erasing the subject leaves nothing to test a guess
         against."""
-        return digests.payload_digest(command, self.digest_key(command, uow))
+        subject = digest_subject(command, uow) if about_a_subject(command) else None
+        direct = None
+        if subject is not None and digests.personal_fields(command, digests.DIRECT_KIND):
+            current = self.keystore.current_direct(subject, create=False)
+            if current is not None:
+                direct = (current[0], digests.subject_digest_key(current[1]))
+        return digests.payload_digest(command, self.digest_key(command, uow), direct)
+
+    def direct_digest_key(self, command: Command, uow: UnitOfWork) -> Callable[[str], bytes | None]:
+        """The digest key of a direct-identifier generation of the command's subject, by kind
+        (``d``, ``d2``, …): None once that generation is destroyed (de-identified, erased)."""
+        subject = digest_subject(command, uow) if about_a_subject(command) else None
+
+        def key_of(kind: str) -> bytes | None:
+            found = None if subject is None else self.keystore.existing_key(subject, kind)
+            return None if found is None else digests.subject_digest_key(found)
+
+        return key_of
 
     def digest_key(self, command: Command, uow: UnitOfWork) -> bytes | None:
         """The key a command's personal fields are digested under: derived from its data
@@ -418,7 +436,10 @@ class Ledger:
         key = self.digest_key(command, uow)
         legacy = None if record.payload_digest.startswith("v") else self.keystore.linkage_key()
         record.check_same_payload(
-            command.command_id, digests.same_payload(record.payload_digest, command, key, legacy)
+            command.command_id,
+            digests.same_payload(
+                record.payload_digest, command, key, legacy, self.direct_digest_key(command, uow)
+            ),
         )
         refused = record.refused_again(command.command_id)
         if refused is not None:

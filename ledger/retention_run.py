@@ -13,11 +13,14 @@ and, for its open orders, from the log:
   by an after-sales case (``waiting``: its completion schedules a retention that defers the
   erasure again).
 - ``deidentified``: orders completed, no order of the subject still open, no after-sales
-  case open, no hold, not yet done: ``DirectIdentifiersRemoved`` (with the restriction the
-  ended purpose brings while a retention runs: ``restricted``); the views blank those
-  orders' direct identifiers. The key that seals them is not destroyed yet: the key store
-  keeps one direct-identifier key per subject, so destroying it would refuse the subject's
-  next order (``SUBJECT_ERASED``); that waits for key generations (a new key for new orders).
+  case open, no hold, not yet done: the subject's direct-identifier key generation is
+  retired (its new orders get the next one, ledger/keystore.py), then
+  ``DirectIdentifiersRemoved`` names the orders and the retired generations (with the
+  restriction the ended purpose brings while a retention runs: ``restricted``); the views
+  blank those orders' direct identifiers.
+- ``direct_keys``: retired generations whose ``DIRECT_KEY_GRACE`` has passed (no process can
+  still be sealing a new order under them), while still nothing is open and no hold is on,
+  are destroyed: every name, phone and address sealed under them is unreadable for good.
 
 Each step is one save of the subject's stream (its events, one transaction) and then its
 effect outside the log; both are decided afresh from the stream each run, so a run done twice
@@ -56,6 +59,7 @@ KINDS = (
     "held",
     "waiting",
     "deidentified",
+    "direct_keys",
     "restricted",
     "clashed",
 )
@@ -139,13 +143,35 @@ def step_subject(
             destroy_keys(ledger.keystore, subject_id, ctx.at)
         return
     if not subject.deidentification_due(waiting):
+        _destroy_retired_keys(ledger, subject, ctx.at, waiting, summary)
         return
     restricted_before = subject.restriction
-    subject.remove_direct_identifiers(ctx, waiting)
+    # Retired before the event is saved: a run killed between the two has only made a
+    # generation early, and the next run retires again and names both.
+    retired = [] if summary.dry_run else ledger.keystore.retire_direct(subject_id)
+    subject.remove_direct_identifiers(ctx, waiting, retired)
     summary.steps["deidentified"] += 1
     if subject.restriction is not restricted_before:
         summary.steps["restricted"] += 1
     _saved(ledger, subject, summary)
+
+
+def _destroy_retired_keys(
+    ledger: Ledger,
+    subject: DataSubject,
+    at: datetime,
+    open_orders: set[str],
+    summary: RetentionSummary,
+) -> None:
+    """Destroy the subject's retired direct-identifier generations that are due and still
+    live (``DataSubject.direct_keys_due``); counted once per subject."""
+    due = subject.direct_keys_due(at, open_orders)
+    live = [k for k in due if not ledger.keystore.kind_destroyed(subject.subject_id, k)]
+    if not live:
+        return
+    summary.steps["direct_keys"] += 1
+    if not summary.dry_run:
+        ledger.keystore.destroy_kinds(subject.subject_id, live, at)
 
 
 def _saved(ledger: Ledger, subject: DataSubject, summary: RetentionSummary) -> bool:
