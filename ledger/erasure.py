@@ -62,4 +62,3 @@ def destroy_keys(keystore: KeyStore, subject_id: str, at: datetime) -> bool:
     """Crypto-shred every key of ``subject_id`` (scope ALL, the key store's default); True
     if a live key was destroyed now. Idempotent: a destroyed key stays destroyed."""
     return keystore.destroy(subject_id, at)
-

@@ -153,7 +153,8 @@ def step_subject(
     summary.steps["deidentified"] += 1
     if subject.restriction is not restricted_before:
         summary.steps["restricted"] += 1
-    _saved(ledger, subject, summary)
+    if _saved(ledger, subject, summary) or summary.dry_run:
+        _destroy_retired_keys(ledger, subject, ctx.at, waiting, summary)  # retired earlier
 
 
 def _destroy_retired_keys(

@@ -157,7 +157,7 @@ def test_after_erasure_and_linkage_expiry_no_linkage_hash_confirms_the_phone(
     year = ledger_app.clock.now().year
     within = live_keys(ledger_app)
     stored = all_stored_bytes(ledger_app, backend)
-    guesses = [_phone_digest(key, PHONE) for key in within]
+    guesses = [phone_digest(key, PHONE) for key in within]
     assert [g for g in guesses if g in stored], "within the window the digests still link"
     assert expire_linkage(ledger_app.keystore, datetime(year + 2, 1, 1, tzinfo=UTC)) == [
         year - 1,
@@ -165,10 +165,10 @@ def test_after_erasure_and_linkage_expiry_no_linkage_hash_confirms_the_phone(
     ]
     stored = all_stored_bytes(ledger_app, backend)
     for key in live_keys(ledger_app):
-        assert not [p for p in CANDIDATES if _phone_digest(key, p) in stored]
+        assert not [p for p in CANDIDATES if phone_digest(key, p) in stored]
 
 
-def _phone_digest(key: bytes, phone: str) -> bytes:
+def phone_digest(key: bytes, phone: str) -> bytes:
     return hmac.new(key, f"phone|{phone}".encode(), sha256).hexdigest().encode()
 
 
