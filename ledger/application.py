@@ -46,6 +46,7 @@ from ledger.library.positions import position_of, version_at
 from ledger.library.read_check import READ_VERSIONS, StaleRead
 from ledger.library.settings import library_env
 from ledger.library.transcoder import OrjsonTranscoder
+from ledger.open_orders import open_orders_by_subject
 from ledger.sealing import Sealer
 from ledger.storage import APPLICATION_NAME, opening
 from ledger.storage_url import StorageUrl
@@ -394,7 +395,14 @@ class Ledger:
         return {id(r.domain_event): r.notification.id for r in recordings}
 
     def unit_of_work(self, cache: StreamCache | None = None) -> UnitOfWork:
-        return UnitOfWork(self.app.repository, self.sealer, self.policy, cache)
+        return UnitOfWork(
+            self.app.repository, self.sealer, self.policy, cache, open_orders=self.open_orders_of
+        )
+
+    def open_orders_of(self, subject_id: str) -> set[str]:
+        """The subject's orders submitted and not completed, from the log (one pass over the
+        ledger's submissions and completions: ledger/open_orders.py)."""
+        return open_orders_by_subject(self.app).get(subject_id, set())
 
     def payload_digest(self, command: Command, uow: UnitOfWork) -> str:
         """The command record's digest (ledger/payload_digest.py): personal fields keyed

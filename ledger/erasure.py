@@ -44,7 +44,7 @@ def refusal_of(result: CommandResult) -> LedgerError | None:
             message, datetime.fromisoformat(found["retain_until"])
         )
     else:
-        refusal = RuleViolation(codes.LEGAL_HOLD, message)
+        refusal = RuleViolation(codes.BY_CODE[found["code"]], message)
     refusal.recorded = True  # the request and its refusal are in the log
     return refusal
 

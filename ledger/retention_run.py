@@ -38,7 +38,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
@@ -46,10 +45,10 @@ from ledger.application import Ledger
 from ledger.domain.context import LOCAL_ACTOR, Ctx
 from ledger.domain.data_subject import DataSubject, DataSubjectRegistered
 from ledger.domain.ids import data_subject_id
-from ledger.domain.order import events as ev
 from ledger.driver_errors import storage_errors
 from ledger.erasure import destroy_keys
 from ledger.library.bulk_read import load_streams
+from ledger.open_orders import events_of_topics, open_orders_by_subject
 
 # Kinds of step, in the order the summary lists them.
 KINDS = (
@@ -63,7 +62,6 @@ KINDS = (
     "restricted",
     "clashed",
 )
-SCAN_PAGE = 1000  # notifications read per query when listing subjects and open orders
 LOAD_CHUNK = 200  # subject streams rebuilt per query
 
 
@@ -100,7 +98,7 @@ def run_retention(
     run_id = f"retention-run-{uuid.uuid4().hex}"
     with storage_errors():
         subjects = subject_ids(ledger)
-        open_orders = open_orders_by_subject(ledger)
+        open_orders = open_orders_by_subject(ledger.app)
         summary.subjects = len(subjects)
         walk: Iterator[str] = iter(subjects)
         if progress is not None:
@@ -189,42 +187,9 @@ def _saved(ledger: Ledger, subject: DataSubject, summary: RetentionSummary) -> b
 
 def subject_ids(ledger: Ledger) -> list[str]:
     """Every data subject with a lifecycle stream, from the log, sorted."""
-    found = {
-        event.subject_id
-        for event in _events(ledger, DataSubjectRegistered.TOPIC)  # type: ignore[attr-defined]
-    }
+    topic = DataSubjectRegistered.TOPIC  # type: ignore[attr-defined]
+    found = {event.subject_id for event in events_of_topics(ledger.app, topic)}
     return sorted(found)
-
-
-def open_orders_by_subject(ledger: Ledger) -> dict[str, set[str]]:
-    """Per subject (account), its orders submitted and not completed, from the log."""
-    submitted = ev.OrderSubmitted.TOPIC  # type: ignore[attr-defined]
-    completed = ev.TransactionCompleted.TOPIC  # type: ignore[attr-defined]
-    owner: dict[UUID, tuple[str, str]] = {}  # order stream -> order number, account
-    done: set[UUID] = set()
-    for event in _events(ledger, submitted, completed):
-        if isinstance(event, ev.OrderSubmitted):
-            owner[event.originator_id] = (event.order_no, event.account_no)
-        else:
-            done.add(event.originator_id)
-    found: dict[str, set[str]] = {}
-    for stream, (order_no, account_no) in owner.items():
-        if stream not in done:
-            found.setdefault(account_no, set()).add(order_no)
-    return found
-
-
-def _events(ledger: Ledger, *topics: str) -> Iterator[Any]:
-    """The log's events of ``topics``, in log order, a page at a time."""
-    recorder = ledger.app.recorder
-    start = 1
-    while True:
-        page = recorder.select_notifications(start, SCAN_PAGE, topics=topics)
-        for notification in page:
-            yield ledger.app.mapper.to_domain_event(notification)
-        if len(page) < SCAN_PAGE:
-            return
-        start = page[-1].id + 1
 
 
 def _chunks(items: Iterator[str], size: int) -> Iterator[list[str]]:

@@ -193,8 +193,10 @@ class ErasureRequested(DataSubjectEvent):
 @topic("data-subject/ErasureRefused")
 class ErasureRefused(DataSubjectEvent):
     """The request was refused: ``code`` ``LEGAL_HOLD`` (PIPL 47), the holds under
-    ``references`` being on. It is not kept waiting: a new request is needed once released
-    (an earlier request deferred for a retention still waits, and still waits for holds)."""
+    ``references`` being on; or ``ORDER_IN_PROGRESS`` (PIPL 13(2)), an order of the subject
+    being performed (``references`` empty). It is not kept waiting: a new request is needed
+    once released or completed (an earlier request deferred for a retention still waits,
+    and still waits for holds)."""
 
     reference: str | None
     code: str
@@ -412,15 +414,27 @@ class DataSubject(JournaledAggregate):
         return current["basis"] != "purpose_ended" or order_no in self.retention
 
     # -- erasure (PIPL 47) ---------------------------------------------------------------------
-    def request_erasure(self, ctx: Ctx, reference: str | None) -> dict[str, Any]:
+    def request_erasure(
+        self, ctx: Ctx, reference: str | None, open_orders: set[str] | None = None
+    ) -> dict[str, Any]:
         """Record the request, then decide it (``check_erasable``): refused under a legal hold
-        (``ErasureRefused``, LEGAL_HOLD), deferred under a retention (``ErasureDeferred``,
+        (``ErasureRefused``, LEGAL_HOLD), refused while an order of the subject is still
+        being performed (``open_orders``, from the log: ``ErasureRefused``,
+        ORDER_IN_PROGRESS, PIPL 13(2)), deferred under a retention (``ErasureDeferred``,
         RETENTION_REQUIRED, with the restriction it applies instead), else ``SubjectErased``.
         Returns the outcome (``erasure_outcome``) for the command's result. A subject
         already erased records the request and answers ``erased`` again."""
         self._emit(ErasureRequested, ctx, reference=reference)
         if self.erased is not None:
             return self._erased_outcome()
+        if open_orders and not self.holds:
+            exc = RuleViolation(
+                codes.ORDER_IN_PROGRESS,
+                f"order(s) {', '.join(sorted(open_orders))} of the data subject are still being "
+                "performed: their personal data is needed until they complete; ask again then",
+            )
+            self._emit(ErasureRefused, ctx, reference=reference, code=exc.code, references=[])
+            return erasure_outcome("refused", exc, None)
         return self._decide_erasure(ctx, reference)
 
     def erasure_due(self, at: datetime) -> bool:

@@ -33,21 +33,28 @@ def erase(command_id: str | None = None, subject_id: str = "acct-1", **over: Any
     return command
 
 
+def retention_over(ledger: Ledger, clock: ManualClock, order_no: str = "O-1") -> None:
+    """acct-1's order ``order_no`` completed, and the clock moved past its retention: nothing
+    keeps the subject's data any more."""
+    until = completed_unpaid(ledger, order_no)
+    clock.set(until + timedelta(days=1))
+
+
 def steps(ledger: Ledger, subject: str = "acct-1") -> list[str]:
     """The subject's lifecycle events' names, in order."""
     return [type(e).__name__ for e in ledger.app.events.get(data_subject_id(subject))]
 
 
 def test_a_subject_with_no_hold_and_no_retention_is_erased_and_its_key_destroyed(
-    ledger_app: Ledger,
+    ledger_app: Ledger, clock: ManualClock
 ) -> None:
-    ledger_app.execute(b.submit("O-1"))
+    retention_over(ledger_app, clock)
     assert ERASED not in ledger_app.contact("O-1").values()
 
     result = ledger_app.execute(erase(reference="REQ-1"))
 
     assert result.result["outcome"] == "erased"
-    assert steps(ledger_app) == ["DataSubjectRegistered", "ErasureRequested", "SubjectErased"]
+    assert steps(ledger_app)[-2:] == ["ErasureRequested", "SubjectErased"]
     assert ledger_app.keystore.is_destroyed("acct-1")
     assert set(ledger_app.contact("O-1").values()) == {ERASED}
     order = ledger_app.order("O-1")  # still replays: amounts and states are kept
@@ -55,9 +62,9 @@ def test_a_subject_with_no_hold_and_no_retention_is_erased_and_its_key_destroyed
 
 
 def test_an_erasure_under_a_legal_hold_is_refused_and_recorded_and_the_key_kept(
-    ledger_app: Ledger,
+    ledger_app: Ledger, clock: ManualClock
 ) -> None:
-    ledger_app.execute(b.submit("O-1"))
+    retention_over(ledger_app, clock)
     ledger_app.execute(hold("CASE-1"))
 
     with pytest.raises(ds.RuleViolation) as caught:
@@ -112,11 +119,11 @@ def test_an_erasure_inside_the_retention_is_deferred_with_the_date_and_restricts
 
 
 def test_an_erasure_repeated_after_a_crash_before_the_keys_went_destroys_them(
-    ledger_app: Ledger,
+    ledger_app: Ledger, clock: ManualClock
 ) -> None:
     """The event saved, the process gone before the destroy: a repeat of the command (same
     id) finds the erasure recorded and finishes it."""
-    ledger_app.execute(b.submit("O-1"))
+    retention_over(ledger_app, clock)
     command = erase("erase-1")
     original = ledger_app.keystore.destroy
     ledger_app.keystore.destroy = lambda subject_id, at: False  # type: ignore[method-assign]
@@ -136,3 +143,44 @@ def test_an_erasure_repeated_after_a_crash_before_the_keys_went_destroys_them(
 def erased_at(ledger: Ledger) -> datetime:
     [erased] = events_of(ledger, SUBJECT, ds.SubjectErased)
     return erased.timestamp  # type: ignore[no-any-return]
+
+
+def test_an_erasure_while_an_order_is_being_performed_is_refused_and_recorded(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    """PIPL 13(2): the open order's contact is needed to deliver it; the request is refused
+    with the orders named, recorded, and the keys kept. Once it completes, the erasure waits
+    for its retention like any other."""
+    retention_over(ledger_app, clock)
+    ledger_app.execute(b.submit("O-2"))
+
+    with pytest.raises(ds.RuleViolation) as caught:
+        ledger_app.execute(erase("erase-1", reference="REQ-1"))
+
+    assert (caught.value.code, caught.value.clause) == ("ORDER_IN_PROGRESS", "PIPL 13(2)")
+    assert caught.value.recorded and "O-2" in caught.value.message
+    assert "O-1" not in caught.value.message  # completed: not in progress
+    [refusal] = events_of(ledger_app, SUBJECT, ds.ErasureRefused)
+    assert (refusal.code, refusal.references, refusal.reference) == (
+        "ORDER_IN_PROGRESS",
+        [],
+        "REQ-1",
+    )
+    assert not ledger_app.keystore.is_destroyed("acct-1")
+    assert ledger_app.contact("O-2")["phone"] == b.CONTACT["phone"]
+    with pytest.raises(ds.RuleViolation) as again:  # a retry: the same refusal
+        ledger_app.execute(erase("erase-1", reference="REQ-1"))
+    assert again.value.code == "ORDER_IN_PROGRESS"
+
+    ledger_app.execute(b.order_cmd("cancel_order", "O-2"))
+    ledger_app.execute(b.order_cmd("complete_transaction", "O-2"))
+    with pytest.raises(ErasureRetentionRequired):
+        ledger_app.execute(erase())
+
+
+def test_a_legal_hold_is_named_before_an_order_in_progress(ledger_app: Ledger) -> None:
+    ledger_app.execute(b.submit("O-1"))
+    ledger_app.execute(hold("CASE-1"))
+    with pytest.raises(ds.RuleViolation) as caught:
+        ledger_app.execute(erase())
+    assert caught.value.code == "LEGAL_HOLD"
