@@ -24,7 +24,6 @@ from ledger.clock import ManualClock
 from ledger.commands import parse_command
 from ledger.domain import data_subject as ds
 from ledger.domain.context import LOCAL_ACTOR
-from ledger.domain.export_request import ExportScope
 from ledger.domain.ids import data_subject_id
 from ledger.key_admin import expire_linkage
 from ledger.retention_run import run_retention
@@ -32,13 +31,9 @@ from ledger.sealing import ERASED
 from projections.engine import Runtime
 from projections.queries import ReadModels
 from replay.as_of import replay_as_of
-from replay.export import request_export, write_export
-from replay.seal import seal
-from replay.signed_note import Signer
 from tests import builders as b
-from tests.checks import events_of
+from tests.checks import events_of, export_text
 from tests.fix_api import Api
-from tests.integration.test_merkle_log import ORIGIN
 from tests.integration.test_projections import catch_up
 from tests.integration.test_retention import completed_unpaid, trail
 from tests.integration.test_retention_run import done
@@ -120,20 +115,10 @@ def test_views_replays_access_copies_and_exports_read_the_old_fields_as_removed(
     contacts = {o["order_no"]: o["contact"] for o in copied}
     assert contacts["O-1"]["phone"] == ERASED and contacts["O-2"]["phone"] == NEW_PHONE
 
-    exported = _export(ledger_app, rt, tmp_path / "export")
+    exported = export_text(ledger_app, rt, tmp_path / "export")
     assert PHONE not in exported and NEW_PHONE in exported
     everything = b"".join(p.read_bytes() for p in (tmp_path / "copy").iterdir())
     assert PHONE.encode() not in everything
-
-
-def _export(ledger: Ledger, rt: Runtime, out: Path) -> str:
-    """A regulator's export of acct-1 whose basis requires personal data: every file's text."""
-    signer = Signer(ORIGIN, Signer.generate(ORIGIN).private_key)
-    seal(ledger, rt, signer, None, LOCAL_ACTOR)
-    scope = ExportScope(account="acct-1")
-    request_id = request_export(ledger, LOCAL_ACTOR, "SAMR", "REF-1", "ECL 25", scope, True)
-    write_export(ledger, rt, request_id, out, signer, LOCAL_ACTOR)
-    return "".join(p.read_text() for p in out.rglob("*") if p.is_file() and p.suffix != ".bin")
 
 
 def test_the_contact_route_reads_the_old_fields_as_removed(

@@ -8,22 +8,31 @@ Times are China time; the clock starts 2 March 2026 09:00.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ledger.access_copy import give_access_copy
 from ledger.application import Ledger
 from ledger.clock import ManualClock
 from ledger.domain import data_subject as ds
+from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.ids import data_subject_id
 from ledger.erasure import ErasureRetentionRequired
 from ledger.sealing import ERASED
+from projections.engine import Runtime
 from tests import builders as b
-from tests.checks import events_of
+from tests.checks import events_of, export_text
+from tests.integration.test_projections import catch_up
 from tests.integration.test_retention import completed_unpaid, hold, release, subject_of
+from tests.integration.test_shredding import all_stored_bytes
 
 SUBJECT = data_subject_id("acct-1")
+# acct-1's personal values as the builders send them: none may be found after its erasure.
+PLAIN = dict(b.CONTACT)
 
 
 def erase(command_id: str | None = None, subject_id: str = "acct-1", **over: Any) -> dict[str, Any]:
@@ -184,3 +193,36 @@ def test_a_legal_hold_is_named_before_an_order_in_progress(ledger_app: Ledger) -
     with pytest.raises(ds.RuleViolation) as caught:
         ledger_app.execute(erase())
     assert caught.value.code == "LEGAL_HOLD"
+
+
+def test_after_erasure_no_table_export_copy_or_log_holds_the_subjects_plaintext(
+    ledger_app: Ledger,
+    clock: ManualClock,
+    rt: Runtime,
+    backend: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 11's search: every table (events, command records, projections, key store), an
+    export and an access copy made afterwards, and every log line written during the test,
+    hold none of the erased subject's personal values, typed free text included."""
+    caplog.set_level(logging.DEBUG)
+    ledger_app.execute(b.submit("O-1"))
+    ledger_app.execute(b.order_cmd("cancel_order", "O-1", reason=f"call {PLAIN['phone']}"))
+    ledger_app.execute(b.order_cmd("complete_transaction", "O-1"))
+    retain_until = ledger_app.order("O-1").retain_until
+    assert retain_until is not None
+    clock.set(retain_until + timedelta(days=1))
+    assert ledger_app.execute(erase()).result["outcome"] == "erased"
+    catch_up(rt)
+
+    exported = export_text(ledger_app, rt, tmp_path / "export")
+    give_access_copy(ledger_app, "acct-1", tmp_path / "copy", LOCAL_ACTOR)
+    copied = b"".join(p.read_bytes() for p in (tmp_path / "copy").iterdir())
+    stored = all_stored_bytes(ledger_app, backend)
+    for name, value in PLAIN.items():
+        assert value.encode() not in stored, name
+        assert value not in exported, name
+        assert value.encode() not in copied, name
+        assert value not in caplog.text, name
+    assert ledger_app.order("O-1").total_due_fen == 399900  # the record stays
