@@ -161,15 +161,27 @@ def run_child(module: str, phase: str, *args: str, timeout_s: float) -> dict[str
 def split_workload(orders: int, seed: int, tmp: Path) -> tuple[Path, Path, str]:
     """The workload as two JSON-lines files, its first and second half (streamed: the
     workload is never all in memory)."""
+    (first, second), source = split_parts(orders, seed, tmp, 2)
+    return first, second, source
+
+
+def split_parts(orders: int, seed: int, tmp: Path, parts: int) -> tuple[list[Path], str]:
+    """The workload as ``parts`` JSON-lines files of (nearly) equal numbers of commands, in
+    order, and its name (streamed: the workload is never all in memory)."""
     commands, source = traffic(orders, seed)
     whole = tmp / "workload.jsonl"
     lines, _ = write_jsonl(whole, commands)
-    first, second = tmp / "first.jsonl", tmp / "second.jsonl"
-    with whole.open("rb") as src, first.open("wb") as one, second.open("wb") as two:
-        for number, line in enumerate(src):
-            (one if number < lines // 2 else two).write(line)
+    paths = [tmp / f"part{number + 1}.jsonl" for number in range(parts)]
+    outs = [path.open("wb") for path in paths]
+    try:
+        with whole.open("rb") as src:
+            for number, line in enumerate(src):
+                outs[number * parts // max(lines, 1)].write(line)
+    finally:
+        for out in outs:
+            out.close()
     whole.unlink()
-    return first, second, source
+    return paths, source
 
 
 def write_log(url: str, path: Path, tmp: Path) -> int:
