@@ -5,8 +5,10 @@ a seal costs at two log sizes.
 
 Runs on the PostgreSQL server of ``LEDGER_DATABASE_URL`` (default the local one) in a scratch
 database ``bench_verify_<pid>`` it creates and drops. The log is the demo's mall traffic
-written through the import path (about 16 event rows per order), in ``--steps`` equal parts
-(default 2): ``--orders 62500 --steps 10`` grows it by about 100k rows at a time to 1M.
+written through the import path (about 16 event rows per order), in ``--steps`` parts
+(default 2), each the traffic of its share of the orders under a seed of its own
+(``bench.common.traffic_parts``): ``--orders 62500 --steps 10`` grows the log by about 100k
+rows at a time to 1M.
 
 - **ours**: ``replay.verify.verify`` over the whole log in a child process: every row read,
   its leaf hashed into the tree and compared with the stored tiles, every checkpoint checked.
@@ -43,8 +45,8 @@ from bench.common import (
     rate,
     run_child,
     scratch_database,
-    split_parts,
     traffic,
+    traffic_parts,
     write_jsonl,
     write_log,
 )
@@ -160,7 +162,7 @@ def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
 
     signer = Signer.generate(ORIGIN)
     key_text, vkey = signer.text(), signer.verifier().text()
-    parts, source = split_parts(args.orders, args.seed, tmp, args.steps)
+    parts, source = traffic_parts(args.orders, args.seed, tmp, args.steps)
     extra_first, extra_full = extras(args, tmp)
     sizes: list[dict[str, Any]] = []
     seals: list[dict[str, Any]] = []
