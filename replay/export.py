@@ -60,6 +60,8 @@ from replay.signed_note import Signer, sign, split_note
 from replay.tiles import TileSource, TileStore
 
 EXPORT_PAGE_ROWS = 5_000
+MAX_CACHED_HASHES = 4_096
+PREFETCH_TILES = 64  # leaf tiles read at once: 16,384 leaves, 640 KB
 # bagit logs a line per file at INFO: the progress bar says as much.
 logging.getLogger("bagit").setLevel(logging.WARNING)
 RECORD_FILES = ("orders", "payments", "logistics", "returns")
@@ -142,6 +144,8 @@ class _Pass:
     positions_of: dict[str, list[int]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     positions: dict[str, list[list[int]]] = field(default_factory=dict)
+    subjects: set[str] = field(default_factory=set)  # whose keys are loaded
+    base64_of: dict[bytes, str] = field(default_factory=dict)  # a block's proof hashes
 
 
 def write_export(
@@ -169,7 +173,7 @@ def write_export(
         with _building(out) as build:
             data = build  # make_bag moves what is here into data/
             with _record_files(data) as files:
-                prover = Prover(TileSource(store, cur), size)
+                prover = Prover(TileSource(store, cur, PREFETCH_TILES), size)
                 state = _Pass(ledger, request, scope_of(request.scope), secrets.token_bytes(32),
                               prover, size, files)  # fmt: skip
                 _walk(rt, cur, state, on_progress)
@@ -207,33 +211,54 @@ def _record_files(data: Path) -> Iterator[dict[str, IO[bytes]]]:
 
 
 def _walk(rt: Runtime, cur: Any, state: _Pass, on_progress: Callable[[int], None] | None) -> None:
-    """Every row of the checkpoint, once, in position order."""
+    """Every row of the checkpoint, once, in position order, a page at a time."""
     after, index = 0, 0
     while index < state.size:
         rows = rt.db.fetch_rows(cur, after, min(EXPORT_PAGE_ROWS, state.size - index), None)
         if not rows:
             raise NotFound("the log is shorter than its checkpoint: run `ledger verify`")
-        for row in rows:
-            _one_row(state, row, index)
-            index += 1
+        _page(state, rows, index)
+        index += len(rows)
         after = rows[-1].position
         if on_progress is not None:
             on_progress(index)
 
 
-def _one_row(state: _Pass, row: RawEvent, index: int) -> None:
-    order = state.orders.get(row.stream)
-    if order is None and row.topic != SUBMITTED:
-        return  # not an order in scope: nothing decoded
-    event = _decoded(state, row)
-    facts = {k: v for k, v in vars(event).items() if k not in EVENT_HEADER}
-    if order is None:
-        if not _in_scope(facts, event.timestamp, state.scope):
-            return
-        submitted = {k: facts.get(k) for k in SUBMISSION_FIELDS}
-        opened = _personal_out(state, submitted, str(submitted["order_no"]))
-        order = state.orders[row.stream] = {**opened, "submitted_at": event.timestamp}
-        state.folded[row.stream], state.positions_of[row.stream] = None, []
+def _page(state: _Pass, rows: list[RawEvent], first_index: int) -> None:
+    """The rows in scope of one page decoded, their data subjects' keys loaded in one round
+    trip (not one per subject), then written."""
+    found = []
+    for index, row in enumerate(rows, first_index):
+        order = state.orders.get(row.stream)
+        if order is None and row.topic != SUBMITTED:
+            continue  # not an order in scope: nothing decoded
+        event = _decoded(state, row)
+        facts = {k: v for k, v in vars(event).items() if k not in EVENT_HEADER}
+        if order is None:
+            if not _in_scope(facts, event.timestamp, state.scope):
+                continue
+            order = state.orders[row.stream] = {"account_no": facts.get("account_no"),
+                                                "submission": (facts, event.timestamp)}  # fmt: skip
+            state.folded[row.stream], state.positions_of[row.stream] = None, []
+        found.append((row, index, event, facts, order))
+    subjects = {str(order["account_no"]) for *_, order in found} - state.subjects
+    if subjects:
+        state.ledger.keystore.load_existing(subjects)
+        state.subjects |= subjects
+    for row, index, event, facts, order in found:
+        _one_row(state, row, index, event, facts, order)
+
+
+def _one_row(
+    state: _Pass, row: RawEvent, index: int, event: Any, facts: dict[str, Any],
+    order: dict[str, Any],
+) -> None:  # fmt: skip
+    if "submission" in order:  # the order's first event: its record opens here
+        submission, at = order.pop("submission")
+        submitted = {k: submission.get(k) for k in SUBMISSION_FIELDS}
+        order.clear()
+        order.update(_personal_out(state, submitted, str(submitted["order_no"])))
+        order["submitted_at"] = at
     state.folded[row.stream] = event.mutate(state.folded[row.stream])
     state.positions_of[row.stream].append(row.position)
     _emit(state, "events", _event_row(state, row, index), [row.position])
@@ -266,17 +291,26 @@ def _in_scope(data: dict[str, Any], at: Any, scope: ExportScope) -> bool:
 
 
 def _event_row(state: _Pass, row: RawEvent, index: int) -> dict[str, Any]:
-    proof = state.prover.inclusion(index)
-    stored = stored_state(row)
+    known = state.base64_of
     return {
         "position": row.position,
         "leaf": index,
         "stream": row.stream,
         "version": row.version,
         "topic": row.topic,
-        "state": base64.b64encode(stored).decode(),
-        "proof": [base64.b64encode(h).decode() for h in proof],
+        "state": base64.b64encode(stored_state(row)).decode(),
+        "proof": [known.get(h) or _base64(state, h) for h in state.prover.inclusion(index)],
     }
+
+
+def _base64(state: _Pass, digest: bytes) -> str:
+    """A proof's hash in base64, encoded once: the proofs of one block share most hashes."""
+    found = state.base64_of.get(digest)
+    if found is None:
+        if len(state.base64_of) >= MAX_CACHED_HASHES:
+            state.base64_of.clear()
+        found = state.base64_of[digest] = base64.b64encode(digest).decode()
+    return found
 
 
 def _emit(state: _Pass, name: str, record: dict[str, Any], positions: list[int]) -> None:
