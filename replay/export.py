@@ -109,9 +109,13 @@ def request_export(
     basis: str,
     scope: ExportScope,
     personal_data: bool,
+    request_id: str | None = None,
 ) -> str:
-    """Record a regulator's request (an ``export/Requested`` event); its new id."""
-    request_id = f"exp-{secrets.token_hex(6)}"
+    """Record a regulator's request (an ``export/Requested`` event naming ``actor``, the key
+    that filed it); its id, ``request_id`` or a new one. Raises ``InvalidCommand`` for a
+    period that ends before it starts, the library's ``IntegrityError`` if ``request_id``
+    is taken."""
+    request_id = request_id or f"exp-{secrets.token_hex(6)}"
     ctx = Ctx(f"export-request-{request_id}", ledger.moment(None), actor)
     ledger.app.save(
         ExportRequest.request(ctx, request_id, authority, reference, basis, scope, personal_data)
@@ -156,8 +160,10 @@ def write_export(
     signer: Signer,
     actor: Actor,
     on_progress: Callable[[int], None] | None = None,
+    command_id: str | None = None,
 ) -> ExportReport:
-    """Write the export of request ``request_id`` to ``out`` (see the module docstring).
+    """Write the export of request ``request_id`` to ``out`` (see the module docstring) and
+    record it on the request (``export/Written``, under ``command_id`` if given).
 
     Raises ``NotFound`` for an unknown request or a log never sealed, ``InvalidCommand``
     naming ``--out`` for a path that exists, ``OSError``."""
@@ -180,7 +186,9 @@ def write_export(
                 _write_orders(state)
             digest = _finish(data, state, note, signer)
             bagit.make_bag(str(build), _bag_info(request, size), checksums=["sha256"])
-            _record(ledger, actor, request, size, state.counts, digest)
+            command_id = command_id or f"export-{request_id}-{secrets.token_hex(4)}"
+            _record(ledger, Ctx(command_id, ledger.moment(None), actor), request, size,
+                    state.counts, digest)  # fmt: skip
     return ExportReport(request_id, out, size, dict(state.counts), digest)
 
 
@@ -232,7 +240,7 @@ def _page(state: _Pass, rows: list[RawEvent], first_index: int) -> None:
         order = state.orders.get(row.stream)
         if order is None and row.topic != SUBMITTED:
             continue  # not an order in scope: nothing decoded
-        event = _decoded(state, row)
+        event = decoded(state.ledger, row)
         facts = {k: v for k, v in vars(event).items() if k not in EVENT_HEADER}
         if order is None:
             if not _in_scope(facts, event.timestamp, state.scope):
@@ -270,10 +278,10 @@ def _one_row(
         _emit(state, kind, record, [row.position])
 
 
-def _decoded(state: _Pass, row: RawEvent) -> Any:
+def decoded(ledger: Ledger, row: RawEvent) -> Any:
     """The row as its domain event (upcast), as the library's repository reads it."""
     stored = stored_state(row)
-    mapper = state.ledger.app.mapper
+    mapper = ledger.app.mapper
     return mapper.to_domain_event(StoredEvent(UUID(row.stream), row.version, row.topic, stored))
 
 
@@ -413,9 +421,8 @@ def _bag_info(request: ExportRequest, size: int) -> dict[str, str]:
 
 
 def _record(
-    ledger: Ledger, actor: Actor, request: ExportRequest, size: int, counts: dict[str, int],
+    ledger: Ledger, ctx: Ctx, request: ExportRequest, size: int, counts: dict[str, int],
     digest: str,
 ) -> None:  # fmt: skip
-    ctx = Ctx(f"export-{request.request_id}-{secrets.token_hex(4)}", ledger.moment(None), actor)
     request.written(ctx, size, counts, digest)
     ledger.app.save(request)
