@@ -184,6 +184,8 @@ def write_export(
                               prover, size, files)  # fmt: skip
                 _walk(rt, cur, state, on_progress)
                 _write_orders(state)
+            # Every file counted, an empty one as 0: the record says what the bag holds.
+            state.counts = {name: state.counts.get(name, 0) for name in (*RECORD_FILES, "events")}
             digest = _finish(data, state, note, signer)
             bagit.make_bag(str(build), _bag_info(request, size), checksums=["sha256"])
             command_id = command_id or f"export-{request_id}-{secrets.token_hex(4)}"
