@@ -21,7 +21,6 @@ The work is replay/export_requests.py's, which the console calls too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -128,37 +127,16 @@ BODY_EXAMPLE = {
 }
 
 
-class BagAnswer(BaseModel):
-    """A bag produced for a request: its id (its signed manifest's SHA-256, hex, as the
-    ``export/Written`` record holds it), the checkpoint it was taken from, its record counts
-    per file, when and by which key, and where to download it."""
-
+class BagAnswer(BagInfo):
+    __doc__ = BagInfo.__doc__
     model_config = examples(BAG_EXAMPLE)
 
-    bag_id: str
-    checkpoint_size: int
-    counts: dict[str, int]
-    produced_at: datetime
-    produced_by: dict[str, str | None]
-    download: str
 
-
-class ExportRequestAnswer(BaseModel):
-    """An export request as filed (``filed_by``: the API key that filed it), its status
-    (``requested`` until a bag is produced, then ``produced``) and its bags, oldest first."""
-
+class ExportRequestAnswer(RequestView):
+    __doc__ = RequestView.__doc__
     model_config = examples(REQUEST_EXAMPLE)
 
-    request_id: str
-    authority: str
-    reference: str
-    basis: str
-    scope: dict[str, Any]
-    personal_data: bool
-    filed_at: datetime
-    filed_by: dict[str, str | None]
-    status: str
-    bags: list[BagAnswer]
+    bags: list[BagAnswer]  # type: ignore[assignment]  # the same bags, documented with an example
 
 
 class ExportRequestPage(BaseModel):
@@ -170,26 +148,8 @@ class ExportRequestPage(BaseModel):
     next_page_token: str | None
 
 
-def _bag(request_id: str, bag: BagInfo) -> BagAnswer:
-    return BagAnswer(
-        bag_id=bag.bag_id,
-        checkpoint_size=bag.checkpoint_size,
-        counts=bag.counts,
-        produced_at=bag.produced_at,
-        produced_by=bag.produced_by,
-        download=f"/v1/exports/{request_id}/bags/{bag.bag_id}",
-    )
-
-
 def _answer(view: RequestView) -> ExportRequestAnswer:
-    return ExportRequestAnswer(
-        **view.fields(),
-        request_id=view.request_id,
-        filed_at=view.filed_at,
-        filed_by=view.filed_by,
-        status=view.status,
-        bags=[_bag(view.request_id, b) for b in view.bags],
-    )
+    return ExportRequestAnswer.model_validate(view, from_attributes=True)
 
 
 def _body_spec() -> dict[str, Any]:
@@ -296,7 +256,7 @@ async def produce(
                                config.export_dir, key)  # fmt: skip
 
     bag, replayed = await run_in_threadpool(make)
-    answer = _bag(request_id, bag)
+    answer = BagAnswer.model_validate(bag, from_attributes=True)
     response.headers["Location"] = answer.download
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -27,13 +27,12 @@ import re
 import shutil
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from eventsourcing.persistence import IntegrityError
-from pydantic import Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, computed_field
 
 from ledger.application import Ledger
 from ledger.commands import Chars, Flag, Key, Model, Moment
@@ -85,23 +84,32 @@ class ExportRequestFields(Model):
                            self.region)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class BagInfo:
-    """A bag produced for a request: its id (the SHA-256 of its manifest, hex), the
-    checkpoint it was taken from, its record counts per file, when and by whom."""
+class BagInfo(BaseModel):
+    """A bag produced for a request: its id (the SHA-256 of its signed manifest, hex, as the
+    ``export/Written`` record holds it), the checkpoint it was taken from, its record counts
+    per file, when and by which key (``key_id``, ``role``), and where to download it."""
 
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str = Field(exclude=True)
+    command_id: str = Field(exclude=True)  # the record's: it holds the idempotency key
     bag_id: str
     checkpoint_size: int
     counts: dict[str, int]
     produced_at: datetime
     produced_by: dict[str, str | None]
-    command_id: str
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use
+    @property
+    def download(self) -> str:
+        return f"/v1/exports/{self.request_id}/bags/{self.bag_id}"
 
 
-@dataclass(frozen=True)
-class RequestView:
-    """A request as filed, and the bags produced for it (``status``: ``requested`` until
-    the first bag, then ``produced``)."""
+class RequestView(BaseModel):
+    """A request as filed (``filed_by``: the API key that filed it), its ``status``
+    (``requested`` until the first bag, then ``produced``) and its bags, oldest first."""
+
+    model_config = ConfigDict(frozen=True)
 
     request_id: str
     authority: str
@@ -113,14 +121,15 @@ class RequestView:
     filed_by: dict[str, str | None]
     bags: list[BagInfo]
 
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use
     @property
     def status(self) -> str:
         return "produced" if self.bags else "requested"
 
     def fields(self) -> dict[str, Any]:
         """What identifies the filing: compared when its idempotency key comes again."""
-        return {"authority": self.authority, "reference": self.reference, "basis": self.basis,
-                "scope": self.scope, "personal_data": self.personal_data}  # fmt: skip
+        return self.model_dump(include={"authority", "reference", "basis", "scope",
+                                        "personal_data"})  # fmt: skip
 
 
 def request_id_for(actor: Actor, idempotency_key: str) -> str:
@@ -266,19 +275,21 @@ def _view(ledger: Ledger, request_id: str) -> RequestView | None:
     filed = events[0]
     bags = [
         BagInfo(
-            e.manifest_sha256,
-            e.checkpoint_size,
-            dict(e.counts),
-            e.timestamp,
-            dict(e.actor),
-            e.command_id,
+            request_id=request_id,
+            command_id=e.command_id,
+            bag_id=e.manifest_sha256,
+            checkpoint_size=e.checkpoint_size,
+            counts=dict(e.counts),
+            produced_at=e.timestamp,
+            produced_by=dict(e.actor),
         )  # fmt: skip
         for e in events[1:]
         if isinstance(e, ExportWritten)
     ]
-    return RequestView(filed.request_id, filed.authority, filed.reference, filed.basis,
-                       dict(filed.scope), filed.personal_data, filed.timestamp,
-                       dict(filed.actor), bags)  # fmt: skip
+    return RequestView(request_id=filed.request_id, authority=filed.authority,
+                       reference=filed.reference, basis=filed.basis, scope=dict(filed.scope),
+                       personal_data=filed.personal_data, filed_at=filed.timestamp,
+                       filed_by=dict(filed.actor), bags=bags)  # fmt: skip
 
 
 def _loaded(ledger: Ledger, request_id: str) -> RequestView:
