@@ -243,25 +243,24 @@ def _page(state: _Pass, rows: list[RawEvent], first_index: int) -> None:
         if order is None and row.topic != SUBMITTED:
             continue  # not an order in scope: nothing decoded
         event = decoded(state.ledger, row)
-        facts = {k: v for k, v in vars(event).items() if k not in EVENT_HEADER}
         if order is None:
+            facts = _facts(event)
             if not _in_scope(facts, event.timestamp, state.scope):
                 continue
             order = state.orders[row.stream] = {"account_no": facts.get("account_no"),
                                                 "submission": (facts, event.timestamp)}  # fmt: skip
             state.folded[row.stream], state.positions_of[row.stream] = None, []
-        found.append((row, index, event, facts, order))
+        found.append((row, index, event, order))
     subjects = {str(order["account_no"]) for *_, order in found} - state.subjects
     if subjects:
         state.ledger.keystore.load_existing(subjects)
         state.subjects |= subjects
-    for row, index, event, facts, order in found:
-        _one_row(state, row, index, event, facts, order)
+    for row, index, event, order in found:
+        _one_row(state, row, index, event, order)
 
 
 def _one_row(
-    state: _Pass, row: RawEvent, index: int, event: Any, facts: dict[str, Any],
-    order: dict[str, Any],
+    state: _Pass, row: RawEvent, index: int, event: Any, order: dict[str, Any],
 ) -> None:  # fmt: skip
     if "submission" in order:  # the order's first event: its record opens here
         submission, at = order.pop("submission")
@@ -276,7 +275,7 @@ def _one_row(
     if kind is not None:
         record = {"order_no": order["order_no"], "event": row.topic.rsplit("/", 1)[-1],
                   "at": event.timestamp, "position": row.position,
-                  **_personal_out(state, facts, order["order_no"])}  # fmt: skip
+                  **_personal_out(state, _facts(event), order["order_no"])}  # fmt: skip
         _emit(state, kind, record, [row.position])
 
 
@@ -327,6 +326,11 @@ def _emit(state: _Pass, name: str, record: dict[str, Any], positions: list[int])
     state.files[name].write(orjson.dumps(record, default=str) + b"\n")
     state.counts[name] = state.counts.get(name, 0) + 1
     state.positions.setdefault(name, []).append(positions)
+
+
+def _facts(event: Any) -> dict[str, Any]:
+    """An event's own fields: what it says, without the header every event has."""
+    return {k: v for k, v in vars(event).items() if k not in EVENT_HEADER}
 
 
 def _personal_out(state: _Pass, facts: dict[str, Any], order_no: str) -> dict[str, Any]:
