@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -177,7 +178,9 @@ def list_requests(
     ledger: Ledger, rt: Runtime, viewer: Actor, after_position: int, limit: int
 ) -> tuple[list[RequestView], int | None]:
     """The requests ``viewer`` may see filed after log position ``after_position``, oldest
-    first, at most ``limit``; and the position to go on after (None on the last page)."""
+    first, at most ``limit``; and the position to go on after (None on the last page). Reads
+    the log's ``export/Requested`` rows (the events table by topic), then each listed request's
+    stream."""
     with rt.db.snapshot() as cur:
         head = rt.db.head(cur)
         rows = rt.db.fetch_topics(cur, after_position, head, [REQUESTED])
@@ -212,7 +215,7 @@ def produce_bag(
             return bag, True
     home = store / request_id
     private_directory(home)
-    out = home / f"new-{hashlib.sha256(command_id.encode()).hexdigest()[:16]}"
+    out = home / f"new-{secrets.token_hex(8)}"  # a retry running at once builds its own
     try:
         report = write_export(ledger, rt, request_id, out, signer, producer, command_id=command_id)
     except IntegrityError:  # another bag was recorded first; this one's files are removed
