@@ -17,6 +17,8 @@ PUBLIC: tuple[str, ...] = ()
 ADMINS = (ADMIN,)
 SERVICES = (SERVICE,)
 HISTORY = (AUDITOR, REGULATOR)  # checkpoints, proofs, streams as they were
+REGULATORS = (REGULATOR,)
+EXPORT_VIEWERS = (REGULATOR, AUDITOR, ADMIN)  # a regulator sees only its own requests
 COMMANDS = "POST /v1/commands/{type}"
 
 ROUTE_ROLES: dict[str, tuple[str, ...]] = {
@@ -60,6 +62,12 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/log/proofs/inclusion/{position}": HISTORY,
     "GET /v1/log/proofs/consistency": HISTORY,
     "GET /v1/history/{kind}/{key}": HISTORY,
+    # regulators' exports (api/exports.py): a regulator files, produces and downloads its own
+    "POST /v1/exports": REGULATORS,
+    "GET /v1/exports": EXPORT_VIEWERS,
+    "GET /v1/exports/{request_id}": EXPORT_VIEWERS,
+    "POST /v1/exports/{request_id}/bags": REGULATORS,
+    "GET /v1/exports/{request_id}/bags/{bag_id}": REGULATORS,
     # operations (api/health.py, api/metrics.py): the counters show the business's volume
     "GET /metrics": ADMINS,
     "GET /healthz": PUBLIC,

@@ -17,11 +17,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import admin, commands, health, history, openapi, problems, queries
+from api import admin, commands, exports, health, history, openapi, problems, queries
 from api import metrics as api_metrics
 from api.auth import DEFAULT_KEY_CACHE_S, KeyCache
 from api.console import mount as mount_console
@@ -37,7 +38,13 @@ from ledger.application import open_ledger
 from ledger.clock import Clock
 from ledger.domain.policy import Policy
 from ledger.group_commit import GroupCommitter
-from ledger.settings import GroupCommitSettings, load_settings
+from ledger.settings import (
+    DEFAULT_EXPORT_DIR,
+    DEFAULT_LOG_NAME,
+    DEFAULT_SIGNING_KEY_PATH,
+    GroupCommitSettings,
+    load_settings,
+)
 from ledger.storage_url import StorageUrl
 from projections.freshness import DEFAULT_TIMEOUT_S
 from projections.probe import StatusProbe
@@ -55,6 +62,10 @@ class ApiSettings:
     group_commit: GroupCommitSettings = field(default_factory=GroupCommitSettings)
     # How long a query waits for its projection to reach min_position (api/readers.py).
     read_wait_s: float = DEFAULT_TIMEOUT_S
+    # Regulators' bags (api/exports.py): where they are kept, the key that signs them.
+    export_dir: Path = DEFAULT_EXPORT_DIR
+    signing_key_path: Path = DEFAULT_SIGNING_KEY_PATH
+    log_name: str = DEFAULT_LOG_NAME
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
 
@@ -70,10 +81,13 @@ def app_from_env() -> FastAPI:
             policy=env.policy,
             max_body_bytes=env.api_max_body_bytes,
             group_commit=env.group_commit,
+            export_dir=env.export_dir,
+            signing_key_path=env.signing_key_path,
+            log_name=env.log_name,
             console=ConsoleSettings(
                 signing_key_path=env.signing_key_path,
                 log_name=env.log_name,
-                export_dir=env.checkpoint_dir.parent / "exports",
+                export_dir=env.export_dir,
             ),
         )
     )
@@ -122,17 +136,21 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         title="mall-ledger",
         version="1",
         description="An event-sourced order ledger under the mall's user agreement: commands "
-        "(POST, with an Idempotency-Key), queries (GET), keys. Errors are RFC 9457 problem "
-        "details with the ledger's stable code and the clause behind it.",
+        "(POST, with an Idempotency-Key), queries (GET), keys, regulators' exports. Errors are "
+        "RFC 9457 problem details with the ledger's stable code and the clause behind it.",
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
     )
     app.state.metrics = metrics
+    app.state.exports = exports.ExportConfig(
+        config.export_dir, config.signing_key_path, config.log_name
+    )
     problems.install(app)
     app.include_router(commands.router)
     app.include_router(queries.router)
     app.include_router(admin.router)
     app.include_router(history.router)
+    app.include_router(exports.router)
     app.include_router(problems.router)
     app.include_router(health.router)
     app.include_router(api_metrics.router)

@@ -4,7 +4,7 @@
 |---|---|
 | ``service`` | send the agreement's commands, run every query |
 | ``auditor`` | run every query (read-only); later replay and verify |
-| ``regulator`` | only its own export requests and their files (none exist yet: 403 elsewhere) |
+| ``regulator`` | only its own export requests and their bags (api/exports.py); the history |
 | ``admin`` | API keys, the policy, and the rule commands (promotions, purchase limits) |
 
 Missing, malformed, unknown or revoked key: ``UNAUTHENTICATED`` (401, with

@@ -1,21 +1,25 @@
 """Verification benchmark: events/s of ``ledger verify`` against the physical limit, and what
 a seal costs at two log sizes.
 
-    python -m bench.verify [--orders N] [--seed S] [--extra-orders M] [--repeat R]
+    python -m bench.verify [--orders N] [--seed S] [--extra-orders M] [--steps K] [--repeat R]
 
 Runs on the PostgreSQL server of ``LEDGER_DATABASE_URL`` (default the local one) in a scratch
 database ``bench_verify_<pid>`` it creates and drops. The log is the demo's mall traffic
-written through the import path (about 13 events per order), in two halves.
+written through the import path (about 16 event rows per order), in ``--steps`` parts
+(default 2), each the traffic of its share of the orders under a seed of its own
+(``bench.common.traffic_parts``): ``--orders 62500 --steps 10`` grows the log by about 100k
+rows at a time to 1M.
 
 - **ours**: ``replay.verify.verify`` over the whole log in a child process: every row read,
   its leaf hashed into the tree and compared with the stored tiles, every checkpoint checked.
 - **limit**: hashlib SHA-256 over the same bytes (``replay.leaves.row_bytes`` of every row),
   read the same way: reading and hashing, with nothing of the tree.
-- **seal cost**: after each half is sealed, ``--extra-orders`` more orders are imported and
-  sealed, timed: the same number of new events at a log of half and of full size. A seal that
-  rescanned the log would take about twice as long the second time; ours costs O(new + log n).
-- **memory**: ``ours`` also runs after the first half; its peak RSS should not grow with the
-  log (``peak_rss_mb_half_log`` against ``peak_rss_mb``).
+- **seal cost**: after the first part and after the last, ``--extra-orders`` more orders are
+  imported and sealed, timed: the same number of new events at a log of the first part's size
+  and of full size (``seal_at_first_size``, ``seal_at_full_log``). A seal that rescanned the
+  log would take as much longer as the log is larger; ours costs O(new + log n).
+- **memory**: ``ours`` also runs after each part; its peak RSS should not grow with the log
+  (``sizes``: rows, peak RSS and events/s after each part).
 
 Ours and the limit run ``--repeat`` times each, interleaved; the run of median time counts,
 every run's rate is in the result (the machine is shared and noisy). Target: ours >= 0.5x the
@@ -41,8 +45,8 @@ from bench.common import (
     rate,
     run_child,
     scratch_database,
-    split_workload,
     traffic,
+    traffic_parts,
     write_jsonl,
     write_log,
 )
@@ -52,6 +56,7 @@ BENCH = "verify"
 ORIGIN = "bench.mall-ledger.local/log"
 DEFAULT_ORDERS, MAX_ORDERS = 15_000, 200_000
 DEFAULT_EXTRA_ORDERS = 200
+DEFAULT_STEPS, MAX_STEPS = 2, 20
 DEFAULT_REPEAT, MAX_REPEAT = 3, 9
 CHILD_TIMEOUT_S = 1800
 TARGET_VS_LIMIT = 0.5
@@ -157,19 +162,34 @@ def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
 
     signer = Signer.generate(ORIGIN)
     key_text, vkey = signer.text(), signer.verifier().text()
-    first, second, source = split_workload(args.orders, args.seed, tmp)
-    extra_half, extra_full = extras(args, tmp)
+    parts, source = traffic_parts(args.orders, args.seed, tmp, args.steps)
+    extra_first, extra_full = extras(args, tmp)
+    sizes: list[dict[str, Any]] = []
+    seals: list[dict[str, Any]] = []
     with scratch_database(server, f"bench_verify_{os.getpid()}") as url:
-        write_log(url, first, tmp)
-        at_half = grow_and_seal(url, key_text, extra_half, tmp)
-        half = run_phase("ours", url, vkey)
-        write_log(url, second, tmp)
-        at_full = grow_and_seal(url, key_text, extra_full, tmp)
+        for number, part in enumerate(parts):
+            write_log(url, part, tmp)
+            if number in (0, len(parts) - 1):
+                seals.append(
+                    grow_and_seal(url, key_text, (extra_first, extra_full)[len(seals)], tmp)
+                )
+            else:
+                timed_seal(url, key_text)
+            if number < len(parts) - 1:
+                sizes.append(size_point(run_phase("ours", url, vkey)))
         runs: dict[str, list[dict[str, Any]]] = {"ours": [], "limit": []}
         for _ in range(args.repeat):
             for name in runs:
                 runs[name].append(run_phase(name, url, vkey))
-    return results(args, source, runs, half, (at_half, at_full))
+    sizes.append(size_point(median(runs["ours"])))
+    return results(args, source, runs, sizes, (seals[0], seals[-1]))
+
+
+def size_point(found: dict[str, Any]) -> dict[str, Any]:
+    """One size of the growing log: its rows, ours' peak memory and rate there."""
+    rows = found["rows"]
+    return {"events": rows, "peak_rss_mb": found["peak_rss_mb"],
+            "events_per_s": rate(rows, found["seconds"])}  # fmt: skip
 
 
 def median(found: list[dict[str, Any]]) -> dict[str, Any]:
@@ -180,7 +200,7 @@ def results(
     args: argparse.Namespace,
     source: str,
     runs: dict[str, list[dict[str, Any]]],
-    half: dict[str, Any],
+    sizes: list[dict[str, Any]],
     seals: tuple[dict[str, Any], dict[str, Any]],
 ) -> dict[str, Any]:
     ours, limit = median(runs["ours"]), median(runs["limit"])
@@ -196,16 +216,16 @@ def results(
         "unit": "events/s",
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs["ours"]),
         "events": ours["rows"],
-        "peak_rss_mb_half_log": half["peak_rss_mb"],
-        "events_half_log": half["rows"],
+        "sizes": sizes,
         "ours_vs_limit": vs_limit,
-        "seal_at_half_log": seals[0],
+        "seal_at_first_size": seals[0],
         "seal_at_full_log": seals[1],
         "runs": {
             name: [rate(r["rows"], r["seconds"]) for r in found] for name, found in runs.items()
         },
         "repeat": args.repeat,
         "orders": args.orders,
+        "steps": args.steps,
         "targets_met": bool(vs_limit and vs_limit >= TARGET_VS_LIMIT),
         "workload": source,
     }
@@ -220,7 +240,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_EXTRA_ORDERS,
         help="orders added before each timed seal",
     )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        help=f"parts the log grows by, ours run after each (2..{MAX_STEPS})",
+    )
     args = checked_args(parser, argv, MAX_ORDERS, MAX_REPEAT)
+    if not 2 <= args.steps <= MAX_STEPS:
+        parser.error(f"--steps must be between 2 and {MAX_STEPS}")
     if not 1 <= args.extra_orders <= MAX_ORDERS:
         parser.error(f"--extra-orders must be between 1 and {MAX_ORDERS}")
     return args

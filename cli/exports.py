@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,8 @@ from cli.exits import Exit
 from cli.replay import moment
 from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.errors import InvalidCommand
-from ledger.domain.export_request import ExportScope
+from ledger.domain.export_request import MAX_TEXT_CHARS, REQUEST_ID_RE, ExportScope
 from ledger.settings import Settings
-
-REQUEST_ID_RE = re.compile(r"exp-[0-9a-f]{12}")
-MAX_TEXT_CHARS = 200
 
 
 def check_text(value: str, option: str) -> str:

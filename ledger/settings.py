@@ -18,6 +18,8 @@ DEFAULT_SIGNING_KEY_PATH = Path("var/signing-key.pem")
 # names the signing key too, and where checkpoint files are written to be kept elsewhere.
 DEFAULT_LOG_NAME = "mall-ledger.local/log"
 DEFAULT_CHECKPOINT_DIR = Path("var/checkpoints")
+# Where the HTTP API keeps the bags regulators produce (replay/export_requests.py).
+DEFAULT_EXPORT_DIR = Path("var/exports")
 MAX_LOG_NAME_CHARS = 200
 # `ledger projections run` seals the log every this many seconds (0: never; replay/periodic.py).
 SEAL_INTERVAL_RANGE_S = (0, 86_400)
@@ -50,6 +52,7 @@ class Settings:
     signing_key_path: Path = DEFAULT_SIGNING_KEY_PATH
     log_name: str = DEFAULT_LOG_NAME
     checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR
+    export_dir: Path = DEFAULT_EXPORT_DIR
     seal_interval_s: int = 0
     policy: Policy = field(default_factory=Policy)
     log_level: str = "INFO"
@@ -134,6 +137,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         signing_key_path=Path(env.get("LEDGER_SIGNING_KEY") or DEFAULT_SIGNING_KEY_PATH),
         log_name=read_log_name(env),
         checkpoint_dir=Path(env.get("LEDGER_CHECKPOINT_DIR") or DEFAULT_CHECKPOINT_DIR),
+        export_dir=Path(env.get("LEDGER_EXPORT_DIR") or DEFAULT_EXPORT_DIR),
         seal_interval_s=read_whole_number(env, "LEDGER_SEAL_INTERVAL_S", 0, *SEAL_INTERVAL_RANGE_S),
         policy=load_policy(Path(policy_path) if policy_path else None),
         log_level=(env.get("LEDGER_LOG_LEVEL") or "INFO").upper(),  # empty: unset, as the URL

@@ -60,6 +60,8 @@ from replay.signed_note import Signer, sign, split_note
 from replay.tiles import TileSource, TileStore
 
 EXPORT_PAGE_ROWS = 5_000
+MAX_CACHED_HASHES = 4_096
+PREFETCH_TILES = 64  # leaf tiles read at once: 16,384 leaves, 640 KB
 # bagit logs a line per file at INFO: the progress bar says as much.
 logging.getLogger("bagit").setLevel(logging.WARNING)
 RECORD_FILES = ("orders", "payments", "logistics", "returns")
@@ -107,9 +109,13 @@ def request_export(
     basis: str,
     scope: ExportScope,
     personal_data: bool,
+    request_id: str | None = None,
 ) -> str:
-    """Record a regulator's request (an ``export/Requested`` event); its new id."""
-    request_id = f"exp-{secrets.token_hex(6)}"
+    """Record a regulator's request (an ``export/Requested`` event naming ``actor``, the key
+    that filed it); its id, ``request_id`` or a new one. Raises ``InvalidCommand`` for a
+    period that ends before it starts, the library's ``IntegrityError`` if ``request_id``
+    is taken."""
+    request_id = request_id or f"exp-{secrets.token_hex(6)}"
     ctx = Ctx(f"export-request-{request_id}", ledger.moment(None), actor)
     ledger.app.save(
         ExportRequest.request(ctx, request_id, authority, reference, basis, scope, personal_data)
@@ -142,6 +148,8 @@ class _Pass:
     positions_of: dict[str, list[int]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     positions: dict[str, list[list[int]]] = field(default_factory=dict)
+    subjects: set[str] = field(default_factory=set)  # whose keys are loaded
+    base64_of: dict[bytes, str] = field(default_factory=dict)  # a block's proof hashes
 
 
 def write_export(
@@ -152,8 +160,10 @@ def write_export(
     signer: Signer,
     actor: Actor,
     on_progress: Callable[[int], None] | None = None,
+    command_id: str | None = None,
 ) -> ExportReport:
-    """Write the export of request ``request_id`` to ``out`` (see the module docstring).
+    """Write the export of request ``request_id`` to ``out`` (see the module docstring) and
+    record it on the request (``export/Written``, under ``command_id`` if given).
 
     Raises ``NotFound`` for an unknown request or a log never sealed, ``InvalidCommand``
     naming ``--out`` for a path that exists, ``OSError``."""
@@ -169,14 +179,18 @@ def write_export(
         with _building(out) as build:
             data = build  # make_bag moves what is here into data/
             with _record_files(data) as files:
-                prover = Prover(TileSource(store, cur), size)
+                prover = Prover(TileSource(store, cur, PREFETCH_TILES), size)
                 state = _Pass(ledger, request, scope_of(request.scope), secrets.token_bytes(32),
                               prover, size, files)  # fmt: skip
                 _walk(rt, cur, state, on_progress)
                 _write_orders(state)
+            # Every file counted, an empty one as 0: the record says what the bag holds.
+            state.counts = {name: state.counts.get(name, 0) for name in (*RECORD_FILES, "events")}
             digest = _finish(data, state, note, signer)
             bagit.make_bag(str(build), _bag_info(request, size), checksums=["sha256"])
-            _record(ledger, actor, request, size, state.counts, digest)
+            command_id = command_id or f"export-{request_id}-{secrets.token_hex(4)}"
+            _record(ledger, Ctx(command_id, ledger.moment(None), actor), request, size,
+                    state.counts, digest)  # fmt: skip
     return ExportReport(request_id, out, size, dict(state.counts), digest)
 
 
@@ -207,33 +221,53 @@ def _record_files(data: Path) -> Iterator[dict[str, IO[bytes]]]:
 
 
 def _walk(rt: Runtime, cur: Any, state: _Pass, on_progress: Callable[[int], None] | None) -> None:
-    """Every row of the checkpoint, once, in position order."""
+    """Every row of the checkpoint, once, in position order, a page at a time."""
     after, index = 0, 0
     while index < state.size:
         rows = rt.db.fetch_rows(cur, after, min(EXPORT_PAGE_ROWS, state.size - index), None)
         if not rows:
             raise NotFound("the log is shorter than its checkpoint: run `ledger verify`")
-        for row in rows:
-            _one_row(state, row, index)
-            index += 1
+        _page(state, rows, index)
+        index += len(rows)
         after = rows[-1].position
         if on_progress is not None:
             on_progress(index)
 
 
-def _one_row(state: _Pass, row: RawEvent, index: int) -> None:
-    order = state.orders.get(row.stream)
-    if order is None and row.topic != SUBMITTED:
-        return  # not an order in scope: nothing decoded
-    event = _decoded(state, row)
-    facts = {k: v for k, v in vars(event).items() if k not in EVENT_HEADER}
-    if order is None:
-        if not _in_scope(facts, event.timestamp, state.scope):
-            return
-        submitted = {k: facts.get(k) for k in SUBMISSION_FIELDS}
-        opened = _personal_out(state, submitted, str(submitted["order_no"]))
-        order = state.orders[row.stream] = {**opened, "submitted_at": event.timestamp}
-        state.folded[row.stream], state.positions_of[row.stream] = None, []
+def _page(state: _Pass, rows: list[RawEvent], first_index: int) -> None:
+    """The rows in scope of one page decoded, their data subjects' keys loaded in one round
+    trip (not one per subject), then written."""
+    found = []
+    for index, row in enumerate(rows, first_index):
+        order = state.orders.get(row.stream)
+        if order is None and row.topic != SUBMITTED:
+            continue  # not an order in scope: nothing decoded
+        event = decoded(state.ledger, row)
+        if order is None:
+            facts = _facts(event)
+            if not _in_scope(facts, event.timestamp, state.scope):
+                continue
+            order = state.orders[row.stream] = {"account_no": facts.get("account_no"),
+                                                "submission": (facts, event.timestamp)}  # fmt: skip
+            state.folded[row.stream], state.positions_of[row.stream] = None, []
+        found.append((row, index, event, order))
+    subjects = {str(order["account_no"]) for *_, order in found} - state.subjects
+    if subjects:
+        state.ledger.keystore.load_existing(subjects)
+        state.subjects |= subjects
+    for row, index, event, order in found:
+        _one_row(state, row, index, event, order)
+
+
+def _one_row(
+    state: _Pass, row: RawEvent, index: int, event: Any, order: dict[str, Any],
+) -> None:  # fmt: skip
+    if "submission" in order:  # the order's first event: its record opens here
+        submission, at = order.pop("submission")
+        submitted = {k: submission.get(k) for k in SUBMISSION_FIELDS}
+        order.clear()
+        order.update(_personal_out(state, submitted, str(submitted["order_no"])))
+        order["submitted_at"] = at
     state.folded[row.stream] = event.mutate(state.folded[row.stream])
     state.positions_of[row.stream].append(row.position)
     _emit(state, "events", _event_row(state, row, index), [row.position])
@@ -241,14 +275,14 @@ def _one_row(state: _Pass, row: RawEvent, index: int) -> None:
     if kind is not None:
         record = {"order_no": order["order_no"], "event": row.topic.rsplit("/", 1)[-1],
                   "at": event.timestamp, "position": row.position,
-                  **_personal_out(state, facts, order["order_no"])}  # fmt: skip
+                  **_personal_out(state, _facts(event), order["order_no"])}  # fmt: skip
         _emit(state, kind, record, [row.position])
 
 
-def _decoded(state: _Pass, row: RawEvent) -> Any:
+def decoded(ledger: Ledger, row: RawEvent) -> Any:
     """The row as its domain event (upcast), as the library's repository reads it."""
     stored = stored_state(row)
-    mapper = state.ledger.app.mapper
+    mapper = ledger.app.mapper
     return mapper.to_domain_event(StoredEvent(UUID(row.stream), row.version, row.topic, stored))
 
 
@@ -266,23 +300,37 @@ def _in_scope(data: dict[str, Any], at: Any, scope: ExportScope) -> bool:
 
 
 def _event_row(state: _Pass, row: RawEvent, index: int) -> dict[str, Any]:
-    proof = state.prover.inclusion(index)
-    stored = stored_state(row)
+    known = state.base64_of
     return {
         "position": row.position,
         "leaf": index,
         "stream": row.stream,
         "version": row.version,
         "topic": row.topic,
-        "state": base64.b64encode(stored).decode(),
-        "proof": [base64.b64encode(h).decode() for h in proof],
+        "state": base64.b64encode(stored_state(row)).decode(),
+        "proof": [known.get(h) or _base64(state, h) for h in state.prover.inclusion(index)],
     }
+
+
+def _base64(state: _Pass, digest: bytes) -> str:
+    """A proof's hash in base64, encoded once: the proofs of one block share most hashes."""
+    found = state.base64_of.get(digest)
+    if found is None:
+        if len(state.base64_of) >= MAX_CACHED_HASHES:
+            state.base64_of.clear()
+        found = state.base64_of[digest] = base64.b64encode(digest).decode()
+    return found
 
 
 def _emit(state: _Pass, name: str, record: dict[str, Any], positions: list[int]) -> None:
     state.files[name].write(orjson.dumps(record, default=str) + b"\n")
     state.counts[name] = state.counts.get(name, 0) + 1
     state.positions.setdefault(name, []).append(positions)
+
+
+def _facts(event: Any) -> dict[str, Any]:
+    """An event's own fields: what it says, without the header every event has."""
+    return {k: v for k, v in vars(event).items() if k not in EVENT_HEADER}
 
 
 def _personal_out(state: _Pass, facts: dict[str, Any], order_no: str) -> dict[str, Any]:
@@ -379,9 +427,8 @@ def _bag_info(request: ExportRequest, size: int) -> dict[str, str]:
 
 
 def _record(
-    ledger: Ledger, actor: Actor, request: ExportRequest, size: int, counts: dict[str, int],
+    ledger: Ledger, ctx: Ctx, request: ExportRequest, size: int, counts: dict[str, int],
     digest: str,
 ) -> None:  # fmt: skip
-    ctx = Ctx(f"export-{request.request_id}-{secrets.token_hex(4)}", ledger.moment(None), actor)
     request.written(ctx, size, counts, digest)
     ledger.app.save(request)

@@ -63,6 +63,11 @@ class NodeSource(Protocol):
         only asked for subtrees wholly inside the tree being proved."""
         ...
 
+    def leaf_range(self, start: int, end: int) -> list[bytes]:
+        """The leaf hashes ``[start, end)``, all inside the tree (``node(0, i)`` for each,
+        read in one go)."""
+        ...
+
 
 class LeafList:
     """A ``NodeSource`` over leaf hashes in memory, for small trees and for tests."""
@@ -70,6 +75,9 @@ class LeafList:
     def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
         self.leaves = list(leaf_hashes)
         self._nodes: dict[tuple[int, int], bytes] = {}
+
+    def leaf_range(self, start: int, end: int) -> list[bytes]:
+        return self.leaves[start:end]
 
     def node(self, level: int, index: int) -> bytes:
         if level == 0:
@@ -110,19 +118,37 @@ def inclusion_proof(source: NodeSource, index: int, size: int) -> list[bytes]:
 class Prover:
     """Inclusion proofs of many leaves of one tree of ``size`` leaves: the roots of the
     ranges that are not perfect subtrees (the tree's right edge) are hashed once, not once
-    per proof."""
+    per proof, and so is each level of the 256-leaf block the leaves are in."""
 
     def __init__(self, source: NodeSource, size: int) -> None:
         self.source, self.size = source, size
         self._roots: dict[tuple[int, int], bytes] = {}
         self._top: tuple[int, tuple[int, int, list[bytes]]] | None = None
+        self._block: tuple[int, list[list[bytes]]] | None = None  # (start, its levels)
 
     def inclusion(self, index: int) -> list[bytes]:
         """PATH(index, D[0:size]); ``ProofInvalid`` for a leaf outside the tree."""
         if not 0 <= index < self.size:
             raise ProofInvalid(f"leaf index {index} is not in a tree of {self.size} leaves")
         start, end, top = self._upper(index)
+        if end - start == BLOCK:  # a perfect subtree (its start a multiple of BLOCK)
+            levels = self._levels(start)
+            offset = index - start
+            return [levels[h][(offset >> h) ^ 1] for h in range(len(levels) - 1)] + top
         return [*self._path(index, start, end), *top]
+
+    def _levels(self, start: int) -> list[list[bytes]]:
+        """Every level of the perfect block of ``BLOCK`` leaves from ``start``, leaves first:
+        255 hashings for the block, then a proof is a lookup per level."""
+        if self._block is not None and self._block[0] == start:
+            return self._block[1]
+        layer = self.source.leaf_range(start, start + BLOCK)
+        levels = [layer]
+        while len(layer) > 1:
+            layer = [node_hash(layer[i], layer[i + 1]) for i in range(0, len(layer), 2)]
+            levels.append(layer)
+        self._block = (start, levels)
+        return levels
 
     def _upper(self, index: int) -> tuple[int, int, list[bytes]]:
         """The range of at most ``BLOCK`` leaves the recursion reaches for ``index``, and the

@@ -129,6 +129,18 @@ class TileStore:
         found = cur.fetchone()
         return None if found is None else _tile(level, index, found[0], found[1])
 
+    def tiles(self, cur: Any, level: int, first: int, count: int) -> list[Tile]:
+        """The stored tiles of ``level`` with indexes ``[first, first + count)``, in order
+        (fewer where the tree ends): one query for many."""
+        cur.execute(
+            self.db.sql(
+                f"SELECT tile_index, hashes, positions FROM {TILES_TABLE} WHERE tile_level = %s "
+                "AND tile_index >= %s AND tile_index < %s ORDER BY tile_index"
+            ),
+            (level, first, first + count),
+        )
+        return [_tile(level, int(index), h, p) for index, h, p in cur.fetchall()]
+
     def leaf_tile_at(self, cur: Any, position: int) -> Tile | None:
         """The level-0 tile whose leaves start at or before ``position`` (the last such)."""
         cur.execute(
@@ -209,10 +221,12 @@ def _tile(level: int, index: int, hashes: Any, positions: Any) -> Tile:
 
 
 class TileSource:
-    """A ``merkle.NodeSource`` over stored tiles, reading each tile once."""
+    """A ``merkle.NodeSource`` over stored tiles, reading each tile once; a tile missing is
+    read with the ``prefetch - 1`` tiles after it of its level, in one query (a pass over
+    many leaves, an export's, reads the tiles in order)."""
 
-    def __init__(self, store: TileStore, cur: Any) -> None:
-        self.store, self.cur = store, cur
+    def __init__(self, store: TileStore, cur: Any, prefetch: int = 1) -> None:
+        self.store, self.cur, self.prefetch = store, cur, prefetch
         self._tiles: dict[tuple[int, int], Tile] = {}
         # Nodes hashed up inside a tile: the proofs of neighbouring leaves share most of them.
         self._nodes: dict[tuple[int, int], bytes] = {}
@@ -223,19 +237,37 @@ class TileSource:
             return found
         tile_level = level // TILE_HEIGHT
         tile_index = (index << (level - TILE_HEIGHT * tile_level)) >> TILE_HEIGHT
-        key = (tile_level, tile_index)
-        if key not in self._tiles:
-            if len(self._tiles) >= MAX_CACHED:
-                self._tiles.clear()
-            stored = self.store.tile(self.cur, tile_level, tile_index)
-            if stored is None:
-                raise ProofInvalid(f"the tree has no node at level {level}, index {index}")
-            self._tiles[key] = stored
-        value = self._tiles[key].node(level, index)
+        value = self._tile(tile_level, tile_index, level, index).node(level, index)
         if len(self._nodes) >= MAX_CACHED:
             self._nodes.clear()
         self._nodes[(level, index)] = value
         return value
+
+    def leaf_range(self, start: int, end: int) -> list[bytes]:
+        found: list[bytes] = []
+        while start < end:
+            tile = self._tile(0, start >> TILE_HEIGHT, 0, start)
+            first = start - tile.index * TILE_WIDTH
+            taken = tile.hashes[first : first + end - start]
+            if not taken:
+                raise ProofInvalid(f"the tree has no leaf {start}")
+            found.extend(taken)
+            start += len(taken)
+        return found
+
+    def _tile(self, tile_level: int, tile_index: int, level: int, index: int) -> Tile:
+        """The tile ``(tile_level, tile_index)``, which holds node ``(level, index)``."""
+        found = self._tiles.get((tile_level, tile_index))
+        if found is not None:
+            return found
+        if len(self._tiles) >= MAX_CACHED:
+            self._tiles.clear()
+        for tile in self.store.tiles(self.cur, tile_level, tile_index, self.prefetch):
+            self._tiles[(tile_level, tile.index)] = tile
+        found = self._tiles.get((tile_level, tile_index))
+        if found is None:
+            raise ProofInvalid(f"the tree has no node at level {level}, index {index}")
+        return found
 
 
 def leaf_index_of(tile: Tile, position: int) -> int | None:

@@ -8,6 +8,7 @@ basis requires it (``personal_data``), otherwise as pseudonyms keyed per export.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,9 @@ from ledger.domain.errors import InvalidCommand
 from ledger.domain.ids import stream_id
 from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
+
+REQUEST_ID_RE = re.compile(r"exp-[0-9a-f]{12}")  # an export request's id
+MAX_TEXT_CHARS = 200  # an authority's name, a legal basis: one line of free text
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,18 @@ REPEAT = 2
 def test_a_tiny_run_prints_every_phase_then_the_result_line(
     pg_server_url: str, tmp_path: Path
 ) -> None:
-    args = ["--orders", "40", "--extra-orders", "5", "--repeat", str(REPEAT)]
+    args = ["--orders", "60", "--extra-orders", "5", "--steps", "3", "--repeat", str(REPEAT)]
     records = run_bench("bench.verify", args, pg_server_url, tmp_path)
     assert all(r["bench"] == "verify" for r in records)
-    assert [r.get("phase") for r in records] == ["ours", *(["ours", "limit"] * REPEAT), None]
+    phases = [r.get("phase") for r in records]
+    assert phases == ["ours", "ours", *(["ours", "limit"] * REPEAT), None]
     result = records[-1]
     assert result["unit"] == "events/s"
-    for name in ("ours", "limit", "peak_rss_mb", "peak_rss_mb_half_log"):
+    for name in ("ours", "limit", "peak_rss_mb"):
         assert isinstance(result[name], float) and result[name] > 0, name
-    assert result["events"] > result["events_half_log"] > 0
-    for seal in (result["seal_at_half_log"], result["seal_at_full_log"]):
+    rows = [size["events"] for size in result["sizes"]]
+    assert 0 < rows[0] < rows[1] < rows[2] == result["events"]
+    assert all(size["peak_rss_mb"] > 0 for size in result["sizes"])
+    for seal in (result["seal_at_first_size"], result["seal_at_full_log"]):
         assert seal["appended"] > 0 and seal["seal_s"] > 0
     assert scratch_left(pg_server_url, "bench_verify_") == 0
