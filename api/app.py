@@ -84,11 +84,6 @@ def app_from_env() -> FastAPI:
             export_dir=env.export_dir,
             signing_key_path=env.signing_key_path,
             log_name=env.log_name,
-            console=ConsoleSettings(
-                signing_key_path=env.signing_key_path,
-                log_name=env.log_name,
-                export_dir=env.export_dir,
-            ),
         )
     )
 

@@ -250,7 +250,7 @@ async def produce(
     config = request.app.state.exports
 
     def make() -> tuple[BagInfo, bool]:
-        signer = _signer(config)
+        signer = signer_of(config)
         with request.app.state.readers.probe.runtime() as rt:
             return produce_bag(request.app.state.ledger, rt, actor, request_id, signer,
                                config.export_dir, key)  # fmt: skip
@@ -301,7 +301,7 @@ class ExportConfig:
     log_name: str
 
 
-def _signer(config: ExportConfig) -> Signer:
+def signer_of(config: ExportConfig) -> Signer:
     """The checkpoint signing key (``LEDGER_SIGNING_KEY``), never made here: a ledger without
     one was never sealed, so it has no checkpoint to export from."""
     try:

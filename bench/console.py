@@ -71,7 +71,6 @@ def measure_pages(url: str, tmp: Path, samples: int) -> dict[str, dict[str, floa
     from fastapi.testclient import TestClient
 
     from api.app import ApiSettings, create_app
-    from api.console.settings import ConsoleSettings
     from ledger.api_keys import create_key
     from ledger.application import open_ledger
 
@@ -80,8 +79,7 @@ def measure_pages(url: str, tmp: Path, samples: int) -> dict[str, dict[str, floa
         key = create_key(ledger, "auditor", f"bench-{time.monotonic_ns()}").key
     finally:
         ledger.close()
-    console = ConsoleSettings(signing_key_path=tmp / "var" / "signing-key.pem")
-    app = create_app(ApiSettings(url=url, console=console))
+    app = create_app(ApiSettings(url=url, signing_key_path=tmp / "var" / "signing-key.pem"))
     with TestClient(app) as client:
         form = client.get("/console/sign-in").text
         client.post("/console/sign-in", data={"key": key, "csrf": CSRF.findall(form)[0]})

@@ -39,8 +39,8 @@ CONSOLE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /console/projections": STATUS_READERS,
     # exports
     "GET /console/exports": EXPORT_READERS,
-    "POST /console/exports/{request_id}/write": EXPORT_READERS,
-    "GET /console/exports/{request_id}/bag": EXPORT_READERS,
+    "POST /console/exports/{request_id}/write": (REGULATOR,),  # as POST /v1/exports/…/bags
+    "GET /console/exports/{request_id}/bags/{bag_id}": EXPORT_READERS,
     # personal data (the retention trail is the API's trail readers'; the rest admins')
     "GET /console/subjects": TRAIL_READERS,
     "POST /console/subjects/{subject_id}/holds": ADMINS,

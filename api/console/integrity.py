@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from api.console.access import CONSOLE_ROLES
 from api.console.render import CSP, TEMPLATES, page
 from api.console.session import Viewer, checked_form
-from api.console.settings import ConsoleSettings
+from api.exports import ExportConfig
 from api.history import MAX_POSITION
 from ledger.domain.errors import LedgerError
 from replay.checkpoint import Checkpoint, open_checkpoint
@@ -45,7 +45,7 @@ def _runtime(request: Request) -> Any:
     return request.app.state.readers.probe.runtime()
 
 
-def own_verifier(settings: ConsoleSettings) -> Verifier | None:
+def own_verifier(settings: ExportConfig) -> Verifier | None:
     """This ledger's verifier key, or None if it has no signing key yet (never made here)."""
     try:
         return load_signer(settings.signing_key_path, settings.log_name, create=False).verifier()
@@ -55,7 +55,7 @@ def own_verifier(settings: ConsoleSettings) -> Verifier | None:
 
 def _checkpoints(request: Request) -> list[dict[str, Any]]:
     """Every kept checkpoint: size, base64 root, and whether its signature is this ledger's."""
-    settings: ConsoleSettings = request.app.state.console
+    settings: ExportConfig = request.app.state.exports
     verifier = own_verifier(settings)
     with _runtime(request) as rt, rt.db.snapshot() as cur:
         store = TileStore(rt.db)
@@ -135,7 +135,7 @@ async def inclusion_file(
 async def verify_now(request: Request, actor: Viewer) -> StreamingResponse:
     """Verify the whole log now, the page streamed as the rows are checked."""
     await checked_form(request)
-    settings: ConsoleSettings = request.app.state.console
+    settings: ExportConfig = request.app.state.exports
     verifier = own_verifier(settings)
     progress: queue.Queue[int] = queue.Queue()
 

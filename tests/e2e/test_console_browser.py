@@ -168,7 +168,7 @@ def test_a_regulator_sees_only_its_own_export_and_downloads_it(
         with tarfile.open(fileobj=io.BytesIO(fetched.content)) as bag:
             names = bag.getnames()
         assert any(name.endswith("data/manifest.json") for name in names)
-        assert client.get(f"/console/exports/{other}/bag").status_code == 404
+        assert client.get(f"/console/exports/{other}/bags/{'0' * 64}").status_code == 404
 
 
 def test_an_admin_places_a_hold_and_sees_an_erasure_refused(browser: Browser, served: Any) -> None:

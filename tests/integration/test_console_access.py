@@ -24,7 +24,12 @@ from tests.console_client import csrf_of, sign_in
 from tests.fix_api import ROLES, Api
 from tests.integration.test_api_queries import head
 
-PATH_VALUES = {"key_id": "000000000000", "request_id": "exp-000000000000", "position": "1"}
+PATH_VALUES = {
+    "key_id": "000000000000",
+    "request_id": "exp-000000000000",
+    "position": "1",
+    "bag_id": "0" * 64,
+}
 SIGNED_IN_ONLY = {r for r, roles in CONSOLE_ROLES.items() if roles}
 
 
