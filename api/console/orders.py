@@ -48,7 +48,8 @@ PAGE_SIZE = 25
 DETAIL_ROWS = 200  # payments, refunds, flags, codes of one order: one page of the API's most
 LAST_POSITION = 2**62
 # The agreement's clause behind each order event (docs/rules.md's sections); a closure names
-# its own (its ``clause`` fact).
+# its own (its ``clause`` fact). tests/unit/test_console_clauses.py keeps it to the rulebook's
+# section headings and to the order events there are.
 CLAUSES: dict[str, str] = {
     **dict.fromkeys(("OrderSubmitted", "PaymentReceived", "ContractFormed", "CancelledByUser",
                      "PaymentDeadlineLapsed", "MutualTerminationRequested",
