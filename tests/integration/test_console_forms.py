@@ -24,8 +24,9 @@ from ledger.application import open_ledger
 from ledger.clock import ManualClock
 from ledger.domain.china_time import CHINA
 from ledger.domain.context import LOCAL_ACTOR
+from projections.check import check
 from projections.engine import open_runtime
-from projections.registry import PROJECTIONS
+from projections.registry import PROJECTIONS, select
 from projections.worker import Worker
 from replay.merkle import leaf_hash, verify_consistency
 from replay.seal import SealReport, seal
@@ -292,3 +293,28 @@ def test_a_service_is_not_offered_a_basis_and_reads_an_unrestricted_contact_unre
     shown = api.client.post("/console/orders/C2/contact", data={"csrf": csrf})
     assert shown.status_code == 200 and html.escape(b.CONTACT["address"]) in shown.text
     assert head(api) == before
+
+
+# -- projections --------------------------------------------------------------------------------
+def test_the_projections_page_shows_each_projections_last_check(
+    api: Api, clock: ManualClock
+) -> None:
+    sent(api, b.submit("Q1"))
+    catch_up(api.url)
+    sign_in(api.client, api.keys["auditor"])
+    assert api.client.get("/console/projections").text.count("never checked") == len(PROJECTIONS)
+    rt = open_runtime(api.url)
+    try:
+        check(rt, PROJECTIONS, clock=clock)
+        with rt.db.write() as cur:
+            cur.execute(rt.db.sql("UPDATE pj_orders SET status = 'tampered'"))
+        check(rt, select(["orders"]), clock=clock)
+    finally:
+        rt.close()
+    page = api.client.get("/console/projections").text
+    cells = dict(re.findall(r'<th scope="row">(\w+) <small>.*?<td class="last-check">(.*?)</td>',
+                            page, re.S))  # fmt: skip
+    assert "differs" in cells["orders"] and "(orders)" in cells["orders"]
+    assert all("same" in cells[p.name] for p in PROJECTIONS if p.name != "orders")
+    assert all(clock.now().isoformat().replace("+00:00", "Z") in c for c in cells.values())
+    assert "never checked" not in page
