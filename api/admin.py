@@ -203,7 +203,8 @@ async def access_copy(
 )
 async def request_erasure(request: Request, subject_id: AccountId, actor: AdminActor) -> Any:
     """Erase a data subject's personal data by destroying its keys (PIPL 47). Under a legal
-    hold: 409 ``LEGAL_HOLD``; while the law keeps its records: 409 ``RETENTION_REQUIRED``
+    hold: 409 ``LEGAL_HOLD``; while an order of the subject is being performed: 409
+    ``ORDER_IN_PROGRESS`` naming it; while the law keeps its records: 409 ``RETENTION_REQUIRED``
     with ``retain_until`` (its data is restricted meanwhile and the retention run erases it
     then); the request and its outcome are recorded either way. The command
     ``request_erasure``; a repeat of the same ``Idempotency-Key`` answers the same."""

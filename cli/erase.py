@@ -2,7 +2,9 @@
 destroying its keys (PIPL 47; ledger/erasure.py), as the ledger's command ``request_erasure``
 recorded with the local actor.
 
-Under a legal hold the request is refused (``ledger: LEGAL_HOLD: …``, exit 1); while the
+Under a legal hold the request is refused (``ledger: LEGAL_HOLD: …``, exit 1), and so it is
+while an order of the subject is being performed (``ledger: ORDER_IN_PROGRESS: …`` naming the
+orders, exit 1; PIPL 13(2)); while the
 law keeps the subject's records it is deferred (``ledger: RETENTION_REQUIRED: …`` naming the
 date, exit 1): its data is restricted meanwhile and ``ledger retention run`` erases it then.
 Either way the request and its outcome are in the log. Input is checked as ``ledger hold``

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,7 @@ from ledger.library.positions import position_of, version_at
 from ledger.library.read_check import READ_VERSIONS, StaleRead
 from ledger.library.settings import library_env
 from ledger.library.transcoder import OrjsonTranscoder
+from ledger.open_orders import open_orders_by_subject
 from ledger.sealing import Sealer
 from ledger.storage import APPLICATION_NAME, opening
 from ledger.storage_url import StorageUrl
@@ -393,13 +395,37 @@ class Ledger:
         return {id(r.domain_event): r.notification.id for r in recordings}
 
     def unit_of_work(self, cache: StreamCache | None = None) -> UnitOfWork:
-        return UnitOfWork(self.app.repository, self.sealer, self.policy, cache)
+        return UnitOfWork(
+            self.app.repository, self.sealer, self.policy, cache, open_orders=self.open_orders_of
+        )
+
+    def open_orders_of(self, subject_id: str) -> set[str]:
+        """The subject's orders submitted and not completed, from the log (one pass over the
+        ledger's submissions and completions: ledger/open_orders.py)."""
+        return open_orders_by_subject(self.app).get(subject_id, set())
 
     def payload_digest(self, command: Command, uow: UnitOfWork) -> str:
         """The command record's digest (ledger/payload_digest.py): personal fields keyed
         under the data subject's key, so erasing the subject leaves nothing to test a guess
         against."""
-        return digests.payload_digest(command, self.digest_key(command, uow))
+        subject = digest_subject(command, uow) if about_a_subject(command) else None
+        direct = None
+        if subject is not None and digests.personal_fields(command, digests.DIRECT_KIND):
+            current = self.keystore.current_direct(subject, create=False)
+            if current is not None:
+                direct = (current[0], digests.subject_digest_key(current[1]))
+        return digests.payload_digest(command, self.digest_key(command, uow), direct)
+
+    def direct_digest_key(self, command: Command, uow: UnitOfWork) -> Callable[[str], bytes | None]:
+        """The digest key of a direct-identifier generation of the command's subject, by kind
+        (``d``, ``d2``, …): None once that generation is destroyed (de-identified, erased)."""
+        subject = digest_subject(command, uow) if about_a_subject(command) else None
+
+        def key_of(kind: str) -> bytes | None:
+            found = None if subject is None else self.keystore.existing_key(subject, kind)
+            return None if found is None else digests.subject_digest_key(found)
+
+        return key_of
 
     def digest_key(self, command: Command, uow: UnitOfWork) -> bytes | None:
         """The key a command's personal fields are digested under: derived from its data
@@ -418,7 +444,10 @@ class Ledger:
         key = self.digest_key(command, uow)
         legacy = None if record.payload_digest.startswith("v") else self.keystore.linkage_key()
         record.check_same_payload(
-            command.command_id, digests.same_payload(record.payload_digest, command, key, legacy)
+            command.command_id,
+            digests.same_payload(
+                record.payload_digest, command, key, legacy, self.direct_digest_key(command, uow)
+            ),
         )
         refused = record.refused_again(command.command_id)
         if refused is not None:

@@ -30,7 +30,6 @@ from ledger.domain.errors import NotFound, RuleViolation
 from ledger.domain.ids import data_subject_id
 from ledger.domain.personal_data import RECORDED_ROLES, PersonalDataAccess
 from ledger.driver_errors import storage_errors
-from ledger.keystore import DIRECT, MAIN, KeyScope
 from ledger.sealing import ERASED
 
 
@@ -68,11 +67,9 @@ def reveal_contact(
         if actor.role in RECORDED_ROLES:
             fields = sorted(sealed)
             position, recorded = _record(ledger, actor, subject, order_no, fields, cited), True
-        erased = {
-            MAIN: ledger.keystore.is_destroyed(subject),
-            DIRECT: ledger.keystore.is_destroyed(subject, KeyScope.DIRECT),
-        }
-        erased[DIRECT] = erased[DIRECT] or erased[MAIN]
+        # Asked of storage, not the cache: another process's destroy is honoured at once.
+        kinds = {ledger.sealer.kind_of(token) for token in sealed.values()}
+        erased = {kind: ledger.keystore.kind_destroyed(subject, kind) for kind in kinds}
         contact = {
             name: ERASED
             if erased[ledger.sealer.kind_of(token)]

@@ -44,7 +44,7 @@ def refusal_of(result: CommandResult) -> LedgerError | None:
             message, datetime.fromisoformat(found["retain_until"])
         )
     else:
-        refusal = RuleViolation(codes.LEGAL_HOLD, message)
+        refusal = RuleViolation(codes.BY_CODE[found["code"]], message)
     refusal.recorded = True  # the request and its refusal are in the log
     return refusal
 
@@ -62,4 +62,3 @@ def destroy_keys(keystore: KeyStore, subject_id: str, at: datetime) -> bool:
     """Crypto-shred every key of ``subject_id`` (scope ALL, the key store's default); True
     if a live key was destroyed now. Idempotent: a destroyed key stays destroyed."""
     return keystore.destroy(subject_id, at)
-

@@ -1,10 +1,16 @@
 """Per-data-subject keys, held outside the event log (DOMAIN.md section 7: crypto-shredding).
 
-Each data subject (an account, a recipient) has two 32-byte AES keys (issue 11, item 3): its
-**main** key (``m``), for everything personal of it, and its **direct-identifier** key (``d``),
-for the names, phones and addresses of its recipients, so de-identification can destroy the
-latter alone. ``destroy(subject_id, at, scope)`` destroys ``KeyScope.DIRECT`` (the ``d`` key) or
-``KeyScope.ALL`` (both, the default: erasure, PIPL 47). A destroyed key is never re-created.
+Each data subject (an account, a recipient) has 32-byte AES keys (issue 11, item 3): its
+**main** key (``m``), for everything personal of it, and its **direct-identifier** key, for the
+names, phones and addresses of its recipients, so de-identification can destroy the latter
+alone. The direct-identifier key has **generations** (kinds ``d``, ``d2``, ``d3``, …): sealing
+uses the newest live one (``current_direct``); de-identification first retires it
+(``retire_direct``: the next generation becomes current, so the subject's new orders keep
+working) and, once no process can still seal under it, destroys the retired ones
+(``destroy_kinds``). ``destroy(subject_id, at, scope)`` destroys ``KeyScope.DIRECT`` (every
+direct generation; the next seal makes a new one) or ``KeyScope.ALL`` (every key, the default:
+erasure, PIPL 47; nothing is ever made for the subject again). A destroyed key is never
+re-created.
 
 Linkage keys (one per calendar year, ``__linkage__:YYYY``) and the application secret
 (``__linkage__:v1``, API page tokens) live in the same table under names no subject id can take
@@ -72,8 +78,10 @@ LINKAGE_KEY_ID = "__linkage__:v1"
 LINKAGE_PREFIX = "__linkage__:"
 
 MAIN = "m"  # a subject's main key: every personal field not a direct identifier
-DIRECT = "d"  # a subject's direct-identifier key: recipients' names, phones, addresses
+DIRECT = "d"  # a subject's first direct-identifier key: recipients' names, phones, addresses
 KINDS = (MAIN, DIRECT)
+# Direct-identifier generations after the first: d2, d3, … (no leading zero, so one spelling).
+_DIRECT_KIND_RE = re.compile(r"d(?:[2-9]|[1-9][0-9]{1,8})?")
 
 TABLE = "ledger_keys"
 LEGACY_TABLE = "ledger_subject_keys"  # raw keys, one per subject: migrated as main keys
@@ -124,6 +132,21 @@ def new_key() -> bytes:
     return os.urandom(KEY_SIZE_BYTES)
 
 
+def is_direct_kind(kind: str) -> bool:
+    """Whether ``kind`` names a direct-identifier key generation (``d``, ``d2``, ``d3``, …)."""
+    return isinstance(kind, str) and _DIRECT_KIND_RE.fullmatch(kind) is not None
+
+
+def direct_kind(generation: int) -> str:
+    """The kind of direct-identifier generation ``generation`` (1-based): ``d``, ``d2``, …"""
+    return DIRECT if generation == 1 else f"{DIRECT}{generation}"
+
+
+def direct_generation(kind: str) -> int:
+    """The generation number of a direct-identifier ``kind`` (``d`` is 1)."""
+    return int(kind[1:] or 1)
+
+
 def linkage_name(year: int) -> str:
     """The key store's name of the linkage key of calendar ``year`` (UTC)."""
     return f"{LINKAGE_PREFIX}{year:04d}"
@@ -156,6 +179,8 @@ class KeyStore(ABC):
         self._cache_lock = threading.Lock()
         # Bumped by every destroy: a read that started before it must not cache what it read.
         self._epoch = 0
+        # subject -> (its current direct-identifier kind, expiry): sealing's generation.
+        self._current: dict[str, tuple[str, float]] = {}
 
     # Public interface ----------------------------------------------------------------------
 
@@ -175,10 +200,76 @@ class KeyStore(ABC):
         return {subject_id: found.get((subject_id, kind)) for subject_id in wanted}
 
     def load_existing(self, subject_ids: Iterable[str]) -> None:
-        """Cache the live keys of ``subject_ids`` that exist, in one round trip; never
-        creates one (a key is made only when a command that passed its checks seals)."""
+        """Cache the live keys of ``subject_ids`` that exist (every generation) and their
+        current direct-identifier generation, in one round trip; never creates one (a key
+        is made only when a command that passed its checks seals)."""
         wanted = sorted({validate_subject_id(s) for s in subject_ids})
-        self._get([(s, kind) for s in wanted for kind in KINDS], create=False)
+        epoch = self._epoch
+        rows = self._load_names(wanted)
+        loaded = {slot: self._unwrap(slot, stored) for slot, stored in rows.items()}
+        self._remember(loaded, epoch)
+        for subject_id in wanted:
+            kind = _current_kind(subject_id, rows, create=False)
+            if kind is not None and loaded.get((subject_id, kind)) is not None:
+                self._remember_current(subject_id, kind, epoch)
+
+    def current_direct(self, subject_id: str, *, create: bool = True) -> tuple[str, bytes] | None:
+        """The direct-identifier generation the subject's new data is sealed under, as
+        ``(kind, key)``: its newest live generation; a new one (created) when it has none or
+        the newest was destroyed (de-identified: PIPL 47(1)). None once the subject is erased
+        (its main key destroyed), or, without ``create``, when no live generation exists."""
+        validate_subject_id(subject_id)
+        remembered = self._current.get(subject_id)
+        if remembered is not None and remembered[1] >= time.monotonic():
+            key = self._cached((subject_id, remembered[0]))
+            if key is not None:
+                return remembered[0], key
+        epoch = self._epoch
+        rows = self._load_names([subject_id])
+        kind = _current_kind(subject_id, rows, create=create)
+        if kind is None:
+            return None
+        key = self._get([(subject_id, kind)], create=create).get((subject_id, kind))
+        if (
+            key is not None
+            and (subject_id, kind) not in rows
+            and self._destroyed((subject_id, MAIN))
+        ):
+            # An erasure raced the new generation's creation: it must not outlive it.
+            self._destroy_slots(subject_id, (kind,), datetime.now(UTC))
+            key = None
+        if key is None:
+            return None
+        self._remember_current(subject_id, kind, epoch)
+        return kind, key
+
+    def retire_direct(self, subject_id: str) -> list[str]:
+        """Make a new direct-identifier generation current for the subject (its new orders
+        are sealed under it from now on; other processes follow within ``CACHE_TTL_S``) and
+        return every live generation now older than it: what de-identification destroys
+        once no process can still seal under them (``destroy_kinds``). Empty when the
+        subject has no live direct key (nothing to retire) or is erased."""
+        validate_subject_id(subject_id)
+        rows = self._load_names([subject_id])
+        current = _current_kind(subject_id, rows, create=False)
+        if current is None:
+            return []
+        successor = direct_kind(direct_generation(current) + 1)
+        self._forget_current(subject_id)
+        self._get([(subject_id, successor)], create=True)
+        return _live_direct(subject_id, rows)
+
+    def destroy_kinds(self, subject_id: str, kinds: Sequence[str], at: datetime) -> bool:
+        """Destroy the subject's direct-identifier generations ``kinds`` (de-identification,
+        PIPL 47(1)); True if one was live. Raises InvalidCommand for a kind that is not a
+        direct generation (the main key goes only with an erasure, ``destroy``)."""
+        validate_subject_id(subject_id)
+        for kind in kinds:
+            if not is_direct_kind(kind):
+                raise InvalidCommand("kind", "must be a direct-identifier generation (d, d2, …)")
+        if at.tzinfo is None:
+            raise InvalidCommand("at", "must be timezone-aware")
+        return bool(kinds) and self._destroy_slots(subject_id, tuple(kinds), at)
 
     def existing_key(self, subject_id: str, kind: str = MAIN) -> bytes | None:
         """The subject's live key, or None if it never existed or was destroyed. Never creates."""
@@ -194,13 +285,40 @@ class KeyStore(ABC):
         validate_subject_id(subject_id)
         if at.tzinfo is None:
             raise InvalidCommand("at", "must be timezone-aware")
-        return self._destroy_slots(subject_id, scope.kinds, at)
+        was_live = False
+        while True:
+            # Every live direct generation, and the first's tombstone at least. A generation
+            # made while an erasure runs is destroyed by its next round (its maker also checks
+            # the main key after making it), so none outlives the erasure.
+            live = _live_direct(subject_id, self._load_names([subject_id]))
+            kinds = sorted({*scope.kinds, *live})
+            was_live = self._destroy_slots(subject_id, kinds, at) or was_live
+            if scope is KeyScope.DIRECT or not _live_direct(
+                subject_id, self._load_names([subject_id])
+            ):
+                return was_live
 
     def is_destroyed(self, subject_id: str, scope: KeyScope = KeyScope.ALL) -> bool:
-        """True if the subject's keys of ``scope`` were destroyed (``ALL``: its main key;
-        ``DIRECT``: its direct-identifier key); always asks storage, never the cache."""
-        kind = DIRECT if scope is KeyScope.DIRECT else MAIN
-        return self._destroyed((validate_subject_id(subject_id), kind))
+        """True if the subject's keys of ``scope`` were destroyed (``ALL``: its main key, i.e.
+        erased; ``DIRECT``: its newest direct-identifier generation, i.e. no live key holds
+        its direct identifiers until a new order makes the next); always asks storage."""
+        subject_id = validate_subject_id(subject_id)
+        if scope is KeyScope.ALL:
+            return self._destroyed((subject_id, MAIN))
+        rows = self._load_names([subject_id])
+        kinds = [kind for (_, kind) in rows if is_direct_kind(kind)]
+        newest = max(kinds, key=direct_generation, default=None)
+        return newest is not None and rows[(subject_id, newest)] is None
+
+    def kind_destroyed(self, subject_id: str, kind: str) -> bool:
+        """True if the subject's key of ``kind`` (``m``, ``d``, ``d2``, …) was destroyed, or
+        its main key was (an erasure reaches every kind); always asks storage, never the
+        cache, so another process's destroy is seen at once."""
+        _check_kind(kind)
+        subject_id = validate_subject_id(subject_id)
+        return self._destroyed((subject_id, MAIN)) or (
+            kind != MAIN and self._destroyed((subject_id, kind))
+        )
 
     def linkage_key(self) -> bytes:
         """The application-wide secret (API page tokens), created on first use. It hashes no
@@ -228,6 +346,7 @@ class KeyStore(ABC):
         with self._cache_lock:
             self._epoch += 1
             self._cache.clear()
+            self._current.clear()
 
     def rewrap_all(self, progress: Callable[[int], None] | None = None) -> int:
         """Re-wrap every live key not wrapped by the wrapper's current master key; the number
@@ -301,6 +420,10 @@ class KeyStore(ABC):
     @abstractmethod
     def _load(self, slots: Sequence[Slot]) -> dict[Slot, Stored | None]:
         """Return the rows that exist (None for destroyed keys); never create."""
+
+    @abstractmethod
+    def _load_names(self, names: Sequence[str]) -> dict[Slot, Stored | None]:
+        """Every row of ``names`` (every kind; None for destroyed keys); never create."""
 
     @abstractmethod
     def _shred(self, name: str, kinds: Sequence[str], at: datetime) -> bool:
@@ -404,11 +527,46 @@ class KeyStore(ABC):
         with self._cache_lock:
             self._epoch += 1
             self._cache.pop(slot, None)
+            self._current.pop(slot[0], None)
+
+    def _remember_current(self, subject_id: str, kind: str, epoch: int) -> None:
+        with self._cache_lock:
+            if self._epoch != epoch:
+                return
+            if len(self._current) >= self._cache_max_entries:
+                self._current.clear()
+            self._current[subject_id] = (kind, time.monotonic() + self._cache_ttl_s)
+
+    def _forget_current(self, subject_id: str) -> None:
+        with self._cache_lock:
+            self._epoch += 1
+            self._current.pop(subject_id, None)
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise InvalidCommand("kind", f"must be one of {', '.join(KINDS)}")
+    if kind != MAIN and not is_direct_kind(kind):
+        raise InvalidCommand("kind", "must be m (main) or a direct-identifier kind (d, d2, …)")
+
+
+def _live_direct(subject_id: str, rows: dict[Slot, Stored | None]) -> list[str]:
+    """The subject's live direct-identifier generations among ``rows``, oldest first."""
+    kinds = [k for (n, k), stored in rows.items() if n == subject_id and stored is not None]
+    return sorted((k for k in kinds if is_direct_kind(k)), key=direct_generation)
+
+
+def _current_kind(subject_id: str, rows: dict[Slot, Stored | None], create: bool) -> str | None:
+    """Which direct generation the subject seals under, from its rows: None once erased (main
+    key destroyed); the newest if live; else (none yet, or the newest destroyed) the next,
+    if ``create``."""
+    if (subject_id, MAIN) in rows and rows[(subject_id, MAIN)] is None:
+        return None
+    kinds = [k for (n, k) in rows if n == subject_id and is_direct_kind(k)]
+    newest = max(kinds, key=direct_generation, default=None)
+    if newest is not None and rows[(subject_id, newest)] is not None:
+        return newest
+    if not create:
+        return None
+    return DIRECT if newest is None else direct_kind(direct_generation(newest) + 1)
 
 
 def open_keystore(url: StorageUrl, wrapper: KeyWrapper | None = None) -> KeyStore:
@@ -540,6 +698,20 @@ class SqliteKeyStore(KeyStore):
     def _load(self, slots: Sequence[Slot]) -> dict[Slot, Stored | None]:
         with self._lock:
             return self._select(self._conn, slots)
+
+    def _load_names(self, names: Sequence[str]) -> dict[Slot, Stored | None]:
+        found: dict[Slot, Stored | None] = {}
+        with self._lock:
+            for chunk in _chunks(names, _SQLITE_IN_CHUNK):
+                marks = ",".join("?" for _ in chunk)
+                rows = self._conn.execute(
+                    f"SELECT name, kind, master_key_id, wrapped FROM {TABLE}"
+                    f" WHERE name IN ({marks})",
+                    list(chunk),
+                )
+                for name, kind, master_id, wrapped in rows:
+                    found[(name, kind)] = None if wrapped is None else (master_id, bytes(wrapped))
+        return found
 
     def _shred(self, name: str, kinds: Sequence[str], at: datetime) -> bool:
         stamp = at.isoformat()
@@ -750,6 +922,12 @@ class PostgresKeyStore(KeyStore):
         names, kinds = [s[0] for s in slots], [s[1] for s in slots]
         with self._pool.connection() as conn:
             rows = _tuples(conn).execute(_PG_SELECT_MANY, (names, kinds)).fetchall()
+        return _stored_rows(rows)
+
+    def _load_names(self, names: Sequence[str]) -> dict[Slot, Stored | None]:
+        query = f"SELECT name, kind, master_key_id, wrapped FROM {TABLE} WHERE name = ANY(%s)"
+        with self._pool.connection() as conn:
+            rows = _tuples(conn).execute(query, (list(names),)).fetchall()
         return _stored_rows(rows)
 
     def _shred(self, name: str, kinds: Sequence[str], at: datetime) -> bool:

@@ -13,11 +13,14 @@ and, for its open orders, from the log:
   by an after-sales case (``waiting``: its completion schedules a retention that defers the
   erasure again).
 - ``deidentified``: orders completed, no order of the subject still open, no after-sales
-  case open, no hold, not yet done: ``DirectIdentifiersRemoved`` (with the restriction the
-  ended purpose brings while a retention runs: ``restricted``); the views blank those
-  orders' direct identifiers. The key that seals them is not destroyed yet: the key store
-  keeps one direct-identifier key per subject, so destroying it would refuse the subject's
-  next order (``SUBJECT_ERASED``); that waits for key generations (a new key for new orders).
+  case open, no hold, not yet done: the subject's direct-identifier key generation is
+  retired (its new orders get the next one, ledger/keystore.py), then
+  ``DirectIdentifiersRemoved`` names the orders and the retired generations (with the
+  restriction the ended purpose brings while a retention runs: ``restricted``); the views
+  blank those orders' direct identifiers.
+- ``direct_keys``: retired generations whose ``DIRECT_KEY_GRACE`` has passed (no process can
+  still be sealing a new order under them), while still nothing is open and no hold is on,
+  are destroyed: every name, phone and address sealed under them is unreadable for good.
 
 Each step is one save of the subject's stream (its events, one transaction) and then its
 effect outside the log; both are decided afresh from the stream each run, so a run done twice
@@ -35,7 +38,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
@@ -43,10 +45,10 @@ from ledger.application import Ledger
 from ledger.domain.context import LOCAL_ACTOR, Ctx
 from ledger.domain.data_subject import DataSubject, DataSubjectRegistered
 from ledger.domain.ids import data_subject_id
-from ledger.domain.order import events as ev
 from ledger.driver_errors import storage_errors
 from ledger.erasure import destroy_keys
 from ledger.library.bulk_read import load_streams
+from ledger.open_orders import events_of_topics, open_orders_by_subject
 
 # Kinds of step, in the order the summary lists them.
 KINDS = (
@@ -56,10 +58,10 @@ KINDS = (
     "held",
     "waiting",
     "deidentified",
+    "direct_keys",
     "restricted",
     "clashed",
 )
-SCAN_PAGE = 1000  # notifications read per query when listing subjects and open orders
 LOAD_CHUNK = 200  # subject streams rebuilt per query
 
 
@@ -96,7 +98,7 @@ def run_retention(
     run_id = f"retention-run-{uuid.uuid4().hex}"
     with storage_errors():
         subjects = subject_ids(ledger)
-        open_orders = open_orders_by_subject(ledger)
+        open_orders = open_orders_by_subject(ledger.app)
         summary.subjects = len(subjects)
         walk: Iterator[str] = iter(subjects)
         if progress is not None:
@@ -139,13 +141,36 @@ def step_subject(
             destroy_keys(ledger.keystore, subject_id, ctx.at)
         return
     if not subject.deidentification_due(waiting):
+        _destroy_retired_keys(ledger, subject, ctx.at, waiting, summary)
         return
     restricted_before = subject.restriction
-    subject.remove_direct_identifiers(ctx, waiting)
+    # Retired before the event is saved: a run killed between the two has only made a
+    # generation early, and the next run retires again and names both.
+    retired = [] if summary.dry_run else ledger.keystore.retire_direct(subject_id)
+    subject.remove_direct_identifiers(ctx, waiting, retired)
     summary.steps["deidentified"] += 1
     if subject.restriction is not restricted_before:
         summary.steps["restricted"] += 1
-    _saved(ledger, subject, summary)
+    if _saved(ledger, subject, summary) or summary.dry_run:
+        _destroy_retired_keys(ledger, subject, ctx.at, waiting, summary)  # retired earlier
+
+
+def _destroy_retired_keys(
+    ledger: Ledger,
+    subject: DataSubject,
+    at: datetime,
+    open_orders: set[str],
+    summary: RetentionSummary,
+) -> None:
+    """Destroy the subject's retired direct-identifier generations that are due and still
+    live (``DataSubject.direct_keys_due``); counted once per subject."""
+    due = subject.direct_keys_due(at, open_orders)
+    live = [k for k in due if not ledger.keystore.kind_destroyed(subject.subject_id, k)]
+    if not live:
+        return
+    summary.steps["direct_keys"] += 1
+    if not summary.dry_run:
+        ledger.keystore.destroy_kinds(subject.subject_id, live, at)
 
 
 def _saved(ledger: Ledger, subject: DataSubject, summary: RetentionSummary) -> bool:
@@ -162,42 +187,9 @@ def _saved(ledger: Ledger, subject: DataSubject, summary: RetentionSummary) -> b
 
 def subject_ids(ledger: Ledger) -> list[str]:
     """Every data subject with a lifecycle stream, from the log, sorted."""
-    found = {
-        event.subject_id
-        for event in _events(ledger, DataSubjectRegistered.TOPIC)  # type: ignore[attr-defined]
-    }
+    topic = DataSubjectRegistered.TOPIC  # type: ignore[attr-defined]
+    found = {event.subject_id for event in events_of_topics(ledger.app, topic)}
     return sorted(found)
-
-
-def open_orders_by_subject(ledger: Ledger) -> dict[str, set[str]]:
-    """Per subject (account), its orders submitted and not completed, from the log."""
-    submitted = ev.OrderSubmitted.TOPIC  # type: ignore[attr-defined]
-    completed = ev.TransactionCompleted.TOPIC  # type: ignore[attr-defined]
-    owner: dict[UUID, tuple[str, str]] = {}  # order stream -> order number, account
-    done: set[UUID] = set()
-    for event in _events(ledger, submitted, completed):
-        if isinstance(event, ev.OrderSubmitted):
-            owner[event.originator_id] = (event.order_no, event.account_no)
-        else:
-            done.add(event.originator_id)
-    found: dict[str, set[str]] = {}
-    for stream, (order_no, account_no) in owner.items():
-        if stream not in done:
-            found.setdefault(account_no, set()).add(order_no)
-    return found
-
-
-def _events(ledger: Ledger, *topics: str) -> Iterator[Any]:
-    """The log's events of ``topics``, in log order, a page at a time."""
-    recorder = ledger.app.recorder
-    start = 1
-    while True:
-        page = recorder.select_notifications(start, SCAN_PAGE, topics=topics)
-        for notification in page:
-            yield ledger.app.mapper.to_domain_event(notification)
-        if len(page) < SCAN_PAGE:
-            return
-        start = page[-1].id + 1
 
 
 def _chunks(items: Iterator[str], size: int) -> Iterator[list[str]]:

@@ -1,11 +1,14 @@
 """Sealing personal fields under their subject's keys, and keyed linkage hashes (DESIGN.md, Events).
 
-A sealed value is a compact ASCII token ``s2:<m|d>:<subject_id>:<base64url(nonce + ciphertext +
-tag)>``: AES-256-GCM under the subject's main (``m``) or direct-identifier (``d``) key, with
-associated data binding the token version, key kind, subject, **stream** (the order number, or
-the stream id it belongs to) and field (issue 11, item 7): a token moved to another subject,
-another order of the same subject, or another field fails authentication (``SEAL_INVALID``).
-Once that key is destroyed every token under it unseals to ``ERASED``.
+A sealed value is a compact ASCII token ``s2:<kind>:<subject_id>:<base64url(nonce + ciphertext +
+tag)>``: AES-256-GCM under the subject's main key (kind ``m``) or one generation of its
+direct-identifier key (kind ``d`` for the first, ``d2``, ``d3``, … for later ones: the token
+names its generation), with associated data binding the token version, key kind (so the
+generation), subject, **stream** (the order number, or the stream id it belongs to) and field
+(issue 11, item 7): a token moved to another subject, another order of the same subject, another
+generation or another field fails authentication (``SEAL_INVALID``). Once that key is destroyed
+every token under it unseals to ``ERASED``; a destroyed direct generation (de-identification)
+leaves the subject's newer generations, and so its newer orders, readable.
 
 Tokens of the first format, ``s1:<subject_id>:<…>`` (associated data ``<subject_id>|<field>``
 under what is now the subject's main key), are still read; nothing seals them any more.
@@ -34,7 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
-from ledger.keystore import DIRECT, KINDS, MAIN, KeyScope, KeyStore, validate_subject_id
+from ledger.keystore import DIRECT, MAIN, KeyStore, is_direct_kind, validate_subject_id
 
 ERASED = "[erased]"
 TOKEN_VERSION = "s2"
@@ -160,7 +163,8 @@ class Sealer:
         self, subject_id: str, field: str, plaintext: str, *, stream: str, kind: str = MAIN
     ) -> str:
         """A token of ``plaintext`` bound to subject, ``stream`` and ``field`` under the
-        subject's key of ``kind``; raises SubjectErased if that key was destroyed."""
+        subject's main key (``kind`` ``MAIN``) or its current direct-identifier generation
+        (``DIRECT``); raises SubjectErased if the subject was erased."""
         return self.seal_many(subject_id, {field: plaintext}, stream=stream, kind=kind)[field]
 
     def seal_many(
@@ -171,7 +175,14 @@ class Sealer:
         _validate_stream(stream)
         for field in fields:
             _validate_field(field)
-        key = self._keystore.key_for(subject_id, kind)
+        if kind not in (MAIN, DIRECT):
+            raise InvalidCommand("kind", "must be m (main) or d (the current direct generation)")
+        key: bytes | None
+        if kind == DIRECT:
+            current = self._keystore.current_direct(subject_id)
+            kind, key = (DIRECT, None) if current is None else current
+        else:
+            key = self._keystore.key_for(subject_id, MAIN)
         if key is None:
             raise SubjectErased("the data subject is erased: its personal data is gone")
         aead = AESGCM(key)
@@ -187,10 +198,7 @@ class Sealer:
         kind, subject_id, blob = _parse(token)
         key = self._keystore.existing_key(subject_id, kind)
         if key is None:
-            scope = KeyScope.DIRECT if kind == DIRECT else KeyScope.ALL
-            if self._keystore.is_destroyed(subject_id, scope) or self._keystore.is_destroyed(
-                subject_id
-            ):
+            if self._keystore.kind_destroyed(subject_id, kind):
                 return ERASED
             # A token for a subject that never had a key was not made by us.
             raise SealInvalid(f"sealed {field} has no key to open it")
@@ -213,7 +221,8 @@ class Sealer:
         return _parse(token)[1]
 
     def kind_of(self, token: str) -> str:
-        """The kind of key (``m`` main, ``d`` direct identifiers) a token was sealed under."""
+        """The kind of key (``m`` main; ``d``, ``d2``, … a direct-identifier generation) a
+        token was sealed under."""
         return _parse(token)[0]
 
     def link_hash(self, kind: str, value: str, year: int) -> str | None:
@@ -297,7 +306,11 @@ def _parse(token: str) -> tuple[str, str, bytes]:
     parts = token.split(":")
     if len(parts) == 3 and parts[0] == LEGACY_TOKEN_VERSION:
         kind, subject_id, body = MAIN, parts[1], parts[2]
-    elif len(parts) == 4 and parts[0] == TOKEN_VERSION and parts[1] in KINDS:
+    elif (
+        len(parts) == 4
+        and parts[0] == TOKEN_VERSION
+        and (parts[1] == MAIN or is_direct_kind(parts[1]))
+    ):
         kind, subject_id, body = parts[1], parts[2], parts[3]
     else:
         raise SealInvalid("sealed value is malformed")

@@ -33,8 +33,13 @@ class UnitOfWork:
         sealer: Sealer,
         policy: Policy,
         cache: StreamCache | None = None,
+        *,
+        open_orders: Callable[[str], set[str]],
     ) -> None:
         self.repository = repository
+        # A subject's orders being performed, from the log (ledger/open_orders.py): what an
+        # erasure request must not take the data of.
+        self.open_orders = open_orders
         self.cache = cache
         self.sealer = sealer
         self.policy = policy

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 
 from ledger.application import CommandResult, Ledger
+from ledger.domain.context import LOCAL_ACTOR
 from ledger.domain.errors import LedgerError
+from ledger.domain.export_request import ExportScope
 from ledger.domain.ids import order_id
 from ledger.domain.order.events import RefundInitiated
+from projections.engine import Runtime
+from replay.export import request_export, write_export
+from replay.seal import seal
+from replay.signed_note import Signer
+
+EXPORT_ORIGIN = "mall-ledger.test/log"
 
 
 def run(ledger: Ledger, command: dict[str, Any]) -> CommandResult:
@@ -58,3 +67,13 @@ def refunds_by_method(events: list[Any]) -> dict[str, int]:
         if isinstance(event, RefundInitiated):
             found[event.method] = found.get(event.method, 0) + event.amount_fen
     return found
+
+
+def export_text(ledger: Ledger, rt: Runtime, out: Path) -> str:
+    """A regulator's export of acct-1 whose basis requires personal data: every file's text."""
+    signer = Signer(EXPORT_ORIGIN, Signer.generate(EXPORT_ORIGIN).private_key)
+    seal(ledger, rt, signer, None, LOCAL_ACTOR)
+    scope = ExportScope(account="acct-1")
+    request_id = request_export(ledger, LOCAL_ACTOR, "SAMR", "REF-1", "ECL 25", scope, True)
+    write_export(ledger, rt, request_id, out, signer, LOCAL_ACTOR)
+    return "".join(p.read_text() for p in out.rglob("*") if p.is_file() and p.suffix != ".bin")

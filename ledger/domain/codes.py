@@ -490,6 +490,14 @@ RETENTION_REQUIRED = ErrorCode(
     "The law keeps the data subject's transaction records until the date named: erasure "
     "waits for it.",
 )
+ORDER_IN_PROGRESS = ErrorCode(
+    "ORDER_IN_PROGRESS",
+    "PIPL 13(2)",
+    STATE,
+    "An order of the data subject is still being performed (submitted, not completed): its "
+    "personal data is needed to perform it, so the erasure is refused; ask again once it is "
+    "completed.",
+)
 PROCESSING_RESTRICTED = ErrorCode(
     "PROCESSING_RESTRICTED",
     "PIPL 47 para 2",

@@ -38,7 +38,7 @@ its own record of completion (``TransactionCompleted``) as the transaction's fac
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from eventsourcing.domain import Aggregate
@@ -65,6 +65,10 @@ RESTRICTION_LAW = "PIPL 47 para 2"
 ACCESS_LAW = "PIPL 45"
 ERASURE_LAW = "PIPL 47"
 DEIDENTIFICATION_LAW = "PIPL 47(1), agreement 4.1.2"
+# How long a retired direct-identifier key generation lives on before the retention run
+# destroys it: other processes keep a subject's current generation cached for 30 s
+# (ledger/keystore.py, CACHE_TTL_S) and may be sealing a new order under it meanwhile.
+DIRECT_KEY_GRACE = timedelta(seconds=60)
 # The codes an erasure request's outcome names when it does not erase (ledger/domain/codes.py).
 ErasureOutcome = Literal["erased", "refused", "deferred"]
 
@@ -92,6 +96,7 @@ class DataSubjectRegistered(DataSubjectEvent, Aggregate.Created):
         agg.erasure = None
         agg.erased = None
         agg.deidentified = {}
+        agg.retired_direct = {}
 
 
 @topic("data-subject/RetentionScheduled")
@@ -188,8 +193,10 @@ class ErasureRequested(DataSubjectEvent):
 @topic("data-subject/ErasureRefused")
 class ErasureRefused(DataSubjectEvent):
     """The request was refused: ``code`` ``LEGAL_HOLD`` (PIPL 47), the holds under
-    ``references`` being on. It is not kept waiting: a new request is needed once released
-    (an earlier request deferred for a retention still waits, and still waits for holds)."""
+    ``references`` being on; or ``ORDER_IN_PROGRESS`` (PIPL 13(2)), an order of the subject
+    being performed (``references`` empty). It is not kept waiting: a new request is needed
+    once released or completed (an earlier request deferred for a retention still waits,
+    and still waits for holds)."""
 
     reference: str | None
     code: str
@@ -238,15 +245,27 @@ class DirectIdentifiersRemoved(DataSubjectEvent):
     """The direct identifiers (name, phone, address) on ``order_nos`` are made unreadable:
     no open order or after-sales case needs them any more and no hold is on (PIPL 47(1),
     agreement 4.1.2: 去标识化 once the purpose is done). The records stay usable for
-    statistics and audit."""
+    statistics and audit. ``retired_keys`` (v2) are the direct-identifier key generations
+    (``d``, ``d2``, …) that sealed them, retired just before this event (the subject's new
+    orders use the next one) and destroyed by the retention run once ``DIRECT_KEY_GRACE``
+    has passed (``direct_keys_due``)."""
 
+    class_version = 2
     subject_id: str
     order_nos: list[str]
+    retired_keys: list[str]
     actor: dict[str, str | None]
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """v1 destroyed no key (the key store had one direct key per subject): none retired."""
+        state["retired_keys"] = []
 
     def apply(self, agg: Any) -> None:
         for order_no in self.order_nos:
             agg.deidentified[order_no] = self.timestamp
+        for kind in self.retired_keys:
+            agg.retired_direct.setdefault(kind, self.timestamp)
 
 
 class RetentionRequired(RuleViolation):
@@ -280,6 +299,8 @@ class DataSubject(JournaledAggregate):
         erased: dict[str, Any] | None
         # order number -> when its direct identifiers were removed
         deidentified: dict[str, datetime]
+        # direct-identifier key generation -> when de-identification retired it
+        retired_direct: dict[str, datetime]
 
     @classmethod
     def register(cls, ctx: Ctx, subject_id: str) -> DataSubject:
@@ -393,15 +414,27 @@ class DataSubject(JournaledAggregate):
         return current["basis"] != "purpose_ended" or order_no in self.retention
 
     # -- erasure (PIPL 47) ---------------------------------------------------------------------
-    def request_erasure(self, ctx: Ctx, reference: str | None) -> dict[str, Any]:
+    def request_erasure(
+        self, ctx: Ctx, reference: str | None, open_orders: set[str] | None = None
+    ) -> dict[str, Any]:
         """Record the request, then decide it (``check_erasable``): refused under a legal hold
-        (``ErasureRefused``, LEGAL_HOLD), deferred under a retention (``ErasureDeferred``,
+        (``ErasureRefused``, LEGAL_HOLD), refused while an order of the subject is still
+        being performed (``open_orders``, from the log: ``ErasureRefused``,
+        ORDER_IN_PROGRESS, PIPL 13(2)), deferred under a retention (``ErasureDeferred``,
         RETENTION_REQUIRED, with the restriction it applies instead), else ``SubjectErased``.
         Returns the outcome (``erasure_outcome``) for the command's result. A subject
         already erased records the request and answers ``erased`` again."""
         self._emit(ErasureRequested, ctx, reference=reference)
         if self.erased is not None:
             return self._erased_outcome()
+        if open_orders and not self.holds:
+            exc = RuleViolation(
+                codes.ORDER_IN_PROGRESS,
+                f"order(s) {', '.join(sorted(open_orders))} of the data subject are still being "
+                "performed: their personal data is needed until they complete; ask again then",
+            )
+            self._emit(ErasureRefused, ctx, reference=reference, code=exc.code, references=[])
+            return erasure_outcome("refused", exc, None)
         return self._decide_erasure(ctx, reference)
 
     def erasure_due(self, at: datetime) -> bool:
@@ -462,21 +495,45 @@ class DataSubject(JournaledAggregate):
             return []
         return sorted(set(self.retention) - set(self.deidentified))
 
+    def direct_keys_due(self, at: datetime, open_orders: set[str]) -> list[str]:
+        """The retired direct-identifier key generations that may be destroyed at ``at``
+        (PIPL 47(1)): retired at least ``DIRECT_KEY_GRACE`` ago, so no process still seals a
+        new order under them; none while a hold is on, an order of the subject is open or an
+        after-sales case reopened one (an open order may hold data sealed under them), or
+        once erased (the erasure destroyed every key). Destroyed ones are listed too: a
+        destroy is idempotent."""
+        if self.holds or self.erased is not None or open_orders or self.case_open:
+            return []
+        return sorted(
+            kind
+            for kind, retired in self.retired_direct.items()
+            if retired + DIRECT_KEY_GRACE <= at
+        )
+
     @property
     def case_open(self) -> bool:
         """Has an after-sales case reopened one of the subject's completed orders (its
         retention then runs at least until the case ends, date unknown)?"""
         return any(entry["open_case"] is not None for entry in self.retention.values())
 
-    def remove_direct_identifiers(self, ctx: Ctx, open_orders: set[str]) -> list[str]:
+    def remove_direct_identifiers(
+        self, ctx: Ctx, open_orders: set[str], retired_keys: list[str]
+    ) -> list[str]:
         """Record ``DirectIdentifiersRemoved`` for the orders due (``deidentification_due``),
-        and, while a retention runs, the restriction the ended purpose brings (PIPL 47 para
-        2). Raises ``LEGAL_HOLD`` under a hold; returns the orders (empty: nothing due)."""
+        naming the direct-identifier key generations just retired (``retired_keys``), and,
+        while a retention runs, the restriction the ended purpose brings (PIPL 47 para 2).
+        Raises ``LEGAL_HOLD`` under a hold; returns the orders (empty: nothing due)."""
         if self.holds:
             check_erasable(self, ctx.at)  # raises LEGAL_HOLD
         due = self.deidentification_due(open_orders)
         if due:
-            self._emit(DirectIdentifiersRemoved, ctx, subject_id=self.subject_id, order_nos=due)
+            self._emit(
+                DirectIdentifiersRemoved,
+                ctx,
+                subject_id=self.subject_id,
+                order_nos=due,
+                retired_keys=list(retired_keys),
+            )
             if self.restriction is None:
                 self.restrict_while_retained(ctx, "purpose_ended")
         return due

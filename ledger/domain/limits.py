@@ -8,6 +8,7 @@ accounts directly (one shared signal); transitive groups are the projection's wo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -195,13 +196,27 @@ class LimitCounter(JournaledAggregate):
             signal=signal,
         )
 
-    def check_room(self, order_no: str, quantity: int, limit_qty: int) -> None:
-        if self.quantity + quantity > limit_qty:
+    @property
+    def links_accounts(self) -> bool:
+        """Whether this counter counts by a linkage signal (a keyed hash of personal data),
+        not by the account alone."""
+        return not self.signal.startswith("account:")
+
+    def check_room(
+        self, order_no: str, quantity: int, limit_qty: int, withheld: Callable[[str], bool]
+    ) -> None:
+        """Refuse ``PURCHASE_LIMIT_EXCEEDED`` if ``quantity`` more would pass ``limit_qty``.
+        On a linkage counter the orders ``withheld`` says are restricted (PIPL 47 para 2:
+        stored, not processed, so not used for linkage) do not count."""
+        counted = self.quantity
+        if self.links_accounts:
+            counted -= sum(q for order, q in self.counted.items() if withheld(order))
+        if counted + quantity > limit_qty:
             kind = self.signal.split(":", 1)[0]
             raise RuleViolation(
                 codes.PURCHASE_LIMIT_EXCEEDED,
                 f"order {order_no}: a product limited to {limit_qty} per period; "
-                f"{self.quantity} already bought by accounts sharing this {kind}",
+                f"{counted} already bought by accounts sharing this {kind}",
             )
 
     def count(self, ctx: Ctx, order_no: str, quantity: int) -> None:

@@ -66,7 +66,9 @@ def release_legal_hold(cmd: c.ReleaseLegalHold, uow: UnitOfWork) -> None:
 def request_erasure(cmd: c.RequestErasure, uow: UnitOfWork) -> None:
     """Record the request and its outcome on the subject's stream; the outcome is the
     command's result (``ledger.erasure`` reports a refusal or deferral as its code, and
-    destroys the keys once ``SubjectErased`` is saved)."""
+    destroys the keys once ``SubjectErased`` is saved). The subject's orders still being
+    performed are read from the log: an erasure waits for them (``ORDER_IN_PROGRESS``)."""
     subject = subject_for(cmd.subject_id, uow)
-    uow.result.update(subject.request_erasure(uow.now, cmd.reference))
+    open_orders = uow.open_orders(cmd.subject_id)
+    uow.result.update(subject.request_erasure(uow.now, cmd.reference, open_orders))
     uow.add(subject)

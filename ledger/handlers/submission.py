@@ -8,15 +8,24 @@ codes and the limit counters are written in one transaction.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, timedelta
 from typing import Any
 
 from ledger.commands import SubmitOrder
 from ledger.domain import codes
 from ledger.domain.account import Account
+from ledger.domain.data_subject import DataSubject
 from ledger.domain.entitlement import KIND_NAMES, Entitlement
 from ledger.domain.errors import InvalidCommand, RuleViolation
-from ledger.domain.ids import account_id, entitlement_id, limit_rule_id, order_id, promotion_id
+from ledger.domain.ids import (
+    account_id,
+    data_subject_id,
+    entitlement_id,
+    limit_rule_id,
+    order_id,
+    promotion_id,
+)
 from ledger.domain.limits import LimitCounter, PurchaseLimitRule
 from ledger.domain.order.aggregate import Order
 from ledger.domain.order.submission import Submission, check_submission
@@ -127,6 +136,11 @@ def _limit_counters(
     for line in cmd.lines:
         quantities[line.sku] += line.quantity
     counters = []
+    withheld = _restricted_order_check(uow)
+    # A subject restricted now (PIPL 47 para 2) is not linked: its own order counts on its
+    # account alone, and its earlier orders do not count on others' linkage counters.
+    if withheld(cmd.order_no, cmd.account_no):
+        linkage = {}
     for sku, quantity in sorted(quantities.items()):
         rule = uow.get(PurchaseLimitRule, limit_rule_id(sku))
         period = rule.period_start(uow.now.at) if rule is not None else None
@@ -136,9 +150,28 @@ def _limit_counters(
             counter = uow.get(LimitCounter, rule.counter_id(period, signal))
             if counter is None:
                 counter = LimitCounter.open(uow.now, rule, period, signal)
-            counter.check_room(cmd.order_no, quantity, rule.limit_qty)
+            counter.check_room(cmd.order_no, quantity, rule.limit_qty, withheld)
             counters.append((counter, quantity))
     return counters
+
+
+def _restricted_order_check(uow: UnitOfWork) -> Callable[..., bool]:
+    """``withheld(order_no, account_no=None)``: is that order's personal data restricted now
+    (``DataSubject.restricts``, PIPL 47 para 2: kept, not processed, so not used for
+    linkage)? The account is read from the order when not given. Streams are read through
+    the unit of work, so a restriction saved meanwhile makes the submission clash."""
+    at = uow.now.at
+
+    def withheld(order_no: str, account_no: str | None = None) -> bool:
+        if account_no is None:
+            order = uow.get(Order, order_id(order_no))
+            if order is None:
+                return False
+            account_no = order.account_no
+        subject = uow.get(DataSubject, data_subject_id(account_no))
+        return subject is not None and subject.restricts(order_no, at)
+
+    return withheld
 
 
 def _submission(

@@ -4,6 +4,8 @@ the request and its outcome stay recorded."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from ledger.clock import ManualClock
@@ -27,15 +29,20 @@ def test_only_admins_erase(api: Api, role: str) -> None:
     assert head(api) == before
 
 
-def test_an_admin_erases_a_subject_and_a_retry_answers_the_same(api: Api) -> None:
+def test_an_admin_erases_a_subject_and_a_retry_answers_the_same(
+    api: Api, clock: ManualClock
+) -> None:
     assert api.command(b.submit("H1")).status_code == 200
+    api.command(b.order_cmd("cancel_order", "H1"))
+    completed = api.command(complete("H1")).json()
+    assert completed["events"], completed
+    clock.advance(timedelta(days=3 * 366 + 1))  # past its retention
 
     erased = api.post(ERASURE, {"reference": "REQ-1"}, role="admin", key="erase-1")
 
     assert erased.status_code == 200, erased.text
     body = erased.json()
     assert body["events"] == [
-        "data-subject/Registered",
         "data-subject/ErasureRequested",
         "data-subject/SubjectErased",
     ]
@@ -50,6 +57,21 @@ def test_an_admin_erases_a_subject_and_a_retry_answers_the_same(api: Api) -> Non
     catch_up(api.url)
     order = api.get("/v1/orders/H1", role="service")
     assert order.status_code == 200 and order.json()["item"]["total_due_fen"] == 399900
+
+
+def test_an_erasure_while_an_order_is_being_performed_is_409_order_in_progress(api: Api) -> None:
+    api.command(b.submit("H1"))
+    before = head(api)
+
+    refused = api.post(ERASURE, {}, role="admin", key="erase-1")
+
+    assert_problem(refused, 409, "ORDER_IN_PROGRESS")
+    assert "H1" in refused.json()["detail"]
+    assert head(api) > before  # the request and its refusal are in the log
+    with ledger_on(api) as ledger:
+        [event] = events_of(ledger, data_subject_id("acct-1"), ds.ErasureRefused)
+        assert event.code == "ORDER_IN_PROGRESS"
+        assert not ledger.keystore.is_destroyed("acct-1")
 
 
 def test_an_erasure_under_a_hold_is_409_legal_hold_and_recorded(api: Api) -> None:

@@ -266,3 +266,24 @@ def test_the_cli_expires_old_linkage_keys_once(backend: str, master: Path) -> No
     with opened_ledger(backend) as ledger:
         assert ledger.keystore.year_linkage_key(this_year - 2) is None
         assert ledger.keystore.year_linkage_key(this_year - 1) is not None
+
+
+def test_a_rotation_rewraps_every_direct_key_generation_and_leaves_destroyed_ones_gone(
+    store: KeyStore, master: Path
+) -> None:
+    first = store.current_direct("acct-1")
+    assert first is not None and first[0] == "d"
+    assert store.retire_direct("acct-1") == ["d"]
+    second = store.current_direct("acct-1")
+    assert second is not None and second[0] == "d2"
+    assert store.destroy_kinds("acct-1", ["d"], AT)
+    main = store.key_for("acct-1")
+
+    assert rotate_master(store).rewrapped == 2  # the main key and d2
+
+    store.close()
+    with open_store_again(store, master) as fresh:  # another process, the new file only
+        assert fresh.current_direct("acct-1") == second
+        assert fresh.key_for("acct-1") == main
+        assert fresh.existing_key("acct-1", "d") is None
+        assert fresh.kind_destroyed("acct-1", "d") and not fresh.kind_destroyed("acct-1", "d2")

@@ -1,11 +1,14 @@
 """Restricted processing enforced (issue 11, item 2; PIPL 47 para 2, agreement 4.1.2): a
 restricted subject's contact is not revealed except to an auditor or regulator citing a legal
-basis, recorded with the read; a purpose that ended restricts only the orders it ended for.
-Both backends, through the service layer and over HTTP, with a moved clock."""
+basis, recorded with the read; a purpose that ended restricts only the orders it ended for;
+a restricted subject is not used for linkage or limits (its purchases do not count on others'
+linkage counters, its new order counts on its account alone). Both backends, through the
+service layer and over HTTP, with a moved clock."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -24,6 +27,7 @@ from tests.integration.test_api_queries import ledger_on
 from tests.integration.test_erasure import erase
 from tests.integration.test_retention import completed_unpaid
 from tests.integration.test_returns import complete
+from tests.integration.test_shredding import LIMITED_SKU, limited
 
 SERVICE = Actor("0a0a0a0a0a0a", "service")
 AUDITOR = Actor("0b0b0b0b0b0b", "auditor")
@@ -124,3 +128,50 @@ def test_the_contact_route_refuses_a_restricted_subject_unless_a_basis_is_cited(
     with ledger_on(api) as ledger:
         [read] = reads(ledger)
     assert (read.legal_basis, read.reference) == ("judicial_order", "COURT-1")
+
+
+# -- not used for linkage or limits (PIPL 47 para 2; 3.1.5) -------------------------------------
+def _limit_one_per_30_days(ledger: Ledger) -> None:
+    rule = {"sku": LIMITED_SKU, "limit_qty": 1, "period_days": 30}
+    rule["valid_from"] = ledger.clock.now().isoformat()
+    ledger.execute({"type": "define_purchase_limit", "command_id": b.cid("rule"), **rule})
+
+
+def _refused_over_limit(ledger: Ledger, command: dict[str, Any]) -> None:
+    with pytest.raises(LedgerError) as caught:
+        ledger.execute(command)
+    assert caught.value.code == "PURCHASE_LIMIT_EXCEEDED"
+
+
+def test_a_subject_restricted_after_buying_no_longer_links_others_to_its_purchase(
+    ledger_app: Ledger,
+) -> None:
+    """acct-x buys the limited phone, then its account is cancelled while a retention runs:
+    from then on acct-y, sharing only its phone, may buy; acct-z and acct-w still link."""
+    completed_unpaid(ledger_app, "X-0", account_no="acct-x")  # a retention runs
+    _limit_one_per_30_days(ledger_app)
+    ledger_app.execute(limited("X-1", "acct-x", "13700000000"))
+    _refused_over_limit(ledger_app, limited("Y-0", "acct-y", "137 0000 0000"))
+
+    ledger_app.execute(b.other("terminate_account", account_no="acct-x", ground="6.1(7)"))
+    ledger_app.execute(limited("Y-1", "acct-y", "137 0000 0000"))
+
+    ledger_app.execute(limited("Z-1", "acct-z", "13600000000"))
+    _refused_over_limit(ledger_app, limited("W-1", "acct-w", "13600000000"))
+    _refused_over_limit(ledger_app, limited("Y-2", "acct-y", "13500000000"))  # its own account
+
+
+def test_a_restricted_subjects_new_order_counts_on_its_account_alone(
+    ledger_app: Ledger,
+) -> None:
+    """acct-x's erasure waits for a retention (restricted, erasure_deferred): its new order is
+    not linked by its phone, yet its account's own limit still holds."""
+    completed_unpaid(ledger_app, "X-0", account_no="acct-x")
+    with pytest.raises(ErasureRetentionRequired):
+        ledger_app.execute(erase(subject_id="acct-x"))
+    _limit_one_per_30_days(ledger_app)
+
+    ledger_app.execute(limited("X-1", "acct-x", "13700000000"))
+    ledger_app.execute(limited("Y-1", "acct-y", "13700000000"))  # not linked to acct-x
+    _refused_over_limit(ledger_app, limited("X-2", "acct-x", "13800000000"))
+    _refused_over_limit(ledger_app, limited("V-1", "acct-v", "13700000000"))  # acct-y's

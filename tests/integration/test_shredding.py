@@ -157,7 +157,7 @@ def test_after_erasure_and_linkage_expiry_no_linkage_hash_confirms_the_phone(
     year = ledger_app.clock.now().year
     within = live_keys(ledger_app)
     stored = all_stored_bytes(ledger_app, backend)
-    guesses = [_phone_digest(key, PHONE) for key in within]
+    guesses = [phone_digest(key, PHONE) for key in within]
     assert [g for g in guesses if g in stored], "within the window the digests still link"
     assert expire_linkage(ledger_app.keystore, datetime(year + 2, 1, 1, tzinfo=UTC)) == [
         year - 1,
@@ -165,17 +165,17 @@ def test_after_erasure_and_linkage_expiry_no_linkage_hash_confirms_the_phone(
     ]
     stored = all_stored_bytes(ledger_app, backend)
     for key in live_keys(ledger_app):
-        assert not [p for p in CANDIDATES if _phone_digest(key, p) in stored]
+        assert not [p for p in CANDIDATES if phone_digest(key, p) in stored]
 
 
-def _phone_digest(key: bytes, phone: str) -> bytes:
+def phone_digest(key: bytes, phone: str) -> bytes:
     return hmac.new(key, f"phone|{phone}".encode(), sha256).hexdigest().encode()
 
 
 LIMITED_SKU = "PHONE-14"
 
 
-def _limited(order_no: str, account_no: str, phone: str) -> dict[str, Any]:
+def limited(order_no: str, account_no: str, phone: str) -> dict[str, Any]:
     """An order of one limited phone whose only signal in common with others is ``phone``."""
     return submit(
         order_no,
@@ -198,11 +198,11 @@ def test_other_subjects_still_link_after_an_erasure(ledger_app: Ledger) -> None:
         "valid_from": ledger_app.clock.now().isoformat(),
     }
     ledger_app.execute({"type": "define_purchase_limit", "command_id": cid("rule"), **rule})
-    ledger_app.execute(_limited("LK-1", "acct-gone", "13700000000"))
+    ledger_app.execute(limited("LK-1", "acct-gone", "13700000000"))
     ledger_app.keystore.destroy("acct-gone", AT)
-    ledger_app.execute(_limited("LK-2", "acct-a", "13600000000"))
+    ledger_app.execute(limited("LK-2", "acct-a", "13600000000"))
     with pytest.raises(LedgerError) as caught:
-        ledger_app.execute(_limited("LK-3", "acct-b", "136 0000 0000"))
+        ledger_app.execute(limited("LK-3", "acct-b", "136 0000 0000"))
     assert caught.value.code == "PURCHASE_LIMIT_EXCEEDED"
 
 
@@ -216,10 +216,10 @@ def test_orders_link_across_a_new_year(ledger_app: Ledger, clock: ManualClock) -
     }
     ledger_app.execute({"type": "define_purchase_limit", "command_id": cid("rule"), **rule})
     clock.set(datetime(2026, 12, 31, 23, 0, tzinfo=UTC))
-    ledger_app.execute(_limited("NY-1", "acct-a", "13600000000"))
+    ledger_app.execute(limited("NY-1", "acct-a", "13600000000"))
     clock.set(datetime(2027, 1, 2, tzinfo=UTC))
     with pytest.raises(LedgerError) as caught:
-        ledger_app.execute(_limited("NY-2", "acct-b", "13600000000"))
+        ledger_app.execute(limited("NY-2", "acct-b", "13600000000"))
     assert caught.value.code == "PURCHASE_LIMIT_EXCEEDED"
 
 

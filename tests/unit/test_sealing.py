@@ -31,7 +31,7 @@ AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 STREAM = "order-1"
 YEAR = 2026
 MASTER_KEY = Path(os.environ["LEDGER_MASTER_KEY"])
-TOKEN_RE = re.compile(r"s2:[md]:[\x21-\x39\x3b-\x7e]+:[A-Za-z0-9_-]+")
+TOKEN_RE = re.compile(r"s2:(?:m|d[0-9]*):[\x21-\x39\x3b-\x7e]+:[A-Za-z0-9_-]+")
 
 
 class MemoryKeyStore(KeyStore):
@@ -54,6 +54,9 @@ class MemoryKeyStore(KeyStore):
 
     def _load(self, slots: Sequence[Slot]) -> dict[Slot, Stored | None]:
         return {s: self.rows[s] for s in slots if s in self.rows}
+
+    def _load_names(self, names: Sequence[str]) -> dict[Slot, Stored | None]:
+        return {s: v for s, v in self.rows.items() if s[0] in names}
 
     def _shred(self, name: str, kinds: Sequence[str], at: datetime) -> bool:
         was_live = any(self.rows.get((name, kind)) is not None for kind in kinds)
@@ -403,10 +406,33 @@ def test_destroying_direct_identifiers_keeps_the_main_key(
     assert keystore.is_destroyed("acct-1") is False
     assert sealer.unseal(phone, "phone", stream=STREAM) == ERASED
     assert sealer.unseal(ip, "ip", stream=STREAM) == "10.0.0.1"
-    with pytest.raises(SubjectErased):
-        sealer.seal("acct-1", "phone", "13812345678", stream=STREAM, kind="d")
+    # The subject's next order gets the next generation; the old token stays erased.
+    newer = sealer.seal("acct-1", "phone", "13812345678", stream="order-2", kind="d")
+    assert newer.startswith("s2:d2:acct-1:")
+    assert sealer.unseal(newer, "phone", stream="order-2") == "13812345678"
+    assert sealer.unseal(phone, "phone", stream=STREAM) == ERASED
     keystore.destroy("acct-1", AT)  # the default scope: everything
     assert sealer.unseal(ip, "ip", stream=STREAM) == ERASED
+    assert sealer.unseal(newer, "phone", stream="order-2") == ERASED
+    with pytest.raises(SubjectErased):
+        sealer.seal("acct-1", "phone", "13812345678", stream=STREAM, kind="d")
+
+
+def test_a_retired_generation_still_opens_until_destroyed_and_seals_nothing_new(
+    sealer: Sealer, keystore: MemoryKeyStore
+) -> None:
+    old = sealer.seal("acct-1", "phone", "13812345678", stream=STREAM, kind="d")
+    assert keystore.retire_direct("acct-1") == ["d"]
+    new = sealer.seal("acct-1", "phone", "13900000000", stream="order-2", kind="d")
+    assert new.startswith("s2:d2:acct-1:")
+    assert sealer.unseal(old, "phone", stream=STREAM) == "13812345678"
+    assert keystore.destroy_kinds("acct-1", ["d"], AT) is True
+    assert sealer.unseal(old, "phone", stream=STREAM) == ERASED
+    assert sealer.unseal(new, "phone", stream="order-2") == "13900000000"
+    with pytest.raises(SealInvalid):  # the generation is bound: renaming it does not open
+        sealer.unseal(new.replace("s2:d2:", "s2:d3:", 1), "phone", stream="order-2")
+    with pytest.raises(InvalidCommand):
+        keystore.destroy_kinds("acct-1", ["m"], AT)
 
 
 @pytest.mark.parametrize(
