@@ -3,10 +3,11 @@
 - ``run [NAME…] [--once]``: the worker, in the foreground until SIGTERM (exit 0) or Ctrl-C
   (exit 130), the batch under way committed first; ``--once`` stops when the projections have
   caught up.
-- ``status [--json]``: position, head, lag in events and seconds, per projection.
+- ``status [--json]``: position, head, lag in events and seconds, and the last check's result,
+  per projection.
 - ``rebuild [NAME…]``: rebuild from zero and swap in atomically, with a progress bar.
 - ``check [NAME…] [--json]``: rebuild in scratch tables and compare row by row; exit 1 on any
-  difference.
+  difference. The result is recorded (``projections.check_results``): ``status`` shows it.
 - ``skip NAME POSITION``: leave the poison event a projection is stopped on out of it.
 
 Exit codes (cli.exits.Exit): 0 fine; 1 a check found a difference (or a ``LedgerError``); 2 bad
@@ -255,7 +256,20 @@ def _notes(row: dict[str, Any]) -> str:
         )
     if row["skipped"]:
         note += f" (skipped: {', '.join(map(str, row['skipped']))})"
-    return note
+    return note + _last_check(row["last_check"])
+
+
+def _last_check(last: dict[str, Any] | None) -> str:
+    """The projection's last ``check`` result, as a note of the status line."""
+    if last is None:
+        return " (never checked)"
+    if last["outcome"] == "same":
+        verdict = "same"
+    elif last["outcome"] == "differs":
+        verdict = f"{last['differences']} difference(s) in {', '.join(last['tables'])}"
+    else:
+        verdict = f"not compared, stopped at position {last['stopped']['position']}"
+    return f" (last check {last['at']}: {verdict} at position {last['position']})"
 
 
 @contextmanager

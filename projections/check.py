@@ -15,12 +15,15 @@ position and the reason (``stopped``), and the other projections are compared as
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.clock import Clock, SystemClock
 from projections.base import Projection
+from projections.check_results import record_results
 from projections.copies import catch_up, drop, drop_leftovers, prepare, removed_on_failure
 from projections.db import ProjectionsBusy
 from projections.engine import Runtime, Target, ensure_live, new_generation
@@ -159,10 +162,13 @@ def check(
     batch: int = REBUILD_BATCH,
     shown: int = MAX_DIFFS_SHOWN,
     jobs: int = DEFAULT_JOBS,
+    clock: Clock | None = None,
 ) -> list[ProjectionCheck]:
     """Build every projection's scratch copy up to the lowest live position (split between
     processes as a rebuild is), then take each to its own live position and compare. A
-    projection never run yet is compared as what it is: empty, at position 0."""
+    projection never run yet is compared as what it is: empty, at position 0. The results
+    are recorded (``projections.check_results``) as of ``clock``'s time when the comparison
+    ends (the system's by default), once the scratch copies are dropped."""
     targets = [Target(p, CHECK) for p in projections]
     gen = new_generation()
     ensure_live(rt.db, rt.tracking, projections)
@@ -175,6 +181,9 @@ def check(
             build_copies(rt, targets, plan, jobs=jobs, on_progress=_unshown)
             results = [_catch_up_and_compare(rt, t.projection, t, batch, shown) for t in targets]
         drop(rt, targets)
+        with rt.db.write() as cur:
+            at = (clock or SystemClock()).now()
+            record_results(rt.db, cur, secrets.token_hex(8), at, results)
         return results
 
 

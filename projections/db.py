@@ -41,6 +41,8 @@ META_TABLE = "pj_meta"
 # (``projections.poison``).
 HALTS_TABLE = "pj_halts"
 SKIPS_TABLE = "pj_skips"
+# The results of ``ledger projections check`` (``projections.check_results``).
+CHECKS_TABLE = "pj_checks"
 PROGRESS_CHANNEL = "pj_progress"
 
 
@@ -227,6 +229,12 @@ class Db(ABC):
             f"version bigint NOT NULL, position bigint NOT NULL, topic text NOT NULL, "
             f"reason text NOT NULL, skipped_at {ts} NOT NULL, "
             "PRIMARY KEY (projection, version, position))"
+        )
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {CHECKS_TABLE} (check_id text NOT NULL, "
+            f"projection text NOT NULL, checked_at {ts} NOT NULL, position bigint NOT NULL, "
+            "differences bigint NOT NULL, differing_tables text NOT NULL, "
+            "stopped_position bigint, stopped_reason text, PRIMARY KEY (check_id, projection))"
         )
 
     # -- rows ------------------------------------------------------------------------------

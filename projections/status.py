@@ -10,6 +10,9 @@ since, attempts; ``projections.poison``), ``skipped`` the positions an operator 
 it. ``rebuilding`` is true only while a rebuild holds its lock; copies without one are an
 interrupted rebuild's leftovers (``rebuild_leftovers``), which the next rebuild or worker
 removes.
+
+``last_check`` is the projection's latest ``ledger projections check`` result
+(``projections.check_results``), or None if it was never checked.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from projections.check_results import last_results
 from projections.db import HALTS_TABLE
 from projections.engine import Runtime
 from projections.events import RawEvent
@@ -59,6 +63,7 @@ def status(rt: Runtime) -> dict[str, Any]:
         skips = read_skips(db, cur) if known else {}
         names = [tracking_name(p.name, s) for p in PROJECTIONS for s in (LIVE, BUILD)]
         positions = rt.tracking.read(cur, names)
+        checks = last_results(db, cur)
         rows = []
         for projection in PROJECTIONS:
             live = tracking_name(projection.name, LIVE)
@@ -75,6 +80,7 @@ def status(rt: Runtime) -> dict[str, Any]:
             halt = halts.get(live)
             row["stopped"] = None if halt is None else halt.as_dict()
             row["skipped"] = sorted(skips.get((projection.name, projection.version), ()))
+            row["last_check"] = checks.get(projection.name)
             copy = tracking_name(projection.name, BUILD) in positions
             row["rebuilding"] = copy and rebuild_running
             row["rebuild_leftovers"] = copy and not rebuild_running

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ledger.clock import ManualClock
+from ledger.clock import Clock, ManualClock
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -56,11 +56,14 @@ class Api:
         return self.client.get(path, headers=self.auth(role), params=params)
 
 
-def issue_keys(url: str) -> dict[str, str]:
+def issue_keys(url: str, clock: Clock | None = None) -> dict[str, str]:
+    """A key per role (plus a revoked and an unknown one), made on ``clock``: the clock the
+    app under test runs on, so a key created later through the app is not dated before the
+    registry's last event (``TIME_BEFORE_STREAM``); the system's for a real server."""
     from ledger.api_keys import create_key, revoke_key
     from ledger.application import open_ledger
 
-    ledger = open_ledger(url)
+    ledger = open_ledger(url, clock=clock)
     try:
         keys = {role: create_key(ledger, role, f"test-{role}").key for role in ROLES}
         revoked = create_key(ledger, "service", "test-revoked")
@@ -79,7 +82,7 @@ def api(backend: str, clock: ManualClock) -> Iterator[Api]:
 
     from api.app import ApiSettings, create_app
 
-    keys = issue_keys(backend)
+    keys = issue_keys(backend, clock)
     app = create_app(ApiSettings(url=backend, clock=clock, key_cache_s=0))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, keys, backend)

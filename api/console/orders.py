@@ -16,7 +16,7 @@ command of it, never the log: its cost is the stream's (bench/console.py measure
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Query, Request, Response
@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import TRAIL_READERS
 from api.console.access import CONSOLE_ROLES
-from api.console.forms import field, moment
+from api.console.forms import Form, field, moment
 from api.console.render import page
 from api.console.session import Viewer, checked_form
 from api.errors import InvalidParameter
@@ -39,6 +39,7 @@ from ledger.domain.context import Actor
 from ledger.domain.errors import NotFound
 from ledger.domain.ids import command_record_id
 from ledger.domain.order.vocabulary import OrderStatus
+from ledger.domain.personal_data import RECORDED_ROLES, LegalBasis
 from projections import queries as q
 from replay.as_of import replay_as_of
 
@@ -47,7 +48,8 @@ PAGE_SIZE = 25
 DETAIL_ROWS = 200  # payments, refunds, flags, codes of one order: one page of the API's most
 LAST_POSITION = 2**62
 # The agreement's clause behind each order event (docs/rules.md's sections); a closure names
-# its own (its ``clause`` fact).
+# its own (its ``clause`` fact). tests/unit/test_console_clauses.py keeps it to the rulebook's
+# section headings and to the order events there are.
 CLAUSES: dict[str, str] = {
     **dict.fromkeys(("OrderSubmitted", "PaymentReceived", "ContractFormed", "CancelledByUser",
                      "PaymentDeadlineLapsed", "MutualTerminationRequested",
@@ -172,19 +174,33 @@ async def _order_page(
         can_see_trail=actor.role in TRAIL_READERS,
         can_see_timeline=actor.role in CONSOLE_ROLES["GET /console/orders/{order_no}/timeline"],
         contact=contact,
+        may_cite=actor.role in RECORDED_ROLES,
+        bases=get_args(LegalBasis),
     )
 
 
 @router.post("/orders/{order_no}/contact")
 async def contact(request: Request, order_no: KeyId, actor: Viewer) -> Any:
     """Reveal the order's contact (as ``GET /v1/orders/{order_no}/contact``: an auditor's
-    read recorded in the log first; a restricted subject refused)."""
-    await checked_form(request)
+    read recorded in the log first, with the legal basis and reference the form cites; a
+    restricted subject refused ``PROCESSING_RESTRICTED`` without them, PIPL 47 para 2)."""
+    cited = _cited(await checked_form(request))
     ledger = request.app.state.ledger
-    revealed = await run_in_threadpool(reveal_contact, ledger, order_no, actor, None)
+    revealed = await run_in_threadpool(reveal_contact, ledger, order_no, actor, cited)
     shown = {"contact": revealed.contact, "recorded": revealed.recorded,
-             "position": revealed.position}  # fmt: skip
+             "position": revealed.position, "cited": cited}  # fmt: skip
     return await _order_page(request, order_no, actor, shown)
+
+
+def _cited(form: Form) -> tuple[str, str] | None:
+    """The form's ``legal_basis`` (a ``LegalBasis``) and ``reference`` (a request's file id),
+    both or neither, as the API's ``legal_basis`` and ``reference`` parameters;
+    ``InvalidParameter`` naming the field otherwise."""
+    basis = field(form.get("legal_basis"), "legal_basis", LegalBasis)
+    reference = field(form.get("reference"), "reference", KeyFilter)
+    if (basis is None) != (reference is None):
+        raise InvalidParameter("legal_basis", "give legal_basis and reference together")
+    return None if basis is None else (basis, reference)
 
 
 @router.get("/orders/{order_no}/timeline")

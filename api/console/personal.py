@@ -126,6 +126,6 @@ async def access_copy(request: Request, subject_id: AccountId, actor: Viewer) ->
         access_copy_content, ledger, subject_id, actor, reference=_reference(form)
     )
     text = orjson.dumps(content, option=orjson.OPT_INDENT_2).decode()
-    outcome = {"what": "access_copy", "ok": True, "copy": text,
+    outcome = {"what": "access_copy", "ok": True, "access_copy": text,
                "position": content["recorded_at_position"]}  # fmt: skip
     return await _subject_page(request, actor, subject_id, outcome)

@@ -1,10 +1,9 @@
 """Projections (issue 13, "Projections"): each read model's position, its lag in events and
-in seconds of event time, and the state the worker last left it in (caught up, behind,
-stopped on a poison event with the reason, needing a rebuild) — ``ledger projections
-status``'s report (projections/status.py), read on the API's own connection.
-
-``ledger projections check`` (a full comparison against a scratch rebuild) does not record
-its result anywhere yet; the page says so, and shows the worker's own last state instead.
+in seconds of event time, the state the worker last left it in (caught up, behind, stopped
+on a poison event with the reason, needing a rebuild), and the result of the last ``ledger
+projections check`` (projections/check_results.py: when, at which position, same or which
+tables differ) — ``ledger projections status``'s report (projections/status.py), read on the
+API's own connection.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ import pytest
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
+PAGE_WAIT_S = 60
 SCREENSHOTS_ENV = "LEDGER_CONSOLE_SCREENSHOTS"  # a directory: each page visited is saved there
 
 
@@ -96,7 +97,19 @@ class Browser:
         page it leads to."""
         from selenium.webdriver.common.keys import Keys
 
-        self.by_id(button_id).send_keys(Keys.ENTER)
+        self.follow(lambda: self.by_id(button_id).send_keys(Keys.ENTER))
+
+    def follow(self, action: Callable[[], Any]) -> None:
+        """Do ``action`` (a click, a key) that loads another page, wait until the page it
+        was on is gone, and check the new one. A key press or click returns before the
+        browser navigates: checking at once would read the old page's links as they vanish
+        (a stale element) or check the old page instead of the new."""
+        from selenium.webdriver.support.expected_conditions import staleness_of
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        before = self.driver.find_element("tag name", "html")
+        action()
+        WebDriverWait(self.driver, PAGE_WAIT_S).until(staleness_of(before))
         self.check_page()
 
     def fill(self, values: dict[str, str]) -> None:

@@ -99,8 +99,7 @@ def sign_in(browser: Browser, server: Server, role: str) -> None:
     browser.fill({"key": server.keys[role]})
     from selenium.webdriver.common.keys import Keys
 
-    browser.by_id("key").send_keys(Keys.ENTER)
-    browser.check_page()
+    browser.follow(lambda: browser.by_id("key").send_keys(Keys.ENTER))
 
 
 def test_each_role_signs_in_and_sees_its_own_menu(browser: Browser, served: Any) -> None:
@@ -116,8 +115,7 @@ def test_each_role_signs_in_and_sees_its_own_menu(browser: Browser, served: Any)
         assert f"the {role} role" in browser.text()
         shown = [a.text.split(" ", 1)[1] for a in browser.css("nav a")]
         assert shown == menu
-        browser.css("form.who button")[0].click()  # sign out
-        browser.check_page()
+        browser.follow(browser.css("form.who button")[0].click)  # sign out
         assert browser.driver.current_url.endswith("/console/sign-in")
         browser.open("/console/orders")
         assert "/console/sign-in?next=" in browser.driver.current_url
@@ -129,8 +127,7 @@ def test_an_auditor_finds_a_demo_order_and_steps_its_timeline(
     sign_in(browser, served[0], "auditor")
     browser.open("/console/orders")
     browser.fill({"order_no": ORDER})
-    browser.by_id("order_no").submit()
-    browser.check_page()
+    browser.follow(browser.by_id("order_no").submit)
     assert f"Order {ORDER}" in browser.text()
     assert "Money per payment method" in browser.text()
     browser.open(f"/console/orders/{ORDER}/timeline")
@@ -139,14 +136,12 @@ def test_an_auditor_finds_a_demo_order_and_steps_its_timeline(
     last = browser.css("tr.current td")[1].text
     assert browser.css("tr.current")[0] == rows[-1]
     for _ in range(2):
-        browser.css("a[rel=prev]")[0].click()
-        browser.check_page()
+        browser.follow(browser.css("a[rel=prev]")[0].click)
     now = browser.css("tr.current td")[1].text
     assert int(now) < int(last)
     assert f"as of position {now}" in browser.text()
     assert browser.css("tr.current time")[0].get_attribute("title").startswith("UTC ")
-    browser.css("a[rel=next]")[0].click()
-    browser.check_page()
+    browser.follow(browser.css("a[rel=next]")[0].click)
     assert int(browser.css("tr.current td")[1].text) > int(now)
 
 
@@ -157,8 +152,7 @@ def test_a_regulator_sees_only_its_own_export_and_downloads_it(
     sign_in(browser, server, "regulator")
     browser.open("/console/exports")
     assert own in browser.text() and other not in browser.text()
-    browser.css(f"tr[id='{own}'] button")[0].click()
-    browser.check_page()
+    browser.follow(browser.css(f"tr[id='{own}'] button")[0].click)
     assert "written from the checkpoint" in browser.by_id("outcome").text
     link = browser.css(f"tr[id='{own}'] a[download]")[0].get_attribute("href")
     assert "verify_export.py" in browser.text()
@@ -189,6 +183,66 @@ def test_an_admin_places_a_hold_and_sees_an_erasure_refused(browser: Browser, se
     assert "caught up" in browser.text() or "behind" in browser.text()
     browser.open("/console/keys")
     assert "test-auditor" in browser.text()
+
+
+PHONE = (390, 844)  # CSS pixels: a common phone's viewport
+LAPTOP = (1280, 1000)
+FOCUSABLE = "a[href], button, input:not([type=hidden]), select, textarea"
+NO_SIDEWAYS_SCROLL = "return document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def test_the_pages_fit_a_phone_and_the_keyboard_reaches_every_control_with_focus_shown(
+    browser: Browser, served: Any
+) -> None:
+    server, url = served[0], served[1]
+    if not url.startswith("sqlite"):
+        pytest.skip("the layout does not depend on the backend: checked once, on SQLite")
+    sign_in(browser, server, "auditor")
+    browser.open(f"/console/orders/{ORDER}")
+    account = browser.css("dl.facts dd")[1].text
+    browser.driver.set_window_size(*PHONE)
+    try:
+        assert browser.driver.execute_script("return window.innerWidth") <= PHONE[0]
+        wide = []
+        auditor = ["/console/", "/console/orders?status=delivered", f"/console/orders/{ORDER}",
+                   f"/console/orders/{ORDER}/timeline", "/console/integrity?position=7",
+                   "/console/projections", f"/console/subjects?subject_id={account}"]  # fmt: skip
+        admin = ["/console/keys", "/console/exports", f"/console/subjects?subject_id={account}"]
+        for role, paths in (("auditor", auditor), ("admin", admin)):
+            sign_in(browser, server, role)
+            for path in paths:
+                browser.open(path)
+                if not browser.driver.execute_script(NO_SIDEWAYS_SCROLL):
+                    wide.append(path)
+        assert wide == [], "these pages scroll sideways on a phone"
+        walk_by_keyboard(browser)
+    finally:
+        browser.driver.set_window_size(*LAPTOP)
+
+
+def walk_by_keyboard(browser: Browser) -> None:
+    """From the top of the admin's subject page, Tab reaches the skip link first (shown when
+    focused), then every control in the page's order, each with a visible focus outline."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    script = browser.driver.execute_script
+    controls = script(f"return [...document.querySelectorAll('{FOCUSABLE}')]"
+                      ".filter(e => e.offsetParent !== null || e.matches('.skip'))")  # fmt: skip
+    script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    reached, unseen = [], []
+    for _ in controls:
+        ActionChains(browser.driver).send_keys(Keys.TAB).perform()
+        element = script("return document.activeElement")
+        reached.append(element)
+        style = script("const s = getComputedStyle(arguments[0]); "
+                       "return [s.outlineStyle, parseFloat(s.outlineWidth)]", element)  # fmt: skip
+        left = script("return arguments[0].getBoundingClientRect().left", element)
+        if style[0] == "none" or style[1] < 2 or left < 0:
+            unseen.append(element.get_attribute("outerHTML")[:80])
+    assert reached[0].get_attribute("class") == "skip"
+    assert reached == controls, "Tab does not follow the page's order"
+    assert unseen == [], "focused without a visible outline"
 
 
 def test_an_auditor_verifies_the_log_then_sees_a_tampered_row_named(

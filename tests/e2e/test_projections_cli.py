@@ -97,6 +97,10 @@ def test_check_prints_differences_and_exits_1(backend: str, written: Ledger) -> 
 
     human = ledger_cli(backend, "check", "entitlements")
     assert human.returncode == 1 and "difference(s)" in human.stdout
+    shown = ledger_cli(backend, "status").stdout  # the check's result is kept
+    (line,) = [row for row in shown.splitlines() if row.startswith("entitlements")]
+    assert f"difference(s) in entitlements at position {written.head_position()})" in line
+    assert "(never checked)" in next(r for r in shown.splitlines() if r.startswith("orders"))
     assert ledger_cli(backend, "rebuild", "entitlements", "--no-progress").returncode == 0
     assert ledger_cli(backend, "check", "entitlements").returncode == 0
 

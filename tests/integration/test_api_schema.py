@@ -55,7 +55,7 @@ def app_schema(tmp_path: Path, clock: ManualClock) -> Iterator[tuple[Any, dict[s
     """The document of an app on a fresh SQLite ledger, the app attached (schemathesis runs
     its lifespan and ends it with the test), and a key per role."""
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    keys = issue_keys(url)
+    keys = issue_keys(url, clock)
     # A generated min_position beyond the log waits read_wait_s for nothing: kept short.
     app = create_app(ApiSettings(url=url, clock=clock, key_cache_s=60, read_wait_s=0.05))
     yield schemathesis.openapi.from_asgi("/openapi.json", app), keys

@@ -154,3 +154,19 @@ def test_a_manual_clock_ahead_of_the_system_moves_the_latest_time_with_it(
     ledger_app.execute(b.submit("TM-AHEAD"), at=clock.now() + MAX_CLOCK_SKEW)
     with pytest.raises(InvalidCommand):
         ledger_app.execute(b.submit("TM-AHEAD2"), at=clock.now() + timedelta(hours=1))
+
+
+def test_api_keys_are_dated_by_the_ledgers_clock_not_the_systems(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    from ledger.api_keys import create_key, list_keys, revoke_key
+
+    made_at = clock.now()
+    first = create_key(ledger_app, "auditor", "clock-first")
+    clock.advance(timedelta(minutes=5))
+    second = create_key(ledger_app, "service", "clock-second")  # after the first, by this clock
+    revoke_key(ledger_app, first.key_id)
+    listed = {k["key_id"]: k for k in list_keys(ledger_app)}
+    assert datetime.fromisoformat(str(listed[first.key_id]["created_at"])) == made_at
+    assert datetime.fromisoformat(str(listed[second.key_id]["created_at"])) == clock.now()
+    assert datetime.fromisoformat(str(listed[first.key_id]["revoked_at"])) == clock.now()

@@ -422,3 +422,30 @@ def test_a_check_interrupted_between_a_query_and_its_result_still_drops_its_copi
     with opened_runtime(pg_url) as rt, rt.db.snapshot() as cur:
         tables = [t.physical(CHECK) for p in PROJECTIONS for t in p.tables]
         assert [name for name in tables if rt.db.table_exists(cur, name)] == []
+
+
+def test_each_checks_result_is_recorded_and_status_shows_the_last(
+    written: Ledger, rt: Runtime
+) -> None:
+    from ledger.clock import ManualClock
+    from projections.status import status
+
+    position = catch_up(rt)
+    assert all(row["last_check"] is None for row in status(rt)["projections"])
+    clock = ManualClock(datetime(2026, 3, 4, 5, 6, tzinfo=UTC))
+    check(rt, PROJECTIONS, clock=clock)
+    with rt.db.write() as cur:
+        cur.execute(rt.db.sql("UPDATE pj_payments SET paid_fen = paid_fen + 1"))
+    clock.advance(timedelta(hours=1))
+    check(rt, select(["payments"]), clock=clock)
+
+    last = {row["name"]: row["last_check"] for row in status(rt)["projections"]}
+    assert last["payments"]["outcome"] == "differs" and last["payments"]["differences"] > 0
+    assert last["payments"]["tables"] == ["payments"]
+    assert last["payments"]["at"] == clock.now().isoformat()
+    earlier = (clock.now() - timedelta(hours=1)).isoformat()
+    for name in {p.name for p in PROJECTIONS} - {"payments"}:  # their last check is the first
+        assert last[name]["outcome"] == "same" and last[name]["differences"] == 0, name
+        assert (last[name]["at"], last[name]["position"]) == (earlier, position)
+        assert last[name]["tables"] == [] and last[name]["stopped"] is None
+    assert last["orders"]["check_id"] != last["payments"]["check_id"]
