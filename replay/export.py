@@ -65,29 +65,13 @@ PREFETCH_TILES = 64  # leaf tiles read at once: 16,384 leaves, 640 KB
 # bagit logs a line per file at INFO: the progress bar says as much.
 logging.getLogger("bagit").setLevel(logging.WARNING)
 RECORD_FILES = ("orders", "payments", "logistics", "returns")
-KINDS: dict[str, str] = {
-    **{topic_of(c): "payments" for c in (ev.PaymentReceived, ev.RefundConsentRecorded,
-                                         ev.RefundInitiated, ev.RefundCompleted,
-                                         ev.GiftPriceCharged)},
-    **{topic_of(c): "logistics" for c in (ev.Shipped, ev.DeliveryAttemptFailed,
-                                          ev.ContactCallAttempted, ev.DeliveryRefused,
-                                          ev.Delivered)},
-    **{topic_of(c): "returns" for c in (ev.ReturnRequested, ev.ReturnReceived,
-                                        ev.ReturnInspected, ev.TransactionReopened,
-                                        ev.StockShortageDeclared, ev.StockShortageResolved,
-                                        ev.PriceErrorDetected, ev.PriceErrorResolved,
-                                        ev.MutualTerminationRequested,
-                                        ev.MutualTerminationAccepted,
-                                        ev.MutualTerminationDeclined)},
-}  # fmt: skip
+# Which record file each event goes to; what an order's record holds: the verifier's words.
+KINDS = export_verifier.KINDS
 SUBMITTED = topic_of(ev.OrderSubmitted)
 # Fields every domain event has; a record shows its time once, as "at".
 EVENT_HEADER = ("originator_id", "originator_version", "originator_topic", "timestamp")
-# An order's record: what its submission said, then what it was as of the checkpoint.
-SUBMISSION_FIELDS = ("order_no", "account_no", "seller_id", "seller_kind", "purchase_type",
-                     "shipping_region", "lines", "contact")  # fmt: skip
-ORDER_FIELDS = ("status", "total_due_fen", "paid_fen", "refunded_fen", "completed_at",
-                "retain_until", "closed_ground")  # fmt: skip
+SUBMISSION_FIELDS = export_verifier.SUBMISSION_FIELDS
+ORDER_FIELDS = export_verifier.ORDER_FIELDS
 
 
 @dataclass(frozen=True)
@@ -372,14 +356,15 @@ def _write_orders(state: _Pass) -> None:
 
 
 def _finish(data: Path, state: _Pass, note: str, signer: Signer) -> str:
-    """CSV beside each record file, the checkpoint, the manifest and its signature, the
-    verifier; the manifest's SHA-256 (hex)."""
+    """CSV beside each record file, the checkpoint, the verifier, then the manifest (with
+    the SHA-256 of each of those files) and its signature; the manifest's SHA-256 (hex)."""
     for name in RECORD_FILES:
         _to_csv(data / f"{name}.jsonl", data / f"{name}.csv")
     (data / "checkpoint").write_text(note, encoding="utf-8")
+    shutil.copyfile(export_verifier.__file__, data / "verify_export.py")
     checkpoint = Checkpoint.parse(split_note(note)[0])
     manifest = {
-        "format": "mall-ledger/export/v1",
+        "format": export_verifier.MANIFEST_FORMAT,
         "request": {k: getattr(state.request, k) for k in
                     ("request_id", "authority", "reference", "basis", "personal_data")},
         "scope": state.request.scope,
@@ -388,13 +373,14 @@ def _finish(data: Path, state: _Pass, note: str, signer: Signer) -> str:
         "counts": {name: state.counts.get(name, 0) for name in (*RECORD_FILES, "events")},
         "positions": {name: state.positions.get(name, []) for name in RECORD_FILES},
         "personal_data": "clear" if state.request.personal_data else "pseudonyms",
+        # Every other file's digest under the signature: the bag's id names its content.
+        "files": export_verifier.data_files(data),
     }  # fmt: skip
     body = orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
     (data / "manifest.json").write_bytes(body)
     digest = hashlib.sha256(body).hexdigest()
     text = export_verifier.manifest_note_text(state.request.request_id, digest)
     (data / "manifest.sig").write_text(sign(text, [signer]), encoding="utf-8")
-    shutil.copyfile(export_verifier.__file__, data / "verify_export.py")
     return digest
 
 

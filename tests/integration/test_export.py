@@ -3,8 +3,13 @@ when the basis requires it, and the bag verifies offline until any byte of it is
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import re
+import shutil
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,7 @@ from ledger.domain.export_request import ExportScope
 from ledger.domain.ids import order_id
 from projections.engine import Runtime
 from replay import export_verifier
-from replay.export import request_export, write_export
+from replay.export import _to_csv, request_export, write_export
 from replay.seal import seal
 from replay.signed_note import Signer
 from tests.workload import run_traffic, traffic
@@ -167,3 +172,127 @@ def _rebag(out: Path) -> None:
     (out / "manifest-sha256.txt").write_text(lines(payload))
     tags = [out / n for n in ("bagit.txt", "bag-info.txt", "manifest-sha256.txt")]
     (out / "tagmanifest-sha256.txt").write_text(lines(tags))
+
+
+def _first_payment(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(r for r in lines if r["event"] == "PaymentReceived")
+
+
+def _edit_jsonl(name: str, change: Any, csv_too: bool = True) -> Any:
+    """An edit of ``data/NAME.jsonl`` (its CSV rewritten to match, as a careful forger would)."""
+
+    def edit(data: Path) -> None:
+        path = data / f"{name}.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        change(records)
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        if csv_too:
+            _to_csv(path, data / f"{name}.csv")
+
+    return edit
+
+
+def _paid_changed(records: list[dict[str, Any]]) -> None:
+    records[0]["paid_fen"] += 100
+
+
+def _amount_changed(records: list[dict[str, Any]]) -> None:
+    _first_payment(records)["amount_fen"] += 100
+
+
+def _order_moved(records: list[dict[str, Any]]) -> None:
+    payment = _first_payment(records)
+    payment["order_no"] = next(r["order_no"] for r in records if r["order_no"] != payment["order_no"])
+
+
+def _relabelled(records: list[dict[str, Any]]) -> None:
+    _first_payment(records)["event"] = "RefundCompleted"
+
+
+def _dropped(records: list[dict[str, Any]]) -> None:
+    del records[1]
+
+
+def _added(records: list[dict[str, Any]]) -> None:
+    records.append(dict(records[0]))
+
+
+def _csv_amount_changed(data: Path) -> None:
+    _edit_csv(data, lambda header, rows: rows[0].__setitem__(
+        header.index("amount_fen"), str(int(rows[0][header.index("amount_fen")]) + 100)))
+
+
+def _csv_cells_swapped(data: Path) -> None:
+    def swap(header: list[str], rows: list[list[str]]) -> None:
+        a, b = header.index("amount_fen"), header.index("method")
+        rows[0][a], rows[0][b] = rows[0][b], rows[0][a]
+
+    _edit_csv(data, swap)
+
+
+def _edit_csv(data: Path, change: Any) -> None:
+    path = data / "payments.csv"
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    change(header, rows)
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle).writerows([header, *rows])
+
+
+TAMPERS: dict[str, tuple[Any, str]] = {
+    "paid_fen of an order": (_edit_jsonl("orders", _paid_changed),
+                             r"orders\.jsonl record 1 .*paid_fen is not what its rows make"),
+    "amount_fen of a payment, JSONL and CSV": (
+        _edit_jsonl("payments", _amount_changed),
+        r"payments\.jsonl record \d+ \(position \d+\): amount_fen is not what the signed log"),
+    "amount_fen in payments.csv alone": (
+        _csv_amount_changed, r"payments\.csv record 1, column amount_fen: not what"),
+    "a payment moved to another order": (
+        _edit_jsonl("payments", _order_moved),
+        r"payments\.jsonl record \d+ \(position \d+\): order_no is not the order of its row"),
+    "a payment relabelled as a refund": (
+        _edit_jsonl("payments", _relabelled),
+        r"payments\.jsonl record \d+ \(position \d+\): event is not its row's"),
+    "a record dropped": (_edit_jsonl("payments", _dropped),
+                         r"payments\.jsonl record 2: not the record the signed manifest lists"),
+    "a record added": (_edit_jsonl("payments", _added),
+                       r"payments\.jsonl record \d+: not the record the signed manifest lists"),
+    "two CSV cells swapped": (_csv_cells_swapped, r"payments\.csv record 1, column amount_fen"),
+}  # fmt: skip
+
+
+def test_every_forged_record_fails_both_verifiers_naming_its_file_and_record(
+    sealed: Ledger, rt: Runtime, signer: Signer, tmp_path: Path
+) -> None:
+    """Each edit with the bag's checksums recomputed: ``ledger verify-export``'s check and the
+    bag's own script both refuse it, naming the file and the record."""
+    out = exported(sealed, rt, signer, tmp_path / "bag")
+    (tmp_path / "vkey").write_text(vkey(signer))
+    for label, (tamper, message) in TAMPERS.items():
+        copy = tmp_path / label.replace(" ", "-")
+        shutil.copytree(out, copy)
+        tamper(copy / "data")
+        _rebag(copy)
+        with pytest.raises(export_verifier.Failed, match=message):
+            export_verifier.check_export(copy, vkey(signer))
+        bundled = subprocess.run(
+            [sys.executable, str(copy / "data" / "verify_export.py"), str(copy),
+             "--public-key", str(tmp_path / "vkey")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert bundled.returncode == 1, label
+        assert re.search(message, bundled.stdout), (label, bundled.stdout)
+
+
+def test_a_record_rewritten_so_every_check_of_its_facts_holds_fails_the_signed_digests(
+    sealed: Ledger, rt: Runtime, signer: Signer, tmp_path: Path
+) -> None:
+    """The same facts written otherwise (keys reordered): only the signed file digests see it."""
+    out = exported(sealed, rt, signer, tmp_path)
+    _edit_jsonl("payments", lambda records: records.reverse() or records.reverse(),
+                csv_too=False)(out / "data")  # fmt: skip
+    path = out / "data" / "payments.jsonl"
+    path.write_text(path.read_text().replace('", "', '",  "', 1))
+    _rebag(out)
+    with pytest.raises(export_verifier.Failed, match="payments.jsonl is not the file the signed"):
+        export_verifier.check_export(out, vkey(signer))
