@@ -62,12 +62,13 @@ ROUTE_ROLES: dict[str, tuple[str, ...]] = {
     "GET /v1/log/proofs/inclusion/{position}": HISTORY,
     "GET /v1/log/proofs/consistency": HISTORY,
     "GET /v1/history/{kind}/{key}": HISTORY,
-    # regulators' exports (api/exports.py): a regulator files, produces and downloads its own
+    # regulators' exports (api/exports.py): a regulator files and produces its own; auditors
+    # and admins see and download every bag (to run the same verify-export), as the console
     "POST /v1/exports": REGULATORS,
     "GET /v1/exports": EXPORT_VIEWERS,
     "GET /v1/exports/{request_id}": EXPORT_VIEWERS,
     "POST /v1/exports/{request_id}/bags": REGULATORS,
-    "GET /v1/exports/{request_id}/bags/{bag_id}": REGULATORS,
+    "GET /v1/exports/{request_id}/bags/{bag_id}": EXPORT_VIEWERS,
     # operations (api/health.py, api/metrics.py): the counters show the business's volume
     "GET /metrics": ADMINS,
     "GET /healthz": PUBLIC,

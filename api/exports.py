@@ -11,7 +11,8 @@ role: "only its own export requests and their files").
 - ``POST /v1/exports/{request_id}/bags`` (regulator, its own requests): produce the bag now,
   from the latest checkpoint, into the export store (``LEDGER_EXPORT_DIR``), recorded as
   ``export/Written``; synchronous (the answer comes when the bag is written and recorded).
-- ``GET /v1/exports/{request_id}/bags/{bag_id}`` (regulator): the bag as a tar stream
+- ``GET /v1/exports/{request_id}/bags/{bag_id}`` (regulator: its own; auditor, admin: all,
+  as in the console, to run the same check): the bag as a tar stream
   (``application/x-tar``), to unpack and check with ``ledger verify-export DIR --public-key
   FILE`` or the bag's own ``data/verify_export.py``.
 
@@ -272,12 +273,13 @@ async def produce(
             "content": {TAR_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
         }
     },
-    dependencies=[Depends(known_parameters_for(REGULATOR))],
+    dependencies=[Depends(known_parameters_for(*VIEWERS))],
 )
 async def download(
-    request: Request, request_id: RequestId, bag_id: BagId, actor: RegulatorActor
+    request: Request, request_id: RequestId, bag_id: BagId, actor: ViewerActor
 ) -> StreamingResponse:
-    """Download a bag of one's own request as a tar stream; unpack it and run ``ledger
+    """Download a bag (a regulator: of its own request; an auditor, an admin: of any) as a
+    tar stream; unpack it and run ``ledger
     verify-export DIR --public-key FILE`` (or ``python DIR/data/verify_export.py DIR
     --public-key FILE``). ``Cache-Control: no-store``: it may hold personal data."""
     config = request.app.state.exports

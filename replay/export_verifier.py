@@ -55,21 +55,23 @@ MANIFEST_FORMAT = "mall-ledger/export/v2"  # v2: the manifest lists every data f
 UNLISTED = frozenset({"manifest.json", "manifest.sig"})  # the two files the others hang on
 ROW_FORMAT_LINE = b"mall-ledger/row/v1\n"
 RECORD_FILES = ("orders", "payments", "logistics", "returns")
-SUBMITTED = "mall-ledger/order/Submitted"
+ORDER_TOPIC = "mall-ledger/order"  # an order event's topic: this, a slash, its name
+SUBMITTED = f"{ORDER_TOPIC}/Submitted"
 # The record file of each event that has one (payments, logistics, returns and after-sales).
 KINDS: dict[str, str] = {
-    **{f"mall-ledger/order/{e}": "payments" for e in ("PaymentReceived", "RefundConsentRecorded",
-                                          "RefundInitiated", "RefundCompleted",
-                                          "GiftPriceCharged")},
-    **{f"mall-ledger/order/{e}": "logistics" for e in ("Shipped", "DeliveryAttemptFailed",
-                                           "ContactCallAttempted", "DeliveryRefused",
-                                           "Delivered")},
-    **{f"mall-ledger/order/{e}": "returns" for e in ("ReturnRequested", "ReturnReceived", "ReturnInspected",
-                                         "TransactionReopened", "StockShortageDeclared",
-                                         "StockShortageResolved", "PriceErrorDetected",
-                                         "PriceErrorResolved", "MutualTerminationRequested",
-                                         "MutualTerminationAccepted",
-                                         "MutualTerminationDeclined")},
+    **{f"{ORDER_TOPIC}/{e}": "payments" for e in ("PaymentReceived", "RefundConsentRecorded",
+                                                  "RefundInitiated", "RefundCompleted",
+                                                  "GiftPriceCharged")},
+    **{f"{ORDER_TOPIC}/{e}": "logistics" for e in ("Shipped", "DeliveryAttemptFailed",
+                                                   "ContactCallAttempted", "DeliveryRefused",
+                                                   "Delivered")},
+    **{f"{ORDER_TOPIC}/{e}": "returns" for e in ("ReturnRequested", "ReturnReceived",
+                                                 "ReturnInspected", "TransactionReopened",
+                                                 "StockShortageDeclared", "StockShortageResolved",
+                                                 "PriceErrorDetected", "PriceErrorResolved",
+                                                 "MutualTerminationRequested",
+                                                 "MutualTerminationAccepted",
+                                                 "MutualTerminationDeclined")},
 }  # fmt: skip
 # An event record's own fields, the rest being its row's facts; a row's fields no record shows.
 RECORD_HEADER = frozenset({"order_no", "event", "at", "position"})
@@ -270,7 +272,8 @@ def check_rows(path: Path, size: int, root_hash: bytes) -> dict[int, dict[str, A
     for row in jsonl(path):
         proof = [base64.b64decode(h) for h in row["proof"]]
         if root_from_inclusion(row["leaf"], size, row_leaf(row), proof) != root_hash:
-            raise Failed(f"events.jsonl: position {row['position']} is not in the checkpoint's tree")
+            where = f"events.jsonl: position {row['position']}"
+            raise Failed(f"{where} is not in the checkpoint's tree")
         rows[row["position"]] = {**row, "facts": json.loads(base64.b64decode(row["state"])),
                                  "event": row["topic"].rsplit("/", 1)[-1]}  # fmt: skip
     return rows
@@ -363,20 +366,26 @@ def same_value(key: str, out: Any, stored: Any, clear: bool) -> bool:
     """Whether an exported value is the stored one: equal, the same moment, or (a sealed
     personal value, a linkage digest) a pseudonym / a clear text as the manifest says."""
     if key == "linkage" and isinstance(stored, dict):
-        return isinstance(out, dict) and set(out) == set(stored) and all(
-            PSEUDONYM_RE.fullmatch(str(v)) for v in out.values()
+        return (
+            isinstance(out, dict)
+            and set(out) == set(stored)
+            and all(PSEUDONYM_RE.fullmatch(str(v)) for v in out.values())
         )
     if isinstance(stored, dict) and "_type_" in stored:
         if stored["_type_"] == "datetime_iso":
             return same_moment(out, stored)
         return bool(out == stored.get("_data_"))
     if isinstance(stored, dict):
-        return isinstance(out, dict) and set(out) == set(stored) and all(
-            same_value(k, out[k], v, clear) for k, v in stored.items()
+        return (
+            isinstance(out, dict)
+            and set(out) == set(stored)
+            and all(same_value(k, out[k], v, clear) for k, v in stored.items())
         )
     if isinstance(stored, list):
-        return isinstance(out, list) and len(out) == len(stored) and all(
-            same_value(key, o, v, clear) for o, v in zip(out, stored, strict=True)
+        return (
+            isinstance(out, list)
+            and len(out) == len(stored)
+            and all(same_value(key, o, v, clear) for o, v in zip(out, stored, strict=True))
         )
     if isinstance(stored, str) and stored.startswith(SEALED_PREFIXES):
         if out == ERASED:

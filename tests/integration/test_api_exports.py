@@ -167,7 +167,9 @@ def test_a_regulator_never_sees_another_regulator_s_requests_or_bags(exports_api
         assert found.status_code == 404
         assert found.json()["detail"] in (missing.json()["detail"], "no such export request")
     assert api.client.get("/v1/exports", headers=other).json()["items"] == []
-    assert api.client.get(bag["download"], headers=api.auth("auditor")).status_code == 403
+    for role in ("auditor", "admin"):  # they check bags as the regulator does (the console too)
+        assert api.client.get(bag["download"], headers=api.auth(role)).status_code == 200
+    assert api.client.get(bag["download"], headers=api.auth("service")).status_code == 403
     for role in ("auditor", "admin"):
         listed = api.get("/v1/exports", role=role).json()["items"]
         assert [r["request_id"] for r in listed] == [request["request_id"]]
@@ -239,3 +241,21 @@ def test_a_bag_before_the_log_is_sealed_is_not_found(
     assert (found.status_code, found.json()["code"]) == (404, "NOT_FOUND")
     assert "ledger seal" in found.json()["detail"]
     assert not (tmp_path / "store").exists()
+
+
+def test_a_new_idempotency_key_makes_a_new_bag_with_its_own_id_and_files(
+    exports_api: Api, tmp_path: Path
+) -> None:
+    """New pseudonyms are new content: the bag id (the signed manifest's SHA-256, which lists
+    every file's digest) differs, and both bags are there to download and verify."""
+    api = exports_api
+    request = filed(api, BODY, "samr-5")
+    first = produced(api, request["request_id"], "samr-5-bag-1")
+    second = produced(api, request["request_id"], "samr-5-bag-2")
+    assert first["bag_id"] != second["bag_id"]
+    shown = api.get(f"/v1/exports/{request['request_id']}", role="regulator").json()
+    assert [b["bag_id"] for b in shown["bags"]] == [first["bag_id"], second["bag_id"]]
+    vkey = str(tmp_path / "vkey")
+    for number, bag in enumerate((first, second)):
+        directory = unpacked(api, bag, tmp_path / str(number))
+        assert ledger_cli(["verify-export", str(directory), "--public-key", vkey]) == 0

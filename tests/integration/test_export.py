@@ -202,7 +202,8 @@ def _amount_changed(records: list[dict[str, Any]]) -> None:
 
 def _order_moved(records: list[dict[str, Any]]) -> None:
     payment = _first_payment(records)
-    payment["order_no"] = next(r["order_no"] for r in records if r["order_no"] != payment["order_no"])
+    others = [r["order_no"] for r in records if r["order_no"] != payment["order_no"]]
+    payment["order_no"] = others[0]
 
 
 def _relabelled(records: list[dict[str, Any]]) -> None:
@@ -218,8 +219,12 @@ def _added(records: list[dict[str, Any]]) -> None:
 
 
 def _csv_amount_changed(data: Path) -> None:
-    _edit_csv(data, lambda header, rows: rows[0].__setitem__(
-        header.index("amount_fen"), str(int(rows[0][header.index("amount_fen")]) + 100)))
+    _edit_csv(
+        data,
+        lambda header, rows: rows[0].__setitem__(
+            header.index("amount_fen"), str(int(rows[0][header.index("amount_fen")]) + 100)
+        ),
+    )
 
 
 def _csv_cells_swapped(data: Path) -> None:
