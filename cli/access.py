@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from pathlib import Path
 from typing import Any
 
-from cli.args import add_database_url, add_json, identifier
+from cli.args import add_database_url, add_json, identifier, output_dir
 from cli.exits import Exit
 from cli.projections import terminable_block
 from ledger.commands import ACCOUNT_PATTERN, KEY_MAX_CHARS
@@ -58,7 +57,7 @@ def register(subparsers: Any) -> None:
         "--out",
         required=True,
         metavar="DIR",
-        type=Path,
+        type=output_dir,
         help="the directory to make (must not exist, or be empty)",
     )
     parser.add_argument(

@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 from cli.exits import Exit
@@ -175,6 +176,14 @@ def identifier(text: str) -> str:
         return parse_key(text, "")
     except InvalidCommand as exc:
         raise argparse.ArgumentTypeError(exc.rule) from None
+
+
+def output_dir(text: str) -> Path:
+    """An ``--out DIR``: a path, never the empty string (which would be the working
+    directory, not a new one). Checked further by ``check_output_dir`` (ledger/access_files.py)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must name a directory to make (it is empty)")
+    return Path(text)
 
 
 def one_of(names: Sequence[str]) -> Callable[[str], str]:

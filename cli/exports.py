@@ -6,7 +6,8 @@
 - ``export REQUEST_ID --out DIR [--json]`` (``export write …``) writes the request's bag from
   the latest checkpoint;
 - ``verify-export DIR --public-key FILE`` checks a bag with nothing of the database: exit 0
-  only if it verifies, 1 naming what does not.
+  only if it verifies, 1 naming what does not, 2 (``IO_ERROR``) for a path given that
+  cannot be read.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cli.args import add_database_url, add_json, identifier
+from cli.args import add_database_url, add_json, identifier, output_dir
 from cli.exits import Exit
 from cli.replay import moment
 from ledger.domain.context import LOCAL_ACTOR
@@ -73,7 +74,11 @@ def register(subparsers: Any) -> None:
     write = sub.add_parser("write", help="write a request's export (short form: export ID)")
     write.add_argument("request_id", metavar="REQUEST_ID", type=request_id, help="its id")
     write.add_argument(
-        "--out", required=True, type=Path, metavar="DIR", help="a new directory for the bag"
+        "--out",
+        required=True,
+        type=output_dir,
+        metavar="DIR",
+        help="the directory to make (must not exist, or be empty)",
     )
     add_json(write, "the export's summary")
     add_database_url(write)
@@ -116,11 +121,13 @@ def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_write(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.access_files import check_output_dir
     from ledger.application import open_ledger
     from projections.engine import open_runtime
     from replay.export import write_export
     from replay.signing_key import load_signer
 
+    check_output_dir(args.out)  # before the database is opened, as ``ledger access``
     ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
     try:
         signer = load_signer(settings.signing_key_path, settings.log_name, create=False)
@@ -161,4 +168,8 @@ def cmd_write(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_verify_export(args: argparse.Namespace, settings: Settings) -> int:
     from replay import export_verifier
 
-    return export_verifier.main([str(args.export_dir), "--public-key", str(args.public_key)])
+    # A path that cannot be read is the caller's IO_ERROR (exit 2, cli/app.py), not a verdict.
+    vkey_text = export_verifier.read_inputs(args.export_dir, args.public_key)
+    code, line = export_verifier.verify(args.export_dir, vkey_text)
+    print(line)
+    return code

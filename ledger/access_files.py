@@ -43,7 +43,7 @@ import orjson
 from ledger.access_view import china
 from ledger.domain import codes
 from ledger.domain.errors import LedgerError
-from ledger.files import PRIVATE_DIR_MODE, create_new
+from ledger.files import PRIVATE_DIR_MODE, create_new, named_as
 
 FORMAT = "mall-ledger access copy"
 FORMAT_VERSION = 1
@@ -298,7 +298,9 @@ def written_atomically(
     check_output_dir(target)
     parent = target.parent
     _remove_leftovers(parent, target.name)
-    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target.name, os.getpid()), dir=parent))
+    with named_as(target):
+        prefix = _staging_prefix(target.name, os.getpid())
+        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
         os.chmod(staging, PRIVATE_DIR_MODE)
         for name, data in files.items():

@@ -51,6 +51,16 @@ def private_directory(path: Path) -> None:
         directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
 
 
+@contextmanager
+def named_as(path: Path) -> Iterator[None]:
+    """An ``OSError`` raised inside names ``path``, the one the user gave, rather than the
+    hidden staging directory beside it that the error was about."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
 def create_new(path: Path) -> IO[bytes]:
     """Open a file that did not exist, for writing, mode 0600. Raises FileExistsError if
     anything (a file, a link, a device) is at ``path``."""

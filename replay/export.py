@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import errno
 import hashlib
 import hmac
 import logging
@@ -42,12 +43,13 @@ import bagit
 import orjson
 from eventsourcing.persistence import StoredEvent
 
+from ledger.access_files import OutputRefused, check_output_dir
 from ledger.application import Ledger
 from ledger.domain.context import Actor, Ctx
-from ledger.domain.errors import InvalidCommand, NotFound
+from ledger.domain.errors import NotFound
 from ledger.domain.export_request import ExportRequest, ExportScope, export_stream, scope_of
 from ledger.domain.order import events as ev
-from ledger.files import private_directory
+from ledger.files import named_as
 from ledger.sealing import ERASED, is_token, sealed_as
 from projections.base import topic_of
 from projections.engine import Runtime
@@ -149,11 +151,11 @@ def write_export(
     """Write the export of request ``request_id`` to ``out`` (see the module docstring) and
     record it on the request (``export/Written``, under ``command_id`` if given).
 
-    Raises ``NotFound`` for an unknown request or a log never sealed, ``InvalidCommand``
-    naming ``--out`` for a path that exists, ``OSError``."""
+    Raises ``NotFound`` for an unknown request or a log never sealed, ``OutputRefused``
+    (``IO_ERROR``, as ``ledger access``) for an ``out`` that exists and is not an empty
+    directory or whose directory does not exist, ``OSError`` naming ``out``."""
     request = load_request(ledger, request_id)
-    if out.exists():
-        raise InvalidCommand("--out", f"{out} exists: an export is written to a new directory")
+    check_output_dir(out)
     store = TileStore(rt.db)
     with rt.db.snapshot() as cur:
         kept = store.checkpoints(cur) if store.exists(cur) else []
@@ -180,13 +182,20 @@ def write_export(
 
 @contextmanager
 def _building(out: Path) -> Iterator[Path]:
-    """A directory beside ``out``, renamed to it when the block ends well, removed if not."""
-    private_directory(out.parent)
+    """A directory beside ``out``, renamed to it when the block ends well, removed if not.
+    Errors name ``out``, never the hidden directory."""
     build = out.parent / f".{out.name}.{secrets.token_hex(4)}.partial"
-    build.mkdir(mode=0o700)
+    with named_as(out):
+        build.mkdir(mode=0o700)
     try:
         yield build
-        build.rename(out)
+        check_output_dir(out)
+        try:
+            build.rename(out)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise OutputRefused(f"{out}: was taken while the export was written") from None
+            raise OSError(exc.errno, exc.strerror, str(out)) from None
     finally:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)

@@ -38,8 +38,10 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import errno
 import hashlib
 import json
+import os
 import re
 import struct
 import sys
@@ -497,22 +499,47 @@ def _moment(text: str) -> datetime:
     return datetime.fromisoformat(str(text).replace(" ", "T"))
 
 
+def read_inputs(export_dir: Path, public_key: Path) -> str:
+    """The verifier key's text, once the export's directory is found. Raises ``OSError``
+    naming the path as given (a file the command line names that cannot be read: the
+    caller's to report, not a verdict on the export)."""
+    text = public_key.read_text(encoding="utf-8", errors="replace")
+    if not export_dir.is_dir():
+        number = errno.ENOTDIR if export_dir.exists() else errno.ENOENT
+        raise OSError(number, os.strerror(number), str(export_dir))
+    return text
+
+
+def verify(export_dir: Path, vkey_text: str) -> tuple[int, str]:
+    """``(exit code, the line to print)``: 0 and ``verified: …``, or 1 and ``NOT VERIFIED:``
+    with what does not hold (a file of the bag missing, unreadable or malformed included)."""
+    try:
+        manifest = check_export(export_dir, vkey_text)
+    except Failed as exc:
+        return 1, f"NOT VERIFIED: {exc}"
+    except OSError as exc:
+        name = Path(exc.filename).name if exc.filename else "a file of the export"
+        return 1, f"NOT VERIFIED: {name} cannot be read ({exc.strerror or 'unreadable'})"
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return 1, "NOT VERIFIED: a file of the export is malformed (not what an export holds)"
+    counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
+    return 0, f"verified: {counts}; checkpoint of {manifest['checkpoint']['size']} events"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 verified, 1 not verified, 2 a path given that cannot be read."""
     parser = argparse.ArgumentParser(description="Verify a mall-ledger export offline.")
     parser.add_argument("export_dir", type=Path, help="the export's directory (the bag)")
     parser.add_argument("--public-key", type=Path, required=True, help="the ledger's verifier key")
     args = parser.parse_args(argv)
     try:
-        manifest = check_export(args.export_dir, args.public_key.read_text(encoding="utf-8"))
-    except Failed as exc:
-        print(f"NOT VERIFIED: {exc}")
-        return 1
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"NOT VERIFIED: the export is incomplete or malformed ({type(exc).__name__})")
-        return 1
-    counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())
-    print(f"verified: {counts}; checkpoint of {manifest['checkpoint']['size']} events")
-    return 0
+        vkey_text = read_inputs(args.export_dir, args.public_key)
+    except OSError as exc:
+        print(f"verify_export.py: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    code, line = verify(args.export_dir, vkey_text)
+    print(line)
+    return code
 
 
 if __name__ == "__main__":

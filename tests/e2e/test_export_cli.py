@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.e2e.prepared import copy_into
 from tests.e2e.test_cli_newcomer import one_line_error, run
 
 TIMEOUT_S = 600
+NO_SUCH_FILE = "No such file or directory"
 
 
 def ledger(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -138,8 +140,46 @@ def test_bad_requests_are_one_line(
     one_line_error(done, code)
 
 
-def test_an_existing_directory_is_never_written_into(exported: Path) -> None:
+def test_an_out_directory_is_refused_as_ledger_access_refuses_it(exported: Path) -> None:
+    """The same rule and words as ``ledger access --out``, naming the path given (never a
+    hidden staging directory), nothing made: not a missing parent, not the working directory."""
     manifest = json.loads((exported / "bag" / "data" / "manifest.json").read_text())
-    again = ledger(exported, "export", manifest["request"]["request_id"], "--out", "bag")
-    assert again.returncode == 2
-    assert "--out" in one_line_error(again, "INVALID_COMMAND")
+    request_id = manifest["request"]["request_id"]
+    orders = (exported / "bag" / "data" / "orders.jsonl").read_text().splitlines()
+    subject = json.loads(orders[0])["account_no"]
+    cases = [
+        ("bag", "IO_ERROR", "ledger: IO_ERROR: bag: exists and is not empty; nothing was written"),
+        ("missing/dir/bag", "IO_ERROR",
+         "ledger: IO_ERROR: missing/dir/bag: its directory does not exist"),
+        ("/proc/nc_bag", "IO_ERROR", "ledger: IO_ERROR: /proc/nc_bag: "),
+        ("", "INVALID_COMMAND", "ledger: INVALID_COMMAND: argument --out: must name a directory"),
+    ]  # fmt: skip
+    for out, code, words in cases:
+        refused = [ledger(exported, "export", request_id, "--out", out),
+                   ledger(exported, "access", subject, "--out", out)]  # fmt: skip
+        for done in refused:
+            assert done.returncode == 2, done.stderr
+            assert one_line_error(done, code).startswith(words), done.stderr
+            assert ".partial" not in done.stderr and ".access-" not in done.stderr
+    assert not (exported / "missing").exists()
+
+
+def test_verify_export_of_a_path_that_cannot_be_read_is_an_io_error(exported: Path) -> None:
+    """Exit 2 naming the path, as for any file the command line names; never a class name."""
+    for args, path in (
+        (["nowhere", "--public-key", "vkey"], "nowhere"),
+        (["bag", "--public-key", "nowhere.vkey"], "nowhere.vkey"),
+    ):
+        done = ledger(exported, "verify-export", *args)
+        assert done.returncode == 2 and done.stdout == ""
+        assert (
+            one_line_error(done, "IO_ERROR")
+            == f"ledger: IO_ERROR: {path}: No such file or directory"
+        )
+        script = exported / "bag" / "data" / "verify_export.py"
+        bundled = subprocess.run([sys.executable, str(script), *args], cwd=exported,
+                                 capture_output=True, text=True, check=False)  # fmt: skip
+        assert bundled.returncode == 2 and bundled.stdout == ""
+        assert (
+            bundled.stderr == f"verify_export.py: cannot read {path}: No such file or directory\n"
+        )
