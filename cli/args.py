@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cli.exits import Exit
-from ledger.commands import parse_key
+from ledger.commands import parse_account_no, parse_key, parse_region
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand
 
@@ -174,6 +174,23 @@ def identifier(text: str) -> str:
     (``ledger.commands.Key``); refused naming the rule, never echoing the text."""
     try:
         return parse_key(text, "")
+    except InvalidCommand as exc:
+        raise argparse.ArgumentTypeError(exc.rule) from None
+
+
+def account_no(text: str) -> str:
+    """An account number, checked as commands' ``account_no`` is (never a phone number or
+    an email); refused naming the rule, never echoing the text."""
+    try:
+        return parse_account_no(text, "")
+    except InvalidCommand as exc:
+        raise argparse.ArgumentTypeError(exc.rule) from None
+
+
+def region(text: str) -> str:
+    """A region code, checked as commands' ``shipping_region`` is (``CN-BJ``)."""
+    try:
+        return parse_region(text, "")
     except InvalidCommand as exc:
         raise argparse.ArgumentTypeError(exc.rule) from None
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cli.args import add_database_url, add_json, identifier, output_dir
+from cli.args import account_no, add_database_url, add_json, identifier, output_dir, region
 from cli.exits import Exit
 from cli.replay import moment
 from ledger.domain.context import LOCAL_ACTOR
@@ -60,8 +60,11 @@ def register(subparsers: Any) -> None:
         help="orders submitted at or after T (with its offset)",
     )
     req.add_argument("--to", dest="until", type=moment, metavar="T", help="… and before T")
-    for name in ("seller", "account", "sku", "region"):
-        req.add_argument(f"--{name}", type=identifier, help=f"only orders of this {name}")
+    # Each filter takes what the commands take in the field it matches: an account number is
+    # never a phone number or email (it is kept in clear in the request's event).
+    for name, kind in (("seller", identifier), ("account", account_no), ("sku", identifier),
+                       ("region", region)):  # fmt: skip
+        req.add_argument(f"--{name}", type=kind, help=f"only orders of this {name}")
     req.add_argument(
         "--personal-data",
         action="store_true",

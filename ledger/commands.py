@@ -698,6 +698,8 @@ def parse_command(data: Any) -> Command:
 
 
 _KEY_ADAPTER: TypeAdapter[str] = TypeAdapter(Key)
+_ACCOUNT_ADAPTER: TypeAdapter[str] = TypeAdapter(AccountNo)
+_REGION_ADAPTER: TypeAdapter[str] = TypeAdapter(Region)
 
 
 def parse_key(value: Any, field: str) -> str:
@@ -705,8 +707,25 @@ def parse_key(value: Any, field: str) -> str:
     A-Z a-z 0-9 . _ : / @ + -; an order number, a command id), for the same identifiers
     given elsewhere (``ledger order show ORDER_NO``). Raises InvalidCommand(field, rule),
     never echoing the value."""
+    return _parsed(_KEY_ADAPTER, value, field)
+
+
+def parse_account_no(value: Any, field: str) -> str:
+    """``value`` as a command's ``account_no`` takes it (``AccountNo``: never a phone number
+    or an email, issue 11 item 7), wherever else an account number is given (an export's
+    scope). Raises InvalidCommand(field, rule), never echoing the value."""
+    return _parsed(_ACCOUNT_ADAPTER, value, field)
+
+
+def parse_region(value: Any, field: str) -> str:
+    """``value`` as a command's ``shipping_region`` takes it (``Region``, ``CN-BJ``). Raises
+    InvalidCommand(field, rule), never echoing the value."""
+    return _parsed(_REGION_ADAPTER, value, field)
+
+
+def _parsed(adapter: TypeAdapter[str], value: Any, field: str) -> str:
     try:
-        return _KEY_ADAPTER.validate_python(value)
+        return adapter.validate_python(value)
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
         raise InvalidCommand(field, rule_in_our_words(first)) from None

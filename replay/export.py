@@ -45,6 +45,7 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger.access_files import OutputRefused, check_output_dir
 from ledger.application import Ledger
+from ledger.commands import parse_account_no, parse_region
 from ledger.domain.context import Actor, Ctx
 from ledger.domain.errors import NotFound
 from ledger.domain.export_request import ExportRequest, ExportScope, export_stream, scope_of
@@ -99,8 +100,13 @@ def request_export(
 ) -> str:
     """Record a regulator's request (an ``export/Requested`` event naming ``actor``, the key
     that filed it); its id, ``request_id`` or a new one. Raises ``InvalidCommand`` for a
-    period that ends before it starts, the library's ``IntegrityError`` if ``request_id``
-    is taken."""
+    period that ends before it starts, an account that is a phone number or email or a
+    region that is not a region code (``scope.account``, ``scope.region``), the library's
+    ``IntegrityError`` if ``request_id`` is taken."""
+    if scope.account is not None:  # kept in clear: the commands' rule for account numbers
+        parse_account_no(scope.account, "scope.account")
+    if scope.region is not None:
+        parse_region(scope.region, "scope.region")
     request_id = request_id or f"exp-{secrets.token_hex(6)}"
     ctx = Ctx(f"export-request-{request_id}", ledger.moment(None), actor)
     ledger.app.save(

@@ -36,7 +36,7 @@ from eventsourcing.persistence import IntegrityError
 from pydantic import BaseModel, ConfigDict, Field, Strict, computed_field
 
 from ledger.application import Ledger
-from ledger.commands import Chars, Flag, Key, Model, Moment
+from ledger.commands import AccountNo, Chars, Flag, Key, Model, Moment, Region
 from ledger.domain.context import Actor
 from ledger.domain.errors import CommandIdReused, Conflict, NotFound
 from ledger.domain.export_request import (
@@ -74,10 +74,12 @@ class ExportRequestFields(Model):
     basis: AuthorityText
     since: Moment | None = None
     until: Moment | None = None
+    # Each filter as the commands take the field it matches (an account number: never a
+    # phone number or email, since the request keeps it in clear).
     seller: Key | None = None
-    account: Key | None = None
+    account: AccountNo | None = None
     sku: Key | None = None
-    region: Key | None = None
+    region: Region | None = None
     personal_data: Flag = False
 
     def scope(self) -> ExportScope:

@@ -140,6 +140,19 @@ def test_bad_requests_are_one_line(
     one_line_error(done, code)
 
 
+@pytest.mark.parametrize("account", ["13812345678", "+86-138-1234-5678", "wang.li@example.cn"])
+def test_an_account_that_is_a_phone_number_or_email_is_refused_and_never_kept(
+    exported: Path, account: str
+) -> None:
+    """The commands' rule for account numbers, one rule: a request keeps its scope in clear."""
+    done = ledger(exported, "export", "request", "--authority", "A", "--reference", "R",
+                  "--basis", "B", "--account", account)  # fmt: skip
+    assert done.returncode == 2
+    said = one_line_error(done, "INVALID_COMMAND")
+    assert said.startswith("ledger: INVALID_COMMAND: argument --account: an account number is")
+    assert account not in said
+
+
 def test_an_out_directory_is_refused_as_ledger_access_refuses_it(exported: Path) -> None:
     """The same rule and words as ``ledger access --out``, naming the path given (never a
     hidden staging directory), nothing made: not a missing parent, not the working directory."""

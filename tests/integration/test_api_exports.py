@@ -205,6 +205,13 @@ def test_requests_list_a_page_at_a_time_with_a_token_bound_to_the_viewer(
         ({**BODY, "subject": "x"}, {"Idempotency-Key": "bad-3"}, 422, "INVALID_COMMAND"),
         ({"authority": "\x00", "reference": "R", "basis": "b"}, {"Idempotency-Key": "bad-4"},
          422, "INVALID_COMMAND"),
+        # an account number is never personal data: the request keeps its scope in clear
+        ({**BODY, "account": "13812345678"}, {"Idempotency-Key": "bad-5"}, 422, "INVALID_COMMAND"),
+        ({**BODY, "account": "+8613812345678"}, {"Idempotency-Key": "bad-6"}, 422,
+         "INVALID_COMMAND"),
+        ({**BODY, "account": "wang.li@example.cn"}, {"Idempotency-Key": "bad-7"}, 422,
+         "INVALID_COMMAND"),
+        ({**BODY, "region": "beijing"}, {"Idempotency-Key": "bad-8"}, 422, "INVALID_COMMAND"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_refused_and_write_nothing(
@@ -214,6 +221,10 @@ def test_bad_requests_are_refused_and_write_nothing(
     found = api.client.post("/v1/exports", json=body,
                             headers={**api.auth("regulator"), **headers})  # fmt: skip
     assert (found.status_code, found.json()["code"]) == (status, code), found.text
+    for value in ("13812345678", "wang.li@example.cn"):
+        assert value not in found.text  # the answer never echoes it
+    if "account" in body:
+        assert found.json()["detail"].startswith("/account: an account number is the mall's")
     assert api.get("/v1/exports", role="auditor").json()["items"] == []
 
 
