@@ -21,6 +21,7 @@ from api.commands import ERROR_RESPONSES
 from api.errors import InvalidParameter
 from api.queries import At, KeyId, known_parameters_for
 from api.views import examples
+from ledger.domain.errors import InvalidCommand
 from replay.as_of import replay_as_of
 from replay.checkpoint import Checkpoint
 from replay.prove import prove_consistency, prove_inclusion
@@ -28,6 +29,7 @@ from replay.signed_note import split_note
 from replay.tiles import TileStore
 
 MAX_POSITION = 2**62
+PARAMETER_OF = {"--as-of": "at", "--position": "position"}  # replay_as_of's names
 MAX_CHECKPOINTS_PAGE = 1000
 
 router = APIRouter(
@@ -195,7 +197,10 @@ async def as_of(
         raise InvalidParameter("at", "give exactly one of at and position")
 
     def read() -> dict[str, Any]:
-        found = replay_as_of(request.app.state.ledger, kind, key, at=at, position=position)
+        try:
+            found = replay_as_of(request.app.state.ledger, kind, key, at=at, position=position)
+        except InvalidCommand as exc:  # named by the CLI's options: here, by the parameters
+            raise InvalidParameter(PARAMETER_OF.get(exc.field, exc.field), exc.rule) from None
         return found.as_dict()
 
     return await run_in_threadpool(read)

@@ -57,12 +57,20 @@ def replay_as_of(
 ) -> AsOf:
     """The stream's state as of ``at`` (a timezone-aware moment) or ``position`` (exactly one).
 
-    Raises ``InvalidCommand`` naming ``--as-of``/``--position`` when both or neither are given
-    or ``at`` has no offset, ``NotFound`` when the stream has no event by then."""
+    Raises ``InvalidCommand`` naming ``--as-of``/``--position`` when both or neither are given,
+    ``at`` has no offset, or ``position`` is beyond the log's head
+    (the last position written); ``NotFound`` when the stream has no event by then."""
     if (at is None) == (position is None):
         raise InvalidCommand("--as-of", "give a moment (--as-of) or a log position (--position)")
     if at is not None and at.tzinfo is None:
         raise InvalidCommand("--as-of", "must carry an offset (2026-11-20T10:00:00+08:00)")
+    # A position the log has not reached would answer with today's state as if it were
+    # settled there: refused. A moment is not refused for being ahead of the clock: events
+    # carry their command's time, which may be earlier than when they were written, so an
+    # answer by moment is always "as the log knows it now" (the README says so).
+    head = ledger.head_position()
+    if position is not None and position > head:
+        raise InvalidCommand("--position", f"is beyond the log's head, position {head}")
     stream = KINDS[kind](key)
     positions = stream_positions(ledger.app, stream)
     events: list[Any] = list(ledger.app.events.get(stream))

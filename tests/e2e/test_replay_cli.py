@@ -38,8 +38,12 @@ def projected(projected_template: Path, tmp_path: Path) -> Path:
 def test_an_order_as_of_its_first_position_is_just_submitted(projected: Path) -> None:
     with sqlite3.connect(projected / "var" / "ledger.db") as conn:
         (order_no,) = conn.execute("SELECT order_no FROM pj_orders LIMIT 1").fetchone()
-    full = json.loads(ledger(projected, "replay", "order", order_no, "--position", "999999").stdout)
-    first = full["events"][0]["position"]
+    beyond = ledger(projected, "replay", "order", order_no, "--position", "999999999")
+    assert beyond.returncode == 2 and beyond.stdout == ""
+    said = one_line_error(beyond, "INVALID_COMMAND")
+    assert said.startswith("ledger: INVALID_COMMAND: --position: is beyond the log's head, ")
+    everything = ledger(projected, "replay", "order", order_no, "--as-of", "2099-01-01T00:00:00Z")
+    first = json.loads(everything.stdout)["events"][0]["position"]
     done = ledger(projected, "replay", "order", order_no, "--position", str(first))
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)

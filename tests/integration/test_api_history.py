@@ -58,13 +58,16 @@ def test_a_command_s_position_has_an_inclusion_proof_once_sealed(api: Api, signe
 
 def test_an_order_as_of_its_submission(api: Api) -> None:
     submitted = api.command(b.submit("H-2")).json()
-    api.command(b.pay("H-2"))
+    paid = api.command(b.pay("H-2")).json()
     found = api.get("/v1/history/order/H-2", role="auditor", position=submitted["position"])
     assert found.status_code == 200, found.text
     body = found.json()
     assert body["version"] == 1 and body["state"]["status"] == "awaiting_payment"
-    now = api.get("/v1/history/order/H-2", role="auditor", position=10**9).json()
+    now = api.get("/v1/history/order/H-2", role="auditor", position=paid["position"]).json()
     assert now["state"]["status"] == "paid"
+    beyond = api.get("/v1/history/order/H-2", role="auditor", position=10**9)
+    assert (beyond.status_code, beyond.json()["code"]) == (400, "INVALID_PARAMETER")
+    assert beyond.json()["detail"].startswith("position: is beyond the log's head, position ")
 
 
 @pytest.mark.parametrize(

@@ -52,3 +52,18 @@ def test_before_the_first_event_there_is_nothing(ledger_app: Ledger, clock: Manu
         replay_as_of(ledger_app, "order", "NO-SUCH", position=1)
     with pytest.raises(InvalidCommand):
         replay_as_of(ledger_app, "order", "ASOF-2")
+
+
+def test_a_position_beyond_the_log_is_refused_naming_it_and_the_head(
+    ledger_app: Ledger, clock: ManualClock
+) -> None:
+    """The state there would be today's, given as if settled: refused, naming the option
+    and the log's head; the head itself is answered."""
+    head = ledger_app.execute(b.submit("ASOF-3")).position
+    assert replay_as_of(ledger_app, "order", "ASOF-3", position=head).version == 1
+    with pytest.raises(InvalidCommand) as beyond:
+        replay_as_of(ledger_app, "order", "ASOF-3", position=head + 1)
+    assert (beyond.value.field, beyond.value.rule) == (
+        "--position",
+        f"is beyond the log's head, position {head}",
+    )
