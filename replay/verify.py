@@ -11,8 +11,11 @@ the tile the sealer wrote, which names the first bad position exactly:
   two payloads swapped).
 
 The tiles are the database's own and could be rewritten with the rows; the signed checkpoints
-are the anchor. At each checkpoint's size the recomputed root must be the signed one; a root
-that differs names the range of leaves since the last checkpoint that held. A checkpoint not
+are the anchor. At each checkpoint's size the recomputed root must be the signed one. A root
+that differs because of a row already named (changed, deleted, inserted) is that row's
+consequence, said once for all such checkpoints; one that differs while every row matches the
+stored tree means the rows and the tree were rewritten and sealed again (a fork), named from
+the last checkpoint that held. A checkpoint not
 signed by a trusted key, of another log, or of more leaves than there are rows (a truncated
 log) fails too. Checkpoints that all match one recomputed tree are consistent with each other,
 so a log rewritten and re-sealed from an earlier size (a fork) fails on the checkpoints signed
@@ -86,7 +89,8 @@ class _Walk:
     report: VerifyReport
     compact: CompactRange = field(default_factory=CompactRange)
     tiles: dict[int, Tile | None] = field(default_factory=dict)
-    row_problem_seen: bool = False
+    first_row_problem: Problem | None = None
+    consequences: list[str] = field(default_factory=list)  # checkpoints it made differ
 
     def leaf_tile(self, index: int) -> Tile | None:
         """The level-0 tile of leaf ``index`` (the one in hand, most of the time)."""
@@ -164,22 +168,37 @@ def _walk_rows(
             for name, checkpoint in by_size.get(size, ()):
                 if walk.compact.root() == checkpoint.root_hash:
                     last_good = (size, row.position)
+                elif walk.first_row_problem is not None:  # that row's doing, not this note's
+                    walk.consequences.append(name)
                 else:
-                    walk.report.add(_fork(name, size, last_good))
+                    walk.report.add(_fork(name, last_good))
             after = row.position
         walk.report.rows = walk.compact.size
         if on_progress is not None:
             on_progress(walk.compact.size)
         if len(rows) < VERIFY_PAGE_ROWS:
+            _consequences(walk)
             return
 
 
-def _fork(name: str, size: int, last_good: tuple[int, int]) -> Problem:
+def _consequences(walk: _Walk) -> None:
+    """One line for every checkpoint whose root differs only because of the row named."""
+    cause = walk.first_row_problem
+    if cause is None or not walk.consequences:
+        return
+    names = ", ".join(walk.consequences)
+    their = "its" if len(walk.consequences) == 1 else "their"
+    where = f"position {cause.position}" if cause.position is not None else "the row named"
+    walk.report.add(Problem(f"{names}: the rows do not give {their} signed root only because "
+                            f"of {where} (a consequence of that row, not a fork)"))  # fmt: skip
+
+
+def _fork(name: str, last_good: tuple[int, int]) -> Problem:
     leaves, position = last_good
-    since = f"after position {position} (leaf {leaves - 1})" if leaves else "from the first row"
+    since = f"after position {position} (leaf {leaves - 1})" if leaves else "from its first row"
     return Problem(
-        f"{name}: the rows do not give its signed root: they differ {since}, "
-        f"by leaf {size - 1}; the log was changed and sealed again (a fork) or the tiles too",
+        f"{name}: the rows do not give its signed root, though every row matches the stored "
+        f"tree: the log and its tree were rewritten {since} and sealed again (a fork)",
         None,
         leaves,
     )
@@ -212,13 +231,13 @@ def _compare_leaf(
     walk: _Walk, row: RawEvent, index: int, sealed_at: int, sealed: bytes, leaf: bytes
 ) -> None:
     if sealed_at < row.position:
-        what = f"position {sealed_at} was sealed as leaf {index} and its row is gone (deleted)"
+        what = f"was sealed as leaf {index} and its row is gone (deleted)"
         _row_problem(walk, Problem(what, sealed_at, index))
     elif sealed_at > row.position:
-        what = f"position {row.position} is not a sealed row (inserted after sealing)"
+        what = "is not a sealed row (inserted after sealing)"
         _row_problem(walk, Problem(what, row.position, index))
     elif sealed != leaf:
-        what = f"position {row.position} changed since it was sealed"
+        what = f"changed since it was sealed as leaf {index}"
         _row_problem(walk, Problem(what, row.position, index))
 
 
@@ -233,6 +252,6 @@ def _compare_node(walk: _Walk, level: int, index: int, value: bytes, position: i
 def _row_problem(walk: _Walk, problem: Problem) -> None:
     """Only the first row problem is reported: a deleted or inserted row shifts every leaf
     after it, and each would differ."""
-    if not walk.row_problem_seen:
-        walk.row_problem_seen = True
+    if walk.first_row_problem is None:
+        walk.first_row_problem = problem
         walk.report.add(problem)
