@@ -98,6 +98,16 @@ class StorageUrl:
             return f"PostgreSQL {self.pg.host}:{self.pg.port}/{self.pg.dbname}"
         return f"SQLite {self.sqlite_path}"
 
+    @property
+    def without_password(self) -> str:
+        """A URL that opens this database again with the password left out (PostgreSQL then
+        takes it from ``PGPASSWORD`` or ``~/.pgpass``); a SQLite file by its absolute path.
+        What a master keyring records of the databases using it."""
+        if self.pg is not None:
+            return f"postgresql://{self.pg.user}@{self.pg.host}:{self.pg.port}/{self.pg.dbname}"
+        assert self.sqlite_path is not None
+        return f"{SQLITE_PREFIX}{self.sqlite_path.resolve()}"
+
     @classmethod
     def sqlite(cls, path: Path, *, pool_size: int | None = None) -> StorageUrl:
         return cls(
