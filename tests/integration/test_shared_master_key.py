@@ -146,3 +146,11 @@ def test_a_process_started_before_a_rotation_keeps_opening_keys(backend: str, ma
         assert made is not None
     finally:
         running.close()
+
+
+def test_a_master_key_error_is_answered_503_with_retry_after_not_500() -> None:
+    from api.problems import refusal
+    from ledger.key_wrapping import MasterKeyError
+
+    answer = refusal(MasterKeyError("the keyring lacks a version"), "/v1/orders/o-1")
+    assert answer.status_code == 503 and "Retry-After" in answer.headers
