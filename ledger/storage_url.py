@@ -55,6 +55,17 @@ def redact(text: str) -> str:
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{tail}"
 
 
+def strip_password(text: str) -> tuple[str, bool]:
+    """``text`` (a database URL) with the password of its user part left out, and whether
+    there was one: what may be printed for a user to run again (libpq then reads the password
+    from ``PGPASSWORD`` or ``~/.pgpass``)."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, tail = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return text, False
+    return f"{scheme}://{userinfo.split(':', 1)[0]}@{tail}", True
+
+
 @dataclass(frozen=True)
 class PgTarget:
     """Connection parameters, as psycopg and the library's settings take them."""
