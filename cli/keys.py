@@ -105,7 +105,7 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
 
     check_name(args.name)
 
-    ledger = open_ledger(settings.database_url, policy=settings.policy)
+    ledger = open_ledger(settings.database_url, policy=settings.policy, keys=False)
     try:
         # A key saved but never shown is lost, and its name taken: from the save until the key
         # is printed, Ctrl-C and SIGTERM wait (and are answered right after).
@@ -142,7 +142,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.api_keys import list_keys
     from ledger.application import open_ledger
 
-    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy, keys=False)
     try:
         keys = list_keys(ledger)
     finally:
@@ -162,7 +162,7 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
     check_key_id(args.key_id)  # before the database: a typo is a usage error, wherever it runs
 
-    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy, keys=False)
     try:
         done = revoke_key(ledger, args.key_id)
     finally:
@@ -234,7 +234,7 @@ def _retire_outcome(retired: bool, safe: bool, master_id: str) -> str:
 def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.application import open_ledger
 
-    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy, keys=False)
     try:
         ledger.keystore.compact()
     finally:

@@ -341,6 +341,24 @@ class FileKeyWrapper:
             ) from None
 
 
+class NoMasterKey:
+    """The wrapper of a ledger opened for work that reads no personal data (``ledger seal``,
+    API keys, the key table's compaction): the master key file is not read at all, and a
+    key asked for anyway is MasterKeyError saying so, never a key made under a stranger."""
+
+    def _refuse(self) -> MasterKeyError:
+        return MasterKeyError("this command opened the ledger without the master key")
+
+    def current_id(self) -> str:
+        raise self._refuse()
+
+    def wrap(self, key: bytes, context: str) -> tuple[str, bytes]:
+        raise self._refuse()
+
+    def unwrap(self, master_id: str, wrapped: bytes, context: str) -> bytes:
+        raise self._refuse()
+
+
 def default_wrapper() -> FileKeyWrapper:
     """The wrapper the ledger uses unless given one: the file ``default_master_key_path``."""
     return FileKeyWrapper(default_master_key_path())

@@ -55,7 +55,13 @@ from psycopg.rows import tuple_row
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.files import prepare_sqlite_file
-from ledger.key_wrapping import FileKeyWrapper, KeyWrapper, MasterKeyError, default_wrapper
+from ledger.key_wrapping import (
+    FileKeyWrapper,
+    KeyWrapper,
+    MasterKeyError,
+    NoMasterKey,
+    default_wrapper,
+)
 from ledger.pg_pool import lease_for
 from ledger.sqlite_tx import write_transaction
 from ledger.storage_url import StorageUrl
@@ -587,7 +593,8 @@ def open_keystore(url: StorageUrl, wrapper: KeyWrapper | None = None) -> KeyStor
     else:
         store = PostgresKeyStore(url, wrapper=wrapper)
     try:
-        store.check_master_key()
+        if not isinstance(wrapper, NoMasterKey):
+            store.check_master_key()
         if isinstance(wrapper, FileKeyWrapper):
             wrapper.register(url.without_password)
     except BaseException:
