@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from cli.exits import Exit
-from ledger.commands import parse_key
+from ledger.commands import ACCOUNT_PATTERN, KEY_MAX_CHARS, parse_key
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand
+from ledger.keystore import validate_subject_id
 
 
 def one_line(text: str) -> str:
@@ -173,6 +174,23 @@ def identifier(text: str) -> str:
     (``ledger.commands.Key``); refused naming the rule, never echoing the text."""
     try:
         return parse_key(text, "")
+    except InvalidCommand as exc:
+        raise argparse.ArgumentTypeError(exc.rule) from None
+
+
+SUBJECT_RULE = (
+    f"must be an account number: 1 to {KEY_MAX_CHARS} of A-Z a-z 0-9 . _ / @ + - "
+    "(as commands take account_no)"
+)
+
+
+def subject(text: str) -> str:
+    """A subject id: an account number as commands take it (the key store's subjects are
+    accounts); refused naming the rule, never the text."""
+    if re.fullmatch(ACCOUNT_PATTERN, text) is None or len(text) > KEY_MAX_CHARS:
+        raise argparse.ArgumentTypeError(SUBJECT_RULE)
+    try:
+        return validate_subject_id(text)
     except InvalidCommand as exc:
         raise argparse.ArgumentTypeError(exc.rule) from None
 

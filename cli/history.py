@@ -99,7 +99,8 @@ def cmd_seal(args: argparse.Namespace, settings: Settings) -> int:
     from projections.engine import open_runtime
     from replay.seal import seal
 
-    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    # Sealing reads no personal data: the master key file is not needed.
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy, keys=False)
     try:
         signer = load_signer(settings.signing_key_path, settings.log_name)  # a ledger to seal
         rt = open_runtime(settings.database_url, create=False)

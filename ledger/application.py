@@ -40,6 +40,7 @@ from ledger.domain.repeats import RepeatedFact
 from ledger.driver_errors import DRIVER_ERRORS, storage_errors
 from ledger.erasure import settle
 from ledger.handlers import dispatch, streams_read_by, subject_stream
+from ledger.key_wrapping import NoMasterKey
 from ledger.keystore import KeyStore, open_keystore
 from ledger.library.bulk_read import load_streams
 from ledger.library.positions import position_of, version_at
@@ -556,16 +557,19 @@ def open_ledger(
     create: bool = True,
     clock: Clock | None = None,
     policy: Policy | None = None,
+    keys: bool = True,
 ) -> Ledger:
     """Open the ledger on ``url`` (None: the default SQLite file; a string is parsed as
     ``LEDGER_DATABASE_URL``). With ``create`` a missing SQLite file is made; without it,
     a missing database is ``STORAGE_UNAVAILABLE`` and nothing is created (ledger/storage.py).
-    Raises InvalidCommand for a malformed URL."""
+    Without ``keys`` the master key file is not read (work that touches no personal data:
+    sealing, API keys); a key asked for is then MasterKeyError.
+    Raises InvalidCommand for a malformed URL, MasterKeyError (with ``keys``)."""
     where = StorageUrl.of(url)
     with opening(where, create=create):
         app = LedgerApplication(env=library_env(where))
         try:
-            keystore = open_keystore(where)
+            keystore = open_keystore(where, None if keys else NoMasterKey())
         except LedgerError:
             app.close()
             raise

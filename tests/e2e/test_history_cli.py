@@ -138,3 +138,12 @@ def test_the_worker_seals_on_its_timer_and_once_more_as_it_stops(tmp_path: Path)
     done = ledger(tmp_path, "verify", "--json")
     assert done.returncode == 0, done.stdout
     assert json.loads(done.stdout)["checkpoints"] == sizes
+
+
+def test_seal_prove_verify_and_api_keys_need_no_master_key(sealed: Path, tmp_path: Path) -> None:
+    gone = str(tmp_path / "no-such" / "master.key")
+    for args in (["seal", "--json"], ["prove", "7"], ["verify"], ["keys", "list"]):
+        done = run(sealed, args, LEDGER_MASTER_KEY=gone)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "MASTER_KEY_ERROR" not in done.stderr
+    assert not Path(gone).exists()  # no master key was made either
