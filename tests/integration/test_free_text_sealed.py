@@ -60,16 +60,25 @@ def promotion(ledger: Ledger, description: str = DESCRIPTION) -> None:
     )
 
 
+def assert_sealed_then_erased(
+    ledger: Ledger, backend: str, token: str, where: tuple[str, str], text: str
+) -> None:
+    """``token`` is acct-1's, opens as ``text`` for its (stream, field) ``where`` only, is in
+    no stored byte in clear, and reads ``[erased]`` once acct-1's keys are destroyed."""
+    stream_no, field = where
+    assert is_token(token) and ledger.sealer.subject_of(token) == "acct-1"
+    assert ledger.reveal(token, field, stream_no) == text
+    with pytest.raises(SealInvalid):
+        ledger.reveal(token, field, "FT-9")
+    assert text.encode() not in all_stored_bytes(ledger, backend)
+    ledger.keystore.destroy("acct-1", AT)
+    assert ledger.reveal(token, field, stream_no) == ERASED
+
+
 def test_a_flag_review_note_is_sealed_under_the_orders_subject_and_bound_to_the_order(
     ledger_app: Ledger, backend: str
 ) -> None:
     review = reviewed(ledger_app)
-    [event] = [e for e in stream(ledger_app, "FT-1") if isinstance(e, ev.AbnormalOrderFlagReviewed)]
-    assert is_token(event.note) and ledger_app.sealer.subject_of(event.note) == "acct-1"
-    assert ledger_app.reveal(event.note, "note", "FT-1") == NOTE
-    with pytest.raises(SealInvalid):
-        ledger_app.reveal(event.note, "note", "FT-2")
-    assert NOTE.encode() not in all_stored_bytes(ledger_app, backend)
     head = ledger_app.head_position()  # the same review again, by its text: a repeat
     assert ledger_app.execute({**review, "command_id": b.cid("again")}).duplicate
     assert ledger_app.head_position() == head
@@ -77,9 +86,8 @@ def test_a_flag_review_note_is_sealed_under_the_orders_subject_and_bound_to_the_
     with pytest.raises(RuleViolation) as caught:
         ledger_app.execute(other)
     assert caught.value.code == "FLAG_ALREADY_REVIEWED"
-
-    ledger_app.keystore.destroy("acct-1", AT)
-    assert ledger_app.reveal(event.note, "note", "FT-1") == ERASED
+    [event] = [e for e in stream(ledger_app, "FT-1") if isinstance(e, ev.AbnormalOrderFlagReviewed)]
+    assert_sealed_then_erased(ledger_app, backend, event.note, ("FT-1", "note"), NOTE)
 
 
 def test_a_restore_rule_is_sealed_under_the_account_whose_order_used_the_coupon(
@@ -88,12 +96,7 @@ def test_a_restore_rule_is_sealed_under_the_account_whose_order_used_the_coupon(
     restored(ledger_app)
     [event] = events_of(ledger_app, entitlement_id("C-FT"), EntitlementRestored)
     assert event.order_no == "FT-2"
-    assert is_token(event.rule) and ledger_app.sealer.subject_of(event.rule) == "acct-1"
-    assert ledger_app.reveal(event.rule, "rule", "FT-2") == RULE
-    assert RULE.encode() not in all_stored_bytes(ledger_app, backend)
-
-    ledger_app.keystore.destroy("acct-1", AT)
-    assert ledger_app.reveal(event.rule, "rule", "FT-2") == ERASED
+    assert_sealed_then_erased(ledger_app, backend, event.rule, ("FT-2", "rule"), RULE)
 
 
 def test_a_promotion_description_is_sealed_under_its_own_key_which_shreds_it_alone(

@@ -9,21 +9,18 @@ form one group, and only B-D stay linked once A is withdrawn."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from ledger.application import Ledger
 from ledger.clock import ManualClock
-from ledger.domain.order import events as ev
 from ledger.erasure import ErasureRetentionRequired
 from ledger.key_admin import LINKAGE_KEY_YEARS
 from projections.engine import Runtime
 from projections.queries import ReadModels
 from tests import builders as b
-from tests.checks import stream
-from tests.integration.test_erasure import erase
+from tests.integration.test_erasure import erase, linkage_of
 from tests.integration.test_projections import assert_same_as_rebuild, catch_up
 from tests.integration.test_retention import completed_unpaid
 from tests.integration.test_shredding import all_stored_bytes
@@ -32,22 +29,7 @@ WITHDRAWN = "acct-w"
 
 
 def contact(n: int, **shared: str) -> dict[str, str]:
-    own = {
-        "recipient_name": f"买家{n}",
-        "phone": f"1370000000{n}",
-        "address": f"北京市海淀区中关村大街{n}号",
-        "ip": f"10.0.0.{n}",
-    }
-    return {**own, **shared}
-
-
-@pytest.fixture
-def read_models(backend: str) -> Iterator[ReadModels]:
-    opened = ReadModels.open(backend)
-    try:
-        yield opened
-    finally:
-        opened.close()
+    return b.own_contact(n, "1370000000", **shared)
 
 
 def linked(ledger: Ledger) -> None:
@@ -62,18 +44,13 @@ def linked(ledger: Ledger) -> None:
     ledger.execute(b.submit("W-D", account_no="acct-d", contact=contact(4, ip="10.0.0.2")))
 
 
-def digests_of(ledger: Ledger, order_no: str) -> dict[str, str]:
-    [submitted] = [e for e in stream(ledger, order_no) if isinstance(e, ev.OrderSubmitted)]
-    return dict(submitted.linkage)
-
-
 def assert_withdrawn(ledger: Ledger, rt: Runtime, read_models: ReadModels, backend: str) -> None:
     position = catch_up(rt, batch=1)  # a batch per event: the split must not depend on cuts
     assert read_models.linked_accounts("acct-b") == ["acct-b", "acct-d"]
     assert read_models.linked_accounts("acct-c") == ["acct-c"]
     assert read_models.linked_accounts(WITHDRAWN) == [WITHDRAWN]
     projected = all_stored_bytes(ledger, backend, prefix="pj_")
-    for name, digest in digests_of(ledger, "W-A").items():
+    for name, digest in linkage_of(ledger, "W-A").items():
         if name.startswith("phone@") or name.startswith("address@"):
             continue  # B carries the phone, C the address: theirs too, and linked to them only
         assert digest.encode() not in projected, name

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from ledger.commands import ACCOUNT_RULE, parse_command
-from ledger.domain.errors import InvalidCommand
 from ledger.domain.entitlement import EntitlementRestored
+from ledger.domain.errors import InvalidCommand
 from ledger.domain.free_text import LEGACY_CLEAR_TEXT
 from ledger.domain.order import events as ev
 from ledger.domain.promotion import PromotionDefined, PromotionRevised
