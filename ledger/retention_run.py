@@ -18,6 +18,8 @@ and, for its open orders, from the log:
   ``DirectIdentifiersRemoved`` names the orders and the retired generations (with the
   restriction the ended purpose brings while a retention runs: ``restricted``); the views
   blank those orders' direct identifiers.
+- linkage year keys due (``expire_linkage``: year Y's on 1 January Y+2), before any subject,
+  not counted (they are no subject's);
 - ``direct_keys``: retired generations whose ``DIRECT_KEY_GRACE`` has passed (no process can
   still be sealing a new order under them), while still nothing is open and no hold is on,
   are destroyed: every name, phone and address sealed under them is unreadable for good.
@@ -47,6 +49,7 @@ from ledger.domain.data_subject import DataSubject, DataSubjectRegistered
 from ledger.domain.ids import data_subject_id
 from ledger.driver_errors import storage_errors
 from ledger.erasure import destroy_keys
+from ledger.key_admin import expire_linkage
 from ledger.library.bulk_read import load_streams
 from ledger.open_orders import events_of_topics, open_orders_by_subject
 
@@ -97,6 +100,8 @@ def run_retention(
     summary = RetentionSummary(at, dry_run)
     run_id = f"retention-run-{uuid.uuid4().hex}"
     with storage_errors():
+        if not dry_run:  # linkage year keys due (README "Linkage"), whatever else is due
+            expire_linkage(ledger.keystore, at)
         subjects = subject_ids(ledger)
         open_orders = open_orders_by_subject(ledger.app)
         summary.subjects = len(subjects)
