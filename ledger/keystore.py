@@ -304,6 +304,11 @@ class KeyStore(ABC):
             ):
                 return was_live
 
+    def knows(self, subject_id: str) -> bool:
+        """True if the store ever held a key of ``subject_id`` (live, or destroyed and kept
+        as a tombstone): a data subject the ledger has sealed something for. Never creates."""
+        return bool(self._load_names([validate_subject_id(subject_id)]))
+
     def is_destroyed(self, subject_id: str, scope: KeyScope = KeyScope.ALL) -> bool:
         """True if the subject's keys of ``scope`` were destroyed (``ALL``: its main key, i.e.
         erased; ``DIRECT``: its newest direct-identifier generation, i.e. no live key holds

@@ -20,6 +20,7 @@ from ledger.application import Ledger
 from ledger.clock import ManualClock
 from ledger.domain import data_subject as ds
 from ledger.domain.context import LOCAL_ACTOR
+from ledger.domain.errors import NotFound
 from ledger.domain.ids import data_subject_id
 from ledger.domain.order import events as ev
 from ledger.erasure import ErasureRetentionRequired
@@ -70,6 +71,18 @@ def test_a_subject_with_no_hold_and_no_retention_is_erased_and_its_key_destroyed
     assert set(ledger_app.contact("O-1").values()) == {ERASED}
     order = ledger_app.order("O-1")  # still replays: amounts and states are kept
     assert order.total_due_fen > 0
+
+
+def test_an_erasure_of_a_subject_the_ledger_never_knew_is_not_found_and_writes_nothing(
+    ledger_app: Ledger,
+) -> None:
+    head = ledger_app.app.recorder.max_notification_id()
+    with pytest.raises(NotFound) as refused:
+        ledger_app.execute(erase(subject_id="acct-typo"))
+    assert refused.value.code == "NOT_FOUND"
+    assert ledger_app.app.recorder.max_notification_id() == head  # no request, no stream
+    assert not ledger_app.keystore.knows("acct-typo")
+    ledger_app.execute(b.submit("O-9", account_no="acct-typo"))  # its first order still goes
 
 
 def test_an_erasure_under_a_legal_hold_is_refused_and_recorded_and_the_key_kept(
