@@ -43,7 +43,7 @@ def sealed(sealed_template: Path, tmp_path: Path) -> Path:
 
 
 def test_a_seal_writes_the_checkpoint_file_and_verify_says_intact(sealed: Path) -> None:
-    files = list((sealed / "var" / "checkpoints").glob("*.checkpoint"))
+    files = list((sealed / "var" / "checkpoints").glob("*/*.checkpoint"))
     assert len(files) == 1
     again = ledger(sealed, "seal", "--json")
     outcome = json.loads(again.stdout)
@@ -127,13 +127,13 @@ def test_the_worker_seals_on_its_timer_and_once_more_as_it_stops(tmp_path: Path)
     )
     checkpoints = tmp_path / "var" / "checkpoints"
     deadline = time.monotonic() + 60
-    while not list(checkpoints.glob("*.checkpoint")) and time.monotonic() < deadline:
+    while not list(checkpoints.glob("*/*.checkpoint")) and time.monotonic() < deadline:
         time.sleep(0.2)
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=60)
     assert worker.returncode == 0, stderr
     assert "sealed" in stderr
-    sizes = sorted(int(p.stem) for p in checkpoints.glob("*.checkpoint"))
+    sizes = sorted(int(p.stem) for p in checkpoints.glob("*/*.checkpoint"))
     assert len(sizes) >= 2  # the timer's, and the last one as the worker stopped
     done = ledger(tmp_path, "verify", "--json")
     assert done.returncode == 0, done.stdout
