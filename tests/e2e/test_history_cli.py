@@ -147,3 +147,33 @@ def test_seal_prove_verify_and_api_keys_need_no_master_key(sealed: Path, tmp_pat
         assert done.returncode == 0, (args, done.stderr)
         assert "MASTER_KEY_ERROR" not in done.stderr
     assert not Path(gone).exists()  # no master key was made either
+
+
+def test_a_sqlite_and_a_postgresql_ledger_sealed_from_one_directory_keep_apart(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The newcomer's sequence: the SQLite demo sealed, then the PostgreSQL demo sealed in the
+    same directory (one default key and checkpoint directory): both seals succeed, each
+    ``verify`` passes on its own files, and a file of the other is named as not its own."""
+    pg = ["--database-url", pg_url]
+    sealed: list[dict[str, object]] = []
+    for url in ([], pg):
+        assert ledger(tmp_path, "demo", "--orders", "5", *url).returncode == 0
+        done = ledger(tmp_path, "seal", "--json", *url)
+        assert done.returncode == 0, done.stderr
+        sealed.append(json.loads(done.stdout))
+    lite, post = sealed
+    assert lite["size"] == post["size"]  # one name in the shared directory before log ids
+    assert lite["log_id"] != post["log_id"] and lite["file"] != post["file"]
+    for outcome, url in ((lite, []), (post, pg)):
+        done = ledger(tmp_path, "verify", "--checkpoint", str(outcome["file"]), "--json", *url)
+        assert done.returncode == 0, done.stdout
+        assert json.loads(done.stdout)["log_id"] == outcome["log_id"]
+    for mine, theirs, url in ((lite, post, []), (post, lite, pg)):
+        done = ledger(tmp_path, "verify", "--checkpoint", str(theirs["file"]), *url)
+        assert done.returncode == 1
+        assert (
+            f"NOT INTACT: {theirs['file']}: not this ledger's checkpoint: it is of the log "
+            f"{theirs['log_id']}, this ledger's log id is {mine['log_id']}"
+        ) in done.stdout
+        assert "fork" not in done.stdout
