@@ -149,6 +149,7 @@ def test_seal_prove_verify_and_api_keys_need_no_master_key(sealed: Path, tmp_pat
     assert not Path(gone).exists()  # no master key was made either
 
 
+@pytest.mark.slow  # eight processes (~5 s); test_checkpoint_files.py runs by default
 def test_a_sqlite_and_a_postgresql_ledger_sealed_from_one_directory_keep_apart(
     tmp_path: Path, pg_url: str
 ) -> None:
