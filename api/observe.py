@@ -60,8 +60,9 @@ class RouteTemplates:
 
     def of(self, scope: Scope) -> str:
         path = getattr(scope.get("route"), "path", None)
-        if isinstance(path, str):
-            return path
+        if isinstance(path, str):  # under a mount (the console), its prefix first
+            mount: str = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
+            return mount + path
         if self._compiled is None:
             paths = scope["app"].openapi().get("paths", {})
             self._compiled = [(compile_path(template)[0], template) for template in paths]

@@ -1,13 +1,15 @@
 """Console benchmark: p50 and p99 latency of the console's main pages at two log sizes.
 
-    python -m bench.console [--orders N] [--seed S] [--samples K]
+    python -m bench.console [--orders N] [--seed S] [--steps K] [--samples K]
 
 Runs on the PostgreSQL server of ``LEDGER_DATABASE_URL`` (default the local one) in a scratch
 database ``bench_console_<pid>`` it creates and drops. The log is the demo's mall traffic
-written through the import path (about 13 events per order) in two halves; after each half
-the projections catch up (``ledger projections run --once``) and the log is sealed, then each
-page is requested ``--samples`` times through the real ASGI app (signed in as an auditor,
-in this process; no network), over a spread of the log's orders:
+written through the import path (about 16 event rows per order) in ``--steps`` parts, each
+its own traffic (``bench.common.traffic_parts``: one traffic of that many orders would run
+past today). After the first part and after the last, the projections catch up (``ledger
+projections run --once``) and the log is sealed, then each page is requested ``--samples``
+times through the real ASGI app (signed in as an auditor, in this process; no network), over
+a spread of the log's orders:
 
 - ``orders_search``: the first page of the orders in one status;
 - ``order``: an order's page (its row, payments, refunds, flags, codes, retention);
@@ -16,10 +18,10 @@ in this process; no network), over a spread of the log's orders:
 - ``integrity``: the checkpoints with their signatures checked;
 - ``projections``: each projection's position and lag.
 
-The default ``--orders 77000`` gives about 100k events at the half and 1M at the whole (an
-hour of import on a 2-core machine). A timeline's cost should not grow with the log: compare
-its p50 at both sizes. Progress goes to stderr; stdout gets one JSON object per page and
-size, and last ``{"bench": "console", …}`` with all of them.
+The default ``--orders 62500 --steps 10`` gives about 100k events after the first part and
+1M at the whole (about ten minutes of import on a 2-core machine). A timeline's cost should
+not grow with the log: compare its p50 at both sizes. Progress goes to stderr; stdout gets
+one JSON object per page and size, and last ``{"bench": "console", …}`` with all of them.
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ from bench.common import (
     emit,
     log,
     scratch_database,
-    split_workload,
+    traffic_parts,
     write_log,
 )
 
 BENCH = "console"
-DEFAULT_ORDERS = 77_000
+DEFAULT_ORDERS = 62_500
+DEFAULT_STEPS = 10
+MAX_STEPS = 100
 DEFAULT_SAMPLES = 100
 MAX_ORDERS = 200_000
 ORDER_LINK = re.compile(r'href="/console/orders/([^"/]+)"')
@@ -106,11 +110,13 @@ def measure_pages(url: str, tmp: Path, samples: int) -> dict[str, dict[str, floa
 
 
 def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
-    first, second, source = split_workload(args.orders, args.seed, tmp)
+    parts, source = traffic_parts(args.orders, args.seed, tmp, args.steps)
     sizes = []
     with scratch_database(server, f"bench_console_{os.getpid()}") as url:
-        for half in (first, second):
-            write_log(url, half, tmp)
+        for number, part in enumerate(parts):
+            write_log(url, part, tmp)
+            if number not in (0, len(parts) - 1):
+                continue  # measured at the first part's size and the whole log's
             ledger_cli(url, tmp, "projections", "run", "--once")
             ledger_cli(url, tmp, "seal")
             events = count_rows(url, EVENTS_TABLE)
@@ -124,15 +130,19 @@ def measure(args: argparse.Namespace, server: str, tmp: Path) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.console", description=__doc__)
-    orders_help = f"orders in the log, ~13 events each (default {DEFAULT_ORDERS})"
+    orders_help = f"orders in the log, ~16 event rows each (default {DEFAULT_ORDERS})"
     parser.add_argument("--orders", type=int, default=DEFAULT_ORDERS, help=orders_help)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                        help=f"parts the log is written in (default {DEFAULT_STEPS})")  # fmt: skip
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
                         help=f"requests per page and size (default {DEFAULT_SAMPLES})")  # fmt: skip
     parser.set_defaults(child=None)
     args = parser.parse_args(argv)
     if not 2 <= args.orders <= MAX_ORDERS:
         parser.error(f"--orders must be between 2 and {MAX_ORDERS}")
+    if not 2 <= args.steps <= min(MAX_STEPS, args.orders):
+        parser.error(f"--steps must be between 2 and {MAX_STEPS}, and at most --orders")
     if not 1 <= args.samples <= 10_000:
         parser.error("--samples must be between 1 and 10000")
     return args

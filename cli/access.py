@@ -15,33 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from typing import Any
 
-from cli.args import add_database_url, add_json, identifier, output_dir
+from cli.args import add_database_url, add_json, identifier, output_dir, subject
 from cli.exits import Exit
 from cli.projections import terminable_block
-from ledger.commands import ACCOUNT_PATTERN, KEY_MAX_CHARS
 from ledger.domain.context import LOCAL_ACTOR
-from ledger.domain.errors import InvalidCommand
-from ledger.keystore import validate_subject_id
 from ledger.settings import Settings
-
-SUBJECT_RULE = (
-    f"must be an account number: 1 to {KEY_MAX_CHARS} of A-Z a-z 0-9 . _ / @ + - "
-    "(as commands take account_no)"
-)
-
-
-def subject(text: str) -> str:
-    """A subject id: an account number as commands take it (the key store's subjects are
-    accounts); refused naming the rule, never the text."""
-    if re.fullmatch(ACCOUNT_PATTERN, text) is None or len(text) > KEY_MAX_CHARS:
-        raise argparse.ArgumentTypeError(SUBJECT_RULE)
-    try:
-        return validate_subject_id(text)
-    except InvalidCommand as exc:
-        raise argparse.ArgumentTypeError(exc.rule) from None
 
 
 def register(subparsers: Any) -> None:

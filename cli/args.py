@@ -16,9 +16,16 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cli.exits import Exit
-from ledger.commands import parse_account_no, parse_key, parse_region
+from ledger.commands import (
+    ACCOUNT_PATTERN,
+    KEY_MAX_CHARS,
+    parse_account_no,
+    parse_key,
+    parse_region,
+)
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand
+from ledger.keystore import validate_subject_id
 
 
 def one_line(text: str) -> str:
@@ -172,8 +179,30 @@ def seconds_at_least(low: float) -> Callable[[str], float]:
 def identifier(text: str) -> str:
     """An identifier such as an order number, checked as a command's identifier fields are
     (``ledger.commands.Key``); refused naming the rule, never echoing the text."""
+    return _checked(parse_key, text)
+
+
+def _checked(parse: Callable[[str, str], str], text: str) -> str:
+    """``parse``'s value, or argparse's refusal naming its rule, never echoing the text."""
     try:
-        return parse_key(text, "")
+        return parse(text, "")
+    except InvalidCommand as exc:
+        raise argparse.ArgumentTypeError(exc.rule) from None
+
+
+SUBJECT_RULE = (
+    f"must be an account number: 1 to {KEY_MAX_CHARS} of A-Z a-z 0-9 . _ / @ + - "
+    "(as commands take account_no)"
+)
+
+
+def subject(text: str) -> str:
+    """A subject id: an account number as commands take it (the key store's subjects are
+    accounts); refused naming the rule, never the text."""
+    if re.fullmatch(ACCOUNT_PATTERN, text) is None or len(text) > KEY_MAX_CHARS:
+        raise argparse.ArgumentTypeError(SUBJECT_RULE)
+    try:
+        return validate_subject_id(text)
     except InvalidCommand as exc:
         raise argparse.ArgumentTypeError(exc.rule) from None
 
@@ -181,18 +210,12 @@ def identifier(text: str) -> str:
 def account_no(text: str) -> str:
     """An account number, checked as commands' ``account_no`` is (never a phone number or
     an email); refused naming the rule, never echoing the text."""
-    try:
-        return parse_account_no(text, "")
-    except InvalidCommand as exc:
-        raise argparse.ArgumentTypeError(exc.rule) from None
+    return _checked(parse_account_no, text)
 
 
 def region(text: str) -> str:
     """A region code, checked as commands' ``shipping_region`` is (``CN-BJ``)."""
-    try:
-        return parse_region(text, "")
-    except InvalidCommand as exc:
-        raise argparse.ArgumentTypeError(exc.rule) from None
+    return _checked(parse_region, text)
 
 
 def output_dir(text: str) -> Path:

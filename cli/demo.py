@@ -11,6 +11,7 @@ it shows what it wrote; ``--fresh`` writes a fresh file ``var/demo-<seed>-<order
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Any
 
@@ -31,7 +32,7 @@ from ledger.demo import (
 from ledger.demo.summary import render_text
 from ledger.demo.traffic import MIN_ORDERS_FOR_EVERY_PATH
 from ledger.settings import Settings
-from ledger.storage_url import DEFAULT_SQLITE_PATH, StorageUrl
+from ledger.storage_url import DEFAULT_SQLITE_PATH, StorageUrl, strip_password
 
 positive_int = int_range(1)
 
@@ -107,6 +108,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.json:  # named as the user ran this, so each runs as printed
         ledger, url = invoked_as(), _url_option(args, options)
         print(f"next: {ledger} projections run --once{url}, then {ledger} projections status{url}")
+        if args.database_url and strip_password(args.database_url)[1]:
+            # A password is never echoed: the next commands take it from the environment.
+            print("(the URL's password is left out: set PGPASSWORD or put it in ~/.pgpass)")
     return Exit.OK if not report.unexpected else Exit.PROBLEM
 
 
@@ -120,5 +124,5 @@ def _url_option(args: argparse.Namespace, options: DemoOptions) -> str:
     if args.fresh:
         return f" --database-url sqlite:///{demo_sqlite_path(options)}"
     if args.database_url:
-        return " --database-url URL"  # the same URL; not echoed, it may carry a password
+        return f" --database-url {shlex.quote(strip_password(args.database_url)[0])}"
     return ""

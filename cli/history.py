@@ -1,9 +1,9 @@
 """``ledger seal``, ``ledger prove`` and ``ledger verify``: the verifiable history (replay/).
 
 - ``seal [--public-key] [--json]`` extends the Merkle log, signs a checkpoint, keeps it in the
-  database, records it as an event and writes ``<size>.checkpoint`` to
-  ``LEDGER_CHECKPOINT_DIR``. ``--public-key`` only prints the C2SP verifier key to give
-  auditors (making the signing key on first use).
+  database, records it as an event and writes ``<log id>/<size>.checkpoint`` to
+  ``LEDGER_CHECKPOINT_DIR`` (each ledger's log its own directory). ``--public-key`` only
+  prints the C2SP verifier key to give auditors (making the signing key on first use).
 - ``prove POSITION [--size N]`` prints a C2SP ``tlog-proof`` of that event against the latest
   (or the ``N``-leaf) checkpoint; ``prove --consistency A B`` the RFC 9162 consistency proof
   between two checkpoints.
@@ -99,7 +99,8 @@ def cmd_seal(args: argparse.Namespace, settings: Settings) -> int:
     from projections.engine import open_runtime
     from replay.seal import seal
 
-    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    # Sealing reads no personal data: the master key file is not needed.
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy, keys=False)
     try:
         signer = load_signer(settings.signing_key_path, settings.log_name)  # a ledger to seal
         rt = open_runtime(settings.database_url, create=False)
@@ -121,6 +122,7 @@ def cmd_seal(args: argparse.Namespace, settings: Settings) -> int:
         print(
             json.dumps(
                 {
+                    "log_id": report.log_id,
                     "size": report.size,
                     "root_hash": b64(report.root_hash),
                     "last_position": report.last_position,
@@ -133,8 +135,8 @@ def cmd_seal(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(report.note, end="")
         print(
-            f"sealed {report.appended} new events: {report.size} in all, to position "
-            f"{report.last_position}; written to {report.file}",
+            f"log {report.log_id}: sealed {report.appended} new events: {report.size} in all, "
+            f"to position {report.last_position}; written to {report.file}",
             file=sys.stderr,
         )
     return Exit.OK
@@ -225,7 +227,11 @@ def _read_checkpoint(path: Path) -> str:
 
 def _print_verify(report: VerifyReport) -> None:
     checkpoints = ", ".join(str(size) for size in report.checkpoints) or "none"
-    print(f"rows {report.rows}, sealed {report.sealed}, checkpoints checked: {checkpoints}")
+    log_id = report.log_id or "none yet (never sealed)"
+    print(
+        f"log {log_id}: rows {report.rows}, sealed {report.sealed}, "
+        f"checkpoints checked: {checkpoints}"
+    )
     if report.intact:
         print("intact")
         return

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, get_args
 
-from cli.args import add_database_url, add_json
+from cli.args import add_database_url, add_json, subject
 from cli.exits import Exit
 from ledger.commands import Command, parse_command
 from ledger.domain.data_subject import HoldReason
@@ -71,7 +71,9 @@ def subject_arguments(
     parser: argparse.ArgumentParser, reference_help: str, *, required: bool = True
 ) -> None:
     """SUBJECT, ``--reference``, ``--command-id``, ``--json``, ``--database-url``."""
-    parser.add_argument("subject", metavar="SUBJECT", help="the data subject: its account number")
+    parser.add_argument(
+        "subject", metavar="SUBJECT", type=subject, help="the data subject: its account number"
+    )
     parser.add_argument("--reference", required=required, metavar="REF", help=reference_help)
     parser.add_argument(
         "--command-id",

@@ -7,8 +7,12 @@ again. Roles: service, auditor, regulator, admin (api/auth.py says what each may
 
 ``expire-linkage`` destroys the linkage key of every year Y on or after 1 January Y+2
 (ledger/key_admin.py), so no digest of that year can be tested against a guess any more.
-``rotate-master`` re-wraps every subject and linkage key under a new master key file
-(ledger/key_admin.py; resumable after a kill), ``compact`` rewrites the key table's storage so
+``rotate-master`` re-wraps every subject and linkage key of one database under the master
+keyring's current version, adding a new version unless an earlier run (here or on another
+database sharing the file) left keys to finish (ledger/key_admin.py; resumable after a kill);
+older versions stay in the keyring, so other databases keep working. ``retire-master ID``
+removes an old version only after checking every database the keyring knows of, and only with
+``--yes``. ``compact`` rewrites the key table's storage so
 destroyed keys' old bytes go (VACUUM FULL on PostgreSQL, VACUUM and a WAL truncation on SQLite).
 """
 
@@ -52,9 +56,35 @@ def register(subparsers: Any) -> None:
         "rotate-master",
         help="re-wrap every data-subject key under a new master key (run again if interrupted)",
     )
-    add_json(rotate, '{"rewrapped", "master_key_id", "resumed"}')
+    add_json(rotate, '{"rewrapped", "master_key_id", "resumed", "older_master_key_ids"}')
     add_database_url(rotate)
     rotate.set_defaults(run=cmd_rotate_master)
+    retire = sub.add_parser(
+        "retire-master",
+        help="remove an old master key version from the keyring once no database uses it",
+    )
+    retire.add_argument("master_key_id", metavar="ID", help="the version (rotate-master prints it)")
+    retire.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also check this database (repeatable); every database that opened the keyring "
+        "is checked anyway",
+    )
+    retire.add_argument(
+        "--forget",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="drop a database deleted for good from the keyring's list, unchecked (repeatable)",
+    )
+    retire.add_argument(
+        "--yes", action="store_true", help="retire it if the check passes (without: check only)"
+    )
+    add_json(retire, '{"master_key_id", "keys_wrapped", "unchecked", "retired"}')
+    add_database_url(retire)
+    retire.set_defaults(run=cmd_retire_master)
     compact = sub.add_parser(
         "compact", help="rewrite the key table so destroyed keys' old bytes go (after erasures)"
     )
@@ -75,7 +105,7 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
 
     check_name(args.name)
 
-    ledger = open_ledger(settings.database_url, policy=settings.policy)
+    ledger = open_ledger(settings.database_url, policy=settings.policy, keys=False)
     try:
         # A key saved but never shown is lost, and its name taken: from the save until the key
         # is printed, Ctrl-C and SIGTERM wait (and are answered right after).
@@ -112,7 +142,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.api_keys import list_keys
     from ledger.application import open_ledger
 
-    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy, keys=False)
     try:
         keys = list_keys(ledger)
     finally:
@@ -132,7 +162,7 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
     check_key_id(args.key_id)  # before the database: a typo is a usage error, wherever it runs
 
-    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy, keys=False)
     try:
         done = revoke_key(ledger, args.key_id)
     finally:
@@ -157,15 +187,54 @@ def cmd_rotate_master(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(done.as_dict()))
     else:
-        again = " (finished an interrupted rotation)" if done.resumed else ""
+        again = " (the keyring's current version, added by an earlier run)" if done.resumed else ""
         print(f"re-wrapped {done.rewrapped} keys under master key {done.master_key_id}{again}")
+        if done.older_ids:
+            print(
+                f"the keyring still holds {', '.join(done.older_ids)} for databases not yet "
+                "rotated: `ledger keys retire-master ID` removes one once none uses it"
+            )
     return Exit.OK
+
+
+def cmd_retire_master(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.key_admin import retire_master
+    from ledger.key_wrapping import default_wrapper
+
+    here = [] if settings.database_url is None else [settings.database_url]
+    check = retire_master(
+        default_wrapper(),
+        args.master_key_id,
+        [*here, *args.check],
+        args.forget,
+        confirmed=args.yes,
+    )
+    if args.json:
+        print(json.dumps(check.as_dict()))
+    else:
+        for url, count in check.in_use.items():
+            print(f"{url}: {count} keys wrapped by {check.master_key_id}")
+        for url, why in check.unchecked.items():
+            print(f"{url}: not checked ({why})")
+        print(_retire_outcome(check.retired, check.safe, check.master_key_id))
+    return Exit.OK if check.retired else Exit.PROBLEM
+
+
+def _retire_outcome(retired: bool, safe: bool, master_id: str) -> str:
+    if retired:
+        return f"retired master key {master_id}: keys it wrapped can no longer be opened"
+    if not safe:
+        return (
+            f"not retired: run `ledger keys rotate-master --database-url URL` on each database "
+            f"above that holds keys wrapped by {master_id} (or --forget one deleted for good)"
+        )
+    return f"no known database uses {master_id}: run again with --yes to retire it"
 
 
 def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.application import open_ledger
 
-    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy)
+    ledger = open_ledger(settings.database_url, create=False, policy=settings.policy, keys=False)
     try:
         ledger.keystore.compact()
     finally:

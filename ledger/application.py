@@ -21,9 +21,16 @@ from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
 from ledger import payload_digest as digests
 from ledger.clock import Clock, SystemClock, check_command_time
-from ledger.commands import Command, OrderCommand, parse_command
+from ledger.commands import (
+    Command,
+    DefinePromotion,
+    OrderCommand,
+    RestoreEntitlement,
+    parse_command,
+)
 from ledger.domain.command_record import REMEMBERED_REFUSALS, CommandRecord
 from ledger.domain.context import LOCAL_ACTOR, Actor, Ctx
+from ledger.domain.entitlement import Entitlement
 from ledger.domain.errors import (
     CommandFailed,
     Conflict,
@@ -32,14 +39,16 @@ from ledger.domain.errors import (
     NotFound,
     PreconditionFailed,
 )
-from ledger.domain.ids import command_record_id, order_id
+from ledger.domain.ids import command_record_id, entitlement_id, order_id
 from ledger.domain.journal import journal
 from ledger.domain.order.aggregate import Order
 from ledger.domain.policy import Policy
+from ledger.domain.promotion import promotion_subject
 from ledger.domain.repeats import RepeatedFact
 from ledger.driver_errors import DRIVER_ERRORS, storage_errors
 from ledger.erasure import settle
 from ledger.handlers import dispatch, streams_read_by, subject_stream
+from ledger.key_wrapping import NoMasterKey
 from ledger.keystore import KeyStore, open_keystore
 from ledger.library.bulk_read import load_streams
 from ledger.library.positions import position_of, version_at
@@ -508,21 +517,27 @@ class Ledger:
 
 def about_a_subject(command: Command) -> bool:
     """Whether a command's personal fields belong to a data subject: it names an account or
-    an order (whose account is the subject)."""
-    return isinstance(command, OrderCommand) or isinstance(
+    an order (whose account is the subject), restores a coupon (the account whose order used
+    it) or defines a promotion (the promotion's own text key, ``promotion_subject``)."""
+    return isinstance(command, (OrderCommand, RestoreEntitlement, DefinePromotion)) or isinstance(
         getattr(command, "account_no", None), str
     )
 
 
 def digest_subject(command: Command, uow: UnitOfWork) -> str | None:
-    """The data subject whose key digests a command's personal fields: the account it names,
-    else its order's account; None for an order not (yet) in the ledger."""
+    """The data subject whose key digests a command's personal fields (``about_a_subject``);
+    None for an order or a coupon's user not (yet) in the ledger."""
     account_no = getattr(command, "account_no", None)
     if isinstance(account_no, str):
         return account_no
     if isinstance(command, OrderCommand):
         order = uow.get(Order, order_id(command.order_no))
         return None if order is None else order.account_no
+    if isinstance(command, RestoreEntitlement):
+        coupon = uow.get(Entitlement, entitlement_id(command.code))
+        return None if coupon is None else coupon.consumer_account
+    if isinstance(command, DefinePromotion):
+        return promotion_subject(command.promotion_no)
     return None
 
 
@@ -556,16 +571,19 @@ def open_ledger(
     create: bool = True,
     clock: Clock | None = None,
     policy: Policy | None = None,
+    keys: bool = True,
 ) -> Ledger:
     """Open the ledger on ``url`` (None: the default SQLite file; a string is parsed as
     ``LEDGER_DATABASE_URL``). With ``create`` a missing SQLite file is made; without it,
     a missing database is ``STORAGE_UNAVAILABLE`` and nothing is created (ledger/storage.py).
-    Raises InvalidCommand for a malformed URL."""
+    Without ``keys`` the master key file is not read (work that touches no personal data:
+    sealing, API keys); a key asked for is then MasterKeyError.
+    Raises InvalidCommand for a malformed URL, MasterKeyError (with ``keys``)."""
     where = StorageUrl.of(url)
     with opening(where, create=create):
         app = LedgerApplication(env=library_env(where))
         try:
-            keystore = open_keystore(where)
+            keystore = open_keystore(where, None if keys else NoMasterKey())
         except LedgerError:
             app.close()
             raise

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ledger.domain import codes
 from ledger.domain.data_subject import RetentionRequired
 from ledger.domain.errors import LedgerError, RuleViolation
+from ledger.key_admin import expire_linkage
 from ledger.keystore import KeyStore
 
 if TYPE_CHECKING:
@@ -59,6 +60,14 @@ def settle(keystore: KeyStore, result: CommandResult) -> CommandResult | LedgerE
 
 
 def destroy_keys(keystore: KeyStore, subject_id: str, at: datetime) -> bool:
-    """Crypto-shred every key of ``subject_id`` (scope ALL, the key store's default); True
-    if a live key was destroyed now. Idempotent: a destroyed key stays destroyed."""
-    return keystore.destroy(subject_id, at)
+    """Crypto-shred every key of ``subject_id`` (scope ALL, the key store's default), and, in
+    the same step, every linkage year key due by ``at`` (``expire_linkage``): the subject's
+    linkage digests in its orders' events and in the limit counters (stream ids and
+    ``LimitCounterOpened.signal``, which an append-only log cannot rewrite) then confirm no
+    guess. An erasure comes only once every retention of its orders has ended (``check_erasable``:
+    three years from completion, ECL 31), past 1 January two years after each order's year,
+    when the keys its digests were made under are due. True if a live subject key was
+    destroyed now. Idempotent: a destroyed key stays destroyed."""
+    destroyed = keystore.destroy(subject_id, at)
+    expire_linkage(keystore, at)
+    return destroyed

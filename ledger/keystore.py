@@ -55,7 +55,13 @@ from psycopg.rows import tuple_row
 from ledger.domain import codes
 from ledger.domain.errors import InvalidCommand, LedgerError
 from ledger.files import prepare_sqlite_file
-from ledger.key_wrapping import FileKeyWrapper, KeyWrapper, MasterKeyError, default_wrapper
+from ledger.key_wrapping import (
+    FileKeyWrapper,
+    KeyWrapper,
+    MasterKeyError,
+    NoMasterKey,
+    default_wrapper,
+)
 from ledger.pg_pool import lease_for
 from ledger.sqlite_tx import write_transaction
 from ledger.storage_url import StorageUrl
@@ -298,6 +304,11 @@ class KeyStore(ABC):
             ):
                 return was_live
 
+    def knows(self, subject_id: str) -> bool:
+        """True if the store ever held a key of ``subject_id`` (live, or destroyed and kept
+        as a tombstone): a data subject the ledger has sealed something for. Never creates."""
+        return bool(self._load_names([validate_subject_id(subject_id)]))
+
     def is_destroyed(self, subject_id: str, scope: KeyScope = KeyScope.ALL) -> bool:
         """True if the subject's keys of ``scope`` were destroyed (``ALL``: its main key, i.e.
         erased; ``DIRECT``: its newest direct-identifier generation, i.e. no live key holds
@@ -385,6 +396,10 @@ class KeyStore(ABC):
         for slot, stored in self._rows_not_wrapped_by(self.wrapper.current_id(), 1):
             self.wrapper.unwrap(stored[0], stored[1], _context(slot))
 
+    def count_wrapped_by(self, master_id: str) -> int:
+        """How many live keys master key ``master_id`` wraps (what retiring it would lose)."""
+        return self._count_live(master_id)
+
     def count_live(self) -> int:
         """How many live keys the store holds (rotate-master's progress bar total)."""
         return self._count_live()
@@ -451,8 +466,8 @@ class KeyStore(ABC):
         is still live and wrapped by that old master key (a compare-and-set per row)."""
 
     @abstractmethod
-    def _count_live(self) -> int:
-        """Number of live keys."""
+    def _count_live(self, master_id: str | None = None) -> int:
+        """Number of live keys (wrapped by ``master_id`` if given)."""
 
     # Rules over the primitives ---------------------------------------------------------------
 
@@ -572,7 +587,9 @@ def _current_kind(subject_id: str, rows: dict[Slot, Stored | None], create: bool
 def open_keystore(url: StorageUrl, wrapper: KeyWrapper | None = None) -> KeyStore:
     """The keys in the ledger's own database: PostgreSQL or the SQLite file ``url`` names
     (made 0600 if missing: ``ledger.storage.opening`` decides beforehand whether a missing
-    database may be made), wrapped by ``wrapper`` (default: the master key file).
+    database may be made), wrapped by ``wrapper`` (default: the master key file). A master
+    keyring file records the database (without password) as one of its users, so retiring a
+    master key version can check every database it serves (ledger/key_admin.py).
     Raises MasterKeyError if the master key cannot be read."""
     wrapper = wrapper if wrapper is not None else default_wrapper()
     if url.sqlite_path is not None:
@@ -581,7 +598,10 @@ def open_keystore(url: StorageUrl, wrapper: KeyWrapper | None = None) -> KeyStor
     else:
         store = PostgresKeyStore(url, wrapper=wrapper)
     try:
-        store.check_master_key()
+        if not isinstance(wrapper, NoMasterKey):
+            store.check_master_key()
+        if isinstance(wrapper, FileKeyWrapper):
+            wrapper.register(url.without_password)
     except BaseException:
         store.close()
         raise
@@ -797,10 +817,12 @@ class SqliteKeyStore(KeyStore):
                 [(new[0], new[1], slot[0], slot[1], old) for slot, old, new in swaps],
             )
 
-    def _count_live(self) -> int:
+    def _count_live(self, master_id: str | None = None) -> int:
         with self._lock:
             (count,) = self._conn.execute(
                 f"SELECT count(*) FROM {TABLE} WHERE wrapped IS NOT NULL"
+                " AND coalesce(master_key_id = ?, TRUE)",
+                (master_id,),
             ).fetchone()
         return int(count)
 
@@ -992,11 +1014,15 @@ class PostgresKeyStore(KeyStore):
                 [(new[0], new[1], slot[0], slot[1], old) for slot, old, new in swaps],
             )
 
-    def _count_live(self) -> int:
+    def _count_live(self, master_id: str | None = None) -> int:
         with self._pool.connection() as conn:
             row = (
                 _tuples(conn)
-                .execute(f"SELECT count(*) FROM {TABLE} WHERE wrapped IS NOT NULL")
+                .execute(
+                    f"SELECT count(*) FROM {TABLE} WHERE wrapped IS NOT NULL"
+                    " AND coalesce(master_key_id = %s::text, TRUE)",
+                    (master_id,),
+                )
                 .fetchone()
             )
         return int(row[0]) if row else 0

@@ -18,6 +18,8 @@ and, for its open orders, from the log:
   ``DirectIdentifiersRemoved`` names the orders and the retired generations (with the
   restriction the ended purpose brings while a retention runs: ``restricted``); the views
   blank those orders' direct identifiers.
+- linkage year keys due (``expire_linkage``: year Y's on 1 January Y+2), before any subject,
+  not counted (they are no subject's);
 - ``direct_keys``: retired generations whose ``DIRECT_KEY_GRACE`` has passed (no process can
   still be sealing a new order under them), while still nothing is open and no hold is on,
   are destroyed: every name, phone and address sealed under them is unreadable for good.
@@ -47,6 +49,7 @@ from ledger.domain.data_subject import DataSubject, DataSubjectRegistered
 from ledger.domain.ids import data_subject_id
 from ledger.driver_errors import storage_errors
 from ledger.erasure import destroy_keys
+from ledger.key_admin import expire_linkage
 from ledger.library.bulk_read import load_streams
 from ledger.open_orders import events_of_topics, open_orders_by_subject
 
@@ -97,6 +100,8 @@ def run_retention(
     summary = RetentionSummary(at, dry_run)
     run_id = f"retention-run-{uuid.uuid4().hex}"
     with storage_errors():
+        if not dry_run:  # linkage year keys due (README "Linkage"), whatever else is due
+            expire_linkage(ledger.keystore, at)
         subjects = subject_ids(ledger)
         open_orders = open_orders_by_subject(ledger.app)
         summary.subjects = len(subjects)
@@ -123,11 +128,13 @@ def step_subject(
 ) -> None:
     """The steps due for one subject (``run_retention``), counted in ``summary``."""
     subject_id = subject.subject_id
+    # A step is counted once it is done (saved, or its key destroyed by this run): two runs
+    # at once each count only what they did, and a clash is counted as a clash alone.
     if subject.erased is not None:
-        if not ledger.keystore.is_destroyed(subject_id):
+        if not ledger.keystore.is_destroyed(subject_id) and (
+            summary.dry_run or destroy_keys(ledger.keystore, subject_id, subject.erased["at"])
+        ):
             summary.steps["keys"] += 1
-            if not summary.dry_run:
-                destroy_keys(ledger.keystore, subject_id, subject.erased["at"])
         return
     waiting = open_orders.get(subject_id, set())
     if subject.erasure_due(ctx.at):
@@ -135,10 +142,12 @@ def step_subject(
             summary.steps["waiting"] += 1
             return
         outcome = subject.complete_erasure(ctx)["outcome"]
-        summary.steps["held" if outcome == "waiting" else outcome] += 1
-        saved = outcome != "waiting" and _saved(ledger, subject, summary)
-        if saved and outcome == "erased":
-            destroy_keys(ledger.keystore, subject_id, ctx.at)
+        if outcome == "waiting":
+            summary.steps["held"] += 1
+        elif summary.dry_run or _saved(ledger, subject, summary):
+            summary.steps[outcome] += 1
+            if outcome == "erased" and not summary.dry_run:
+                destroy_keys(ledger.keystore, subject_id, ctx.at)
         return
     if not subject.deidentification_due(waiting):
         _destroy_retired_keys(ledger, subject, ctx.at, waiting, summary)
@@ -148,10 +157,10 @@ def step_subject(
     # generation early, and the next run retires again and names both.
     retired = [] if summary.dry_run else ledger.keystore.retire_direct(subject_id)
     subject.remove_direct_identifiers(ctx, waiting, retired)
-    summary.steps["deidentified"] += 1
-    if subject.restriction is not restricted_before:
-        summary.steps["restricted"] += 1
-    if _saved(ledger, subject, summary) or summary.dry_run:
+    if summary.dry_run or _saved(ledger, subject, summary):
+        summary.steps["deidentified"] += 1
+        if subject.restriction is not restricted_before:
+            summary.steps["restricted"] += 1
         _destroy_retired_keys(ledger, subject, ctx.at, waiting, summary)  # retired earlier
 
 
@@ -168,9 +177,8 @@ def _destroy_retired_keys(
     live = [k for k in due if not ledger.keystore.kind_destroyed(subject.subject_id, k)]
     if not live:
         return
-    summary.steps["direct_keys"] += 1
-    if not summary.dry_run:
-        ledger.keystore.destroy_kinds(subject.subject_id, live, at)
+    if summary.dry_run or ledger.keystore.destroy_kinds(subject.subject_id, live, at):
+        summary.steps["direct_keys"] += 1
 
 
 def _saved(ledger: Ledger, subject: DataSubject, summary: RetentionSummary) -> bool:

@@ -159,6 +159,10 @@ class Sealer:
     def __init__(self, keystore: KeyStore) -> None:
         self._keystore = keystore
 
+    def knows(self, subject_id: str) -> bool:
+        """Whether the key store ever keyed ``subject_id`` (``KeyStore.knows``)."""
+        return self._keystore.knows(subject_id)
+
     def seal(
         self, subject_id: str, field: str, plaintext: str, *, stream: str, kind: str = MAIN
     ) -> str:

@@ -55,6 +55,17 @@ def redact(text: str) -> str:
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{tail}"
 
 
+def strip_password(text: str) -> tuple[str, bool]:
+    """``text`` (a database URL) with the password of its user part left out, and whether
+    there was one: what may be printed for a user to run again (libpq then reads the password
+    from ``PGPASSWORD`` or ``~/.pgpass``)."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, tail = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return text, False
+    return f"{scheme}://{userinfo.split(':', 1)[0]}@{tail}", True
+
+
 @dataclass(frozen=True)
 class PgTarget:
     """Connection parameters, as psycopg and the library's settings take them."""
@@ -97,6 +108,16 @@ class StorageUrl:
         if self.pg is not None:
             return f"PostgreSQL {self.pg.host}:{self.pg.port}/{self.pg.dbname}"
         return f"SQLite {self.sqlite_path}"
+
+    @property
+    def without_password(self) -> str:
+        """A URL that opens this database again with the password left out (PostgreSQL then
+        takes it from ``PGPASSWORD`` or ``~/.pgpass``); a SQLite file by its absolute path.
+        What a master keyring records of the databases using it."""
+        if self.pg is not None:
+            return f"postgresql://{self.pg.user}@{self.pg.host}:{self.pg.port}/{self.pg.dbname}"
+        assert self.sqlite_path is not None
+        return f"{SQLITE_PREFIX}{self.sqlite_path.resolve()}"
 
     @classmethod
     def sqlite(cls, path: Path, *, pool_size: int | None = None) -> StorageUrl:

@@ -228,6 +228,31 @@ class Batch:
         buf.loaded.update(wanted)
         buf.fresh.update(wanted)
 
+    def prefetch_where(self, name: str, column: str, values: Iterable[Any]) -> list[Any]:
+        """Load every row whose ``column`` held one of ``values`` when this batch began (the
+        table as flushed; rows this batch changed are the caller's to look at), through
+        ``prefetch``, so the row cache stays the one copy; their first-key values. For rare
+        steps (an erasure regrouping a component): it reads the table, never the cache."""
+        buf = self.buffers[name]
+        table = buf.table
+        assert table.load_by is not None, f"{name} is append-only"
+        wanted = sorted(set(values))
+        if not wanted:
+            return []
+        rows = self.db.select_in(self.cur, table, buf.physical, column, wanted)
+        firsts = sorted({row[table.load_by] for row in rows})
+        self.prefetch(name, firsts)
+        return firsts
+
+    def edit_indexed(self, name: str, key: Any) -> Row | None:
+        """``edit`` for a row whose ``cache_index`` column the caller will change outside
+        ``relabel`` (a group split): the row cache re-indexes it after the flush."""
+        row = self.edit(name, key)
+        if row is not None:
+            buf = self.buffers[name]
+            buf.fresh.add(buf.first(key))
+        return row
+
     def _from_cache(self, buf: TableBuffer, wanted: list[Any]) -> list[Any]:
         assert self.cache is not None
         missing = []

@@ -50,7 +50,9 @@ class PeriodicSealer(threading.Thread):
     def seal_once(self) -> None:
         """One seal; failures logged, never raised (the worker goes on)."""
         try:
-            ledger = open_ledger(self.url, create=False)
+            ledger = open_ledger(
+                self.url, create=False, keys=False
+            )  # sealing reads no personal data
             try:
                 rt = open_runtime(self.url, create=False)
                 try:

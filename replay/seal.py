@@ -8,10 +8,15 @@ sign its head as a C2SP checkpoint, keep the checkpoint in the database, record 
    rows no transaction can still add a row before are taken (``projections.engine.settled``):
    a position that may yet commit stops the page there, so the tree never skips a row that
    commits later. Positions a rolled-back transaction left out are simply not leaves.
-2. The head is signed (the same key and tree always give the same note: Ed25519 is
-   deterministic) and stored in ``ledger_merkle_checkpoints``.
-3. The checkpoint is saved as an event (a later leaf), and written as ``<size>.checkpoint``
-   in ``LEDGER_CHECKPOINT_DIR``. A crash between the steps leaves nothing wrong: the next
+2. The log gets its id if it has none (``replay.log_identity``; its own transaction, kept for
+   good). The head is signed (the same key and tree always give the same note: Ed25519 is
+   deterministic).
+3. The file ``<LEDGER_CHECKPOINT_DIR>/<log id>/<size>.checkpoint`` is written, or found
+   holding the same note, *before* anything of the checkpoint is stored: a different note
+   there stops the seal with nothing kept. Then the checkpoint is stored in
+   ``ledger_merkle_checkpoints`` (a failure there removes the file this seal made) and saved
+   as an event (a later leaf). A crash between the steps leaves nothing wrong: a file left
+   without its row is a true checkpoint of this log (its rows give its root), and the next
    seal finds the head, signs it again to the same bytes, and finishes what is missing.
 """
 
@@ -36,6 +41,7 @@ from projections.engine import Runtime, settled
 from projections.events import RawEvent
 from replay.checkpoint import Checkpoint, sign_checkpoint
 from replay.leaves import row_leaf
+from replay.log_identity import checkpoint_path, new_log_id
 from replay.signed_note import NoteInvalid, Signer
 from replay.tiles import TILE_HEIGHT, TILE_WIDTH, Head, Tile, TileStore
 
@@ -47,9 +53,10 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class SealReport:
-    """What a seal did: the tree's ``size`` and ``root`` (32 bytes), the last position it
-    covers, how many rows this seal added, the signed note and where its file is."""
+    """What a seal did: the log's id, the tree's ``size`` and ``root`` (32 bytes), the last
+    position it covers, how many rows this seal added, the signed note and where its file is."""
 
+    log_id: str
     size: int
     root_hash: bytes
     last_position: int
@@ -134,20 +141,31 @@ def seal(
     on_progress: Progress | None = None,
 ) -> SealReport:
     """Seal the log (see the module docstring). Raises ``ProjectionsBusy`` if another seal
-    runs, ``NoteInvalid`` if a different checkpoint of the same size is already on file
-    (the log was rewritten, or the key changed), ``StorageUnavailable``, ``OSError``."""
+    runs, ``NoteInvalid`` if a different checkpoint of the same size of this log is already
+    on file or kept (the log was rewritten, or the key changed): then no checkpoint is kept,
+    recorded or written. Also ``StorageUnavailable``, ``OSError``."""
     store = TileStore(rt.db)
     with rt.db.exclusive(SEAL_LOCK):
         with rt.db.snapshot() as cur:
             before = store.head(cur).size if store.exists(cur) else 0
         head = extend(rt, store, on_progress)
+        with rt.db.write() as cur:
+            log_id = store.claim_log_id(cur, new_log_id())
         root_hash = head.compact().root()
         note = sign_checkpoint(Checkpoint(signer.name, head.size, root_hash), signer)
-        with rt.db.write() as cur:
-            store.add_checkpoint(cur, head.size, head.last_position, note)
+        file = checkpoint_path(checkpoint_dir, log_id, head.size) if checkpoint_dir else None
+        made = write_checkpoint_file(file, log_id, head.size, note) if file else False
+        try:
+            with rt.db.write() as cur:
+                store.add_checkpoint(cur, head.size, head.last_position, note)
+        except BaseException:
+            if made and file is not None:  # nothing half-done: no file of an unkept checkpoint
+                file.unlink(missing_ok=True)
+            raise
         _record(ledger, actor, head, root_hash, note)
-        file = write_checkpoint_file(checkpoint_dir, head.size, note) if checkpoint_dir else None
-    return SealReport(head.size, root_hash, head.last_position, head.size - before, note, file)
+    return SealReport(
+        log_id, head.size, root_hash, head.last_position, head.size - before, note, file
+    )
 
 
 def _record(ledger: Ledger, actor: Actor, head: Head, root_hash: bytes, note: str) -> None:
@@ -161,25 +179,27 @@ def _record(ledger: Ledger, actor: Actor, head: Head, root_hash: bytes, note: st
         ledger.app.save(checkpoint)
 
 
-def write_checkpoint_file(directory: Path, size: int, note: str) -> Path:
-    """``<directory>/<size>.checkpoint``, written whole and linked into place. The same
-    checkpoint already there is fine; a different one is ``NoteInvalid``: two signed heads of
-    one size mean a rewritten log or another key, and the file an auditor kept must stay."""
-    private_directory(directory)
-    path = directory / f"{size}.checkpoint"
-    draft = directory / f".{size}.checkpoint.{secrets.token_hex(4)}.new"
+def write_checkpoint_file(path: Path, log_id: str, size: int, note: str) -> bool:
+    """Write ``note`` to ``path``, whole, linked into place; whether this call made the file.
+    The same checkpoint already there is fine; a different one is ``NoteInvalid``: two signed
+    heads of one size of one log (the directory is the log's own) mean a rewritten log or
+    another key, and the file an auditor kept must stay."""
+    private_directory(path.parent)
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}.new")
     with create_new(draft) as out:
         out.write(note.encode())
         out.flush()
         os.fsync(out.fileno())
     try:
         os.link(draft, path)
+        return True
     except FileExistsError:
         if path.read_bytes() != note.encode():
             raise NoteInvalid(
-                f"{path} holds another checkpoint of {size} leaves: the log was rewritten "
-                "or signed by another key; run `ledger verify`"
+                f"{path} holds another checkpoint of {size} leaves of this log ({log_id}): "
+                "the log was rewritten since that seal, or signed by another key; no "
+                f"checkpoint was kept. Run `ledger verify --checkpoint {path}`"
             ) from None
+        return False
     finally:
         draft.unlink(missing_ok=True)
-    return path

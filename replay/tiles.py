@@ -28,6 +28,7 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 TILES_TABLE = "ledger_merkle_tiles"
 HEAD_TABLE = "ledger_merkle_head"
 CHECKPOINTS_TABLE = "ledger_merkle_checkpoints"
+LOG_TABLE = "ledger_merkle_log"
 _POSITION = struct.Struct(">Q")
 MAX_CACHED = 65_536  # tiles or nodes a TileSource keeps (a few MB); then it starts afresh
 
@@ -106,6 +107,9 @@ class TileStore:
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} (size bigint PRIMARY KEY, "
             "last_position bigint NOT NULL, note text NOT NULL, recorded_at bigint)"
+        )
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {LOG_TABLE} (one bigint PRIMARY KEY, log_id text NOT NULL)"
         )
 
     def exists(self, cur: Any) -> bool:
@@ -195,6 +199,26 @@ class TileStore:
         )
         if self.checkpoint(cur, size) != note:
             raise NoteInvalid(f"another checkpoint of {size} leaves is kept, signed otherwise")
+
+    def log_id(self, cur: Any) -> str | None:
+        """The log's id (``replay.log_identity``), or None before its first seal."""
+        if not self.db.table_exists(cur, LOG_TABLE):
+            return None
+        cur.execute(f"SELECT log_id FROM {LOG_TABLE} WHERE one = 1")
+        found = cur.fetchone()
+        return None if found is None else str(found[0])
+
+    def claim_log_id(self, cur: Any, candidate: str) -> str:
+        """The log's id: ``candidate`` if it has none yet (kept for good), else the one it has."""
+        cur.execute(
+            self.db.sql(
+                f"INSERT INTO {LOG_TABLE} (one, log_id) VALUES (1, %s) ON CONFLICT (one) DO NOTHING"
+            ),
+            (candidate,),
+        )
+        found = self.log_id(cur)
+        assert found is not None
+        return found
 
     def checkpoint(self, cur: Any, size: int) -> str | None:
         """The signed note of the checkpoint of ``size`` leaves, if one is kept."""

@@ -17,21 +17,24 @@ consequence, said once for all such checkpoints; one that differs while every ro
 stored tree means the rows and the tree were rewritten and sealed again (a fork), named from
 the last checkpoint that held. A checkpoint not
 signed by a trusted key, of another log, or of more leaves than there are rows (a truncated
-log) fails too. Checkpoints that all match one recomputed tree are consistent with each other,
-so a log rewritten and re-sealed from an earlier size (a fork) fails on the checkpoints signed
-before the rewrite.
+log) fails too; a file in another log's directory is another ledger's checkpoint, named as
+such (``replay.log_identity``). Checkpoints that all match one recomputed tree are consistent
+with each other, so a log rewritten and re-sealed from an earlier size (a fork) fails on the
+checkpoints signed before the rewrite.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from projections.engine import Runtime
 from projections.events import RawEvent
 from replay.checkpoint import Checkpoint, open_checkpoint
 from replay.leaves import row_leaf
+from replay.log_identity import log_id_of_file
 from replay.merkle import HASH_SIZE_BYTES, CompactRange, ProofInvalid
 from replay.signed_note import NoteInvalid, Verifier
 from replay.tiles import TILE_HEIGHT, TILE_WIDTH, Tile, TileStore
@@ -56,6 +59,7 @@ class Problem:
 class VerifyReport:
     """What ``verify`` read and found; ``intact`` only with no problem."""
 
+    log_id: str | None = None
     rows: int = 0
     sealed: int = 0
     checkpoints: list[int] = field(default_factory=list)
@@ -72,6 +76,7 @@ class VerifyReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "intact": self.intact,
+            "log_id": self.log_id,
             "rows": self.rows,
             "sealed": self.sealed,
             "checkpoints": self.checkpoints,
@@ -116,15 +121,19 @@ def verify(
     on_progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Check the log against its tiles and against every checkpoint: the database's and
-    ``files`` (``(name, signed note)`` pairs). Never raises for what it finds: each is a
-    ``Problem`` of the report; raises ``StorageUnavailable`` if the database cannot be read."""
+    ``files`` (``(path, signed note)`` pairs; a file in another log's directory is reported as
+    not this ledger's, and not checked further: ``replay.log_identity``). Never raises for
+    what it finds: each is a ``Problem`` of the report; raises ``StorageUnavailable`` if the
+    database cannot be read."""
     report = VerifyReport()
     store = TileStore(rt.db)
     with rt.db.snapshot() as cur:
         sealed = store.head(cur).size if store.exists(cur) else 0
         notes = [(f"checkpoint {size}", note) for size, note in store.checkpoints(cur)]
+        report.log_id = store.log_id(cur)
         walk = _Walk(store, cur, sealed, report)
-        targets = _open_all([*notes, *files], verifiers, origin, report)
+        own = _own_files(files, report)
+        targets = _open_all([*notes, *own], verifiers, origin, report)
         _walk_rows(rt, walk, targets, on_progress)
     report.sealed = sealed
     for size in sorted({c.size for _, c in targets if c.size > report.rows}):
@@ -132,6 +141,22 @@ def verify(
                            "rows were deleted from its end"))  # fmt: skip
     report.checkpoints = sorted({c.size for _, c in targets})
     return report
+
+
+def _own_files(files: Sequence[tuple[str, str]], report: VerifyReport) -> list[tuple[str, str]]:
+    """The files of this ledger's log; each in another log's directory is a problem of its
+    own. Such a file may verify under the shared default key and log name, and its root is
+    not this log's: it is another ledger's, not a fork of this one."""
+    own = []
+    for name, note in files:
+        other = log_id_of_file(Path(name))
+        if other is None or other == report.log_id:
+            own.append((name, note))
+        else:
+            ours = report.log_id or "none yet"
+            report.add(Problem(f"{name}: not this ledger's checkpoint: it is of the log {other}, "
+                               f"this ledger's log id is {ours}"))  # fmt: skip
+    return own
 
 
 def _open_all(

@@ -20,6 +20,17 @@ CONTACT = {
 }
 
 
+def own_contact(n: int, phone_prefix: str = "1380000000", **shared: str) -> dict[str, str]:
+    """A contact of person ``n`` sharing nothing with another ``n``, except ``shared``."""
+    own = {
+        "recipient_name": f"买家{n}",
+        "phone": f"{phone_prefix}{n}",
+        "address": f"北京市海淀区中关村大街{n}号",
+        "ip": f"10.0.0.{n}",
+    }
+    return {**own, **shared}
+
+
 def submit(order_no: str, **over: Any) -> dict[str, Any]:
     cmd: dict[str, Any] = {
         "type": "submit_order",

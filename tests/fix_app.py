@@ -23,6 +23,7 @@ from ledger.clock import ManualClock
 if TYPE_CHECKING:
     from ledger.application import Ledger
     from projections.engine import Runtime
+    from projections.queries import ReadModels
 
 CLOCK_START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -110,6 +111,18 @@ def ledger_app(backend: str, clock: ManualClock) -> Iterator[Ledger]:
 def ledger(ledger_app: Ledger) -> Ledger:
     """``ledger_app``, by the name the import and projection tests give it."""
     return ledger_app
+
+
+@pytest.fixture
+def read_models(backend: str) -> Iterator[ReadModels]:
+    """The read models' queries on ``backend``; closed afterwards."""
+    from projections.queries import ReadModels
+
+    opened = ReadModels.open(backend)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture

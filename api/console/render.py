@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,6 +24,7 @@ from api.console.access import NAV
 from api.errors import Unauthenticated
 from ledger.domain.china_time import CHINA
 from ledger.domain.errors import LedgerError, StorageUnavailable
+from ledger.sealing import is_token
 
 HERE = Path(__file__).parent
 TEMPLATES = Environment(
@@ -54,7 +56,37 @@ def yuan(fen: Any) -> str:
     return f"{sign}¥{whole:,}.{cents:02d}"
 
 
+SEALED = "[sealed 已加密]"
+
+
+def readable(value: Any) -> Any:
+    """``value`` with every sealed token (ledger/sealing.py) replaced by ``[sealed 已加密]``:
+    a token's text is ciphertext and its subject id, nothing a reader can use."""
+    if is_token(value):
+        return SEALED
+    if isinstance(value, dict):
+        return {k: readable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [readable(v) for v in value]
+    return value
+
+
+def shown(value: Any) -> Markup | str:
+    """A state field for people: ``—`` for none, yes/no for flags, nested values as JSON
+    (not Python's reprs), sealed tokens as ``[sealed 已加密]``."""
+    value = readable(value)
+    if value is None or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return "是 yes" if value else "否 no"
+    if isinstance(value, dict | list):
+        text = orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
+        return Markup("<pre>{}</pre>").format(text)
+    return str(value)
+
+
 TEMPLATES.filters["when"] = when
+TEMPLATES.filters["shown"] = shown
 TEMPLATES.filters["yuan"] = yuan
 TEMPLATES.globals["NAV"] = NAV
 

@@ -20,9 +20,11 @@ status the API gives it (RFC 9457 problem details):
   ``UNSUPPORTED_MEDIA_TYPE`` 415;
 - ``SEAL_INVALID`` (a token given that does not open) is 422, ``SUBJECT_ERASED`` (the
   subject's key is gone) 409;
-- faults of the ledger itself (``COMMAND_FAILED``, ``KEYSTORE_ERROR``, ``MASTER_KEY_ERROR``,
+- faults of the ledger itself (``COMMAND_FAILED``, ``KEYSTORE_ERROR``,
   ``PROJECTION_BUILD_FAILED``, the root ``LEDGER_ERROR``) are 500; ``SHRED_INCOMPLETE`` (a
-  destroyed key still in the SQLite WAL because a reader holds a snapshot) is 503.
+  destroyed key still in the SQLite WAL because a reader holds a snapshot) is 503, and so is
+  ``MASTER_KEY_ERROR`` (the master keyring is unreadable or lacks the version a stored key
+  needs: like storage, the operator's to fix, then retry).
 
 A few codes are cited under the clause of the command or the closure that triggers them
 (``ORDER_CLOSED`` cites the closure's clause, ``NOT_SHIPPED`` the delivery step's…): their entry
@@ -573,7 +575,7 @@ KEYSTORE_ERROR = ErrorCode(
 MASTER_KEY_ERROR = ErrorCode(
     "MASTER_KEY_ERROR",
     "",
-    HTTPStatus.INTERNAL_SERVER_ERROR,
+    HTTPStatus.SERVICE_UNAVAILABLE,
     "The master key file is missing, unreadable, of the wrong size, or not the one that wrapped "
     "the stored keys.",
 )

@@ -15,6 +15,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
+from ledger.domain.free_text import mark_clear_text
 from ledger.domain.ids import entitlement_id
 from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
@@ -44,6 +45,7 @@ class EntitlementIssued(EntitlementEvent, Aggregate.Created):
         agg.holder_account = self.holder_account
         agg.valid_until = self.valid_until
         agg.consumed_by = None
+        agg.consumer_account = None  # the last to use it: kept after a restore
         agg.forfeited = False
 
 
@@ -54,6 +56,7 @@ class EntitlementConsumed(EntitlementEvent):
 
     def apply(self, agg: Any) -> None:
         agg.consumed_by = self.order_no
+        agg.consumer_account = self.account_no  # whose data a restore's rule may carry
         agg.forfeited = False
 
 
@@ -68,6 +71,18 @@ class EntitlementForfeited(EntitlementEvent):
 
 @topic("entitlement/Restored")
 class EntitlementRestored(EntitlementEvent):
+    """The coupon given back under ``rule`` for ``order_no``. From version 2 on ``rule`` is
+    the text a person typed sealed under the main key of the account whose order had used the
+    coupon, bound to that order (issue 11, item 7), or the ledger's own rule name in clear
+    (``7D art. 15`` for a no-reason return); version 1 text reads back ``clear:``-marked."""
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """v1 held the rule in clear; v2 holds it sealed (or the ledger's own rule name)."""
+        mark_clear_text(state, "rule")
+
     order_no: str
     rule: str
 
@@ -93,6 +108,7 @@ class Entitlement(JournaledAggregate):
         holder_account: str | None
         valid_until: datetime | None
         consumed_by: str | None
+        consumer_account: str | None
         forfeited: bool
 
     @property
@@ -174,12 +190,14 @@ class Entitlement(JournaledAggregate):
         if self.consumed_by is None:
             raise RuleViolation(codes.ENTITLEMENT_NOT_CONSUMED, "the coupon was never used")
 
-    def restore(self, ctx: Ctx, rule: str) -> None:
+    def restore(self, ctx: Ctx, rule: str, recorded_rule: str) -> None:
+        """Give the coupon back under ``rule`` (as typed: checked), recorded as
+        ``recorded_rule`` (sealed, or the ledger's own rule name)."""
         self.check_restorable(rule)
         self.trigger_event(
             EntitlementRestored,
             timestamp=ctx.at,
             command_id=ctx.command_id,
             order_no=self.consumed_by,
-            rule=rule,
+            rule=recorded_rule,
         )

@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate
 from ledger.domain import codes
 from ledger.domain.context import Ctx
 from ledger.domain.errors import RuleViolation
+from ledger.domain.free_text import mark_clear_text
 from ledger.domain.ids import promotion_id
 from ledger.domain.journal import JournaledAggregate
 from ledger.domain.topics import topic
@@ -21,8 +22,30 @@ class PromotionEvent(Aggregate.Event):
     command_id: str
 
 
+def promotion_subject(promotion_no: str) -> str:
+    """The data subject a promotion's free text is sealed under (issue 11, item 7): a key of
+    its own per promotion, ``promotion#<stream id hex>``. The text is the mall's, typed by an
+    admin, and names no account; but what a person types may identify someone (PIPL 4), and
+    the ledger cannot tell whom, so the smallest thing it can shred without touching any other
+    record (PIPL 47) is that promotion's text. ``#`` is never in an account number, so it names
+    no account's key; the stream id, not the number, since a number may hold ``:``."""
+    return f"promotion#{promotion_id(promotion_no).hex}"
+
+
+def _description_v2(state: dict[str, Any]) -> None:
+    """v1 held the description in clear; v2 holds it sealed under ``promotion_subject`` (or
+    "")."""
+    mark_clear_text(state, "description")
+
+
 @topic("promotion/Defined")
 class PromotionDefined(PromotionEvent, Aggregate.Created):
+    """``description`` from version 2 on: "" or sealed under ``promotion_subject``, bound to
+    the promotion number and field (version 1: clear text, read back ``clear:``-marked)."""
+
+    class_version = 2
+    upcast_v1_v2 = staticmethod(_description_v2)
+
     promotion_no: str
     valid_from: datetime
     valid_until: datetime
@@ -37,6 +60,11 @@ class PromotionDefined(PromotionEvent, Aggregate.Created):
 
 @topic("promotion/Revised")
 class PromotionRevised(PromotionEvent):
+    """``description`` as in ``PromotionDefined`` (version 2: sealed)."""
+
+    class_version = 2
+    upcast_v1_v2 = staticmethod(_description_v2)
+
     valid_from: datetime
     valid_until: datetime
     description: str

@@ -8,7 +8,8 @@ from ledger.domain.entitlement import Entitlement
 from ledger.domain.errors import NotFound, RuleViolation
 from ledger.domain.ids import entitlement_id, limit_rule_id, promotion_id
 from ledger.domain.limits import LimitTerms, PurchaseLimitRule
-from ledger.domain.promotion import Promotion
+from ledger.domain.promotion import Promotion, check_window, promotion_subject
+from ledger.handlers.free_text import seal_text
 from ledger.handlers.registry import handles
 from ledger.unit_of_work import UnitOfWork
 
@@ -46,21 +47,35 @@ def restore_entitlement(cmd: c.RestoreEntitlement, uow: UnitOfWork) -> None:
             codes.ENTITLEMENT_NOT_FORFEITED,
             "the code is not forfeited by a cancelled or closed order",
         )
-    entitlement.restore(uow.now, cmd.rule)
+    # The rule's text may carry data of the person whose order used the coupon (issue 11,
+    # item 7): sealed under that account's main key, bound to that order.
+    assert entitlement.consumed_by is not None and entitlement.consumer_account is not None
+    sealed = seal_text(
+        uow.sealer, entitlement.consumer_account, entitlement.consumed_by, "rule", cmd.rule
+    )
+    entitlement.restore(uow.now, cmd.rule, sealed)
 
 
 @handles(c.DefinePromotion)
 def define_promotion(cmd: c.DefinePromotion, uow: UnitOfWork) -> None:
     """A second definition of the same promotion is a revision: its rule version goes up."""
     promotion = uow.get(Promotion, promotion_id(cmd.promotion_no))
+    check_window(cmd.valid_from, cmd.valid_until)  # before a key is made for its text
+    description = seal_text(
+        uow.sealer,
+        promotion_subject(cmd.promotion_no),
+        cmd.promotion_no,
+        "description",
+        cmd.description,
+    )
     if promotion is None:
         uow.add(
             Promotion.define(
-                uow.now, cmd.promotion_no, cmd.valid_from, cmd.valid_until, cmd.description
+                uow.now, cmd.promotion_no, cmd.valid_from, cmd.valid_until, description
             )
         )
     else:
-        promotion.revise(uow.now, cmd.valid_from, cmd.valid_until, cmd.description)
+        promotion.revise(uow.now, cmd.valid_from, cmd.valid_until, description)
 
 
 @handles(c.DefinePurchaseLimit)

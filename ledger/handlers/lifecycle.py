@@ -7,6 +7,7 @@ from __future__ import annotations
 from ledger import commands as c
 from ledger.domain.account import Account
 from ledger.domain.data_subject import DataSubject
+from ledger.domain.errors import NotFound
 from ledger.domain.ids import account_id, data_subject_id
 from ledger.domain.order.aggregate import Order
 from ledger.handlers.registry import handles
@@ -67,8 +68,15 @@ def request_erasure(cmd: c.RequestErasure, uow: UnitOfWork) -> None:
     """Record the request and its outcome on the subject's stream; the outcome is the
     command's result (``ledger.erasure`` reports a refusal or deferral as its code, and
     destroys the keys once ``SubjectErased`` is saved). The subject's orders still being
-    performed are read from the log: an erasure waits for them (``ORDER_IN_PROGRESS``)."""
-    subject = subject_for(cmd.subject_id, uow)
+    performed are read from the log: an erasure waits for them (``ORDER_IN_PROGRESS``).
+
+    A subject the ledger never knew (no lifecycle stream, no order being performed, no key
+    ever made) is ``NOT_FOUND`` and nothing is written: recording an erasure for a mistyped
+    id would destroy no data and bar that account's first order for ever (SUBJECT_ERASED)."""
     open_orders = uow.open_orders(cmd.subject_id)
+    known = uow.get(DataSubject, data_subject_id(cmd.subject_id)) is not None
+    if not known and not open_orders and not uow.sealer.knows(cmd.subject_id):
+        raise NotFound(f"no data subject {cmd.subject_id}: the ledger holds nothing of it")
+    subject = subject_for(cmd.subject_id, uow)
     uow.result.update(subject.request_erasure(uow.now, cmd.reference, open_orders))
     uow.add(subject)

@@ -16,12 +16,14 @@ from ledger.domain.limits import LimitCounter
 from ledger.domain.order.aggregate import Order
 from ledger.domain.payment_ids import PaymentIdClaim
 from ledger.handlers.accounts import account_for
+from ledger.handlers.free_text import same_text, seal_text
 from ledger.handlers.lifecycle import record_retention
 from ledger.handlers.registry import handles
-from ledger.sealing import SubjectErased
 from ledger.unit_of_work import UnitOfWork
 
 ACCOUNT_GROUNDS = ("account_restricted", "account_terminated")
+# The ledger's own rule for a coupon a no-reason return gives back: recorded in clear (no
+# person typed it, so it carries no one's data).
 NO_REASON_COUPON_RULE = "7D art. 15"
 
 C = TypeVar("C", bound=c.OrderCommand)
@@ -76,15 +78,9 @@ def order_command(command_class: type[C]) -> Callable[[OrderRun[C]], OrderRun[C]
 
 
 def sealed_text(uow: UnitOfWork, order: Order, field: str, text: str) -> str:
-    """Free text a person typed, sealed under the order's subject's main key and bound to
-    the order and field (issue 11, item 5); "" stays "". For a subject already erased the
-    text is not kept at all ("") rather than refused: the command's facts still count."""
-    if not text:
-        return ""
-    try:
-        return uow.sealer.seal(order.account_no, field, text, stream=order.order_no)
-    except SubjectErased:
-        return ""
+    """Free text a person typed about ``order``, sealed under its subject's main key and bound
+    to the order and ``field`` (``seal_text``); "" stays ""."""
+    return seal_text(uow.sealer, order.account_no, order.order_no, field, text)
 
 
 @order_command(c.ReceivePayment)
@@ -273,7 +269,7 @@ def inspect_return(order: Order, cmd: c.InspectReturn, uow: UnitOfWork) -> None:
         for code in order.coupons:
             coupon = uow.get(Entitlement, entitlement_id(code))
             if coupon is not None and coupon.consumed_by == order.order_no:
-                coupon.restore(uow.now, NO_REASON_COUPON_RULE)
+                coupon.restore(uow.now, NO_REASON_COUPON_RULE, NO_REASON_COUPON_RULE)
 
 
 @order_command(c.RaiseFlag)
@@ -284,7 +280,9 @@ def raise_flag(order: Order, cmd: c.RaiseFlag, uow: UnitOfWork) -> None:
 
 @order_command(c.ReviewFlag)
 def review_flag(order: Order, cmd: c.ReviewFlag, uow: UnitOfWork) -> None:
-    order.review_flag(uow.now, cmd.flag_id, cmd.reviewer_id, cmd.outcome, cmd.note)
+    note = sealed_text(uow, order, "note", cmd.note)
+    same_note = same_text(uow.sealer, order.order_no, "note", cmd.note)
+    order.review_flag(uow.now, cmd.flag_id, cmd.reviewer_id, cmd.outcome, note, same_note)
 
 
 @order_command(c.CompleteTransaction)

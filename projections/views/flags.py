@@ -42,8 +42,9 @@ REFUSALS = Table(
         "position int, stream_id text, order_no text, account_no text, quality_reason bool, "
         "reason text, at ts"
     ),
-    key=("position",),
+    key=("stream_id", "position"),
     indexes=(("account_no", "quality_reason", "at"),),
+    load_by="stream_id",  # an erasure blanks its orders' reasons
 )
 
 
@@ -104,7 +105,7 @@ def refused(e: Event, b: Batch) -> None:
     if order is None:
         return
     d = e.fields(ev.DeliveryRefused)
-    b.add(
+    b.put(
         "refusals",
         {
             "position": e.position,
@@ -121,9 +122,17 @@ def refused(e: Event, b: Batch) -> None:
 def subject_erased(e: Event, b: Batch) -> None:
     """The subject's personal data erased (PIPL 47): on each of its orders' flags, the
     linkage hashes (signals) and the reviewer's free-text note go; criterion, outcome and
-    the orders linked stay (the record of the decision, PIPL 24)."""
+    the orders linked stay (the record of the decision, PIPL 24). Each refusal of delivery
+    keeps whether it was for a quality reason (6.1(5) counts those) and loses the reason the
+    person gave."""
     for order_no in e.fields(ds.SubjectErased).order_nos:
         stream = str(order_id(order_no))
+        b.prefetch("refusals", [stream])
+        for row in [r for r in b.rows("refusals") if r["stream_id"] == stream]:
+            refusal = b.edit("refusals", (stream, row["position"]))
+            assert refusal is not None
+            if refusal["reason"]:
+                refusal["reason"] = ERASED
         b.prefetch("flags", [stream])
         for row in [r for r in b.rows("flags") if r["stream_id"] == stream]:
             flag = b.edit("flags", (stream, row["flag_id"]))
@@ -144,7 +153,9 @@ HANDLERS: dict[str, Handler] = {
 
 PROJECTION = Projection(
     name="flags",
-    version=2,  # 2: an erased subject's signals and review notes go (SubjectErased)
+    # 2: an erased subject's signals and review notes go (SubjectErased); 3: and its refusals'
+    # reasons (refusals loaded by order)
+    version=3,
     rebuild_cost=3,
     description="abnormal-order flags (3.1.6) and refusal history (6.1(5))",
     tables=(FLAG_ORDERS, FLAGS, REFUSALS),

@@ -17,8 +17,8 @@ PAGES = {"orders_search", "order", "timeline", "integrity", "projections"}
 def test_a_tiny_run_prints_every_page_at_both_sizes_then_the_result(
     pg_server_url: str, tmp_path: Path
 ) -> None:
-    records = run_bench("bench.console", ["--orders", "40", "--samples", "3"], pg_server_url,
-                        tmp_path)  # fmt: skip
+    tiny = ["--orders", "40", "--steps", "3", "--samples", "3"]
+    records = run_bench("bench.console", tiny, pg_server_url, tmp_path)
     pages = [r for r in records if r["bench"] == "console_page"]
     assert {r["page"] for r in pages} == PAGES and len(pages) == 2 * len(PAGES)
     result = records[-1]

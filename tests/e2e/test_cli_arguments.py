@@ -226,3 +226,13 @@ def test_commands_lists_who_may_sign_a_delivery(tmp_path: Path) -> None:
     (signer,) = [line for line in listed if line.startswith("  * signer_relation: string (")]
     assert all(relation in signer for relation in SIGNER_RELATIONS), signer
     assert not [line for line in listed if "must be one line of text" in line], "said once"
+
+
+@pytest.mark.parametrize("command", [["erase"], ["access", "--out", "copy"], ["hold", "place"]])
+def test_every_subject_argument_is_refused_with_one_worded_rule(
+    command: list[str], tmp_path: Path
+) -> None:
+    done = run(tmp_path, [*command, "bad id!", "--reference", "r-1"])
+    assert done.returncode == 2
+    assert "SUBJECT: must be an account number: 1 to 128 of" in done.stderr
+    assert "--help)" in done.stderr and "^[" not in done.stderr and "bad id!" not in done.stderr

@@ -260,3 +260,16 @@ def test_two_fresh_demos_at_once_in_one_directory_both_succeed_and_leave_one_who
     path = tmp_path / "var" / f"demo-4-{CONCURRENT_ORDERS}.db"
     assert stored_events(path) == first["events_written"]
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # nothing left over
+
+
+def test_the_next_commands_name_the_demos_database_without_its_password(
+    tmp_path: Path, backend: str
+) -> None:
+    scheme, _, rest = backend.partition("://")
+    user, at, host = rest.partition("@")
+    given = f"{scheme}://{user}:s3cret{at}{host}" if at else backend  # trust auth ignores it
+    done = run_cli(tmp_path, "--orders", "3", "--seed", "5", "--database-url", given)
+    assert done.returncode == 0, done.stderr
+    assert "s3cret" not in done.stdout + done.stderr
+    assert f"projections run --once --database-url {backend}," in done.stdout
+    assert ("password is left out" in done.stdout) == bool(at)

@@ -43,7 +43,7 @@ def sealed(sealed_template: Path, tmp_path: Path) -> Path:
 
 
 def test_a_seal_writes_the_checkpoint_file_and_verify_says_intact(sealed: Path) -> None:
-    files = list((sealed / "var" / "checkpoints").glob("*.checkpoint"))
+    files = list((sealed / "var" / "checkpoints").glob("*/*.checkpoint"))
     assert len(files) == 1
     again = ledger(sealed, "seal", "--json")
     outcome = json.loads(again.stdout)
@@ -133,14 +133,54 @@ def test_the_worker_seals_on_its_timer_and_once_more_as_it_stops(tmp_path: Path)
     )
     checkpoints = tmp_path / "var" / "checkpoints"
     deadline = time.monotonic() + 60
-    while not list(checkpoints.glob("*.checkpoint")) and time.monotonic() < deadline:
+    while not list(checkpoints.glob("*/*.checkpoint")) and time.monotonic() < deadline:
         time.sleep(0.2)
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=60)
     assert worker.returncode == 0, stderr
     assert "sealed" in stderr
-    sizes = sorted(int(p.stem) for p in checkpoints.glob("*.checkpoint"))
+    sizes = sorted(int(p.stem) for p in checkpoints.glob("*/*.checkpoint"))
     assert len(sizes) >= 2  # the timer's, and the last one as the worker stopped
     done = ledger(tmp_path, "verify", "--json")
     assert done.returncode == 0, done.stdout
     assert json.loads(done.stdout)["checkpoints"] == sizes
+
+
+def test_seal_prove_verify_and_api_keys_need_no_master_key(sealed: Path, tmp_path: Path) -> None:
+    gone = str(tmp_path / "no-such" / "master.key")
+    for args in (["seal", "--json"], ["prove", "7"], ["verify"], ["keys", "list"]):
+        done = run(sealed, args, LEDGER_MASTER_KEY=gone)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "MASTER_KEY_ERROR" not in done.stderr
+    assert not Path(gone).exists()  # no master key was made either
+
+
+@pytest.mark.slow  # eight processes (~5 s); test_checkpoint_files.py runs by default
+def test_a_sqlite_and_a_postgresql_ledger_sealed_from_one_directory_keep_apart(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The newcomer's sequence: the SQLite demo sealed, then the PostgreSQL demo sealed in the
+    same directory (one default key and checkpoint directory): both seals succeed, each
+    ``verify`` passes on its own files, and a file of the other is named as not its own."""
+    pg = ["--database-url", pg_url]
+    sealed: list[dict[str, object]] = []
+    for url in ([], pg):
+        assert ledger(tmp_path, "demo", "--orders", "5", *url).returncode == 0
+        done = ledger(tmp_path, "seal", "--json", *url)
+        assert done.returncode == 0, done.stderr
+        sealed.append(json.loads(done.stdout))
+    lite, post = sealed
+    assert lite["size"] == post["size"]  # one name in the shared directory before log ids
+    assert lite["log_id"] != post["log_id"] and lite["file"] != post["file"]
+    for outcome, url in ((lite, []), (post, pg)):
+        done = ledger(tmp_path, "verify", "--checkpoint", str(outcome["file"]), "--json", *url)
+        assert done.returncode == 0, done.stdout
+        assert json.loads(done.stdout)["log_id"] == outcome["log_id"]
+    for mine, theirs, url in ((lite, post, []), (post, lite, pg)):
+        done = ledger(tmp_path, "verify", "--checkpoint", str(theirs["file"]), *url)
+        assert done.returncode == 1
+        assert (
+            f"NOT INTACT: {theirs['file']}: not this ledger's checkpoint: it is of the log "
+            f"{theirs['log_id']}, this ledger's log id is {mine['log_id']}"
+        ) in done.stdout
+        assert "fork" not in done.stdout

@@ -195,6 +195,11 @@ def test_one_log_line_per_request_names_route_template_status_and_key_not_the_pa
     unknown = api.client.get("/v1/orders/HZ-77/anything", headers={"X-Request-Id": "u-1"})
     (line,) = [line for line in request_lines(caplog) if line["request_id"] == "u-1"]
     assert unknown.status_code == 404 and line["route"] == "unmatched"
+    page = api.client.get(
+        "/console/orders/HZ-77", headers={"X-Request-Id": "c-1"}, follow_redirects=False
+    )
+    (line,) = [line for line in request_lines(caplog) if line["request_id"] == "c-1"]
+    assert page.status_code == 303 and line["route"] == "/console/orders/{order_no}"
 
 
 def test_personal_data_in_a_body_query_or_header_never_reaches_the_log(

@@ -196,6 +196,17 @@ def test_a_picked_time_shows_the_order_as_it_stood_then(api: Api, clock: ManualC
     assert bad.status_code == 400 and "at: must be a date and time" in bad.text
 
 
+def test_the_timeline_state_reads_as_json_with_sealed_fields_marked(api: Api) -> None:
+    sent(api, b.submit("T2"))
+    sign_in(api.client, api.keys["auditor"])
+    page = api.client.get("/console/orders/T2/timeline").text
+    state = page[page.index('id="state"') : page.index("</dl>")]
+    assert "[sealed 已加密]" in state  # the contact's fields
+    assert "s2:" not in state and "s1:" not in state  # no ciphertext, no subject id
+    assert "{&#39;" not in state and "None" not in state and "False" not in state
+    assert "&#34;sku&#34;: " in state  # the lines as JSON
+
+
 # -- integrity ----------------------------------------------------------------------------------
 def sealed_now(api: Api, clock: ManualClock, signer: Signer) -> SealReport:
     ledger, rt = open_ledger(api.url, clock=clock), open_runtime(api.url)

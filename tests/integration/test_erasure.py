@@ -20,12 +20,15 @@ from ledger.application import Ledger
 from ledger.clock import ManualClock
 from ledger.domain import data_subject as ds
 from ledger.domain.context import LOCAL_ACTOR
+from ledger.domain.errors import NotFound
 from ledger.domain.ids import data_subject_id
+from ledger.domain.order import events as ev
 from ledger.erasure import ErasureRetentionRequired
 from ledger.sealing import ERASED
 from projections.engine import Runtime
+from projections.views.flags import FLAGS, REFUSALS
 from tests import builders as b
-from tests.checks import events_of, export_text
+from tests.checks import events_of, export_text, stream
 from tests.integration.test_projections import catch_up
 from tests.integration.test_retention import completed_unpaid, hold, release, subject_of
 from tests.integration.test_shredding import all_stored_bytes
@@ -68,6 +71,18 @@ def test_a_subject_with_no_hold_and_no_retention_is_erased_and_its_key_destroyed
     assert set(ledger_app.contact("O-1").values()) == {ERASED}
     order = ledger_app.order("O-1")  # still replays: amounts and states are kept
     assert order.total_due_fen > 0
+
+
+def test_an_erasure_of_a_subject_the_ledger_never_knew_is_not_found_and_writes_nothing(
+    ledger_app: Ledger,
+) -> None:
+    head = ledger_app.app.recorder.max_notification_id()
+    with pytest.raises(NotFound) as refused:
+        ledger_app.execute(erase(subject_id="acct-typo"))
+    assert refused.value.code == "NOT_FOUND"
+    assert ledger_app.app.recorder.max_notification_id() == head  # no request, no stream
+    assert not ledger_app.keystore.knows("acct-typo")
+    ledger_app.execute(b.submit("O-9", account_no="acct-typo"))  # its first order still goes
 
 
 def test_an_erasure_under_a_legal_hold_is_refused_and_recorded_and_the_key_kept(
@@ -195,6 +210,31 @@ def test_a_legal_hold_is_named_before_an_order_in_progress(ledger_app: Ledger) -
     assert caught.value.code == "LEGAL_HOLD"
 
 
+def refused_and_reviewed(ledger: Ledger, clock: ManualClock, order_no: str) -> None:
+    """acct-1's order refused at delivery with a reason, flagged and reviewed with a note
+    (both naming the phone), closed, refunded and completed."""
+    ledger.execute(b.submit(order_no))
+    ledger.execute(b.pay(order_no))
+    ledger.execute(b.ship(order_no))
+    refusal = {"quality_reason": False, "reason": f"call {PLAIN['phone']}"}
+    ledger.execute(b.order_cmd("refuse_delivery", order_no, **refusal))
+    evidence = {"orders": [order_no], "signals": ["phone"]}
+    flag = {"flag_id": "F-1", "criterion": 4, "evidence": evidence, "automated": False}
+    ledger.execute(b.order_cmd("raise_flag", order_no, **flag))
+    review = {"reviewer_id": "risk-7", "outcome": "dismissed", "note": PLAIN["phone"]}
+    ledger.execute(b.order_cmd("review_flag", order_no, flag_id="F-1", **review))
+    ledger.execute(b.order_cmd("close_order", order_no, ground="delivery_refused"))
+    for refund_id in list(ledger.order(order_no).pending_refunds):  # the closure's refund
+        ledger.execute(b.order_cmd("complete_refund", order_no, refund_id=refund_id))
+    clock.set(clock.now() + timedelta(minutes=1))
+    ledger.execute(b.order_cmd("complete_transaction", order_no))
+
+
+def linkage_of(ledger: Ledger, order_no: str) -> dict[str, str]:
+    [submitted] = [e for e in stream(ledger, order_no) if isinstance(e, ev.OrderSubmitted)]
+    return dict(submitted.linkage)
+
+
 def test_after_erasure_no_table_export_copy_or_log_holds_the_subjects_plaintext(
     ledger_app: Ledger,
     clock: ManualClock,
@@ -210,11 +250,18 @@ def test_after_erasure_no_table_export_copy_or_log_holds_the_subjects_plaintext(
     ledger_app.execute(b.submit("O-1"))
     ledger_app.execute(b.order_cmd("cancel_order", "O-1", reason=f"call {PLAIN['phone']}"))
     ledger_app.execute(b.order_cmd("complete_transaction", "O-1"))
-    retain_until = ledger_app.order("O-1").retain_until
+    refused_and_reviewed(ledger_app, clock, "O-2")
+    retain_until = ledger_app.order("O-2").retain_until
     assert retain_until is not None
     clock.set(retain_until + timedelta(days=1))
     assert ledger_app.execute(erase()).result["outcome"] == "erased"
     catch_up(rt)
+    projected = all_stored_bytes(ledger_app, backend, prefix="pj_")
+    for order_no in ("O-1", "O-2"):  # nothing derived from the subject: its digests neither
+        for name, digest in linkage_of(ledger_app, order_no).items():
+            assert digest.encode() not in projected, name
+            year = int(name.split("@")[1])  # and the keys the log's copies were made under
+            assert ledger_app.keystore.year_linkage_key(year, create=False) is None, name
 
     exported = export_text(ledger_app, rt, tmp_path / "export")
     give_access_copy(ledger_app, "acct-1", tmp_path / "copy", LOCAL_ACTOR)
@@ -226,3 +273,8 @@ def test_after_erasure_no_table_export_copy_or_log_holds_the_subjects_plaintext(
         assert value.encode() not in copied, name
         assert value not in caplog.text, name
     assert ledger_app.order("O-1").total_due_fen == 399900  # the record stays
+    with rt.db.reading() as cur:  # the reason and the note are gone, the facts stay
+        refusals = rt.db.select_in(cur, REFUSALS, REFUSALS.physical(""), "order_no", ["O-2"])
+        flags = rt.db.select_in(cur, FLAGS, FLAGS.physical(""), "order_no", ["O-2"])
+    assert [(r["reason"], r["quality_reason"]) for r in refusals] == [(ERASED, False)]
+    assert [(f["review_note"], f["outcome"]) for f in flags] == [(ERASED, "dismissed")]

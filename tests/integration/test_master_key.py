@@ -24,7 +24,7 @@ from ledger.key_wrapping import (
     MASTER_KEY_SETTING,
     FileKeyWrapper,
     MasterKeyError,
-    master_key_id,
+    read_keyring,
     write_new_master_key,
 )
 from ledger.keystore import KeyStore, PostgresKeyStore, ShredIncomplete, SqliteKeyStore
@@ -67,19 +67,20 @@ def test_the_master_key_file_is_made_0600_with_a_warning(
     with opened_ledger(f"sqlite:///{tmp_path / 'ledger.db'}"):
         assert path.stat().st_mode & 0o777 == 0o600
         assert path.parent.stat().st_mode & 0o777 == 0o700
-        assert len(path.read_bytes()) == 32
+        assert len(read_keyring(path).keys) == 1
     assert f"created a new master key at {path}" in caplog.text
 
 
-def test_a_rotation_rewraps_every_key_and_removes_the_old_master_key(
+def test_a_rotation_rewraps_every_key_under_a_new_version_and_keeps_the_old_one(
     store: KeyStore, master: Path
 ) -> None:
     keys = store.keys_for(SUBJECTS[:50])
-    old = master.read_bytes()
+    old = read_keyring(master).current
     done = rotate_master(store)
-    assert done.rewrapped == 50 and not done.resumed
-    assert master.read_bytes() != old and done.master_key_id == master_key_id(master.read_bytes())
-    assert not Path(f"{master}.next").exists()
+    assert done.rewrapped == 50 and not done.resumed and done.older_ids == (old,)
+    ring = read_keyring(master)
+    assert ring.current == done.master_key_id != old and set(ring.keys) == {old, ring.current}
+    assert store.count_wrapped_by(old) == 0
     store.forget_cache()
     assert store.keys_for(SUBJECTS[:50]) == keys
     store.close()
@@ -123,12 +124,15 @@ def test_a_rotation_killed_mid_way_leaves_every_key_readable_and_resumes(
     assert process.stdout.readline().startswith("batch")  # one batch re-wrapped, not all
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert Path(f"{master}.next").exists()  # the rotation is not finished
-    with opened_ledger(backend) as ledger:  # reads both files meanwhile
+    ring = read_keyring(master)
+    assert len(ring.keys) == 2  # the new version is in, the old one kept
+    with opened_ledger(backend) as ledger:  # reads both versions meanwhile
         assert ledger.keystore.keys_for(SUBJECTS) == keys
+        assert 0 < ledger.keystore.count_wrapped_by(ring.current) < len(SUBJECTS)
         done = rotate_master(ledger.keystore)
         assert done.resumed and 0 < done.rewrapped < len(SUBJECTS)
-    assert not Path(f"{master}.next").exists()
+        assert done.master_key_id == ring.current  # finished, no third version
+    assert read_keyring(master).keys == ring.keys
     with opened_ledger(backend) as ledger:
         assert ledger.keystore.keys_for(SUBJECTS) == keys
 
@@ -228,12 +232,14 @@ def test_the_cli_rotates_the_master_key_and_compacts(backend: str, master: Path)
     with opened_ledger(backend) as ledger:
         key = ledger.keystore.key_for("acct-1")
         ledger.keystore.destroy("acct-2", AT)
+    old = read_keyring(master).current
     done = ledger_keys(backend, "rotate-master", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
         "rewrapped": 1,
-        "master_key_id": master_key_id(master.read_bytes()),
+        "master_key_id": read_keyring(master).current,
         "resumed": False,
+        "older_master_key_ids": [old],
     }
     compacted = ledger_keys(backend, "compact")
     assert compacted.returncode == 0 and compacted.stdout == "key store compacted\n"
@@ -247,7 +253,7 @@ def test_the_cli_names_a_missing_master_key_in_one_line(
     with opened_ledger(backend) as ledger:
         ledger.keystore.key_for("acct-1")
     monkeypatch.setenv(MASTER_KEY_SETTING, str(tmp_path / "gone.key"))
-    done = ledger_keys(backend, "compact")
+    done = ledger_keys(backend, "rotate-master")  # compact needs no master key any more
     assert done.returncode == 1
     assert done.stderr.startswith("ledger: MASTER_KEY_ERROR: master key file ")
     assert "Traceback" not in done.stderr

@@ -39,15 +39,6 @@ def written(ledger: Ledger) -> Ledger:
     return ledger
 
 
-@pytest.fixture
-def read_models(backend: str) -> Iterator[ReadModels]:
-    opened = ReadModels.open(backend)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 def catch_up(rt: Runtime, batch: int = 1000) -> int:
     stats = Worker(rt, PROJECTIONS, batch=batch).run(threading.Event(), until_caught_up=True)
     return stats.position
@@ -234,15 +225,7 @@ def test_linked_accounts_are_transitive_and_limits_count_the_group(
         )
     )
 
-    def contact(n: int, **shared: str) -> dict[str, str]:
-        own = {
-            "recipient_name": f"买家{n}",
-            "phone": f"1380000000{n}",
-            "address": f"北京市海淀区中关村大街{n}号",
-            "ip": f"10.0.0.{n}",
-        }
-        return {**own, **shared}
-
+    contact = b.own_contact
     ledger.execute(b.submit("L-A", account_no="acct-a", contact=contact(1)))
     ledger.execute(
         b.submit(

@@ -8,6 +8,7 @@ Times are China time; the clock starts 2 March 2026 09:00.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from replay.signed_note import Signer
 from replay.verify import verify
 from tests import builders as b
 from tests.checks import events_of
+from tests.fix_app import opened_ledger
 from tests.integration.test_erasure import erase, steps
 from tests.integration.test_merkle_log import ORIGIN
 from tests.integration.test_projections import assert_same_as_rebuild, catch_up
@@ -289,3 +291,31 @@ def test_a_due_erasure_waits_without_a_new_event_while_an_after_sales_case_is_op
     assert done(run_retention(ledger_app)) == {"waiting": 1}
     assert done(run_retention(ledger_app)) == {"waiting": 1}
     assert ledger_app.head_position() == head  # twice = once: nothing written
+
+
+def test_two_runs_at_once_count_between_them_each_step_once(
+    backend: str, ledger_app: Ledger, clock: ManualClock
+) -> None:
+    subjects = [f"acct-{n}" for n in range(24)]
+    for n, account in enumerate(subjects):
+        completed_unpaid(ledger_app, f"O-{n}", account_no=account)
+
+    def two_at_once() -> list[dict[str, int]]:
+        with ThreadPoolExecutor(2) as pool:
+            runs = [pool.submit(run_in_own_ledger, backend, clock) for _ in range(2)]
+            return [done(run.result()) for run in runs]
+
+    first = two_at_once()  # each subject de-identified by one of them; a loser counts a clash
+    removed = sum(count(ledger_app, ds.DirectIdentifiersRemoved, a) for a in subjects)
+    assert removed == len(subjects)
+    assert sum(run.get("deidentified", 0) for run in first) == removed
+    clock.advance(timedelta(minutes=2))  # past the retired generations' grace
+    second = two_at_once()
+    assert sum(run.get("direct_keys", 0) for run in second) == len(subjects)
+    assert all(ledger_app.keystore.kind_destroyed(a, "d") for a in subjects)  # the retired
+
+
+def run_in_own_ledger(backend: str, clock: ManualClock) -> RetentionSummary:
+    """A retention run as another process makes it: its own ledger and connections."""
+    with opened_ledger(backend, clock) as ledger:
+        return run_retention(ledger)

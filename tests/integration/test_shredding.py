@@ -32,16 +32,21 @@ PHONE = CONTACT["phone"]  # 13912345678
 CANDIDATES = [f"139123456{n:02d}" for n in range(100)]
 
 
-def all_stored_bytes(ledger: Ledger, url: str) -> bytes:
+def all_stored_bytes(ledger: Ledger, url: str, prefix: str = "") -> bytes:
     """Every byte the database holds in its tables (events, command records, projections,
-    keys), as text, past every cache."""
+    keys), as text, past every cache; only tables whose name starts with ``prefix``."""
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         with closing(sqlite3.connect(path)) as conn:
             tables = [
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             ]
-            rows = [row for t in tables for row in conn.execute(f'SELECT * FROM "{t}"')]
+            rows = [
+                row
+                for t in tables
+                if t.startswith(prefix)
+                for row in conn.execute(f'SELECT * FROM "{t}"')
+            ]
     else:
         with psycopg.connect(url) as conn:
             tables = [
@@ -50,7 +55,12 @@ def all_stored_bytes(ledger: Ledger, url: str) -> bytes:
                     "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
                 ).fetchall()
             ]
-            rows = [row for t in tables for row in conn.execute(f'SELECT * FROM "{t}"').fetchall()]
+            rows = [
+                row
+                for t in tables
+                if t.startswith(prefix)
+                for row in conn.execute(f'SELECT * FROM "{t}"').fetchall()
+            ]
     return b"\n".join(_as_bytes(value) for row in rows for value in row)
 
 

@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 
 from ledger.commands import ACCOUNT_RULE, parse_command
+from ledger.domain.entitlement import EntitlementRestored
 from ledger.domain.errors import InvalidCommand
+from ledger.domain.free_text import LEGACY_CLEAR_TEXT
 from ledger.domain.order import events as ev
+from ledger.domain.promotion import PromotionDefined, PromotionRevised
 from ledger.payload_digest import blanked_sha256, personal_fields
 from tests.builders import order_cmd, pay, submit
 
@@ -94,13 +97,17 @@ def test_the_unkeyed_digest_does_not_depend_on_personal_fields() -> None:
         (ev.UserNotified, "subject"),
         (ev.PriceErrorDetected, "cause"),
         (ev.DeliveryRefused, "reason"),
+        (ev.AbnormalOrderFlagReviewed, "note"),
+        (EntitlementRestored, "rule"),
+        (PromotionDefined, "description"),
+        (PromotionRevised, "description"),
     ],
 )
 def test_version_1_free_text_reads_back_marked_as_clear(event: Any, field: str) -> None:
     assert event.class_version == 2
     state: dict[str, Any] = {field: "typed in clear"}
     event.upcast_v1_v2(state)
-    assert state[field] == ev.LEGACY_CLEAR_TEXT + "typed in clear"
+    assert state[field] == LEGACY_CLEAR_TEXT + "typed in clear"
     empty: dict[str, Any] = {field: ""}
     event.upcast_v1_v2(empty)
     assert empty[field] == ""

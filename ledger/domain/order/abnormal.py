@@ -4,6 +4,7 @@ automated flag closes nothing until a person has confirmed it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ledger.domain import codes
@@ -53,15 +54,22 @@ class AbnormalOrderRules(OrderBase):
         )
 
     def review_flag(
-        self, ctx: Ctx, flag_id: str, reviewer_id: str, outcome: FlagOutcome, note: str
+        self,
+        ctx: Ctx,
+        flag_id: str,
+        reviewer_id: str,
+        outcome: FlagOutcome,
+        note: str,
+        same_note: Callable[[str], bool],
     ) -> None:
         """The human review PIPL art. 24 gives the user a right to; the same review again
-        is a repeat, another review of a reviewed flag is refused."""
+        is a repeat, another review of a reviewed flag is refused. ``note`` is the sealed
+        note (or ""); ``same_note`` tells whether a recorded note holds the same text."""
         flag = self.flags.get(flag_id)
         if flag is not None:
-            facts = [reviewer_id, outcome, note]
+            facts = [reviewer_id, outcome]
             self.check_repeat(
-                flag.get("reviewed"), facts, codes.FLAG_ALREADY_REVIEWED, "flag review"
+                flag.get("reviewed"), facts, codes.FLAG_ALREADY_REVIEWED, "flag review", same_note
             )
         self.check_open()
         if flag is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain.free_text import mark_clear_text
 from ledger.domain.order.vocabulary import (
     LOWERS_DUE,
     ClosureGround,
@@ -29,17 +30,6 @@ Json = dict[str, Any]
 class OrderEvent(Aggregate.Event):
     class_version = 1
     command_id: str
-
-
-# Free text a person typed is sealed under the subject's main key from version 2 on (issue 11,
-# item 5): the field holds "" or a sealed token. Version 1 stored it in clear; its upcaster
-# marks such text with this prefix, which no token has, so readers tell the two apart.
-LEGACY_CLEAR_TEXT = "clear:"
-
-
-def _mark_clear_text(state: Json, field: str) -> None:
-    if state.get(field):
-        state[field] = LEGACY_CLEAR_TEXT + state[field]
 
 
 @topic("order/Submitted")
@@ -151,7 +141,7 @@ class CancelledByUser(OrderEvent):
     @staticmethod
     def upcast_v1_v2(state: Json) -> None:
         """v1 held the reason in clear; v2 holds it sealed (or "")."""
-        _mark_clear_text(state, "reason")
+        mark_clear_text(state, "reason")
 
     reason: str
 
@@ -192,7 +182,7 @@ class MutualTerminationRequested(OrderEvent):
     @staticmethod
     def upcast_v1_v2(state: Json) -> None:
         """v1 held the reason in clear; v2 holds it sealed (or "")."""
-        _mark_clear_text(state, "reason")
+        mark_clear_text(state, "reason")
 
     requested_by: str
     reason: str
@@ -214,7 +204,7 @@ class MutualTerminationDeclined(OrderEvent):
     @staticmethod
     def upcast_v1_v2(state: Json) -> None:
         """v1 held the reason in clear; v2 holds it sealed (or "")."""
-        _mark_clear_text(state, "reason")
+        mark_clear_text(state, "reason")
 
     reason: str
 
@@ -243,7 +233,7 @@ class UserNotified(OrderEvent):
     @staticmethod
     def upcast_v1_v2(state: Json) -> None:
         """v1 held the subject in clear; v2 holds it sealed (or "")."""
-        _mark_clear_text(state, "subject")
+        mark_clear_text(state, "subject")
 
     subject: str
     clause: str
@@ -311,7 +301,7 @@ class PriceErrorDetected(OrderEvent):
     @staticmethod
     def upcast_v1_v2(state: Json) -> None:
         """v1 held the cause in clear; v2 holds it sealed (or "")."""
-        _mark_clear_text(state, "cause")
+        mark_clear_text(state, "cause")
 
     sku: str
     displayed_price_fen: int
@@ -379,7 +369,7 @@ class DeliveryRefused(OrderEvent):
     @staticmethod
     def upcast_v1_v2(state: Json) -> None:
         """v1 held the reason in clear; v2 holds it sealed (or "")."""
-        _mark_clear_text(state, "reason")
+        mark_clear_text(state, "reason")
 
     quality_reason: bool
     reason: str
@@ -483,6 +473,16 @@ class AbnormalOrderFlagRaised(OrderEvent):
 
 @topic("order/AbnormalOrderFlagReviewed")
 class AbnormalOrderFlagReviewed(OrderEvent):
+    """The human review of a flag (PIPL 24). ``note`` is free text the reviewer typed about
+    the order: from version 2 on "" or sealed under the order's subject's main key."""
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: Json) -> None:
+        """v1 held the note in clear; v2 holds it sealed (or "")."""
+        mark_clear_text(state, "note")
+
     flag_id: str
     reviewer_id: str
     outcome: FlagOutcome
@@ -491,7 +491,8 @@ class AbnormalOrderFlagReviewed(OrderEvent):
     def apply(self, agg: Any) -> None:
         agg.flags[self.flag_id]["outcome"] = self.outcome
         agg.flags[self.flag_id]["reviewed"] = {
-            "facts": [self.reviewer_id, self.outcome, self.note],
+            "facts": [self.reviewer_id, self.outcome],
+            "sealed": self.note,  # compared by its text, not its token (a new nonce each time)
             "command_id": self.command_id,
         }
 
