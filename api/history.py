@@ -10,6 +10,7 @@ checks it with the ledger's public key alone. Nothing here writes; sealing is ``
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -21,8 +22,9 @@ from api.commands import ERROR_RESPONSES
 from api.errors import InvalidParameter
 from api.queries import At, KeyId, known_parameters_for
 from api.views import examples
+from ledger.application import Ledger
 from ledger.domain.errors import InvalidCommand
-from replay.as_of import replay_as_of
+from replay.as_of import AsOf, replay_as_of
 from replay.checkpoint import Checkpoint
 from replay.prove import prove_consistency, prove_inclusion
 from replay.signed_note import split_note
@@ -197,10 +199,18 @@ async def as_of(
         raise InvalidParameter("at", "give exactly one of at and position")
 
     def read() -> dict[str, Any]:
-        try:
-            found = replay_as_of(request.app.state.ledger, kind, key, at=at, position=position)
-        except InvalidCommand as exc:  # named by the CLI's options: here, by the parameters
-            raise InvalidParameter(PARAMETER_OF.get(exc.field, exc.field), exc.rule) from None
-        return found.as_dict()
+        ledger = request.app.state.ledger
+        return as_of_over_http(ledger, kind, key, at=at, position=position).as_dict()
 
     return await run_in_threadpool(read)
+
+
+def as_of_over_http(
+    ledger: Ledger, kind: str, key: str, *, at: datetime | None, position: int | None
+) -> AsOf:
+    """``replay_as_of`` for a query string (the API's and the console's): a refusal names
+    the parameter (``at``, ``position``), not the CLI's option, as ``InvalidParameter``."""
+    try:
+        return replay_as_of(ledger, kind, key, at=at, position=position)
+    except InvalidCommand as exc:
+        raise InvalidParameter(PARAMETER_OF.get(exc.field, exc.field), exc.rule) from None

@@ -30,6 +30,7 @@ from api.console.forms import Form, field, moment
 from api.console.render import page
 from api.console.session import Viewer, checked_form
 from api.errors import InvalidParameter
+from api.history import as_of_over_http
 from api.queries import AccountFilter, KeyFilter, KeyId, Paging, list_page, one
 from api.views import EntitlementView, FlagView, OrderView, PaymentView, RefundView, RetentionView
 from ledger.clock import EARLIEST_COMMAND_TIME
@@ -41,7 +42,6 @@ from ledger.domain.ids import command_record_id
 from ledger.domain.order.vocabulary import OrderStatus
 from ledger.domain.personal_data import RECORDED_ROLES, LegalBasis
 from projections import queries as q
-from replay.as_of import replay_as_of
 
 router = APIRouter()
 PAGE_SIZE = 25
@@ -217,11 +217,11 @@ async def timeline(
     ledger = request.app.state.ledger
 
     def read() -> tuple[Any, Any, dict[str, dict[str, Any]]]:
-        whole = replay_as_of(ledger, "order", order_no, position=LAST_POSITION)
-        if chosen is not None:
-            state = replay_as_of(ledger, "order", order_no, at=chosen)
-        elif position is not None:
-            state = replay_as_of(ledger, "order", order_no, position=position)
+        # Everything the log holds: up to its head (a position beyond it is refused).
+        whole = as_of_over_http(ledger, "order", order_no, at=None,
+                                position=max(ledger.head_position(), 1))  # fmt: skip
+        if chosen is not None or position is not None:
+            state = as_of_over_http(ledger, "order", order_no, at=chosen, position=position)
         else:
             state = whole
         return whole, state, _actors(ledger, whole.events)

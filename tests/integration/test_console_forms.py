@@ -194,6 +194,8 @@ def test_a_picked_time_shows_the_order_as_it_stood_then(api: Api, clock: ManualC
     assert none_yet.status_code == 404 and "no event of it by then" in none_yet.text
     bad = api.client.get(path, params={"at": "yesterday"})
     assert bad.status_code == 400 and "at: must be a date and time" in bad.text
+    beyond = api.client.get(path, params={"position": 10**9})  # as the API: not today's state
+    assert beyond.status_code == 400 and "position: is beyond the log" in beyond.text
 
 
 def test_the_timeline_state_reads_as_json_with_sealed_fields_marked(api: Api) -> None:

@@ -57,6 +57,7 @@ def exported(ledger: Ledger, rt: Runtime, signer: Signer, tmp_path: Path, **scop
     personal = scope.pop("personal_data", False)
     request_id = request_export(ledger, LOCAL_ACTOR, "SAMR", "REF-1", "ECL 25",
                                 ExportScope(**scope), personal)  # fmt: skip
+    tmp_path.mkdir(parents=True, exist_ok=True)  # --out's directory must exist (as access's)
     out = tmp_path / request_id
     write_export(ledger, rt, request_id, out, signer, LOCAL_ACTOR)
     return out
