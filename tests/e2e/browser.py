@@ -69,6 +69,14 @@ def chromium() -> Iterator[Any]:
         driver.quit()
 
 
+# Every link's written and resolved address, read in one script: reading element by element
+# races a page the browser is still replacing ("node does not belong to the document").
+LINKS_SCRIPT = (
+    "return Array.from(document.querySelectorAll('a[href], link[href]'))"
+    ".map(a => [a.getAttribute('href'), a.href])"
+)
+
+
 @dataclass
 class Browser:
     """The driver against one server at ``base``; links already found good are not asked
@@ -110,6 +118,9 @@ class Browser:
         before = self.driver.find_element("tag name", "html")
         action()
         WebDriverWait(self.driver, PAGE_WAIT_S).until(staleness_of(before))
+        WebDriverWait(self.driver, PAGE_WAIT_S).until(
+            lambda driver: driver.execute_script("return document.readyState") == "complete"
+        )
         self.check_page()
 
     def fill(self, values: dict[str, str]) -> None:
@@ -134,13 +145,13 @@ class Browser:
         cookies = {c["name"]: c["value"] for c in self.driver.get_cookies()}
         here = self.driver.current_url
         with httpx.Client(cookies=cookies, timeout=30) as client:
-            for anchor in self.css("a[href], link[href]"):
-                if anchor.get_dom_attribute("href").startswith("#"):
+            for raw, absolute in self.driver.execute_script(LINKS_SCRIPT):
+                if raw.startswith("#"):
                     continue  # within this page (the skip link)
-                href = urljoin(here, anchor.get_attribute("href"))
+                href = urljoin(here, absolute)
                 if urlsplit(href).netloc != urlsplit(self.base).netloc or href in self.checked:
                     continue
-                if urlsplit(href).path.endswith("/bag"):
+                if "/bags/" in urlsplit(href).path:
                     continue  # a download: fetched by its own test
                 status = client.get(href).status_code
                 assert status < 400, f"{href} on {here} answered {status}"

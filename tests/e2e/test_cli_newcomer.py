@@ -41,9 +41,10 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "keys create": ["keys", "create", "--role", "service", "--name", "newcomer"],
     "keys list": ["keys", "list"],
     "keys revoke": ["keys", "revoke", "0123456789ab"],
-    # These three open an existing ledger only (never create one): in a fresh directory they
+    # These open an existing ledger only (never create one): in a fresh directory they
     # stop at the database, so the test run's master key file is never rotated here.
     "keys rotate-master": ["keys", "rotate-master"],
+    "keys retire-master": ["keys", "retire-master", "0123456789abcdef"],  # checks only
     "keys compact": ["keys", "compact"],
     "keys expire-linkage": ["keys", "expire-linkage"],
     "hold place": ["hold", "place", "acct-1", "--reference", "CASE-1", "--reason", "dispute"],
@@ -63,7 +64,8 @@ SUBCOMMANDS: dict[str, list[str]] = {
     "export write": ["export", "exp-000000000000", "--out", "bag"],
     "verify-export": ["verify-export", "bag", "--public-key", "vkey"],
 }
-NO_DATABASE = {"commands", "verify-export"}
+# retire-master refuses a version its keyring lacks before it opens any database.
+NO_DATABASE = {"commands", "verify-export", "keys retire-master"}
 WITH_DATABASE = [name for name in SUBCOMMANDS if name not in NO_DATABASE]
 # A server runs until stopped: it has no output to pipe and never ends on its own.
 SERVERS = {"serve"}

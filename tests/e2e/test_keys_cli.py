@@ -55,6 +55,7 @@ def test_bad_values_are_one_line_usage_errors(tmp_path: Path, args: list[str], s
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # 12 s of Ctrl-C at every moment: CI's 20 minutes
 def test_ctrl_c_never_leaves_a_key_saved_but_unshown(tmp_path: Path) -> None:
     """Whenever the interrupt lands, either no key was made or the key was printed."""
     assert keys(tmp_path, "list").returncode in (0, 1)  # the database exists from here on

@@ -283,6 +283,7 @@ def group_is_gone(pgid: int, timeout_s: float = 10) -> bool:
     return False
 
 
+@pytest.mark.slow  # 5-13 s of real processes each: CI's 20 minutes
 def test_a_killed_rebuild_is_not_reported_as_running_and_its_leftovers_are_removed(
     backend: str, clock: ManualClock
 ) -> None:
@@ -335,6 +336,7 @@ def ledger_head(url: str) -> int:
         return ledger.head_position()
 
 
+@pytest.mark.slow  # 5-13 s of real processes each: CI's 20 minutes
 def test_a_nul_in_a_refusal_reason_stops_only_flags_and_status_says_so(
     pg_url: str, clock: ManualClock
 ) -> None:
@@ -392,6 +394,7 @@ CHECK_INTERRUPTS = [
 ]
 
 
+@pytest.mark.slow  # 5-13 s of real processes each: CI's 20 minutes
 def test_a_check_interrupted_at_any_moment_ends_quietly(backend: str, clock: ManualClock) -> None:
     """Ctrl-C or SIGTERM anywhere in ``projections check``: its exit code and one line
     (after the log's), never "Exception ignored" from a row stream closed after its
