@@ -22,19 +22,14 @@ from ledger.key_wrapping import (
     FileKeyWrapper,
     master_key_id,
     read_keyring,
-    write_new_master_key,
 )
 from tests.fix_app import opened_ledger
+from tests.integration.test_master_key import master
 
 SUBJECTS = [f"acct-{n:03d}" for n in range(20)]
 
 
-@pytest.fixture
-def master(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "keys" / "master.key"
-    write_new_master_key(path)
-    monkeypatch.setenv(MASTER_KEY_SETTING, str(path))
-    return path
+__all__ = ["master"]  # the test's own master key file, shared fixture
 
 
 def ledger_cli(*args: str) -> subprocess.CompletedProcess[str]:
