@@ -76,7 +76,7 @@ def request_erasure(cmd: c.RequestErasure, uow: UnitOfWork) -> None:
     open_orders = uow.open_orders(cmd.subject_id)
     known = uow.get(DataSubject, data_subject_id(cmd.subject_id)) is not None
     if not known and not open_orders and not uow.sealer.knows(cmd.subject_id):
-        raise NotFound(f"no data subject {cmd.subject_id}: the ledger holds nothing of it")
+        raise NotFound("no such data subject: the ledger holds no key, order or lifecycle of it")
     subject = subject_for(cmd.subject_id, uow)
     uow.result.update(subject.request_erasure(uow.now, cmd.reference, open_orders))
     uow.add(subject)
