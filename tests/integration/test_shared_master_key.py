@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,24 +22,12 @@ from ledger.key_wrapping import (
     read_keyring,
 )
 from tests.fix_app import opened_ledger
-from tests.integration.test_master_key import master
+from tests.integration.test_master_key import ledger_keys, master
 
 SUBJECTS = [f"acct-{n:03d}" for n in range(20)]
 
 
 __all__ = ["master"]  # the test's own master key file, shared fixture
-
-
-def ledger_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=os.environ.copy(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_a_rotation_of_one_database_keeps_the_other_databases_keys(
@@ -52,28 +38,28 @@ def test_a_rotation_of_one_database_keeps_the_other_databases_keys(
         keys_one = one.keystore.keys_for(SUBJECTS)
         keys_two = two.keystore.keys_for(SUBJECTS)
     old = read_keyring(master).current
-    rotated = ledger_cli("keys", "rotate-master", "--json", "--database-url", backend)
+    rotated = ledger_keys(backend, "rotate-master", "--json")
     assert rotated.returncode == 0, rotated.stderr
     new = json.loads(rotated.stdout)["master_key_id"]
     with opened_ledger(other) as two:  # not rotated: still opens under the old version
         assert two.keystore.keys_for(SUBJECTS) == keys_two
-    refused = ledger_cli("keys", "retire-master", old, "--yes", "--database-url", backend)
+    refused = ledger_keys(backend, "retire-master", old, "--yes")
     assert refused.returncode == 1
     assert (
         f"{len(SUBJECTS)} keys wrapped by {old}" in refused.stdout
         and "not retired" in refused.stdout
     )
     assert old in read_keyring(master).keys
-    again = ledger_cli("keys", "rotate-master", "--json", "--database-url", other)
+    again = ledger_keys(other, "rotate-master", "--json")
     assert json.loads(again.stdout) == {
         "rewrapped": len(SUBJECTS),
         "master_key_id": new,
         "resumed": True,
         "older_master_key_ids": [old],
     }
-    checked = ledger_cli("keys", "retire-master", old, "--database-url", backend)
+    checked = ledger_keys(backend, "retire-master", old)
     assert checked.returncode == 1 and "run again with --yes" in checked.stdout
-    retired = ledger_cli("keys", "retire-master", old, "--yes", "--json", "--database-url", other)
+    retired = ledger_keys(other, "retire-master", old, "--yes", "--json")
     assert retired.returncode == 0, retired.stdout + retired.stderr
     report = json.loads(retired.stdout)
     assert report["retired"] and set(report["keys_wrapped"].values()) == {0}
