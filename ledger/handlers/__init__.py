@@ -31,6 +31,8 @@ def streams_read_by(command: c.Command) -> list[UUID]:
         found += [ids.entitlement_id(code) for code in [*command.f_codes, *command.coupons]]
         found += [ids.limit_rule_id(line.sku) for line in command.lines]
         found += [ids.promotion_id(no) for no in command.promotion_nos]
+        # Whether the account's data is restricted (PIPL 47 para 2) decides its linkage.
+        found.append(ids.data_subject_id(command.account_no))
     elif isinstance(command, (c.IssueEntitlement, c.RestoreEntitlement)):
         found.append(ids.entitlement_id(command.code))
     elif isinstance(command, c.DefinePromotion):
