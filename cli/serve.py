@@ -61,6 +61,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            http="api.transport:NoDelayH11Protocol",  # uvicorn loses TCP_NODELAY with workers
             log_config=log_config(settings.log_level),  # JSON lines, in every worker
             log_level=settings.log_level.lower(),
             access_log=False,  # api/observe.py logs each request, without its path or query
