@@ -31,6 +31,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import READERS, TRAIL_READERS, ReaderActor, TrailActor, require
@@ -58,7 +59,14 @@ from api.views import (
 )
 from ledger.application import Ledger
 from ledger.clock import EARLIEST_COMMAND_TIME
-from ledger.commands import ACCOUNT_PATTERN, KEY_MAX_CHARS, KEY_PATTERN, LATEST_MOMENT, Moment
+from ledger.commands import (
+    ACCOUNT_PATTERN,
+    KEY_MAX_CHARS,
+    KEY_PATTERN,
+    LATEST_MOMENT,
+    Moment,
+    not_personal_account,
+)
 from ledger.contact_reads import reveal_contact
 from ledger.domain.context import Actor
 from ledger.domain.errors import NotFound
@@ -150,10 +158,17 @@ MinPosition = Annotated[
 # Ids in paths and filters take the characters the commands' ids take (ledger/commands.py):
 # no control character reaches a database (PostgreSQL refuses a NUL: that would be a 5xx).
 KeyId = Annotated[str, Path(min_length=1, max_length=KEY_MAX_CHARS, pattern=KEY_PATTERN)]
-AccountId = Annotated[str, Path(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN)]
+# An account number is never a phone number or an email, here as in commands (issue 11 item 7).
+AccountId = Annotated[
+    str,
+    Path(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN),
+    AfterValidator(not_personal_account),
+]
 KeyFilter = Annotated[str, Query(min_length=1, max_length=KEY_MAX_CHARS, pattern=KEY_PATTERN)]
 AccountFilter = Annotated[
-    str, Query(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN)
+    str,
+    Query(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN),
+    AfterValidator(not_personal_account),
 ]
 At = Annotated[
     Moment | None,

@@ -198,11 +198,11 @@ SUBJECT_RULE = (
 
 def subject(text: str) -> str:
     """A subject id: an account number as commands take it (the key store's subjects are
-    accounts); refused naming the rule, never the text."""
+    accounts, never a phone number or an email); refused naming the rule, never the text."""
     if re.fullmatch(ACCOUNT_PATTERN, text) is None or len(text) > KEY_MAX_CHARS:
         raise argparse.ArgumentTypeError(SUBJECT_RULE)
     try:
-        return validate_subject_id(text)
+        return validate_subject_id(parse_account_no(text, "subject_id"))
     except InvalidCommand as exc:
         raise argparse.ArgumentTypeError(exc.rule) from None
 

@@ -144,7 +144,7 @@ _MOBILE_RE = re.compile(r"(?:0086|86)?1[3-9][0-9]{9}")
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 
 
-def _not_personal(value: str) -> str:
+def not_personal_account(value: str) -> str:
     """``value`` unless it is a mainland mobile number (with or without ``+86``/``0086`` and
     separators) or an email address; ValueError(ACCOUNT_RULE) then."""
     if _PHONE_LIKE_RE.fullmatch(value) and _MOBILE_RE.fullmatch(re.sub(r"[^0-9]", "", value)):
@@ -159,7 +159,7 @@ AccountNo = Annotated[
     Strict(),
     Field(min_length=1, max_length=KEY_MAX_CHARS, pattern=ACCOUNT_PATTERN),
     Chars(),
-    AfterValidator(_not_personal),
+    AfterValidator(not_personal_account),
 ]
 # Free text is typed by people and may hold anything personal: every Text and Note is Personal.
 Text = Annotated[str, Strict(), Field(max_length=500), Chars(), PERSONAL]

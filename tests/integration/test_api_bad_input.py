@@ -279,3 +279,33 @@ def test_a_body_that_is_not_a_json_object_is_422_at_its_root(unchanged: Api) -> 
     for content in NOT_AN_OBJECT:
         body = refused(send(unchanged, "submit_order", content), 422, "INVALID_COMMAND")
         assert pointers(body) == [""]
+
+
+# -- an account number in a path or filter is never a phone number or an email ----------------
+ACCOUNT_ROUTES = [
+    ("GET", "/v1/orders?account_no={}", "service"),
+    ("GET", "/v1/entitlements?account_no={}", "service"),
+    ("GET", "/v1/accounts/{}/linked", "service"),
+    ("GET", "/v1/accounts/{}/purchase-limits/PHONE-14", "service"),
+    ("GET", "/v1/accounts/{}/refusals", "service"),
+    ("GET", "/v1/subjects/{}/retention-steps", "auditor"),
+    ("GET", "/v1/subjects/{}/retention", "auditor"),
+    ("POST", "/v1/subjects/{}/holds", "admin"),
+    ("POST", "/v1/subjects/{}/holds/CASE-1/release", "admin"),
+    ("POST", "/v1/subjects/{}/access-copies", "admin"),
+    ("POST", "/v1/subjects/{}/erasure", "admin"),
+]
+
+
+@pytest.mark.parametrize("shape", [PHONE, "li.lei@example.com"], ids=["phone", "email"])
+def test_an_account_in_a_path_or_filter_that_is_a_phone_or_email_is_400_never_echoed(
+    unchanged: Api, shape: str
+) -> None:
+    """Issue 11, item 7: as a command's ``account_no`` would be (a read once answered an empty
+    page or NOT_FOUND for a phone number, which told a caller it had been looked up)."""
+    for method, route, role in ACCOUNT_ROUTES:
+        headers = {**unchanged.auth(role), "Idempotency-Key": "acct-shape-1"}
+        body = {"reference": "CASE-1", "reason": "dispute"} if method == "POST" else None
+        response = unchanged.client.request(method, route.format(shape), headers=headers, json=body)
+        found = refused(response, 400, "INVALID_PARAMETER", shape)
+        assert "never a phone number or email" in found["detail"], (route, found)

@@ -221,8 +221,9 @@ def test_a_completed_transaction_shows_in_the_retention_trail_and_the_due_list(
 
 
 # -- unknown ids and bad parameters -----------------------------------------------------------
-# An id shaped like a phone number: a problem must not echo it.
-UNKNOWN = "13800000000"
+# An id holding a phone number: a problem must not echo it. (A bare phone number is refused
+# as an account outright: test_api_bad_input.py.)
+UNKNOWN = "U13800000000"
 
 
 @pytest.mark.parametrize(
